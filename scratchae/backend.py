@@ -1,0 +1,213 @@
+"""Arrays and devices: the only module that knows NumPy from CuPy.
+
+Every piece of math in scratchae asks the arrays it is given for their namespace,
+
+    xp = get_namespace(x)
+
+and then writes ``xp.exp``, ``xp.sum(x, axis=0)``, ``x @ W`` ... with the functions of the Python Array API
+standard. The same lines then run on NumPy (CPU), on CuPy (GPU) and on any other Array API library.
+
+Devices are named by strings: ``"cpu"`` (NumPy) and ``"gpu"`` (CuPy). ``to_device`` and ``to_numpy`` are the only
+places where arrays cross between them. CuPy is imported lazily, only when a GPU is asked for, so importing
+scratchae never needs a GPU.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy
+
+#: Training runs in float32 everywhere: data, parameters, gradients and optimizer state.
+DEFAULT_DTYPE = numpy.float32
+
+DEVICES = ("auto", "cpu", "gpu")
+
+_warned_auto_fallback = False
+
+
+class DeviceError(RuntimeError):
+    """The device that was asked for cannot be used (no CuPy, no driver, no GPU)."""
+
+
+def get_namespace(*arrays):
+    """Return the array module that the given arrays belong to.
+
+    Parameters
+    ----------
+    *arrays : arrays or Python scalars
+        NumPy arrays, CuPy arrays, or arrays of any library that implements ``__array_namespace__``.
+        ``None`` and Python scalars are ignored.
+
+    Returns
+    -------
+    module
+        ``numpy``, ``cupy``, or the Array API namespace of the arrays. NumPy when no array is given.
+
+    Raises
+    ------
+    TypeError
+        If the arrays come from different libraries, or an argument is not an array at all.
+    """
+    namespaces = []
+    for array in arrays:
+        if array is None or isinstance(array, (bool, int, float, complex)):
+            continue
+        namespace = _namespace_of(array)
+        if all(namespace is not seen for seen in namespaces):
+            namespaces.append(namespace)
+    if not namespaces:
+        return numpy
+    if len(namespaces) > 1:
+        names = ", ".join(ns.__name__ for ns in namespaces)
+        raise TypeError(f"arrays from different array libraries cannot be mixed: {names}")
+    return namespaces[0]
+
+
+def _namespace_of(array):
+    if isinstance(array, (numpy.ndarray, numpy.generic)):
+        return numpy
+    if _is_cupy_array(array):
+        return sys.modules["cupy"]  # a CuPy array exists, so CuPy is already imported
+    if hasattr(array, "__array_namespace__"):
+        return array.__array_namespace__()
+    raise TypeError(f"expected an array, got {type(array).__name__}")
+
+
+def _is_cupy_array(array) -> bool:
+    """True for CuPy arrays, found without importing CuPy (a CuPy array can only exist once CuPy is imported)."""
+    return type(array).__module__.split(".")[0] == "cupy"
+
+
+def is_numpy(xp) -> bool:
+    """True when ``xp`` is NumPy itself (where NumPy-only speed-ups such as ``out=`` may be used)."""
+    return xp is numpy
+
+
+def resolve_device(device: str = "auto") -> str:
+    """Turn a device request into ``"cpu"`` or ``"gpu"``.
+
+    ``"gpu"`` raises :class:`DeviceError` that says why when CuPy cannot run (not installed, no CUDA driver, no GPU).
+    ``"auto"`` picks the GPU when it works and otherwise falls back to the CPU, saying so once.
+    """
+    if device not in DEVICES:
+        raise ValueError(f"unknown device {device!r}; choose one of {', '.join(DEVICES)}")
+    if device == "cpu":
+        return "cpu"
+    problem = _gpu_problem()
+    if problem is None:
+        return "gpu"
+    if device == "gpu":
+        raise DeviceError(f"--device gpu was asked for, but {problem}")
+    _say_auto_fallback(problem)
+    return "cpu"
+
+
+def _say_auto_fallback(problem: str) -> None:
+    global _warned_auto_fallback
+    if not _warned_auto_fallback:
+        _warned_auto_fallback = True
+        print(f"scratchae: running on the CPU ({problem})", file=sys.stderr)
+
+
+def _gpu_problem() -> str | None:
+    """Why the GPU cannot be used, in words, or None when it can."""
+    try:
+        import cupy
+    except ImportError:
+        return "CuPy is not installed (pip install 'scratchae[cuda12]' or 'scratchae[cuda13]')"
+    except Exception as error:  # a broken CuPy install raises all sorts of errors on import
+        return f"CuPy failed to import: {error}"
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as error:  # cupy raises CUDARuntimeError when the driver is missing
+        return f"CuPy cannot reach a CUDA driver: {error}"
+    if count == 0:
+        return "CuPy found no GPU on this machine"
+    return None
+
+
+def gpu_available() -> bool:
+    """True when CuPy is installed and sees at least one GPU."""
+    return _gpu_problem() is None
+
+
+def device_of(array) -> str:
+    """``"cpu"`` for NumPy arrays, ``"gpu"`` for CuPy arrays."""
+    return "cpu" if get_namespace(array) is numpy else "gpu"
+
+
+def to_device(array, device: str):
+    """Copy ``array`` to ``device`` (``"cpu"``, ``"gpu"`` or ``"auto"``), keeping its dtype.
+
+    An array already on that device is returned as it is, without a copy.
+    """
+    device = resolve_device(device)
+    if device == "cpu":
+        return to_numpy(array)
+    import cupy
+
+    return cupy.asarray(array)
+
+
+def to_numpy(array) -> numpy.ndarray:
+    """Return ``array`` as a NumPy array (copying it from the GPU if it lives there)."""
+    if isinstance(array, numpy.ndarray):
+        return array
+    if _is_cupy_array(array):
+        return array.get()
+    return numpy.asarray(array)
+
+
+def is_floating(array) -> bool:
+    """True when ``array`` has a real floating-point dtype."""
+    return get_namespace(array).isdtype(array.dtype, "real floating")
+
+
+def has_non_finite(array) -> bool:
+    """True when ``array`` holds a NaN or an infinity (one reduction, one device sync)."""
+    xp = get_namespace(array)
+    return not bool(xp.all(xp.isfinite(array)))
+
+
+def random_generator(seed, like=None):
+    """A seeded random generator (``seed`` an int or a tuple of ints) that draws arrays on the same device as ``like``.
+
+    NumPy's :class:`numpy.random.Generator` for CPU arrays, CuPy's for GPU arrays, so that noise for a batch is
+    drawn where the batch lives instead of being copied there.
+    """
+    if like is not None and _is_cupy_array(like):
+        # CuPy takes one integer seed: mix a tuple such as (seed, batch) into one, as NumPy would
+        entropy = int(numpy.random.SeedSequence(seed).generate_state(1, numpy.uint64)[0])
+        return sys.modules["cupy"].random.default_rng(entropy)
+    return numpy.random.default_rng(seed)
+
+
+def arange_like(n: int, like):
+    """``[0, 1, ..., n-1]`` as an integer array on the same device as ``like``."""
+    xp = get_namespace(like)
+    if xp is numpy or _is_cupy_array(like):
+        return xp.arange(n)  # NumPy has one device; CuPy allocates on the current GPU, where ``like`` lives
+    return xp.arange(n, device=like.device)
+
+
+def to_same_device(array, reference):
+    """Put ``array`` in the namespace and on the device of ``reference`` (NumPy, CuPy or another Array API library).
+
+    Used once where data enters training, so that batches are cut where the model's weights live.
+    """
+    xp = get_namespace(reference)
+    if xp is numpy:
+        return to_numpy(array)
+    if _is_cupy_array(reference):
+        return xp.asarray(array)
+    return xp.asarray(array, device=reference.device)
+
+
+def ignore_overflow():
+    """A context in which NumPy does not warn about overflow or invalid values.
+
+    Training checks every batch's loss itself and stops with a clear error on the first NaN or infinity, so
+    NumPy's own warnings on the way there would only repeat it less clearly.
+    """
+    return numpy.errstate(over="ignore", invalid="ignore", divide="ignore")

@@ -1,0 +1,273 @@
+"""The models of the two notebooks: autoencoders, a denoising autoencoder and a classifier.
+
+An autoencoder is two networks back to back: an *encoder* :math:`z = f(x)` that squeezes an image into a short
+code, and a *decoder* :math:`\\hat x = g(z)` that rebuilds the image from the code. Both are plain
+:class:`~scratchae.layers.Sequential` networks, so each can be used on its own: ``model.encode(x)`` gives latent
+codes for a t-SNE plot, ``model.decode(z)`` turns any code (an interpolation, a random draw) into an image.
+
+Backpropagation through the whole model is the chain rule twice: the decoder turns ``dL/dx_hat`` into ``dL/dz``,
+the encoder turns ``dL/dz`` into the gradients of its weights.
+"""
+
+from __future__ import annotations
+
+import abc
+
+import numpy
+
+from scratchae.backend import DEFAULT_DTYPE, get_namespace, random_generator
+from scratchae.layers import Dense, Identity, ReLU, Sequential, Sigmoid, format_summary
+
+MNIST_FEATURES = 28 * 28
+
+
+class Model(abc.ABC):
+    """What every model shares: parameters of its parts, a training flag, device moves and a summary."""
+
+    training = False
+
+    @abc.abstractmethod
+    def parts(self) -> dict[str, Sequential]:
+        """The named sub-networks, in the order their parameters are listed."""
+
+    @abc.abstractmethod
+    def forward(self, x):
+        """x: (N, D) -> the model's output; caches what backward needs."""
+
+    @abc.abstractmethod
+    def backward(self, dy):
+        """dy = dL/d(output); sets every parameter's gradient."""
+
+    def __call__(self, x):
+        return self.forward(x)
+
+    def parameters(self):
+        return [parameter for part in self.parts().values() for parameter in part.parameters()]
+
+    def named_parameters(self):
+        """``[("encoder.0.W", W), ...]``: the part's name, the layer index, the parameter's name."""
+        return [(f"{part_name}.{name}", parameter)
+                for part_name, part in self.parts().items() for name, parameter in part.named_parameters()]
+
+    def train(self, mode: bool = True):
+        """Switch training behaviour (the denoising model's noise) on or off; returns self."""
+        self.training = mode
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def to(self, device: str | None = None, *, dtype=None):
+        """Move every parameter to ``device`` and/or cast it to ``dtype``, in place; returns self."""
+        for part in self.parts().values():
+            part.to(device, dtype=dtype)
+        return self
+
+    @property
+    def input_features(self) -> int:
+        return next(iter(self.parts().values())).input_features()
+
+    def summary(self) -> str:
+        """A Keras-style table of every layer of every part, with output shapes and parameter counts."""
+        rows, features = [], self.input_features
+        for part_name, part in self.parts().items():
+            part_rows = part.summary_rows(features)
+            rows += [(f"{part_name}.{name}", shape, count) for name, shape, count in part_rows]
+            features = part.output_features(features)
+        return format_summary(rows)
+
+    def config(self) -> dict:
+        """The architecture as plain JSON-able data (saved in checkpoints)."""
+        return {"type": type(self).__name__,
+                **{name: [layer_config(layer) for layer in part.layers] for name, part in self.parts().items()},
+                **self.options()}
+
+    def options(self) -> dict:
+        """Constructor arguments other than the parts."""
+        return {}
+
+
+def layer_config(layer) -> dict:
+    return {"type": type(layer).__name__, **layer.config()}
+
+
+class Autoencoder(Model):
+    """An encoder and a decoder trained to give back their input.
+
+    Parameters
+    ----------
+    encoder : Sequential
+        (N, D) -> (N, latent_dim).
+    decoder : Sequential
+        (N, latent_dim) -> (N, D).
+    """
+
+    def __init__(self, encoder: Sequential, decoder: Sequential):
+        self.encoder = encoder
+        self.decoder = decoder
+
+    def parts(self):
+        return {"encoder": self.encoder, "decoder": self.decoder}
+
+    def encode(self, x):
+        """x: (N, D) -> z: (N, latent_dim)."""
+        return self.encoder.forward(x)
+
+    def decode(self, z):
+        """z: (N, latent_dim) -> x_hat: (N, D)."""
+        return self.decoder.forward(z)
+
+    def reconstruct(self, x):
+        """x: (N, D) -> x_hat: (N, D), never with training noise."""
+        return self.decode(self.encode(x))
+
+    def forward(self, x):
+        """x: (N, D) -> x_hat: (N, D); caches what backward needs."""
+        return self.reconstruct(x)
+
+    def backward(self, dx_hat):
+        """dx_hat: (N, D) = dL/dx_hat; sets every parameter's gradient. The input is data: no dL/dx is computed."""
+        dz = self.decoder.backward(dx_hat)  # (N, latent_dim)
+        self.encoder.backward(dz, input_grad=False)
+
+
+class DenoisingAutoencoder(Autoencoder):
+    """An autoencoder that learns to remove noise: in training it sees a corrupted input, and the loss compares its
+    output with the clean input.
+
+    In training mode ``forward`` adds fresh Gaussian noise, ``x + noise_factor * N(0, 1)``, clipped to ``clip``; in
+    evaluation mode it adds none. The noise of the k-th training batch comes from the seed ``(seed, k)``, so a run is
+    repeatable and a run resumed from a checkpoint draws the same noise as one that never stopped.
+    """
+
+    def __init__(self, encoder: Sequential, decoder: Sequential, noise_factor: float = 0.5,
+                 clip: tuple[float, float] | None = (0.0, 1.0), *, seed: int = 0):
+        super().__init__(encoder, decoder)
+        if not noise_factor >= 0:
+            raise ValueError(f"noise_factor must be >= 0, got {noise_factor}")
+        self.noise_factor = float(noise_factor)
+        self.clip = None if clip is None else (float(clip[0]), float(clip[1]))
+        self.seed = int(seed)
+        self.noisy_batches = 0
+
+    def corrupt(self, x, rng):
+        """x: (N, D) -> x + noise_factor * N(0, 1), clipped: (N, D), same dtype and device."""
+        xp = get_namespace(x)
+        noisy = x + self.noise_factor * rng.standard_normal(x.shape, dtype=x.dtype)
+        return noisy if self.clip is None else xp.clip(noisy, *self.clip)
+
+    def forward(self, x):
+        if not self.training:
+            return self.reconstruct(x)
+        rng = random_generator((self.seed, self.noisy_batches), like=x)
+        self.noisy_batches += 1
+        return self.reconstruct(self.corrupt(x, rng))
+
+    def options(self):
+        return {"noise_factor": self.noise_factor, "clip": self.clip, "seed": self.seed,
+                "noisy_batches": self.noisy_batches}
+
+
+class Classifier(Model):
+    """An encoder followed by a linear head that scores each class: trained with softmax cross-entropy, its encoder
+    learns a latent space where classes separate (compare it with an autoencoder's, which is trained without labels).
+
+    Parameters
+    ----------
+    encoder : Sequential
+        (N, D) -> (N, latent_dim).
+    head : Sequential
+        (N, latent_dim) -> (N, n_classes) logits.
+    """
+
+    def __init__(self, encoder: Sequential, head: Sequential):
+        self.encoder = encoder
+        self.head = head
+
+    def parts(self):
+        return {"encoder": self.encoder, "head": self.head}
+
+    def encode(self, x):
+        """x: (N, D) -> z: (N, latent_dim)."""
+        return self.encoder.forward(x)
+
+    def forward(self, x):
+        """x: (N, D) -> logits: (N, n_classes)."""
+        return self.head.forward(self.encode(x))
+
+    def backward(self, dlogits):
+        """dlogits: (N, n_classes) = dL/dlogits; sets every parameter's gradient."""
+        dz = self.head.backward(dlogits)  # (N, latent_dim)
+        self.encoder.backward(dz, input_grad=False)
+
+    def predict(self, x):
+        """x: (N, D) -> predicted class: (N,) integers."""
+        xp = get_namespace(x)
+        return xp.argmax(self.forward(x), axis=1)
+
+
+def _stack(sizes, activations, rng, dtype) -> Sequential:
+    """Dense layers between consecutive ``sizes``, each followed by its activation (None: no activation)."""
+    layers = []
+    for in_features, out_features, activation in zip(sizes[:-1], sizes[1:], activations):
+        layers.append(Dense(in_features, out_features, rng=rng, dtype=dtype))
+        if activation is not None:
+            layers.append(activation())
+    return Sequential(layers)
+
+
+def _relus(count: int, last=ReLU) -> list:
+    return [ReLU] * (count - 1) + [last]
+
+
+def simple_autoencoder(latent_dim: int = 32, *, input_dim: int = MNIST_FEATURES, hidden_dim: int = 128, seed=0,
+                       dtype=DEFAULT_DTYPE) -> Autoencoder:
+    """The first notebook's autoencoder, 784-128-32-128-784: ReLU everywhere, a sigmoid on the output."""
+    rng = numpy.random.default_rng(seed)
+    encoder = _stack([input_dim, hidden_dim, latent_dim], _relus(2), rng, dtype)
+    decoder = _stack([latent_dim, hidden_dim, input_dim], _relus(2, last=Sigmoid), rng, dtype)
+    return Autoencoder(encoder, decoder)
+
+
+def _deep_parts(latent_dim, input_dim, latent_activation, rng, dtype) -> tuple[Sequential, Sequential]:
+    encoder = _stack([input_dim, 128, 64, latent_dim], _relus(3, last=latent_activation), rng, dtype)
+    decoder = _stack([latent_dim, 64, 128, input_dim], _relus(3, last=Sigmoid), rng, dtype)
+    return encoder, decoder
+
+
+def deep_autoencoder(latent_dim: int = 32, *, input_dim: int = MNIST_FEATURES, seed=0,
+                     dtype=DEFAULT_DTYPE) -> Autoencoder:
+    """The first notebook's deep network, 784-128-64-32-64-128-784 (ReLU, sigmoid output)."""
+    return Autoencoder(*_deep_parts(latent_dim, input_dim, ReLU, numpy.random.default_rng(seed), dtype))
+
+
+def denoising_autoencoder(latent_dim: int = 32, *, noise_factor: float = 0.5, input_dim: int = MNIST_FEATURES,
+                          seed=0, dtype=DEFAULT_DTYPE) -> DenoisingAutoencoder:
+    """The first notebook's denoising autoencoder: the deep network trained on inputs with Gaussian noise."""
+    parts = _deep_parts(latent_dim, input_dim, ReLU, numpy.random.default_rng(seed), dtype)
+    return DenoisingAutoencoder(*parts, noise_factor=noise_factor, seed=seed)
+
+
+def linear_latent_autoencoder(latent_dim: int = 16, *, input_dim: int = MNIST_FEATURES, seed=0,
+                              dtype=DEFAULT_DTYPE) -> Autoencoder:
+    """The second notebook's autoencoder, 784-128-64-16-64-128-784, with a linear (no activation) latent layer."""
+    return Autoencoder(*_deep_parts(latent_dim, input_dim, Identity, numpy.random.default_rng(seed), dtype))
+
+
+def mlp_classifier(latent_dim: int = 16, *, n_classes: int = 10, input_dim: int = MNIST_FEATURES, seed=0,
+                   dtype=DEFAULT_DTYPE) -> Classifier:
+    """An encoder shaped like the linear-latent autoencoder's (784-128-64-16), then a linear head to the logits."""
+    rng = numpy.random.default_rng(seed)
+    encoder = _stack([input_dim, 128, 64, latent_dim], _relus(3, last=Identity), rng, dtype)
+    head = _stack([latent_dim, n_classes], [None], rng, dtype)
+    return Classifier(encoder, head)
+
+
+#: The builders by the names the command line uses.
+BUILDERS = {
+    "simple": simple_autoencoder,
+    "deep": deep_autoencoder,
+    "linear-latent": linear_latent_autoencoder,
+    "denoising": denoising_autoencoder,
+    "classifier": mlp_classifier,
+}

@@ -1,0 +1,150 @@
+"""Optimizers: they read ``Parameter.grad`` (set by the last backward) and update ``Parameter.data`` in place.
+
+State (momentum, Adam's moments) belongs to one Parameter object each, is created on the first ``step`` on the
+parameter's own device and in its dtype, and is never shared: two parameters of the same shape get two states.
+Hyperparameters are kept as Python floats, so float32 arrays stay float32.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+
+from scratchae.backend import get_namespace
+
+
+class Optimizer(abc.ABC):
+    """Base class: holds the parameters and checks the learning rate."""
+
+    def __init__(self, params, lr: float):
+        self.params = list(params)
+        if not self.params:
+            raise ValueError(f"{type(self).__name__} got an empty parameter list")
+        self.lr = _require_positive("lr", lr)
+        self.steps = 0
+
+    def step(self) -> None:
+        """Apply the gradients that the last backward set, to every parameter."""
+        missing = [parameter.name for parameter in self.params if parameter.grad is None]
+        if missing:
+            raise RuntimeError(f"{type(self).__name__}.step: no gradient for parameter(s) {missing}; "
+                               f"call backward before step")
+        self.steps += 1
+        for index, parameter in enumerate(self.params):
+            self.update(index, parameter)
+
+    @abc.abstractmethod
+    def update(self, index: int, parameter) -> None:
+        """Update one parameter in place from its gradient (each optimizer's own rule)."""
+
+    def state_dict(self) -> dict:
+        """Step count, hyperparameters and per-parameter state arrays (for checkpoints)."""
+        return {"steps": self.steps, "hyperparameters": self.hyperparameters(), "state": self.state_arrays()}
+
+    def hyperparameters(self) -> dict:
+        return {"lr": self.lr}
+
+    def state_arrays(self) -> dict[str, list]:
+        return {}
+
+    def load_state_arrays(self, steps: int, arrays: dict[str, list]) -> None:
+        """Restore what ``state_dict`` saved; arrays must already be on the parameters' device."""
+        self.steps = steps
+        for name, values in arrays.items():
+            setattr(self, name, list(values))
+
+    def __repr__(self):
+        arguments = ", ".join(f"{key}={value!r}" for key, value in self.hyperparameters().items())
+        return f"{type(self).__name__}({arguments})"
+
+
+class SGD(Optimizer):
+    r"""Stochastic gradient descent with optional (heavy-ball) momentum, as ``torch.optim.SGD``:
+
+    :math:`v \leftarrow \mu v + g`, :math:`\theta \leftarrow \theta - \eta v` (plain :math:`\theta - \eta g` when
+    :math:`\mu = 0`).
+    """
+
+    def __init__(self, params, lr: float, momentum: float = 0.0):
+        super().__init__(params, lr)
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"momentum must lie in [0, 1), got {momentum}")
+        self.momentum = float(momentum)
+        self.velocity = [None] * len(self.params)
+
+    def update(self, index, parameter):
+        if self.momentum == 0.0:
+            parameter.data -= self.lr * parameter.grad
+            return
+        xp = get_namespace(parameter.data)
+        if self.velocity[index] is None:
+            self.velocity[index] = xp.zeros_like(parameter.data)
+        velocity = self.velocity[index]
+        velocity *= self.momentum
+        velocity += parameter.grad
+        parameter.data -= self.lr * velocity
+
+    def hyperparameters(self):
+        return {"lr": self.lr, "momentum": self.momentum}
+
+    def state_arrays(self):
+        return {"velocity": self.velocity} if self.momentum else {}
+
+
+class Adam(Optimizer):
+    r"""Adam (Kingma & Ba, 2015), with weight decay as ``torch.optim.Adam`` applies it (added to the gradient).
+
+    For each parameter :math:`\theta` with gradient :math:`g`, at step :math:`t`:
+
+    .. math::
+        g &\leftarrow g + \lambda \theta \\
+        m &\leftarrow \beta_1 m + (1 - \beta_1) g \qquad v \leftarrow \beta_2 v + (1 - \beta_2) g^2 \\
+        \hat m &= m / (1 - \beta_1^t) \qquad \hat v = v / (1 - \beta_2^t) \\
+        \theta &\leftarrow \theta - \eta \, \hat m / (\sqrt{\hat v} + \epsilon)
+    """
+
+    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0):
+        super().__init__(params, lr)
+        beta1, beta2 = betas
+        for name, beta in (("betas[0]", beta1), ("betas[1]", beta2)):
+            if not 0.0 <= beta < 1.0:
+                raise ValueError(f"{name} must lie in [0, 1), got {beta}")
+        self.beta1, self.beta2 = float(beta1), float(beta2)
+        self.eps = _require_positive("eps", eps)
+        if weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+        self.weight_decay = float(weight_decay)
+        self.m = [None] * len(self.params)  # first moments, one array per parameter
+        self.v = [None] * len(self.params)  # second moments
+
+    def update(self, index, parameter):
+        xp = get_namespace(parameter.data)
+        if self.m[index] is None:
+            self.m[index] = xp.zeros_like(parameter.data)
+            self.v[index] = xp.zeros_like(parameter.data)
+        m, v = self.m[index], self.v[index]
+        g = parameter.grad
+        if self.weight_decay:
+            g = g + self.weight_decay * parameter.data
+        m *= self.beta1
+        m += (1.0 - self.beta1) * g
+        v *= self.beta2
+        v += (1.0 - self.beta2) * (g * g)
+        bias_correction1 = 1.0 - self.beta1 ** self.steps
+        bias_correction2 = 1.0 - self.beta2 ** self.steps
+        # sqrt(v_hat) = sqrt(v) / sqrt(bc2); the step is lr * (m / bc1) / (sqrt(v_hat) + eps)
+        denominator = xp.sqrt(v) / math.sqrt(bias_correction2) + self.eps
+        parameter.data -= (self.lr / bias_correction1) * m / denominator
+
+    def hyperparameters(self):
+        return {"lr": self.lr, "betas": [self.beta1, self.beta2], "eps": self.eps, "weight_decay": self.weight_decay}
+
+    def state_arrays(self):
+        return {"m": self.m, "v": self.v}
+
+
+def _require_positive(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or not math.isfinite(value):
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    return float(value)
