@@ -85,11 +85,11 @@ def numerical_gradient(f, x: numpy.ndarray, upstream=None, h: float = 1e-5) -> n
     for index in numpy.ndindex(x.shape):
         original = x[index]
         x[index] = original + h
-        plus = _weighted_sum(f(x), upstream)
+        plus = _as_float64(f(x))
         x[index] = original - h
-        minus = _weighted_sum(f(x), upstream)
+        minus = _as_float64(f(x))
         x[index] = original
-        grad[index] = (plus - minus) / (2.0 * h)
+        grad[index] = _weighted_sum(plus - minus, upstream) / (2.0 * h)
     return grad
 
 
@@ -104,10 +104,10 @@ def directional_derivatives(f, x: numpy.ndarray, directions, upstream=None, h: f
     derivatives = []
     for direction in directions:
         x[...] = original + h * direction
-        plus = _weighted_sum(f(x), upstream)
+        plus = _as_float64(f(x))
         x[...] = original - h * direction
-        minus = _weighted_sum(f(x), upstream)
-        derivatives.append((plus - minus) / (2.0 * h))
+        minus = _as_float64(f(x))
+        derivatives.append(_weighted_sum(plus - minus, upstream) / (2.0 * h))
     x[...] = original
     return numpy.asarray(derivatives)
 
@@ -180,8 +180,13 @@ def _named_parameters(module) -> list:
     return [(parameter.name, parameter) for parameter in module.parameters()]
 
 
-def _weighted_sum(value, upstream) -> float:
-    value = numpy.asarray(value, dtype=numpy.float64)
+def _as_float64(value) -> numpy.ndarray:
+    return numpy.array(value, dtype=numpy.float64)  # a copy: f may return an array it later overwrites
+
+
+def _weighted_sum(value: numpy.ndarray, upstream) -> float:
+    # Weighting the *difference* of the outputs, not each output, avoids subtracting two large sums: outputs
+    # that the perturbed number does not touch cancel exactly.
     if upstream is None:
         return float(numpy.sum(value))
     return float(numpy.sum(value * upstream))

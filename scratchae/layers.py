@@ -315,3 +315,18 @@ def _check_input(layer: Dense, x, in_features: int, weights) -> None:
     if x.dtype != weights.dtype:
         raise TypeError(f"{layer!r} has {weights.dtype} weights but got {x.dtype} input; "
                         f"convert the input with x.astype(...) (mixing dtypes would silently upcast)")
+
+
+#: The layer classes a saved architecture may name.
+LAYER_TYPES = {cls.__name__: cls for cls in (Dense, ReLU, Sigmoid, Identity)}
+
+
+def layer_from_config(config: dict, dtype=DEFAULT_DTYPE) -> Layer:
+    """Rebuild a layer from ``{"type": "Dense", "in_features": ..., ...}`` (weights are loaded separately)."""
+    options = dict(config)
+    kind = options.pop("type", None)
+    if kind not in LAYER_TYPES:
+        raise ValueError(f"unknown layer type {kind!r}; known types: {', '.join(LAYER_TYPES)}")
+    if kind == "Dense":
+        return Dense(**options, rng=0, dtype=dtype)
+    return LAYER_TYPES[kind](**options)

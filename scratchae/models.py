@@ -16,7 +16,7 @@ import abc
 import numpy
 
 from scratchae.backend import DEFAULT_DTYPE, get_namespace, random_generator
-from scratchae.layers import Dense, Identity, ReLU, Sequential, Sigmoid, format_summary
+from scratchae.layers import Dense, Identity, ReLU, Sequential, Sigmoid, format_summary, layer_from_config
 
 MNIST_FEATURES = 28 * 28
 
@@ -261,6 +261,24 @@ def mlp_classifier(latent_dim: int = 16, *, n_classes: int = 10, input_dim: int 
     encoder = _stack([input_dim, 128, 64, latent_dim], _relus(3, last=Identity), rng, dtype)
     head = _stack([latent_dim, n_classes], [None], rng, dtype)
     return Classifier(encoder, head)
+
+
+MODEL_TYPES = {cls.__name__: cls for cls in (Autoencoder, DenoisingAutoencoder, Classifier)}
+
+
+def model_from_config(config: dict, dtype=DEFAULT_DTYPE) -> Model:
+    """Rebuild a model from what :meth:`Model.config` returned (its weights are loaded separately)."""
+    options = dict(config)
+    kind = options.pop("type", None)
+    if kind not in MODEL_TYPES:
+        raise ValueError(f"unknown model type {kind!r}; known types: {', '.join(MODEL_TYPES)}")
+    part_names = ("encoder", "head") if kind == "Classifier" else ("encoder", "decoder")
+    parts = [Sequential(layer_from_config(layer, dtype) for layer in options.pop(name)) for name in part_names]
+    noisy_batches = options.pop("noisy_batches", 0)
+    model = MODEL_TYPES[kind](*parts, **options)
+    if noisy_batches:
+        model.noisy_batches = noisy_batches
+    return model
 
 
 #: The builders by the names the command line uses.

@@ -1,0 +1,669 @@
+"""Every figure of the notebooks, drawn from NumPy arrays.
+
+Each function returns a :class:`matplotlib.figure.Figure` built with matplotlib's object-oriented API. Nothing here
+touches ``pyplot``: no window ever opens and no global backend is switched, so the figures are drawn the same way in a
+notebook, in a script and on a headless server. Show a figure in a notebook by leaving it as the last expression of a
+cell; write it to disk with :func:`save_figure`.
+
+The functions take NumPy arrays only. Arrays that live on a GPU are converted first by the caller::
+
+    from scratchae.backend import to_numpy
+    fig = reconstructions(to_numpy(x), to_numpy(model.reconstruct(x)), image_shape=(28, 28))
+
+Images may come flat, ``(n, height * width)``, or already shaped, ``(n, height, width)``; pixel values are drawn on a
+fixed grey scale from 0 (black) to 1 (white), so two figures can be compared by eye.
+
+The figures, by notebook chapter:
+
+- sample digits, noisy inputs: :func:`image_row`
+- loss per epoch: :func:`loss_curves`, several runs on one plot: :func:`compare_loss_curves`, final losses:
+  :func:`loss_table`
+- originals over reconstructions: :func:`reconstructions`, several models at once: :func:`compare_reconstructions`
+- noisy / denoised / original, generated samples: :func:`image_grid`
+- t-SNE of latent codes: :func:`tsne_embedding`, then :func:`latent_scatter` or :func:`side_by_side_scatter`
+- interpolation between two codes: :func:`interpolation_strip`
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.colors import BoundaryNorm, ListedColormap
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
+
+#: Width and height, in inches, of one image in a grid of images.
+CELL_INCHES = 1.5
+
+#: Readable names for the series that :class:`scratchae.training.History` and Keras record.
+SERIES_LABELS = {
+    "loss": "training loss",
+    "val_loss": "validation loss",
+    "accuracy": "training accuracy",
+    "val_accuracy": "validation accuracy",
+}
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Images
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _as_images(images, image_shape, name="images"):
+    """Check a batch of images against ``image_shape`` and return it as an ``(n, height, width)`` array."""
+    images = np.asarray(images)
+    height, width = _check_image_shape(image_shape)
+    if images.ndim < 2:
+        raise ValueError(
+            f"{name} must be a batch of images, shape (n, {height * width}) or (n, {height}, {width}); "
+            f"got shape {images.shape}"
+        )
+    per_image = int(np.prod(images.shape[1:]))
+    if per_image != height * width:
+        raise ValueError(
+            f"{name} of shape {images.shape} do not match image_shape {(height, width)}: each image has "
+            f"{per_image} values, expected {height} * {width} = {height * width}"
+        )
+    return images.reshape(len(images), height, width)
+
+
+def _check_image_shape(image_shape):
+    """Return ``(height, width)`` from an image shape such as ``(28, 28)``, or raise a ValueError."""
+    shape = tuple(int(size) for size in image_shape)
+    if len(shape) != 2 or min(shape) < 1:
+        raise ValueError(f"image_shape must be (height, width) with positive sizes, got {tuple(image_shape)}")
+    return shape
+
+
+def _draw_image(ax, image, title=None):
+    """Draw one grey-scale image on ``ax``, without ticks or frame.
+
+    The grey scale is fixed to [0, 1] rather than stretched to each image's own range: a faint reconstruction
+    must look faint, not be brightened into a sharp one.
+    """
+    ax.imshow(image, cmap="gray", vmin=0.0, vmax=1.0)
+    ax.set_axis_off()
+    if title is not None:
+        ax.set_title(title, fontsize="small")
+
+
+def _named_rows(rows):
+    """Turn ``{title: images}`` or ``[(title, images), ...]`` into a list of ``(title, images)`` pairs."""
+    pairs = list(rows.items()) if isinstance(rows, Mapping) else [tuple(row) for row in rows]
+    if not pairs:
+        raise ValueError("rows is empty: give at least one (title, images) row")
+    for row in pairs:
+        if len(row) != 2:
+            raise ValueError(f"each row must be a (title, images) pair, got {len(row)} items")
+    return pairs
+
+
+def _draw_row(subfigure, images, n_columns, image_titles):
+    """Draw ``images`` left to right in the first cells of a row of ``n_columns``; titles go above the first ones."""
+    for column, image in enumerate(images):
+        ax = subfigure.add_subplot(1, n_columns, column + 1)
+        _draw_image(ax, image, image_titles[column] if column < len(image_titles) else None)
+
+
+def image_grid(rows, image_shape, *, n=None, title=None, image_titles=None):
+    r"""Draw rows of images, each row under its own title.
+
+    This is the figure of the denoising chapter (noisy / denoised / original) and of generation (decoded from
+    :math:`z \sim \mathcal{N}(0, I)` / decoded from codes like the real ones); the other image figures are built on it.
+
+    Parameters
+    ----------
+    rows : dict[str, array] or list of (str, array)
+        Row title -> images of shape ``(k, height * width)`` or ``(k, height, width)``, drawn top to bottom.
+    image_shape : tuple of int
+        ``(height, width)`` of one image, e.g. ``(28, 28)`` for MNIST or ``(8, 8)`` for the digits data set.
+    n : int, optional
+        Draw only the first ``n`` images of each row. All of them by default.
+    title : str, optional
+        Title of the whole figure.
+    image_titles : sequence of str, optional
+        One title per column, written above the images of the first row (e.g. the values of ``t`` in an
+        interpolation).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One image axis per image drawn.
+
+    Raises
+    ------
+    ValueError
+        If a row's images do not match ``image_shape``, every row is empty, or there are more column titles than
+        columns.
+
+    Examples
+    --------
+    >>> fig = image_grid({"Noisy input": x_noisy, "Denoised": x_denoised, "Original": x}, (28, 28), n=10)
+    """
+    named = [(row_title, _as_images(images, image_shape, f"row {row_title!r}")[:n])
+             for row_title, images in _named_rows(rows)]
+    n_columns = max(len(images) for _, images in named)
+    if n_columns == 0:
+        raise ValueError("every row is empty: there are no images to draw")
+    image_titles = [] if image_titles is None else list(image_titles)
+    if len(image_titles) > n_columns:
+        raise ValueError(f"got {len(image_titles)} image_titles for {n_columns} columns of images")
+
+    # Each row is a subfigure, so its title sits centred above it whatever the number of columns.
+    extra = 0.6 if title else 0.0
+    fig = Figure(figsize=(CELL_INCHES * n_columns, (CELL_INCHES + 0.4) * len(named) + extra), layout="constrained")
+    subfigures = fig.subfigures(len(named), 1, squeeze=False)[:, 0]
+    for row, (subfigure, (row_title, images)) in enumerate(zip(subfigures, named)):
+        subfigure.suptitle(row_title)
+        _draw_row(subfigure, images, n_columns, image_titles if row == 0 else [])
+    if title:
+        fig.suptitle(title, fontsize="x-large")
+    return fig
+
+
+def image_row(images, image_shape, *, title="Samples", n=10, image_titles=None):
+    """Draw the first ``n`` images side by side in one row (the notebooks' "MNIST samples" and "noisy input").
+
+    Parameters
+    ----------
+    images : array, shape (k, height * width) or (k, height, width)
+        The images, with pixel values in [0, 1].
+    image_shape : tuple of int
+        ``(height, width)`` of one image.
+    title : str
+        Title above the row.
+    n : int or None
+        How many images to draw (all when None).
+    image_titles : sequence of str, optional
+        A small title above each image.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    return image_grid([(title, images)], image_shape, n=n, image_titles=image_titles)
+
+
+def compare_reconstructions(originals, reconstructed, image_shape, *, losses=None, n=10,
+                            title="Originals and reconstructions"):
+    """Draw the originals on top and, below them, one row of reconstructions per model.
+
+    Exercise 1 compares latent sizes this way (``{"latent 2": ..., "latent 4": ..., "latent 32": ...}``) and
+    exercise 2 compares a deep autoencoder with a single hidden layer; the final losses go into the row titles.
+
+    Parameters
+    ----------
+    originals : array, shape (k, height * width) or (k, height, width)
+        The input images.
+    reconstructed : dict[str, array]
+        Model name -> its reconstructions of ``originals``, in the same order.
+    image_shape : tuple of int
+        ``(height, width)`` of one image.
+    losses : dict[str, float], optional
+        Model name -> a final loss to print in the row title (e.g. the last validation loss).
+    n : int or None
+        How many images per row (all when None).
+    title : str, optional
+        Title of the figure.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        ``(1 + len(reconstructed)) * n`` image axes.
+
+    Raises
+    ------
+    ValueError
+        If the images do not match ``image_shape``, or a model has fewer reconstructions than there are originals
+        to draw.
+    """
+    originals = _as_images(originals, image_shape, "originals")[:n]
+    losses = {} if losses is None else losses
+    rows = [("Originals", originals)]
+    for name, images in reconstructed.items():
+        images = _as_images(images, image_shape, f"reconstructions of {name!r}")[:n]
+        if len(images) < len(originals):
+            raise ValueError(f"{len(originals)} originals but only {len(images)} reconstructions of {name!r}")
+        row_title = f"{name} (loss {float(losses[name]):.4f})" if name in losses else name
+        rows.append((row_title, images))
+    return image_grid(rows, image_shape, title=title)
+
+
+def reconstructions(originals, reconstructed, image_shape, *, n=10, title=None, row_title="Reconstructions"):
+    """Draw originals over their reconstructions: two rows on the same [0, 1] grey scale.
+
+    Parameters
+    ----------
+    originals : array, shape (k, height * width) or (k, height, width)
+        The input images.
+    reconstructed : array, same shape as ``originals``
+        What the autoencoder made of them.
+    image_shape : tuple of int
+        ``(height, width)`` of one image.
+    n : int or None
+        How many pairs to draw (all when None).
+    title : str, optional
+        Title of the figure.
+    row_title : str
+        Title of the second row.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        ``2 * n`` image axes.
+    """
+    return compare_reconstructions(originals, {row_title: reconstructed}, image_shape, n=n, title=title)
+
+
+def interpolation_strip(images, image_shape, ts, *, title="Linear interpolation in the latent space"):
+    r"""Draw the images decoded along :math:`z(t) = (1 - t) z_1 + t z_2`, each under its value of ``t``.
+
+    Parameters
+    ----------
+    images : array, shape (steps, height * width) or (steps, height, width)
+        The decoded images, one per value of ``t``.
+    image_shape : tuple of int
+        ``(height, width)`` of one image.
+    ts : sequence of float, length steps
+        The interpolation weights, e.g. ``np.linspace(0, 1, 12)``.
+    title : str
+        Title above the strip.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        ``steps`` image axes titled ``t = 0.00`` ... ``t = 1.00``.
+
+    Raises
+    ------
+    ValueError
+        If there is not one value of ``t`` per image.
+    """
+    images = np.asarray(images)
+    ts = np.asarray(ts, dtype=float).reshape(-1)
+    if len(ts) != len(images):
+        raise ValueError(f"ts has shape {ts.shape} but images has shape {images.shape}: give one t per image")
+    return image_row(images, image_shape, title=title, n=None, image_titles=[f"t = {t:.2f}" for t in ts])
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Losses
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _history_mapping(history):
+    """The mapping of name -> per-epoch values inside ``history``.
+
+    ``history`` is such a mapping itself, a :class:`scratchae.training.History` (whose ``metrics`` is one) or a
+    Keras ``History`` (whose ``history`` is one).
+    """
+    for mapping in (history, getattr(history, "metrics", None), getattr(history, "history", None)):
+        if isinstance(mapping, Mapping):
+            return mapping
+    raise TypeError(f"expected a mapping of name -> per-epoch values, or a History holding one, "
+                    f"got {type(history).__name__}")
+
+
+def _as_series(history):
+    """Return the per-epoch series of a history as a dict of name -> list of floats, leaving out empty ones."""
+    series = _history_mapping(history)
+    return {str(name): [float(value) for value in values] for name, values in series.items() if len(values)}
+
+
+def _loss_names(series):
+    """The names to plot on a loss axis: those that mention "loss", or all of them if none does."""
+    names = [name for name in series if "loss" in name]
+    return names or list(series)
+
+
+def _label(name):
+    return SERIES_LABELS.get(name, name)
+
+
+def _plot_history(ax, history, *, run=None, color=None, markers=False):
+    """Draw the loss series of one history on ``ax``: training solid, validation dashed."""
+    series = _as_series(history)
+    for name in _loss_names(series):
+        values = series[name]
+        epochs = np.arange(1, len(values) + 1)  # epoch 1 is the first one trained
+        label = _label(name) if run is None else f"{run}: {_label(name)}"
+        ax.plot(epochs, values, label=label, color=color, marker="o" if markers else None, markersize=4,
+                linestyle="--" if name.startswith("val") else "-")
+
+
+def _loss_axes(title, grid, log):
+    """A figure with one empty axis labelled for losses per epoch."""
+    fig = Figure(figsize=(8, 5), layout="constrained")
+    ax = fig.add_subplot()
+    ax.set_title(title)
+    ax.set_xlabel("Epoch")
+    ax.set_ylabel("Loss")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers: no tick at 2.5
+    if log:
+        ax.set_yscale("log")
+    ax.grid(grid)
+    return fig, ax
+
+
+def loss_curves(history, *, title="Loss during training", markers=False, grid=False, log=False):
+    """Draw the training and validation loss per epoch.
+
+    Parameters
+    ----------
+    history : mapping or History
+        Series name -> one value per epoch, e.g. ``{"loss": [...], "val_loss": [...]}``, or a
+        :class:`scratchae.training.History` (or a Keras ``History``) that holds one. Only series whose name
+        contains "loss" are drawn (all of them if none does), so accuracies recorded beside the losses stay out of
+        the loss axis.
+    title : str
+        Title of the plot.
+    markers : bool
+        Mark each epoch with a dot (the second notebook's style).
+    grid : bool
+        Draw a grid.
+    log : bool
+        Use a logarithmic loss axis, where late epochs' small gains stay visible.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One line per series and a legend.
+    """
+    fig, ax = _loss_axes(title, grid, log)
+    _plot_history(ax, history, markers=markers)
+    ax.legend()
+    return fig
+
+
+def compare_loss_curves(runs, *, title="Loss of several models", markers=False, grid=True, log=False):
+    """Draw several runs' loss curves on one plot, one colour per run (training solid, validation dashed).
+
+    Parameters
+    ----------
+    runs : dict[str, mapping or History]
+        Run name -> its history, e.g. ``{"single hidden layer": history1, "deep": history2}``.
+    title, markers, grid, log
+        As in :func:`loss_curves`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One line per run and series, and a legend.
+    """
+    if not runs:
+        raise ValueError("runs is empty: give at least one name -> history")
+    fig, ax = _loss_axes(title, grid, log)
+    colors = colormaps["tab10"].colors
+    for index, (run, history) in enumerate(runs.items()):
+        _plot_history(ax, history, run=run, color=colors[index % len(colors)], markers=markers)
+    ax.legend()
+    return fig
+
+
+def _final_values(values):
+    """Name -> final value: the last epoch of each per-epoch series, plain numbers as they are, None if empty."""
+    finals = {}
+    for name, value in _history_mapping(values).items():
+        if np.ndim(value) == 0:
+            finals[name] = float(value)
+        else:
+            finals[name] = float(value[-1]) if len(value) else None
+    return finals
+
+
+def loss_table(rows, *, title="Final losses", digits=4):
+    """Draw a small table of final losses, one row per model (exercise 2).
+
+    Parameters
+    ----------
+    rows : dict[str, mapping or History]
+        Model name -> either its final values (``{"loss": 0.011, "val_loss": 0.012}``) or its whole history, from
+        which the last epoch's values are taken.
+    title : str
+        Title above the table.
+    digits : int
+        Decimal places shown.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        A figure whose only axis holds the table; a value a model did not record shows as a dash.
+    """
+    if not rows:
+        raise ValueError("rows is empty: give at least one model name -> losses")
+    finals = {name: _final_values(values) for name, values in rows.items()}
+    columns = list(dict.fromkeys(column for values in finals.values() for column in values))
+    cells = [[f"{values[column]:.{digits}f}" if values.get(column) is not None else "-" for column in columns]
+             for values in finals.values()]
+
+    fig = Figure(figsize=(2.0 * (len(columns) + 1), 0.4 * (len(rows) + 1) + 0.6), layout="constrained")
+    ax = fig.add_subplot()
+    ax.set_axis_off()
+    fig.suptitle(title)  # centred on the figure: the row names stick out to the left of the axis
+    # The table fills the axis, whose size the figure size above sets from the number of rows and columns.
+    ax.table(cellText=cells, rowLabels=list(finals), colLabels=[_label(column) for column in columns],
+             cellLoc="center", bbox=[0.0, 0.0, 1.0, 1.0])
+    return fig
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Latent spaces
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def tsne_embedding(codes, *, seed=42, max_iter=1000, perplexity=30.0):
+    """Map latent codes to 2-D points with t-SNE, for a scatter plot of the latent space.
+
+    Parameters
+    ----------
+    codes : array, shape (n, latent_dim)
+        One latent code per sample (the notebooks use 1000 test digits), with n >= 2.
+    seed : int
+        Random state of t-SNE: the same seed gives the same picture.
+    max_iter : int
+        Optimisation steps (scikit-learn needs at least 250).
+    perplexity : float
+        Roughly the number of neighbours each point attends to. It must stay below the number of samples, so it is
+        lowered to ``n - 1`` for small inputs.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n, 2), float64
+        The embedded points.
+
+    Notes
+    -----
+    The PCA initialisation and the "auto" learning rate make the result stable and reproducible. t-SNE runs with
+    NumPy's linear-algebra library held to one thread: its own parallel loops and a multi-threaded BLAS would
+    otherwise compete for the same cores, which can make it many times slower on a small machine.
+    """
+    from sklearn.manifold import TSNE  # scikit-learn is only needed by this function: import it when called
+    from threadpoolctl import threadpool_limits
+
+    codes = np.asarray(codes, dtype=np.float64)
+    if codes.ndim != 2 or len(codes) < 2:
+        raise ValueError(f"codes must have shape (n, latent_dim) with n >= 2, got shape {codes.shape}")
+    tsne = TSNE(n_components=2, init="pca", learning_rate="auto", max_iter=int(max_iter),
+                perplexity=min(float(perplexity), len(codes) - 1.0), random_state=seed)
+    with threadpool_limits(limits=1, user_api="blas"):
+        points = tsne.fit_transform(codes)
+    return np.asarray(points, dtype=np.float64)
+
+
+def _check_points(points, labels):
+    """Return ``points`` as an (n, 2) array and ``labels`` as an (n,) array, or raise a ValueError."""
+    points = np.asarray(points, dtype=float)
+    labels = np.asarray(labels)
+    if points.ndim != 2 or points.shape[1] != 2:
+        raise ValueError(f"points must have shape (n, 2), got shape {points.shape}")
+    if labels.shape != (len(points),):
+        raise ValueError(f"labels of shape {labels.shape} do not match points of shape {points.shape}: "
+                         f"expected one label per point, shape ({len(points)},)")
+    return points, labels
+
+
+def _class_colors(n_classes):
+    """A colour map with exactly one distinct colour per class (the notebooks' "tab10" for the ten digits)."""
+    if n_classes <= 10:
+        return ListedColormap(colormaps["tab10"].colors[:n_classes])
+    if n_classes <= 20:
+        return ListedColormap(colormaps["tab20"].colors[:n_classes])
+    return colormaps["viridis"].resampled(n_classes)
+
+
+def _class_name(label, class_names):
+    return str(label) if class_names is None else str(class_names[int(label)])
+
+
+def _scatter_classes(ax, points, labels, classes, class_names):
+    """Scatter the points on ``ax``, coloured by class; return the scatter and one legend handle per class."""
+    cmap = _class_colors(len(classes))
+    # Colour by the index of each point's class, with one colour bin per class: the colour bar then shows
+    # one solid block per class with its tick in the middle.
+    norm = BoundaryNorm(np.arange(len(classes) + 1) - 0.5, cmap.N)
+    scatter = ax.scatter(points[:, 0], points[:, 1], c=np.searchsorted(classes, labels), cmap=cmap, norm=norm,
+                         s=10, alpha=0.8)
+    ax.set_xlabel("t-SNE component 1")
+    ax.set_ylabel("t-SNE component 2")
+    handles = [Line2D([], [], linestyle="", marker="o", color=cmap(index), label=_class_name(label, class_names))
+               for index, label in enumerate(classes)]
+    return scatter, handles
+
+
+def latent_scatter(points, labels, *, title="t-SNE of the latent space", legend=True, colorbar=False,
+                   class_names=None):
+    """Scatter 2-D points (e.g. from :func:`tsne_embedding`) coloured by class.
+
+    The first notebook keys the colours with a colour bar, the second with a legend; either or both can be drawn.
+
+    Parameters
+    ----------
+    points : array, shape (n, 2)
+        The 2-D points.
+    labels : array, shape (n,)
+        The class of each point (e.g. the digit).
+    title : str
+        Title of the plot.
+    legend : bool
+        Draw a legend with one entry per class.
+    colorbar : bool
+        Draw a colour bar with one tick per class.
+    class_names : sequence of str, optional
+        Name of each class, indexed by the integer label (e.g. the clothes of Fashion-MNIST). The labels themselves
+        by default.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    ValueError
+        If ``points`` is not (n, 2) or there is not one label per point.
+    """
+    points, labels = _check_points(points, labels)
+    classes = np.unique(labels)
+    fig = Figure(figsize=(10, 8), layout="constrained")
+    ax = fig.add_subplot()
+    scatter, handles = _scatter_classes(ax, points, labels, classes, class_names)
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    if legend:
+        ax.legend(handles=handles, title="class", loc="best", markerscale=1.5)
+    if colorbar:
+        bar = fig.colorbar(scatter, ax=ax, ticks=np.arange(len(classes)))
+        bar.ax.set_yticklabels([handle.get_label() for handle in handles])
+    return fig
+
+
+def side_by_side_scatter(panels, labels, *, title=None, class_names=None):
+    """Scatter several 2-D embeddings of the same samples side by side, with one shared legend.
+
+    The second notebook sets the classifier's latent space (trained to separate the digits) beside the
+    autoencoder's (trained only to reconstruct them), both embedded with t-SNE.
+
+    Parameters
+    ----------
+    panels : dict[str, array]
+        Panel title -> points of shape (n, 2), drawn left to right. Point ``i`` of every panel is sample ``i``.
+    labels : array, shape (n,)
+        The class of each sample.
+    title : str, optional
+        Title of the whole figure.
+    class_names : sequence of str, optional
+        As in :func:`latent_scatter`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axis per panel and one figure legend with an entry per class.
+    """
+    if not panels:
+        raise ValueError("panels is empty: give at least one title -> points")
+    checked = {name: _check_points(points, labels) for name, points in panels.items()}
+    classes = np.unique(np.asarray(labels).reshape(-1))
+    fig = Figure(figsize=(7 * len(checked) + 1.5, 6.5), layout="constrained")
+    axes = fig.subplots(1, len(checked), squeeze=False)[0]
+    for ax, (name, (points, panel_labels)) in zip(axes, checked.items()):
+        _, handles = _scatter_classes(ax, points, panel_labels, classes, class_names)
+        ax.set_title(name)
+        ax.grid(True, alpha=0.3)
+    fig.legend(handles=handles, title="class", loc="outside right center", markerscale=1.5)
+    if title:
+        fig.suptitle(title, fontsize="x-large")
+    return fig
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Saving
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def save_figure(fig, path, *, dpi=100):
+    """Write a figure to a file, atomically, creating missing folders.
+
+    The image is first written to a temporary file in the destination folder and then moved over ``path`` in one
+    step (``os.replace``): a crash or an error half-way never leaves a truncated image, and an older file at
+    ``path`` stays intact until the new one is complete.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The figure to write.
+    path : str or os.PathLike
+        Destination. The format follows the suffix (``.png``, ``.pdf``, ``.svg`` ...); PNG when there is none.
+    dpi : int
+        Resolution in dots per inch (a 15-inch-wide row of ten digits is 1500 pixels wide at 100 dpi).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    IsADirectoryError
+        If ``path`` is an existing folder.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"cannot save a figure to {path}: it is a folder; give a file name such as "
+                                f"{path / 'figure.png'}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    file_format = path.suffix.lstrip(".").lower() or "png"
+    # A hidden name in the same folder: os.replace is only atomic within one file system.
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(temporary, "xb") as file:
+            fig.savefig(file, format=file_format, dpi=dpi)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    return path
