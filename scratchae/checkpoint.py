@@ -88,10 +88,17 @@ def _write_atomically(path: str, arrays: dict[str, numpy.ndarray]) -> None:
             numpy.savez(file, **arrays)
             file.flush()
             os.fsync(file.fileno())
+        os.chmod(temporary, 0o666 & ~_current_umask())  # mkstemp makes the file private; give it the usual mode
         os.replace(temporary, path)
     except BaseException:
         os.unlink(temporary)
         raise
+
+
+def _current_umask() -> int:
+    umask = os.umask(0)  # the only way to read the umask is to set it, so set it straight back
+    os.umask(umask)
+    return umask
 
 
 def load(path, *, device: str = "cpu") -> Checkpoint:
@@ -113,16 +120,26 @@ def load(path, *, device: str = "cpu") -> Checkpoint:
         _load_weights(model, arrays, path)
         model.to(device)
         optimizer = _rebuild_optimizer(meta["optimizer"], model, arrays, device)
-    except (KeyError, TypeError, ValueError) as error:
-        raise CheckpointError(f"{path}: the checkpoint's contents do not fit together: {error}") from error
-    history = None if meta["history"] is None else History.from_dict(meta["history"])
+        history = _rebuild_history(meta["history"])
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        if isinstance(error, CheckpointError):
+            raise
+        raise CheckpointError(f"{path}: the checkpoint's contents do not fit together: {error!r}") from error
     return Checkpoint(model, optimizer, history, meta)
+
+
+def _rebuild_history(saved) -> History | None:
+    if saved is None:
+        return None
+    if not isinstance(saved, dict) or not isinstance(saved.get("metrics", {}), dict):
+        raise ValueError("the history is not a record of per-epoch metrics")
+    return History.from_dict(saved)
 
 
 def _read(path: str) -> tuple[dict, dict[str, numpy.ndarray]]:
     """Read every array eagerly, so that any damage shows up here, as one clear error."""
     try:
-        with numpy.load(path, allow_pickle=False) as file:
+        with open(path, "rb") as handle, numpy.load(handle, allow_pickle=False) as file:
             arrays = {name: file[name] for name in file.files}
     except (zipfile.BadZipFile, EOFError, OSError, ValueError) as error:
         raise CheckpointError(f"{path} is damaged or truncated, or is not a .npz checkpoint ({error})") from error
@@ -146,9 +163,9 @@ def _load_weights(model: Model, arrays: dict[str, numpy.ndarray], path: str) -> 
         key = f"param/{name}"
         if key not in arrays:
             raise CheckpointError(f"{path}: the checkpoint has no weights for {name}")
-        if arrays[key].shape != parameter.data.shape:
-            raise CheckpointError(f"{path}: weights {name} have shape {arrays[key].shape}, the architecture "
-                                  f"needs {parameter.data.shape}")
+        if arrays[key].shape != parameter.data.shape or arrays[key].dtype != parameter.data.dtype:
+            raise CheckpointError(f"{path}: weights {name} are {arrays[key].dtype} of shape {arrays[key].shape}, "
+                                  f"the architecture needs {parameter.data.dtype} of shape {parameter.data.shape}")
         parameter.data = arrays[key]
 
 

@@ -216,6 +216,8 @@ def _write_text(path: str, text: str) -> None:
 
 
 def run_evaluate(arguments) -> int:
+    if not os.path.isfile(arguments.checkpoint):
+        raise FileNotFoundError(f"no checkpoint at {arguments.checkpoint}")
     device = resolve_device(arguments.device)
     saved = checkpoint.load(arguments.checkpoint, device=device)
     dataset = _load_data(arguments)

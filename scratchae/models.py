@@ -65,7 +65,16 @@ class Model(abc.ABC):
 
     @property
     def input_features(self) -> int:
+        """D, the feature size the model takes."""
         return next(iter(self.parts().values())).input_features()
+
+    @property
+    def output_features(self) -> int:
+        """The feature size the model gives (D for an autoencoder, the number of classes for a classifier)."""
+        features = self.input_features
+        for part in self.parts().values():
+            features = part.output_features(features)
+        return features
 
     def summary(self) -> str:
         """A Keras-style table of every layer of every part, with output shapes and parameter counts."""

@@ -151,6 +151,9 @@ def fit(model, loss, optimizer, x, y=None, *, epochs: int, batch_size: int, shuf
     model.train()
     with _stop_on_interrupt() as stop, ignore_overflow():
         for epoch in range(len(history), len(history) + epochs):
+            if stop.requested:  # Ctrl-C during validation or a callback: stop before the next epoch starts
+                history.interrupted = True
+                break
             started = time.perf_counter()
             logs = train_one_epoch(model, loss, optimizer, x, y, batch_size, _batch_order(len(x), shuffle, seed, epoch, x),
                                    epoch, progress, stop)
@@ -248,24 +251,33 @@ def prepare_data(model, loss, x, y, what: str, reference):
     if has_non_finite(x):
         raise ValueError(f"{what}: inputs contain NaN or infinite values")
     if y is not None:
-        _check_targets(loss, x, y, what)
+        _check_targets(model, loss, x, y, what)
     return to_same_device(x, reference), None if y is None else to_same_device(y, reference)
 
 
-def _check_targets(loss, x, y, what: str) -> None:
+def _check_targets(model, loss, x, y, what: str) -> None:
     if len(y) != len(x):
         raise ValueError(f"{what}: {len(x)} inputs but {len(y)} targets")
     if isinstance(loss, SoftmaxCrossEntropyLoss):
-        xp = get_namespace(y)
-        if len(y.shape) != 1 or not xp.isdtype(y.dtype, "integral"):
-            raise ValueError(f"{what}: class labels must be a 1-d integer array, got shape {tuple(y.shape)} "
-                             f"and dtype {y.dtype}")
+        _check_labels(model, y, what)
         return
     if tuple(y.shape) != tuple(x.shape) or y.dtype != x.dtype:
         raise ValueError(f"{what}: targets must match the inputs' shape {tuple(x.shape)} and dtype {x.dtype}, got "
                          f"{tuple(y.shape)} {y.dtype}")
     if has_non_finite(y):
         raise ValueError(f"{what}: targets contain NaN or infinite values")
+
+
+def _check_labels(model, y, what: str) -> None:
+    xp = get_namespace(y)
+    if len(y.shape) != 1 or not xp.isdtype(y.dtype, "integral"):
+        raise ValueError(f"{what}: class labels must be a 1-d integer array, got shape {tuple(y.shape)} "
+                         f"and dtype {y.dtype}")
+    n_classes = model.output_features
+    low, high = int(xp.min(y)), int(xp.max(y))
+    if low < 0 or high >= n_classes:
+        raise ValueError(f"{what}: class labels must lie in [0, {n_classes - 1}] for a model with {n_classes} "
+                         f"outputs, got labels from {low} to {high}")
 
 
 def _prepare_validation(model, loss, validation, reference):

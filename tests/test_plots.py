@@ -1,0 +1,287 @@
+"""Figures: what each one draws, bad input, and atomic saving."""
+
+import matplotlib.image
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from scratchae import plots
+
+SHAPE = (8, 8)  # the digits data set: small images keep the tests fast
+
+
+def _images(n, shape=SHAPE, seed=0):
+    return np.random.default_rng(seed).random((n, shape[0] * shape[1]), dtype=np.float32)
+
+
+def _image_axes(fig):
+    return [ax for ax in fig.axes if ax.images]
+
+
+def _history(epochs=5, start=0.1):
+    losses = start * 0.8 ** np.arange(epochs)
+    return {"loss": list(losses), "val_loss": list(losses * 1.1)}
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Images
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def test_image_row_draws_the_first_n_images_on_a_fixed_grey_scale():
+    fig = plots.image_row(_images(15), SHAPE, title="MNIST samples", n=10)
+    assert isinstance(fig, Figure)
+    axes = _image_axes(fig)
+    assert len(axes) == 10
+    image = axes[0].images[0]
+    assert image.get_clim() == (0.0, 1.0)
+    assert image.get_cmap().name == "gray"
+    assert image.get_array().shape == SHAPE
+    assert not axes[0].axison
+
+
+@pytest.mark.parametrize("shape", [(28, 28), (8, 8), (4, 6)])
+def test_images_may_come_flat_or_shaped(shape):
+    flat = _images(3, shape)
+    for images in (flat, flat.reshape(3, *shape), flat.reshape(3, 1, *shape)):
+        axes = _image_axes(plots.image_row(images, shape, n=None))
+        assert len(axes) == 3
+        assert axes[-1].images[0].get_array().shape == shape
+
+
+def test_image_grid_draws_one_titled_row_per_entry():
+    rows = {"Noisy input": _images(10), "Denoised": _images(10, seed=1), "Original": _images(10, seed=2)}
+    fig = plots.image_grid(rows, SHAPE, title="Denoising")
+    assert len(_image_axes(fig)) == 30
+    assert [subfigure.get_suptitle() for subfigure in fig.subfigs] == list(rows)
+    # The same rows given as a list of pairs, cut to 4 images each.
+    fig = plots.image_grid(list(rows.items()), SHAPE, n=4)
+    assert len(_image_axes(fig)) == 12
+
+
+def test_reconstructions_are_two_rows_of_n():
+    fig = plots.reconstructions(_images(20), _images(20, seed=1), SHAPE, n=10)
+    assert len(_image_axes(fig)) == 20
+    assert [subfigure.get_suptitle() for subfigure in fig.subfigs] == ["Originals", "Reconstructions"]
+
+
+def test_compare_reconstructions_puts_the_final_losses_in_the_row_titles():
+    reconstructed = {f"latent {dim}": _images(10, seed=dim) for dim in (2, 4, 32)}
+    losses = {"latent 2": 0.05, "latent 4": 0.04, "latent 32": 0.01234}
+    fig = plots.compare_reconstructions(_images(10), reconstructed, SHAPE, losses=losses, n=6)
+    assert len(_image_axes(fig)) == 4 * 6
+    titles = [subfigure.get_suptitle() for subfigure in fig.subfigs]
+    assert titles[0] == "Originals"
+    assert titles[-1] == "latent 32 (loss 0.0123)"
+
+
+def test_interpolation_strip_titles_each_image_with_its_t():
+    ts = np.linspace(0, 1, 12)
+    fig = plots.interpolation_strip(_images(12), SHAPE, ts)
+    axes = _image_axes(fig)
+    assert len(axes) == 12
+    assert axes[0].get_title() == "t = 0.00"
+    assert axes[-1].get_title() == "t = 1.00"
+
+
+def test_image_size_that_does_not_match_image_shape_is_a_clear_error():
+    with pytest.raises(ValueError, match=r"\(3, 64\).*\(28, 28\)"):
+        plots.image_row(_images(3), (28, 28))
+    with pytest.raises(ValueError, match="originals"):
+        plots.reconstructions(_images(3), _images(3, (28, 28)), (28, 28))
+    with pytest.raises(ValueError, match="batch of images"):
+        plots.image_row(np.zeros(64), SHAPE)
+    with pytest.raises(ValueError, match="image_shape"):
+        plots.image_row(_images(3), (64,))
+
+
+def test_interpolation_needs_one_t_per_image():
+    with pytest.raises(ValueError, match=r"ts has shape \(5,\).*\(12, 64\)"):
+        plots.interpolation_strip(_images(12), SHAPE, np.linspace(0, 1, 5))
+
+
+def test_too_few_reconstructions_is_an_error():
+    with pytest.raises(ValueError, match="10 originals but only 3"):
+        plots.reconstructions(_images(10), _images(3), SHAPE)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Losses
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def test_loss_curves_draw_one_line_per_loss_series_with_a_legend():
+    history = {**_history(), "accuracy": [0.5, 0.6, 0.7, 0.8, 0.9]}
+    fig = plots.loss_curves(history)
+    (ax,) = fig.axes
+    assert len(ax.lines) == 2  # the accuracy is not a loss
+    legend = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert legend == ["training loss", "validation loss"]
+    np.testing.assert_array_equal(ax.lines[0].get_xdata(), [1, 2, 3, 4, 5])
+    assert ax.get_xlabel() == "Epoch"
+
+
+def test_loss_curves_with_markers_and_grid_from_a_keras_style_history():
+    class KerasHistory:
+        history = {"loss": [0.3, 0.2, 0.1], "val_loss": []}
+
+    fig = plots.loss_curves(KerasHistory(), markers=True, grid=True)
+    (ax,) = fig.axes
+    assert len(ax.lines) == 1  # an empty validation series is left out
+    assert ax.lines[0].get_marker() == "o"
+    assert ax.xaxis.get_gridlines()[0].get_visible()
+
+
+def test_loss_curves_reject_what_is_not_a_history():
+    with pytest.raises(TypeError, match="mapping"):
+        plots.loss_curves([0.3, 0.2])
+
+
+def test_compare_loss_curves_draws_every_run_on_one_plot():
+    fig = plots.compare_loss_curves({"single hidden layer": _history(), "deep": _history(start=0.08)})
+    (ax,) = fig.axes
+    assert len(ax.lines) == 4
+    assert len(ax.get_legend().get_texts()) == 4
+    # One colour per run, the validation curve dashed.
+    assert ax.lines[0].get_color() == ax.lines[1].get_color() != ax.lines[2].get_color()
+    assert ax.lines[1].get_linestyle() == "--"
+
+
+def test_loss_curves_accept_a_scratchae_history():
+    from scratchae.training import History
+
+    fig = plots.loss_curves(History(_history()))
+    assert len(fig.axes[0].lines) == 2
+
+
+def test_loss_table_shows_the_final_values():
+    fig = plots.loss_table({"single hidden layer": _history(), "deep": {"loss": 0.0123, "val_loss": 0.0134}})
+    (ax,) = fig.axes
+    (table,) = ax.tables
+    texts = [cell.get_text().get_text() for cell in table.get_celld().values()]
+    assert f"{0.1 * 0.8 ** 4:.4f}" in texts
+    assert "0.0123" in texts and "deep" in texts and "validation loss" in texts
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Latent spaces
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def test_tsne_embedding_is_two_dimensional_and_deterministic():
+    codes = np.random.default_rng(0).normal(size=(60, 8)).astype(np.float32)
+    first = plots.tsne_embedding(codes, seed=3, max_iter=250)
+    assert first.shape == (60, 2)
+    assert first.dtype == np.float64
+    assert np.all(np.isfinite(first))
+    np.testing.assert_array_equal(first, plots.tsne_embedding(codes, seed=3, max_iter=250))
+
+
+def test_tsne_embedding_lowers_the_perplexity_for_tiny_inputs():
+    codes = np.random.default_rng(0).normal(size=(5, 3))
+    assert plots.tsne_embedding(codes, max_iter=250, perplexity=30).shape == (5, 2)
+    with pytest.raises(ValueError, match=r"\(5,\)"):
+        plots.tsne_embedding(codes[:, 0])
+
+
+def _points_and_labels(n=50, n_classes=10):
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(n, 2)), np.arange(n) % n_classes
+
+
+def test_latent_scatter_with_a_legend():
+    points, labels = _points_and_labels()
+    fig = plots.latent_scatter(points, labels, title="AE latent space")
+    (ax,) = fig.axes
+    assert len(ax.collections) == 1
+    assert [text.get_text() for text in ax.get_legend().get_texts()] == [str(digit) for digit in range(10)]
+    assert ax.get_title() == "AE latent space"
+
+
+def test_latent_scatter_with_a_colorbar_and_class_names():
+    points, labels = _points_and_labels(n_classes=3)
+    names = ["cat", "dog", "bird"]
+    fig = plots.latent_scatter(points, labels, legend=False, colorbar=True, class_names=names)
+    ax, bar_ax = fig.axes
+    assert ax.get_legend() is None
+    assert ax.collections[0].colorbar is not None
+    assert [label.get_text() for label in bar_ax.get_yticklabels()] == names
+
+
+def test_latent_scatter_rejects_mismatched_labels():
+    points, labels = _points_and_labels()
+    with pytest.raises(ValueError, match=r"labels of shape \(49,\).*\(50, 2\)"):
+        plots.latent_scatter(points, labels[:-1])
+    with pytest.raises(ValueError, match=r"\(50, 3\)"):
+        plots.latent_scatter(np.zeros((50, 3)), labels)
+
+
+def test_side_by_side_scatter_shares_one_legend():
+    points, labels = _points_and_labels()
+    panels = {"Classifier latent space": points, "Autoencoder latent space": points[::-1]}
+    fig = plots.side_by_side_scatter(panels, labels, title="Same digits, two latent spaces")
+    assert [ax.get_title() for ax in fig.axes] == list(panels)
+    assert all(len(ax.collections) == 1 for ax in fig.axes)
+    (legend,) = fig.legends
+    assert len(legend.get_texts()) == 10
+    with pytest.raises(ValueError, match="labels of shape"):
+        plots.side_by_side_scatter(panels, labels[:10])
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Saving
+# --------------------------------------------------------------------------------------------------------------------
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _small_figure():
+    fig = Figure(figsize=(2, 1))
+    fig.add_subplot().plot([0, 1], [1, 0])
+    return fig
+
+
+def test_save_figure_writes_a_png_atomically(tmp_path):
+    path = plots.save_figure(_small_figure(), tmp_path / "new" / "folder" / "curve.png", dpi=50)
+    assert path == tmp_path / "new" / "folder" / "curve.png"
+    assert path.read_bytes().startswith(PNG_SIGNATURE)
+    assert matplotlib.image.imread(path).shape[:2] == (50, 100)  # 1 x 2 inches at 50 dpi
+    assert [entry.name for entry in path.parent.iterdir()] == ["curve.png"]  # no temporary file left
+
+
+def test_a_failed_save_keeps_the_previous_file(tmp_path):
+    path = plots.save_figure(_small_figure(), tmp_path / "curve.png", dpi=50)
+    good = path.read_bytes()
+
+    broken = _small_figure()
+
+    def fail_half_way(file, **kwargs):
+        file.write(PNG_SIGNATURE)  # a truncated image, then the failure
+        raise RuntimeError("disk full")
+
+    broken.savefig = fail_half_way
+    with pytest.raises(RuntimeError, match="disk full"):
+        plots.save_figure(broken, path)
+    assert path.read_bytes() == good
+    assert [entry.name for entry in tmp_path.iterdir()] == ["curve.png"]
+
+
+def test_saving_to_a_folder_is_a_clear_error(tmp_path):
+    (tmp_path / "figures").mkdir()
+    with pytest.raises(IsADirectoryError, match="folder"):
+        plots.save_figure(_small_figure(), tmp_path / "figures")
+    assert list((tmp_path / "figures").iterdir()) == []
+    assert [entry.name for entry in tmp_path.iterdir()] == ["figures"]
+
+
+def test_every_figure_can_be_saved(tmp_path):
+    points, labels = _points_and_labels()
+    figures = [
+        plots.image_grid({"z ~ N(0, I)": _images(12), "z ~ N(mean, cov) of the real codes": _images(12)}, SHAPE),
+        plots.loss_table({"deep": _history()}),
+        plots.side_by_side_scatter({"a": points, "b": points}, labels),
+        plots.latent_scatter(points, labels, colorbar=True),
+    ]
+    for index, fig in enumerate(figures):
+        path = plots.save_figure(fig, tmp_path / f"figure_{index}.png", dpi=30)
+        assert path.read_bytes().startswith(PNG_SIGNATURE)

@@ -1,0 +1,447 @@
+"""fit(): learning on real data, batching, shuffling, determinism, data checks, divergence, Ctrl-C, evaluate()."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+
+import numpy
+import pytest
+from threadpoolctl import threadpool_limits
+
+from scratchae import data
+from scratchae.losses import MSELoss, SoftmaxCrossEntropyLoss
+from scratchae.models import (
+    deep_autoencoder,
+    denoising_autoencoder,
+    linear_latent_autoencoder,
+    mlp_classifier,
+    simple_autoencoder,
+)
+from scratchae.optim import SGD, Adam
+from scratchae.training import History, TrainingDiverged, evaluate, fit
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_blas_thread():
+    """Matrices here are tiny: one BLAS thread is fastest, and two fight over two busy cores."""
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
+@pytest.fixture(scope="module")
+def digits() -> data.Dataset:
+    return data.load("digits")
+
+
+@pytest.fixture
+def rng() -> numpy.random.Generator:
+    return numpy.random.default_rng(20240607)
+
+
+def weights(model) -> list[numpy.ndarray]:
+    return [parameter.data.copy() for parameter in model.parameters()]
+
+
+def same_weights(model, snapshot) -> bool:
+    return all(numpy.array_equal(parameter.data, old) for parameter, old in zip(model.parameters(), snapshot))
+
+
+def uniform(rng, n: int, features: int = 64) -> numpy.ndarray:
+    return rng.uniform(0.0, 1.0, (n, features)).astype(numpy.float32)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Learning on digits
+# --------------------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("builder", [simple_autoencoder, deep_autoencoder, linear_latent_autoencoder,
+                                     denoising_autoencoder])
+def test_autoencoders_learn_digits_in_a_few_epochs(builder, digits):
+    model = builder(input_dim=64)
+    before = evaluate(model, MSELoss(), digits.x_test)["loss"]
+    history = fit(model, MSELoss(), Adam(model.parameters()), digits.x_train, epochs=3, batch_size=64,
+                  validation=digits.x_test, progress=False)
+    assert sorted(history.metrics) == ["loss", "val_loss"]
+    assert len(history) == 3 and len(history["val_loss"]) == 3 and len(history.seconds) == 3
+    assert history["loss"][-1] < 0.8 * history["loss"][0]
+    assert history["val_loss"][-1] < history["val_loss"][0]
+    assert history["val_loss"][-1] < 0.7 * before
+    assert not history.interrupted
+
+
+def test_classifier_learns_digits_well_beyond_chance(digits):
+    model = mlp_classifier(input_dim=64)
+    history = fit(model, SoftmaxCrossEntropyLoss(), Adam(model.parameters()), digits.x_train, digits.y_train,
+                  epochs=4, batch_size=64, validation=(digits.x_test, digits.y_test), progress=False)
+    assert sorted(history.metrics) == ["accuracy", "loss", "val_accuracy", "val_loss"]
+    assert all(len(values) == 4 for values in history.metrics.values())
+    assert history["loss"][-1] < 0.5 * history["loss"][0]
+    assert history["val_accuracy"][-1] > 0.7
+    assert history["accuracy"][-1] > 0.7
+    accuracy = float(numpy.mean(model.predict(digits.x_test) == digits.y_test))
+    assert accuracy == pytest.approx(history["val_accuracy"][-1])
+
+
+def test_fit_leaves_the_model_in_evaluation_mode(digits):
+    model = denoising_autoencoder(input_dim=64)
+    fit(model, MSELoss(), Adam(model.parameters()), digits.x_train[:64], epochs=1, batch_size=32, progress=False)
+    x = digits.x_test[:5]
+    assert numpy.array_equal(model.forward(x), model.reconstruct(x))
+
+
+def test_validation_of_a_denoising_model_draws_no_training_noise(digits):
+    model = denoising_autoencoder(input_dim=64)
+    fit(model, MSELoss(), Adam(model.parameters()), digits.x_train[:100], epochs=2, batch_size=32,
+        validation=digits.x_test, progress=False)
+    assert model.noisy_batches == 2 * 4
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Batches and shuffling
+# --------------------------------------------------------------------------------------------------------------------
+
+class BatchRecorder:
+    """Wraps a model's forward: remembers which rows of ``x`` (by content) made up every training batch."""
+
+    def __init__(self, model, x):
+        self.rows = {row.tobytes(): index for index, row in enumerate(x)}
+        assert len(self.rows) == len(x), "rows must be distinct to be recognised"
+        self.batches = []
+        self.forward = model.forward
+        model.forward = self
+
+    def __call__(self, x_batch):
+        self.batches.append([self.rows[row.tobytes()] for row in numpy.asarray(x_batch)])
+        return self.forward(x_batch)
+
+    def epochs(self, batches_per_epoch: int) -> list[list[int]]:
+        flat = [self.batches[i:i + batches_per_epoch] for i in range(0, len(self.batches), batches_per_epoch)]
+        return [[index for batch in epoch for index in batch] for epoch in flat]
+
+
+def test_the_last_partial_batch_is_used(rng):
+    model = simple_autoencoder(input_dim=64)
+    x = uniform(rng, 100)
+    recorder = BatchRecorder(model, x)
+    optimizer = Adam(model.parameters())
+    fit(model, MSELoss(), optimizer, x, epochs=1, batch_size=32, progress=False)
+    assert optimizer.steps == 4
+    assert [len(batch) for batch in recorder.batches] == [32, 32, 32, 4]
+    fit(model, MSELoss(), optimizer, x, epochs=2, batch_size=32, progress=False)
+    assert optimizer.steps == 12
+
+
+def test_every_epoch_visits_every_sample_once_in_a_new_seeded_order(rng):
+    x = uniform(rng, 100)
+    orders = {}
+    for label, seed in (("a", 0), ("b", 0), ("c", 1)):
+        model = simple_autoencoder(input_dim=64)
+        recorder = BatchRecorder(model, x)
+        fit(model, MSELoss(), Adam(model.parameters()), x, epochs=3, batch_size=32, seed=seed, progress=False)
+        orders[label] = recorder.epochs(4)
+    first, second, third = orders["a"]
+    for order in orders["a"] + orders["c"]:
+        assert sorted(order) == list(range(100))
+    assert first != second and second != third and first != third
+    assert first != list(range(100))
+    assert orders["a"] == orders["b"]
+    assert orders["a"][0] != orders["c"][0]
+
+
+def test_without_shuffle_batches_come_in_order(rng):
+    x = uniform(rng, 50)
+    model = simple_autoencoder(input_dim=64)
+    recorder = BatchRecorder(model, x)
+    fit(model, MSELoss(), Adam(model.parameters()), x, epochs=2, batch_size=16, shuffle=False, progress=False)
+    assert recorder.epochs(4) == [list(range(50))] * 2
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Determinism
+# --------------------------------------------------------------------------------------------------------------------
+
+def train(builder, x, y=None, *, seed, epochs=2, loss=None):
+    model = builder(input_dim=64)
+    loss = loss or MSELoss()
+    validation = x[:50] if y is None else (x[:50], y[:50])
+    history = fit(model, loss, Adam(model.parameters()), x, y, epochs=epochs, batch_size=32, seed=seed,
+                  validation=validation, progress=False)
+    return model, history
+
+
+@pytest.mark.parametrize("builder", [simple_autoencoder, denoising_autoencoder])
+def test_same_seed_same_data_gives_bit_identical_runs(builder, digits):
+    x = digits.x_train[:300]
+    first, history_1 = train(builder, x, seed=7)
+    second, history_2 = train(builder, x, seed=7)
+    other, history_3 = train(builder, x, seed=8)
+    assert same_weights(second, weights(first))
+    assert history_1.metrics == history_2.metrics
+    for name in history_1.metrics:
+        assert numpy.array_equal(history_1[name], history_2[name])
+    assert not same_weights(other, weights(first))
+    assert history_3["loss"] != history_1["loss"]
+
+
+def test_classifier_runs_are_bit_identical_too(digits):
+    x, y = digits.x_train[:300], digits.y_train[:300]
+    first, history_1 = train(mlp_classifier, x, y, seed=3, loss=SoftmaxCrossEntropyLoss())
+    second, history_2 = train(mlp_classifier, x, y, seed=3, loss=SoftmaxCrossEntropyLoss())
+    assert same_weights(second, weights(first))
+    assert history_1.metrics == history_2.metrics
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Data checked once, before any training
+# --------------------------------------------------------------------------------------------------------------------
+
+def _nan_at_end(x):
+    x = x.copy()
+    x[-1, 5] = numpy.nan
+    return x
+
+
+def _inf_at_end(x):
+    x = x.copy()
+    x[-1, 0] = numpy.inf
+    return x
+
+
+def _labels_with(y, value):
+    y = y.copy()
+    y[-1] = value
+    return y
+
+
+# (case, classifier?, make (x, y, validation) from the clean (x, labels), a phrase the message must contain)
+BAD_DATA = [
+    ("wrong feature size", False, lambda x, y: (x[:, :63], None, None), r"\(N, 64\)"),
+    ("integer dtype", False, lambda x, y: ((x * 16).astype(numpy.int64), None, None), "floating point"),
+    ("uint8 images", False, lambda x, y: ((x * 255).astype(numpy.uint8), None, None), "floating point"),
+    ("float64 into float32", False, lambda x, y: (x.astype(numpy.float64), None, None), "float64"),
+    ("NaN", False, lambda x, y: (_nan_at_end(x), None, None), "NaN"),
+    ("inf", False, lambda x, y: (_inf_at_end(x), None, None), "infinite"),
+    ("1-d inputs", False, lambda x, y: (x[0], None, None), "shape"),
+    ("no samples", False, lambda x, y: (x[:0], None, None), "no samples"),
+    ("target length", False, lambda x, y: (x, x[:-1], None), "targets"),
+    ("target dtype", False, lambda x, y: (x, x.astype(numpy.float64), None), "targets"),
+    ("NaN in targets", False, lambda x, y: (x, _nan_at_end(x), None), "NaN"),
+    ("NaN in validation", False, lambda x, y: (x, None, _nan_at_end(x[:20])), "validation"),
+    ("float64 validation", False, lambda x, y: (x, None, x[:20].astype(numpy.float64)), "validation"),
+    ("label length", True, lambda x, y: (x, y[:-1], None), "targets"),
+    ("float labels", True, lambda x, y: (x, y.astype(numpy.float32), None), "integer"),
+    ("one-hot labels", True, lambda x, y: (x, numpy.eye(10, dtype=numpy.int64)[y], None), "1-d"),
+    ("label 10 of 10 classes", True, lambda x, y: (x, _labels_with(y, 10), None), "label"),
+    ("negative label", True, lambda x, y: (x, _labels_with(y, -1), None), "label"),
+    ("bad validation label", True, lambda x, y: (x, y, (x[:20], _labels_with(y[:20], 12))), "label"),
+]
+
+
+@pytest.mark.parametrize("case, classifier, make, phrase", BAD_DATA, ids=[case[0] for case in BAD_DATA])
+def test_bad_data_is_refused_before_any_training(case, classifier, make, phrase, digits):
+    x, labels = digits.x_train[:200], digits.y_train[:200]
+    model = mlp_classifier(input_dim=64) if classifier else denoising_autoencoder(input_dim=64)
+    loss = SoftmaxCrossEntropyLoss() if classifier else MSELoss()
+    x_bad, y_bad, validation = make(x, labels)
+    if classifier and y_bad is None:
+        y_bad = labels
+    optimizer = Adam(model.parameters())
+    before = weights(model)
+    with pytest.raises(ValueError, match=phrase):
+        fit(model, loss, optimizer, x_bad, y_bad, epochs=2, batch_size=32, validation=validation, progress=False)
+    assert optimizer.steps == 0
+    assert same_weights(model, before)
+    assert getattr(model, "noisy_batches", 0) == 0
+
+
+@pytest.mark.parametrize("argument, value", [("epochs", -1), ("batch_size", -1), ("batch_size", 0),
+                                             ("epochs", 1.5), ("batch_size", 32.0), ("epochs", None)])
+def test_negative_or_non_integer_counts_are_refused(argument, value, rng):
+    model = simple_autoencoder(input_dim=64)
+    optimizer = Adam(model.parameters())
+    before = weights(model)
+    options = {"epochs": 1, "batch_size": 32, argument: value}
+    with pytest.raises(ValueError, match=argument):
+        fit(model, MSELoss(), optimizer, uniform(rng, 40), progress=False, **options)
+    assert optimizer.steps == 0 and same_weights(model, before)
+
+
+def test_zero_epochs_trains_nothing(rng):
+    model = denoising_autoencoder(input_dim=64)
+    optimizer = Adam(model.parameters())
+    before = weights(model)
+    history = fit(model, MSELoss(), optimizer, uniform(rng, 40), epochs=0, batch_size=8, validation=uniform(rng, 8),
+                  progress=False)
+    assert len(history) == 0 and history.metrics == {} and not history.interrupted
+    assert optimizer.steps == 0 and model.noisy_batches == 0
+    assert same_weights(model, before)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# A loss that is no longer a number
+# --------------------------------------------------------------------------------------------------------------------
+
+class SnapshotSGD(SGD):
+    """SGD that remembers the weights after its latest step."""
+
+    def step(self):
+        super().step()
+        self.after_last_step = [parameter.data.copy() for parameter in self.params]
+
+
+def test_a_huge_learning_rate_raises_training_diverged_and_keeps_finite_weights(digits):
+    model = mlp_classifier(input_dim=64)
+    optimizer = SnapshotSGD(model.parameters(), lr=1e12)
+    optimizer.after_last_step = weights(model)
+    with pytest.raises(TrainingDiverged) as raised:
+        fit(model, SoftmaxCrossEntropyLoss(), optimizer, digits.x_train, digits.y_train, epochs=3, batch_size=32,
+            progress=False)
+    assert isinstance(raised.value, FloatingPointError)
+    per_epoch = math.ceil(len(digits.x_train) / 32)
+    epoch, batch = divmod(optimizer.steps, per_epoch)  # the steps taken before the failing batch
+    assert f"epoch {epoch + 1}, batch {batch + 1}" in str(raised.value)
+    assert all(numpy.all(numpy.isfinite(parameter.data)) for parameter in model.parameters())
+    assert same_weights(model, optimizer.after_last_step)  # the weights from before the failing batch
+
+
+class NaNOnCall(MSELoss):
+    """MSE that returns NaN on its n-th call (counting from 1)."""
+
+    def __init__(self, n):
+        super().__init__()
+        self.n, self.calls = n, 0
+
+    def forward(self, pred, target):
+        self.calls += 1
+        value = super().forward(pred, target)
+        return value * numpy.float32("nan") if self.calls == self.n else value
+
+
+def test_the_diverged_error_names_the_epoch_and_the_batch(rng):
+    model = simple_autoencoder(input_dim=64)
+    optimizer = Adam(model.parameters())
+    with pytest.raises(TrainingDiverged, match=r"epoch 2, batch 3\b"):
+        fit(model, NaNOnCall(4 + 3), optimizer, uniform(rng, 100), epochs=3, batch_size=32, progress=False)
+    assert optimizer.steps == 6
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Ctrl-C
+# --------------------------------------------------------------------------------------------------------------------
+
+def ctrl_c():
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+class CtrlCOnCall(MSELoss):
+    """MSE whose n-th call (counting from 1) presses Ctrl-C, as if the user did mid-batch."""
+
+    def __init__(self, n):
+        super().__init__()
+        self.n, self.calls = n, 0
+
+    def forward(self, pred, target):
+        self.calls += 1
+        if self.calls == self.n:
+            ctrl_c()
+        return super().forward(pred, target)
+
+
+@pytest.mark.parametrize("call", [2, 6])
+def test_ctrl_c_mid_epoch_finishes_the_batch_and_returns_the_history(call, rng):
+    model = simple_autoencoder(input_dim=64)
+    optimizer = Adam(model.parameters())
+    handler = signal.getsignal(signal.SIGINT)
+    history = fit(model, CtrlCOnCall(call), optimizer, uniform(rng, 100), epochs=5, batch_size=32, progress=False)
+    assert isinstance(history, History)
+    assert history.interrupted
+    assert optimizer.steps == call  # the batch in flight is finished, then training stops
+    assert len(history) == (call - 1) // 4  # only complete epochs are recorded
+    assert signal.getsignal(signal.SIGINT) is handler
+
+
+def test_ctrl_c_in_an_epoch_callback_stops_before_the_next_epoch(rng):
+    model = simple_autoencoder(input_dim=64)
+    optimizer = Adam(model.parameters())
+    handler = signal.getsignal(signal.SIGINT)
+    seen = []
+
+    def on_epoch_end(epoch, logs):
+        seen.append((epoch, dict(logs)))
+        if epoch == 2:
+            ctrl_c()
+
+    history = fit(model, MSELoss(), optimizer, uniform(rng, 100), epochs=5, batch_size=32, progress=False,
+                  on_epoch_end=on_epoch_end)
+    assert history.interrupted
+    assert len(history) == 2
+    assert [epoch for epoch, _ in seen] == [1, 2]
+    assert seen[1][1]["loss"] == history["loss"][1]
+    assert signal.getsignal(signal.SIGINT) is handler
+    # the weights are those of the two recorded epochs: no batch of a third epoch ran
+    assert optimizer.steps == 2 * 4
+
+
+def test_sigint_handler_is_restored_when_training_fails(rng):
+    handler = signal.getsignal(signal.SIGINT)
+    model = simple_autoencoder(input_dim=64)
+    with pytest.raises(TrainingDiverged):
+        fit(model, NaNOnCall(2), Adam(model.parameters()), uniform(rng, 64), epochs=1, batch_size=32,
+            progress=False)
+    assert signal.getsignal(signal.SIGINT) is handler
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Progress output
+# --------------------------------------------------------------------------------------------------------------------
+
+def test_progress_false_prints_nothing(capsys, rng):
+    model = simple_autoencoder(input_dim=64)
+    fit(model, MSELoss(), Adam(model.parameters()), uniform(rng, 64), epochs=2, batch_size=16,
+        validation=uniform(rng, 8), progress=False)
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out == ""
+
+
+def test_progress_always_shows_a_bar_on_stderr(capsys, rng):
+    model = simple_autoencoder(input_dim=64)
+    fit(model, MSELoss(), Adam(model.parameters()), uniform(rng, 64), epochs=1, batch_size=16, progress="always")
+    assert "epoch 1" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# evaluate()
+# --------------------------------------------------------------------------------------------------------------------
+
+def test_evaluate_is_the_sample_weighted_mean_whatever_the_batch_size(rng):
+    model = simple_autoencoder(input_dim=64)
+    x = uniform(rng, 100)
+    x[96:] = 0.0  # a last, small batch unlike the others: an unweighted mean of batch means would show it
+    loss = MSELoss()
+    exact = float(numpy.mean((model.reconstruct(x).astype(numpy.float64) - x) ** 2))
+    results = [evaluate(model, loss, x, batch_size=size)["loss"] for size in (1, 7, 32, 100, 1024)]
+    for result in results:
+        assert result == pytest.approx(exact, rel=1e-5)
+    batch_means = [float(numpy.mean((model.reconstruct(x[i:i + 32]) - x[i:i + 32]) ** 2)) for i in range(0, 100, 32)]
+    assert abs(numpy.mean(batch_means) - exact) > 1e-3 * exact  # the check above can tell the two apart
+
+
+def test_evaluate_gives_loss_and_accuracy_for_a_classifier(digits):
+    model = mlp_classifier(input_dim=64)
+    x, y = digits.x_test, digits.y_test
+    loss = SoftmaxCrossEntropyLoss()
+    by_7, whole = evaluate(model, loss, x, y, batch_size=7), evaluate(model, loss, x, y, batch_size=len(x))
+    assert sorted(by_7) == ["accuracy", "loss"]
+    assert by_7["loss"] == pytest.approx(whole["loss"], rel=1e-5)
+    assert by_7["accuracy"] == whole["accuracy"] == float(numpy.mean(model.predict(x) == y))
+    assert math.isfinite(by_7["loss"])
+
+
+def test_evaluate_puts_a_denoising_model_in_evaluation_mode(rng):
+    model = denoising_autoencoder(input_dim=64).train()
+    x = uniform(rng, 10)
+    result = evaluate(model, MSELoss(), x)["loss"]
+    assert model.noisy_batches == 0
+    assert result == pytest.approx(float(numpy.mean((model.reconstruct(x) - x) ** 2)), rel=1e-6)
