@@ -191,14 +191,17 @@ class ReLU(Layer):
         if not input_grad:
             return None
         xp = get_namespace(dy)
-        return xp.where(self.x > 0, dy, 0.0)  # (N, D)
+        return dy * xp.astype(self.x > 0, dy.dtype)  # (N, D), dy times the derivative: 1 where x > 0, else 0
 
 
 class Sigmoid(Layer):
     r"""Logistic sigmoid: :math:`y = 1 / (1 + e^{-x})`, squashing any number into (0, 1).
 
-    Computed as :math:`\tanh(x/2)/2 + 1/2`, the same function written so that it never overflows: ``exp(-x)``
-    overflows for large negative x, ``tanh`` never does. Its derivative is :math:`y (1 - y)`.
+    ``exp(-x)`` overflows for large negative x (below -88.7 in float32), so x is first clipped to :math:`\pm 87`
+    (:math:`\pm 708` in float64), where ``exp(-x)`` and ``y`` are still normal floating-point numbers. Beyond that
+    range the sigmoid is 0 or 1 to within :math:`10^{-37}`, so the clip changes nothing but the overflow.
+    (:math:`\tanh(x/2)/2 + 1/2` is the same function and never overflows either, but ``tanh`` costs more than
+    ``exp``.) The derivative is :math:`y (1 - y)`.
     """
 
     def __init__(self):
@@ -207,7 +210,8 @@ class Sigmoid(Layer):
     def forward(self, x):
         """x: (N, D) -> y: (N, D) in (0, 1)."""
         xp = get_namespace(x)
-        self.y = 0.5 * xp.tanh(0.5 * x) + 0.5  # (N, D), kept: the derivative is written with y
+        limit = math.floor(-math.log(xp.finfo(x.dtype).smallest_normal))  # 87 for float32, 708 for float64
+        self.y = 1.0 / (1.0 + xp.exp(-xp.clip(x, -limit, limit)))  # (N, D), kept: the derivative uses y
         return self.y
 
     def backward(self, dy, input_grad: bool = True):
