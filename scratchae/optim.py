@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import math
+import numbers
 
 from scratchae.backend import get_namespace
 
@@ -112,8 +113,8 @@ class Adam(Optimizer):
                 raise ValueError(f"{name} must lie in [0, 1), got {beta}")
         self.beta1, self.beta2 = float(beta1), float(beta2)
         self.eps = _require_positive("eps", eps)
-        if weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+        if not (weight_decay >= 0 and math.isfinite(weight_decay)):
+            raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay}")
         self.weight_decay = float(weight_decay)
         self.m = [None] * len(self.params)  # first moments, one array per parameter
         self.v = [None] * len(self.params)  # second moments
@@ -145,6 +146,6 @@ class Adam(Optimizer):
 
 
 def _require_positive(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0 or not math.isfinite(value):
         raise ValueError(f"{name} must be a positive number, got {value!r}")
     return float(value)

@@ -1,0 +1,120 @@
+"""The engine on the GPU (CuPy): the same numbers as NumPy, to float32 precision.
+
+These tests run where CuPy is installed and sees a GPU, and are skipped elsewhere (``-m gpu`` selects them alone).
+"""
+
+from __future__ import annotations
+
+import numpy
+import pytest
+
+from scratchae import models
+from scratchae.backend import DeviceError, device_of, get_namespace, gpu_available, resolve_device, to_device, to_numpy
+from scratchae.layers import Dense, ReLU, Sequential, Sigmoid
+from scratchae.losses import BCELoss, MSELoss, SoftmaxCrossEntropyLoss
+from scratchae.optim import SGD, Adam
+from scratchae.training import fit
+
+
+def _why_no_gpu() -> str:
+    try:
+        resolve_device("gpu")
+    except DeviceError as error:
+        return f"needs CuPy and a GPU: {error}"
+    return "needs CuPy and a GPU"
+
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not gpu_available(), reason=_why_no_gpu())]
+
+F32 = numpy.float32
+RTOL, ATOL = 1e-5, 1e-6  # float32: summation order differs between the GPU's and the CPU's matrix products
+
+
+def assert_on_gpu_and_close(on_gpu, expected, rtol=RTOL, atol=ATOL):
+    assert device_of(on_gpu) == "gpu"
+    assert on_gpu.dtype == expected.dtype
+    numpy.testing.assert_allclose(to_numpy(on_gpu), expected, rtol=rtol, atol=atol)
+
+
+def network():
+    return Sequential([Dense(12, 8, rng=0), ReLU(), Dense(8, 12, rng=1), Sigmoid()])
+
+
+def test_resolve_device_gpu():
+    assert resolve_device("gpu") == "gpu"
+    assert resolve_device("auto") == "gpu"
+
+
+def test_to_device_round_trip():
+    x = numpy.arange(6, dtype=F32).reshape(2, 3)
+    on_gpu = to_device(x, "gpu")
+    assert device_of(on_gpu) == "gpu" and on_gpu.dtype == F32
+    assert get_namespace(on_gpu).__name__ == "cupy"
+    numpy.testing.assert_array_equal(to_numpy(on_gpu), x)
+    numpy.testing.assert_array_equal(to_device(on_gpu, "cpu"), x)
+
+
+def test_layers_match_numpy(rng):
+    reference, layer = network(), network().to("gpu")
+    assert all(device_of(p.data) == "gpu" and p.data.dtype == F32 for p in layer.parameters())
+    x = rng.standard_normal((5, 12)).astype(F32)
+    dy = rng.standard_normal((5, 12)).astype(F32)
+    y_ref, y = reference.forward(x), layer.forward(to_device(x, "gpu"))
+    assert_on_gpu_and_close(y, y_ref)
+    dx_ref, dx = reference.backward(dy), layer.backward(to_device(dy, "gpu"))
+    assert_on_gpu_and_close(dx, dx_ref)
+    for p_ref, p in zip(reference.parameters(), layer.parameters(), strict=True):
+        assert_on_gpu_and_close(p.grad, p_ref.grad)
+
+
+@pytest.mark.parametrize("make", [MSELoss, BCELoss])
+def test_elementwise_losses_match_numpy(rng, make):
+    pred = rng.uniform(0.0, 1.0, (6, 5)).astype(F32)
+    pred[0, 0] = 0.0
+    target = rng.random((6, 5), dtype=F32)
+    reference, loss = make(), make()
+    value_ref = reference.forward(pred, target)
+    value = loss.forward(to_device(pred, "gpu"), to_device(target, "gpu"))
+    assert_on_gpu_and_close(value, value_ref)
+    assert_on_gpu_and_close(loss.backward(), reference.backward())
+
+
+def test_softmax_cross_entropy_matches_numpy(rng):
+    logits = (3.0 * rng.standard_normal((6, 4))).astype(F32)
+    labels = rng.integers(0, 4, size=6)
+    reference, loss = SoftmaxCrossEntropyLoss(), SoftmaxCrossEntropyLoss()
+    value_ref = reference.forward(logits, labels)
+    value = loss.forward(to_device(logits, "gpu"), to_device(labels, "gpu"))
+    assert_on_gpu_and_close(value, value_ref)
+    assert_on_gpu_and_close(loss.backward(), reference.backward())
+
+
+@pytest.mark.parametrize("make", [lambda ps: Adam(ps, lr=0.01, weight_decay=0.01),
+                                  lambda ps: SGD(ps, lr=0.1, momentum=0.9)], ids=["adam", "sgd"])
+def test_optimizers_match_numpy(rng, make):
+    reference, layer = Dense(6, 4, rng=0), Dense(6, 4, rng=0).to("gpu")
+    optimizer_ref, optimizer = make(reference.parameters()), make(layer.parameters())
+    for _ in range(3):
+        for p_ref, p in zip(reference.parameters(), layer.parameters()):
+            grad = rng.standard_normal(p_ref.shape).astype(F32)
+            p_ref.grad, p.grad = grad, to_device(grad, "gpu")
+        optimizer_ref.step()
+        optimizer.step()
+    for p_ref, p in zip(reference.parameters(), layer.parameters()):
+        assert_on_gpu_and_close(p.data, p_ref.data)
+    for name, arrays in optimizer.state_arrays().items():
+        for array, array_ref in zip(arrays, optimizer_ref.state_arrays()[name], strict=True):
+            assert_on_gpu_and_close(array, array_ref)  # state allocated on the GPU, in float32
+
+
+def test_fit_one_epoch_matches_numpy(rng):
+    x = rng.random((64, 16), dtype=F32)
+    reference = models.simple_autoencoder(latent_dim=4, input_dim=16, hidden_dim=8, seed=3)
+    model = models.simple_autoencoder(latent_dim=4, input_dim=16, hidden_dim=8, seed=3).to("gpu")
+    histories = [fit(m, BCELoss(), Adam(m.parameters(), lr=1e-3), x, epochs=1, batch_size=16, seed=0, progress=False)
+                 for m in (reference, model)]
+    assert len(histories[1]) == 1
+    numpy.testing.assert_allclose(histories[1]["loss"], histories[0]["loss"], rtol=1e-5)
+    for p_ref, p in zip(reference.parameters(), model.parameters(), strict=True):
+        assert_on_gpu_and_close(p.data, p_ref.data, rtol=1e-4, atol=1e-5)
+    assert_on_gpu_and_close(model.reconstruct(to_device(x, "gpu")), reference.reconstruct(x), rtol=1e-4, atol=1e-5)
