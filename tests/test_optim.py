@@ -225,7 +225,7 @@ BAD_HYPERPARAMETERS = [
     (Adam, {"betas": (0.9, 1.0)}, r"betas\[1\] must lie in \[0, 1\), got 1.0"),
     (Adam, {"betas": (0.9, NAN)}, r"betas\[1\] must lie in \[0, 1\), got nan"),
     (Adam, {"eps": 0.0}, "eps must be a positive number, got 0.0"),
-    (Adam, {"weight_decay": -0.1}, "weight_decay must be >= 0, got -0.1"),
+    (Adam, {"weight_decay": -0.1}, "weight_decay must be a finite number >= 0, got -0.1"),
     (Adam, {"weight_decay": NAN}, "weight_decay must be .*got nan"),
     (SGD, {"lr": 0.1, "momentum": 1.0}, r"momentum must lie in \[0, 1\), got 1.0"),
     (SGD, {"lr": 0.1, "momentum": -0.5}, r"momentum must lie in \[0, 1\), got -0.5"),
