@@ -18,7 +18,7 @@ import time
 
 import numpy
 
-from scratchae import checkpoint, data, gradcheck
+from scratchae import checkpoint, data, gallery, gradcheck
 from scratchae.backend import DeviceError, resolve_device, to_numpy, to_same_device
 from scratchae.layers import Dense, Identity, ReLU, Sequential, Sigmoid
 from scratchae.losses import BCELoss, MSELoss, SoftmaxCrossEntropyLoss
@@ -85,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("gradcheck", help="check every hand-written gradient against numerical ones")
     check.add_argument("--seed", type=int, default=0)
     check.set_defaults(run=run_gradcheck)
+
+    gallery.add_demo_command(commands)
     return parser
 
 

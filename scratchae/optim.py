@@ -11,7 +11,7 @@ import abc
 import math
 import numbers
 
-from scratchae.backend import get_namespace
+from scratchae.backend import fused_adam_kernel, get_namespace
 
 
 class Optimizer(abc.ABC):
@@ -125,18 +125,29 @@ class Adam(Optimizer):
             self.m[index] = xp.zeros_like(parameter.data)
             self.v[index] = xp.zeros_like(parameter.data)
         m, v = self.m[index], self.v[index]
+        step_size = self.lr / (1.0 - self.beta1 ** self.steps)  # lr / bias_correction1: the step uses m_hat
+        inv_sqrt_bc2 = 1.0 / math.sqrt(1.0 - self.beta2 ** self.steps)  # sqrt(v_hat) = sqrt(v) * inv_sqrt_bc2
+
+        fused = fused_adam_kernel(parameter.data)
+        if fused is not None:  # on a GPU: every line below in one kernel launch
+            fused(parameter.grad, self.beta1, self.beta2, self.eps, self.weight_decay, step_size, inv_sqrt_bc2,
+                  parameter.data, m, v)
+            return
+
         g = parameter.grad
         if self.weight_decay:
             g = g + self.weight_decay * parameter.data
+        # In-place updates (m *= ...) reuse the state arrays instead of allocating new ones each step.
         m *= self.beta1
-        m += (1.0 - self.beta1) * g
+        m += (1.0 - self.beta1) * g  # m = beta1 m + (1 - beta1) g
         v *= self.beta2
-        v += (1.0 - self.beta2) * (g * g)
-        bias_correction1 = 1.0 - self.beta1 ** self.steps
-        bias_correction2 = 1.0 - self.beta2 ** self.steps
-        # sqrt(v_hat) = sqrt(v) / sqrt(bc2); the step is lr * (m / bc1) / (sqrt(v_hat) + eps)
-        denominator = xp.sqrt(v) / math.sqrt(bias_correction2) + self.eps
-        parameter.data -= (self.lr / bias_correction1) * m / denominator
+        v += (1.0 - self.beta2) * (g * g)  # v = beta2 v + (1 - beta2) g^2
+        denominator = xp.sqrt(v)
+        denominator *= inv_sqrt_bc2
+        denominator += self.eps  # sqrt(v_hat) + eps
+        step = m / denominator
+        step *= step_size  # lr * m_hat / (sqrt(v_hat) + eps)
+        parameter.data -= step
 
     def hyperparameters(self):
         return {"lr": self.lr, "betas": [self.beta1, self.beta2], "eps": self.eps, "weight_decay": self.weight_decay}

@@ -1,0 +1,103 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+# ---
+
+# %% [markdown]
+# # The exercises of the first notebook
+#
+# **Exercise 1.** Shrink the code of the simple autoencoder to 4 numbers, or 2, and watch the reconstructions:
+# do the digits blur? Are they still recognisable?
+#
+# **Exercise 2.** Give the autoencoder more layers, as the denoising chapter did, but train it on clean images;
+# compare its final loss and the sharpness of its images with the single-hidden-layer network.
+#
+# Every network here is trained as in the first notebook: Adam, mean squared error, 20 epochs, batches of 256,
+# validated on the test images.
+
+# %%
+from scratchae import models, plots
+from scratchae.backend import to_numpy
+from scratchae.demos._common import Demo
+from scratchae.losses import MSELoss
+from scratchae.optim import Adam
+
+demo = Demo.start("exercises")
+
+# %%
+dataset = demo.load_data()
+x_train, x_test = dataset.x_train, dataset.x_test
+shape = dataset.image_shape
+originals = x_test[:10]
+
+
+def train(label, model):
+    """Train an autoencoder as the first notebook does; return its history."""
+    model.to(demo.device)
+    return demo.fit(label, model, MSELoss(), Adam(model.parameters(), lr=1e-3), x_train,
+                    epochs=demo.epochs(20), batch_size=256, validation=x_test)
+
+
+def reconstruct(model):
+    """The model's reconstructions of the ten digits shown, as NumPy."""
+    return to_numpy(model.reconstruct(demo.to_device(originals)))
+
+
+# %% [markdown]
+# ## Exercise 1: how small can the code be?
+#
+# The same 784-128-d-128-784 network with a code of d = 2, 4 and 32 numbers. Each row gives the final
+# validation loss. With 2 numbers the network can hardly say more than roughly which digit it saw: most digits
+# come out as blurred, typical shapes, some of them of another class. 4 numbers keep more of the shape; 32 keep
+# the details.
+
+# %%
+latent_sizes = (2, 4, 32)
+histories, reconstructions = {}, {}
+for latent_dim in latent_sizes:
+    label = f"latent {latent_dim}"
+    model = models.simple_autoencoder(latent_dim=latent_dim, input_dim=dataset.n_features, seed=demo.seed)
+    histories[label] = train(f"simple AE ({label})", model)
+    reconstructions[label] = reconstruct(model)
+
+final_losses = {label: history["val_loss"][-1] for label, history in histories.items()}
+demo.save(plots.compare_reconstructions(originals, reconstructions, shape, losses=final_losses,
+                                        title="Exercise 1: reconstructions with a code of 2, 4 and 32 numbers"),
+          "07_latent_sizes.png",
+          "Exercise 1: ten test digits and their reconstructions by the simple autoencoder with a latent code of "
+          "2, 4 and 32 numbers; each row gives its final validation loss.")
+
+# %% [markdown]
+# ## Exercise 2: a deeper network on clean images
+#
+# 784-128-64-32-64-128-784 (the denoising chapter's network, without the noise) against the single hidden layer
+# of exercise 1, 784-128-32-128-784: both have a code of 32 numbers and train on the same data in the same way.
+# First the loss curves on one plot (training solid, validation dashed), then the final losses in a table,
+# then the reconstructions side by side. Depth does not win by itself: with few images and 20 epochs the deeper
+# network has more weights to fit and may still be learning when the training stops. Try `--data mnist` or more
+# `--epochs` and compare again.
+
+# %%
+deep = models.deep_autoencoder(latent_dim=32, input_dim=dataset.n_features, seed=demo.seed)
+runs = {"single hidden layer": histories["latent 32"], "deep": train("deep AE (latent 32)", deep)}
+demo.save(plots.compare_loss_curves(runs, title="Exercise 2: deep and single-hidden-layer autoencoders"),
+          "08_deep_vs_single_losses.png",
+          "Exercise 2: training (solid) and validation (dashed) loss per epoch of the deep autoencoder "
+          "(784-128-64-32-64-128-784) and the single-hidden-layer one (784-128-32-128-784), on clean images.")
+
+# %%
+demo.save(plots.loss_table(runs, title="Exercise 2: final losses"), "08_deep_vs_single_table.png",
+          "Exercise 2: final training and validation losses of the two networks.")
+
+# %%
+compared = {"single hidden layer": reconstructions["latent 32"], "deep": reconstruct(deep)}
+losses = {name: history["val_loss"][-1] for name, history in runs.items()}
+demo.save(plots.compare_reconstructions(originals, compared, shape, losses=losses,
+                                        title="Exercise 2: reconstructions of the two networks"),
+          "08_deep_vs_single_reconstructions.png",
+          "Exercise 2: ten test digits and their reconstructions by the single-hidden-layer and the deep "
+          "autoencoder, side by side, with their final validation losses.")
+
+# %%
+demo.finish()

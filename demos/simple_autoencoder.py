@@ -1,0 +1,107 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+# ---
+
+# %% [markdown]
+# # A simple autoencoder
+#
+# An autoencoder is two networks back to back. The **encoder** $z = f(x)$ squeezes an image $x$ into a short
+# code $z$; the **decoder** $\hat x = g(z)$ rebuilds the image from the code. Trained to give back its input, it
+# minimises the mean squared error
+#
+# $$L(x, \hat x) = \frac{1}{N} \sum_{i=1}^{N} (x_i - \hat x_i)^2 .$$
+#
+# The code is the bottleneck: 32 numbers for 784 pixels, 24.5 times fewer, so the network must keep what matters
+# and drop the rest. This chapter trains the first notebook's network, 784-128-32-128-784 (ReLU, and a sigmoid on
+# the output so that pixels stay in [0, 1]), and looks at what it learned.
+#
+# Run it as a script (`python demos/simple_autoencoder.py`, `--quick` for a few seconds) or open it as a notebook.
+# Every figure is also saved as a PNG in `outputs/simple_autoencoder/`.
+
+# %%
+from scratchae import models, plots
+from scratchae.backend import to_numpy
+from scratchae.demos._common import Demo
+from scratchae.losses import MSELoss
+from scratchae.optim import Adam
+
+demo = Demo.start("simple_autoencoder")
+
+# %% [markdown]
+# ## The data
+#
+# Handwritten digits, 28 x 28 pixels, each flattened to one row of 784 numbers in [0, 1] (the dense layers take
+# vectors). The default data set, `mnist-5k`, is 5,000 real MNIST digits that need no download: 4,000 to train on
+# and 1,000 to test with. `--data mnist` takes the full 60,000 + 10,000.
+
+# %%
+dataset = demo.load_data()
+x_train, x_test, y_test = dataset.x_train, dataset.x_test, dataset.y_test
+shape = dataset.image_shape
+
+# %% [markdown]
+# Ten training digits, drawn on a fixed grey scale from 0 (black) to 1 (white).
+
+# %%
+demo.save(plots.image_row(x_train, shape, title=f"{dataset.name} samples", n=10), "01_samples.png",
+          "Ten training digits, as the network sees them: 784 numbers in [0, 1] drawn as a 28 x 28 image.")
+
+# %% [markdown]
+# ## The model
+#
+# Encoder 784 → 128 → 32, decoder 32 → 128 → 784, ReLU after every layer but the last, which is a sigmoid.
+# Encoder and decoder are separate networks, so that each can be used alone later: the encoder to look at the
+# codes, the decoder to turn a code into an image.
+
+# %%
+model = models.simple_autoencoder(latent_dim=32, input_dim=dataset.n_features, seed=demo.seed).to(demo.device)
+print(model.summary())
+
+# %% [markdown]
+# ## Training
+#
+# Adam on the mean squared error, 20 epochs of mini-batches of 256, as the notebook does. The input is also the
+# target (x → x). After each epoch the loss on the test images, which the network never trains on, is measured
+# too: when both curves fall together, the network is learning digits, not memorising these particular ones.
+
+# %%
+history = demo.fit("simple AE (latent 32)", model, MSELoss(), Adam(model.parameters(), lr=1e-3), x_train,
+                   epochs=demo.epochs(20), batch_size=256, validation=x_test)
+demo.save(plots.loss_curves(history, title="Loss during training"), "02_loss.png",
+          "Training and validation loss (mean squared error) per epoch of the simple autoencoder "
+          "(latent 32, batch 256).")
+
+# %% [markdown]
+# ## Reconstructions
+#
+# Test digits on top, what the autoencoder made of them below. Everything that survives went through 32 numbers.
+# The arrays cross from the device to NumPy once, here, before they are drawn.
+
+# %%
+originals = x_test[:10]
+reconstructed = to_numpy(model.reconstruct(demo.to_device(originals)))
+demo.save(plots.reconstructions(originals, reconstructed, shape, title="Originals and reconstructions"),
+          "03_reconstructions.png",
+          "Ten test digits (top) over their reconstructions from a 32-number code (bottom).")
+
+# %% [markdown]
+# ## The latent space, seen with t-SNE
+#
+# Each test digit is now a point in 32 dimensions. t-SNE draws those points in 2-D so that points that are close
+# in 32-D stay close. Nobody told the autoencoder which digit is which, yet digits of the same class gather:
+# to rebuild a digit well, the code must say what the digit looks like, and that is mostly which digit it is.
+
+# %%
+n = min(1000, len(x_test))
+codes = to_numpy(model.encode(demo.to_device(x_test[:n])))  # (n, 32)
+points = demo.tsne(codes)  # (n, 2)
+demo.save(plots.latent_scatter(points, y_test[:n], title=f"t-SNE of the latent space (32-d → 2-d), {n:,} test digits",
+                               legend=False, colorbar=True, class_names=dataset.class_names),
+          "04_latent_tsne.png",
+          f"t-SNE of the 32-d latent codes of {n:,} test digits, coloured by digit: the classes form clusters "
+          "although the autoencoder never saw a label.")
+
+# %%
+demo.finish()

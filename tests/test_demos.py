@@ -1,0 +1,206 @@
+"""The demos and ``scratchae demo``: quick runs write every figure and a metrics.json; the gallery page; the check."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy
+import pytest
+from matplotlib.image import imsave
+
+from scratchae import gallery
+from scratchae.cli import main
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(autouse=True)
+def one_blas_thread(monkeypatch):
+    """The demos run as child processes: one BLAS thread each, the fastest for these small matrices."""
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+
+
+def run(argv) -> int:
+    """``main(argv)`` in this process: its return value, or the status of the SystemExit argparse raises."""
+    try:
+        return main(argv)
+    except SystemExit as stop:
+        return stop.code
+
+
+class _Images(HTMLParser):
+    """The ``src`` of every ``<img>`` and the text of every ``<figcaption>`` of a page."""
+
+    def __init__(self):
+        super().__init__()
+        self.sources, self.captions, self._caption = [], [], None
+
+    def handle_starttag(self, tag, attributes):
+        if tag == "img":
+            self.sources.append(dict(attributes)["src"])
+        elif tag == "figcaption":
+            self._caption = []
+
+    def handle_endtag(self, tag):
+        if tag == "figcaption":
+            self.captions.append("".join(self._caption))
+            self._caption = None
+
+    def handle_data(self, text):
+        if self._caption is not None:
+            self._caption.append(text)
+
+
+def parse_page(path: Path) -> _Images:
+    parser = _Images()
+    parser.feed(path.read_text(encoding="utf-8"))
+    return parser
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Real quick runs
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def test_quick_demos_write_their_figures_their_metrics_and_the_gallery(tmp_path, capsys):
+    out = tmp_path / "outputs"
+    names = ["simple_autoencoder", "linear_latent"]
+    assert run(["demo", "--quick", "--data", "digits", "--device", "cpu", "--out", str(out), "--only", *names]) == 0
+    printed = capsys.readouterr().out
+    assert "epoch   2/2" in printed and "gallery:" in printed
+
+    assert gallery.check_outputs(out, names) == []
+    for name in names:
+        metrics = json.loads((out / name / "metrics.json").read_text())
+        assert (metrics["demo"], metrics["data"], metrics["device"]) == (name, "digits", "cpu")
+        assert metrics["quick"] is True and metrics["epochs"] == 2 and metrics["image_shape"] == [8, 8]
+        assert metrics["train_size"] == 500 and metrics["test_size"] == 200
+        assert [figure["file"] for figure in metrics["figures"]] == list(gallery.expected_figures()[name])
+        assert all(figure["caption"].strip() for figure in metrics["figures"])
+        assert metrics["seconds"] > 0 and "t-SNE" in metrics["timings"]
+        trained = [values for values in metrics["results"].values() if "epochs" in values]
+        assert trained and all(values["epochs"] == 2 for values in trained)
+        assert all(math.isfinite(values["loss"]) and math.isfinite(values["val_loss"]) for values in trained)
+        assert (out / name / "log.txt").read_text().strip()
+
+    page = parse_page(out / "index.html")
+    expected = [f"{name}/{figure}" for name in names for figure in gallery.expected_figures()[name]]
+    assert page.sources == expected
+    assert len(page.captions) == len(expected) and all(page.captions)
+
+
+def test_a_demo_runs_as_a_script_and_ignores_a_kernels_arguments(tmp_path):
+    out = tmp_path / "denoising"
+    with gallery.demo_script("denoising") as script:
+        # Jupyter starts its kernel with "-f CONNECTION_FILE": a demo opened as a notebook sees those arguments.
+        result = subprocess.run([sys.executable, str(script), "--quick", "--data", "digits", "--device", "cpu",
+                                 "--out", str(out), "-f", str(tmp_path / "kernel-1.json")],
+                                capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [figure["file"] for figure in metrics["figures"]] == ["05_noisy_inputs.png", "06_denoised.png"]
+    baseline = metrics["results"]["noisy input, no model (baseline)"]["val_loss"]
+    assert 0 < baseline < 1
+    for figure in metrics["figures"]:
+        assert (out / figure["file"]).read_bytes()[:8] == PNG_SIGNATURE
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The gallery page and the check, on made-up outputs
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def fake_outputs(out: Path, name: str, *, caption: str = "A caption", quick: bool = False) -> dict:
+    """A demo folder as a run leaves it: a small real PNG per expected figure, and a metrics.json."""
+    folder = out / name
+    folder.mkdir(parents=True, exist_ok=True)
+    figures = []
+    for file in gallery.expected_figures()[name]:
+        imsave(folder / file, numpy.linspace(0.0, 1.0, 48).reshape(6, 8), cmap="gray")
+        figures.append({"file": file, "caption": f"{caption} ({file})"})
+    metrics = {"demo": name, "data": "mnist-5k", "train_size": 4000, "test_size": 1000, "image_shape": [28, 28],
+               "device": "cpu", "quick": quick, "seed": 0, "epochs": 20, "seconds": 12.5,
+               "timings": {"train model": 10.0, "figures": 2.0},
+               "results": {"model A": {"epochs": 20, "batch_size": 256, "loss": 0.01234, "val_loss": 0.01351,
+                                       "seconds": 10.0},
+                           "classifier B": {"epochs": 20, "loss": 0.1, "val_accuracy": 0.9712}},
+               "figures": figures}
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    return metrics
+
+
+def test_the_gallery_page_shows_every_figure_with_its_caption_and_a_table(tmp_path):
+    out = tmp_path / "outputs"
+    fake_outputs(out, "simple_autoencoder", caption="Digits < 5 & their codes")
+    fake_outputs(out, "denoising", quick=True)
+    runs = {"denoising": {"status": 0, "seconds": 13.0}, "exercises": {"status": 3, "seconds": 0.4}}
+
+    path = gallery.write_index(out, runs=runs, command="scratchae demo --only denoising exercises")
+    assert path == out / "index.html"
+    assert sorted(item.name for item in out.iterdir()) == ["denoising", "index.html", "simple_autoencoder"]
+    text = path.read_text(encoding="utf-8")
+    page = parse_page(path)
+
+    # Every figure, by a path relative to the page, that exists there.
+    shown = ["simple_autoencoder", "denoising"]
+    assert page.sources == [f"{name}/{file}" for name in shown for file in gallery.expected_figures()[name]]
+    assert all((out / source).is_file() for source in page.sources)
+    assert str(tmp_path) not in text
+    # Captions, escaped, under a figure number.
+    assert "Digits &lt; 5 &amp; their codes (01_samples.png)" in text
+    assert page.captions[0] == "Figure 1. Digits < 5 & their codes (01_samples.png)"
+    # The tables: data set, sizes, epochs, time, final losses and accuracy.
+    for cell in ("<td>mnist-5k</td>", "<td>4,000 / 1,000</td>", "<td>20</td>", "<td>12.5 s</td>",
+                 "<td>0.0123</td>", "<td>0.0135</td>", "<td>97.1 %</td>", "ok (quick)"):
+        assert cell in text
+    # A failed demo is marked and keeps a section that points to its log; one never run has no section.
+    assert "failed (exit status 3)" in text and 'href="exercises/log.txt"' in text
+    assert 'id="exercises"' in text and 'id="latent_spaces"' not in text
+
+
+def test_the_check_names_missing_and_broken_figures(tmp_path, capsys):
+    out = tmp_path / "outputs"
+    fake_outputs(out, "denoising")
+    assert gallery.check_outputs(out, ["denoising"], index=False) == []
+    assert any("index.html: missing" in problem for problem in gallery.check_outputs(out, ["denoising"]))
+
+    noisy, denoised = out / "denoising" / "05_noisy_inputs.png", out / "denoising" / "06_denoised.png"
+    noisy.write_bytes(PNG_SIGNATURE + b"\x00 not really an image")
+    denoised.write_text("plain text")
+    problems = gallery.check_outputs(out, ["denoising"], index=False)
+    assert len(problems) == 2
+    assert str(noisy) in problems[0] and "cannot be decoded" in problems[0]
+    assert str(denoised) in problems[1] and "not a PNG" in problems[1]
+
+    denoised.unlink()
+    assert run(["demo", "--check", str(out), "--only", "denoising"]) == 1
+    errors = capsys.readouterr().err
+    assert f"{denoised}: missing" in errors and "cannot be decoded" in errors
+
+
+def test_a_failing_demo_is_named_and_the_command_ends_with_status_1(tmp_path, monkeypatch, capsys):
+    broken = tmp_path / "broken.py"
+    broken.write_text("import sys\nprint('about to fail')\nsys.exit(3)\n")
+
+    @contextlib.contextmanager
+    def fake_script(name):
+        yield broken
+
+    monkeypatch.setattr(gallery, "demo_script", fake_script)
+    out = tmp_path / "outputs"
+    fake_outputs(out, "denoising")  # an earlier run's results must not pass for this one's
+    assert run(["demo", "--quick", "--out", str(out), "--only", "denoising"]) == 1
+    captured = capsys.readouterr()
+    assert "demo denoising failed (exit status 3)" in captured.err
+    assert "about to fail" in (out / "denoising" / "log.txt").read_text()
+    assert not (out / "denoising" / "metrics.json").exists()
+    assert not (out / "denoising" / "05_noisy_inputs.png").exists()
+    assert "failed (exit status 3)" in (out / "index.html").read_text()
