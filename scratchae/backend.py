@@ -226,7 +226,7 @@ _ADAM_KERNEL_SOURCE = """
     T g = grad + weight_decay * param;
     m = beta1 * m + (1 - beta1) * g;
     v = beta2 * v + (1 - beta2) * g * g;
-    param -= step_size * m / (sqrt(v) * inv_sqrt_bc2 + eps);
+    param -= step_size * m / (sqrt(v) + eps_hat);
 """
 _fused_kernels = {}
 
@@ -234,13 +234,13 @@ _fused_kernels = {}
 def fused_adam_kernel(like):
     """Adam's update fused into one CuPy ``ElementwiseKernel`` when ``like`` lives on a GPU; None elsewhere.
 
-    Called as ``kernel(grad, beta1, beta2, eps, weight_decay, step_size, inv_sqrt_bc2, param, m, v)``; it updates
+    Called as ``kernel(grad, beta1, beta2, weight_decay, step_size, eps_hat, param, m, v)``; it updates
     ``param``, ``m`` and ``v`` in place.
     """
     if not _is_cupy_array(like):
         return None
     if "adam" not in _fused_kernels:
         _fused_kernels["adam"] = sys.modules["cupy"].ElementwiseKernel(
-            "T grad, T beta1, T beta2, T eps, T weight_decay, T step_size, T inv_sqrt_bc2",
+            "T grad, T beta1, T beta2, T weight_decay, T step_size, T eps_hat",
             "T param, T m, T v", _ADAM_KERNEL_SOURCE, "scratchae_adam")
     return _fused_kernels["adam"]

@@ -125,12 +125,16 @@ class Adam(Optimizer):
             self.m[index] = xp.zeros_like(parameter.data)
             self.v[index] = xp.zeros_like(parameter.data)
         m, v = self.m[index], self.v[index]
-        step_size = self.lr / (1.0 - self.beta1 ** self.steps)  # lr / bias_correction1: the step uses m_hat
-        inv_sqrt_bc2 = 1.0 / math.sqrt(1.0 - self.beta2 ** self.steps)  # sqrt(v_hat) = sqrt(v) * inv_sqrt_bc2
+        # lr * m_hat / (sqrt(v_hat) + eps), with m_hat = m / bc1 and v_hat = v / bc2, equals
+        # step_size * m / (sqrt(v) + eps_hat) once numerator and denominator are multiplied by sqrt(bc2):
+        # the bias corrections fold into two numbers, and no separate m_hat and v_hat arrays are needed.
+        sqrt_bc2 = math.sqrt(1.0 - self.beta2 ** self.steps)
+        step_size = self.lr * sqrt_bc2 / (1.0 - self.beta1 ** self.steps)
+        eps_hat = self.eps * sqrt_bc2
 
         fused = fused_adam_kernel(parameter.data)
         if fused is not None:  # on a GPU: every line below in one kernel launch
-            fused(parameter.grad, self.beta1, self.beta2, self.eps, self.weight_decay, step_size, inv_sqrt_bc2,
+            fused(parameter.grad, self.beta1, self.beta2, self.weight_decay, step_size, eps_hat,
                   parameter.data, m, v)
             return
 
@@ -143,10 +147,9 @@ class Adam(Optimizer):
         v *= self.beta2
         v += (1.0 - self.beta2) * (g * g)  # v = beta2 v + (1 - beta2) g^2
         denominator = xp.sqrt(v)
-        denominator *= inv_sqrt_bc2
-        denominator += self.eps  # sqrt(v_hat) + eps
+        denominator += eps_hat
         step = m / denominator
-        step *= step_size  # lr * m_hat / (sqrt(v_hat) + eps)
+        step *= step_size
         parameter.data -= step
 
     def hyperparameters(self):

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy
 import pytest
-from threadpoolctl import threadpool_limits
 
 from scratchae import checkpoint, data
 from scratchae.checkpoint import CheckpointError, load, save
@@ -18,12 +17,6 @@ from scratchae.models import Classifier, DenoisingAutoencoder, denoising_autoenc
 from scratchae.optim import SGD, Adam
 from scratchae.training import fit
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_blas_thread():
-    """Matrices here are tiny: one BLAS thread is fastest, and two fight over two busy cores."""
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
 
 
 @pytest.fixture(scope="module")

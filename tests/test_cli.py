@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy
 import pytest
-from threadpoolctl import threadpool_limits
 
 from scratchae import checkpoint
 from scratchae.backend import gpu_available
@@ -21,17 +20,9 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 RUN_FILES = ["history.csv", "history.json", "loss.png", "model.npz"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_blas_thread():
-    """Matrices here are tiny: one BLAS thread is fastest, and two fight over two busy cores."""
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
-
-
 def scratchae(*arguments, cwd) -> subprocess.CompletedProcess:
     """Run ``python -m scratchae ARGUMENTS`` as a user would."""
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "scratchae", *arguments], cwd=cwd, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "scratchae", *arguments], cwd=cwd, capture_output=True,
                           text=True, timeout=120)
 
 

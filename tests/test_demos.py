@@ -20,13 +20,6 @@ from scratchae.cli import main
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(autouse=True)
-def one_blas_thread(monkeypatch):
-    """The demos run as child processes: one BLAS thread each, the fastest for these small matrices."""
-    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-
-
 def run(argv) -> int:
     """``main(argv)`` in this process: its return value, or the status of the SystemExit argparse raises."""
     try:

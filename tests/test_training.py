@@ -8,7 +8,6 @@ import signal
 
 import numpy
 import pytest
-from threadpoolctl import threadpool_limits
 
 from scratchae import data
 from scratchae.losses import MSELoss, SoftmaxCrossEntropyLoss
@@ -22,12 +21,6 @@ from scratchae.models import (
 from scratchae.optim import SGD, Adam
 from scratchae.training import History, TrainingDiverged, evaluate, fit
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_blas_thread():
-    """Matrices here are tiny: one BLAS thread is fastest, and two fight over two busy cores."""
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
 
 
 @pytest.fixture(scope="module")

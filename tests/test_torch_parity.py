@@ -1,0 +1,85 @@
+"""Optional parity with PyTorch, in float64: the same network from the same weights gives the same loss, the same
+gradients and the same Adam trajectory. Skipped where PyTorch is not installed (it is never a dependency)."""
+
+from __future__ import annotations
+
+import numpy
+import pytest
+
+from scratchae import models
+from scratchae.losses import BCELoss, MSELoss, SoftmaxCrossEntropyLoss
+from scratchae.optim import Adam
+
+torch = pytest.importorskip("torch", reason="PyTorch is not installed; parity tests are optional")
+
+STEPS = 5
+
+
+def torch_twin(model) -> torch.nn.Sequential:
+    """A torch.nn.Sequential with the layers and weights of a scratchae model (Linear stores W transposed)."""
+    modules = []
+    for part in model.parts().values():
+        for layer in part.layers:
+            kind = type(layer).__name__
+            if kind == "Dense":
+                linear = torch.nn.Linear(layer.in_features, layer.out_features, dtype=torch.float64)
+                with torch.no_grad():
+                    linear.weight.copy_(torch.from_numpy(layer.W.data.T))
+                    linear.bias.copy_(torch.from_numpy(layer.b.data))
+                modules.append(linear)
+            else:
+                modules.append({"ReLU": torch.nn.ReLU, "Sigmoid": torch.nn.Sigmoid,
+                                "Identity": torch.nn.Identity}[kind]())
+    return torch.nn.Sequential(*modules)
+
+
+def torch_gradients(net) -> list[numpy.ndarray]:
+    """Gradients in scratchae's layout and order: W (in, out) then b, layer by layer."""
+    grads = []
+    for module in net:
+        if isinstance(module, torch.nn.Linear):
+            grads += [module.weight.grad.numpy().T, module.bias.grad.numpy()]
+    return grads
+
+
+@pytest.mark.parametrize("loss_name", ["mse", "bce"])
+def test_autoencoder_matches_pytorch_over_several_adam_steps(loss_name):
+    rng = numpy.random.default_rng(3)
+    x = rng.uniform(0.0, 1.0, (16, 20))
+    model = models.deep_autoencoder(4, input_dim=20, seed=3, dtype=numpy.float64)
+    net = torch_twin(model)
+    ours, theirs = {"mse": (MSELoss(), torch.nn.MSELoss()), "bce": (BCELoss(), torch.nn.BCELoss())}[loss_name]
+    optimizer = Adam(model.parameters(), lr=1e-2, weight_decay=1e-3)
+    torch_optimizer = torch.optim.Adam(net.parameters(), lr=1e-2, weight_decay=1e-3)
+    x_torch = torch.from_numpy(x)
+    for _ in range(STEPS):
+        loss = ours.forward(model.forward(x), x)
+        model.backward(ours.backward())
+        torch_optimizer.zero_grad()
+        torch_loss = theirs(net(x_torch), x_torch)
+        torch_loss.backward()
+        numpy.testing.assert_allclose(float(loss), torch_loss.item(), rtol=1e-10)
+        for grad, torch_grad in zip([p.grad for p in model.parameters()], torch_gradients(net)):
+            numpy.testing.assert_allclose(grad, torch_grad, rtol=1e-8, atol=1e-12)
+        optimizer.step()
+        torch_optimizer.step()
+    for parameter, module_parameter in zip(model.parameters(), [p for m in net for p in m.parameters()]):
+        expected = module_parameter.detach().numpy()
+        numpy.testing.assert_allclose(parameter.data, expected.T if expected.ndim == 2 else expected, rtol=1e-8,
+                                      atol=1e-12)
+
+
+def test_classifier_loss_and_gradients_match_pytorch():
+    rng = numpy.random.default_rng(4)
+    x = rng.uniform(0.0, 1.0, (12, 20))
+    labels = rng.integers(0, 10, size=12)
+    model = models.mlp_classifier(6, input_dim=20, seed=4, dtype=numpy.float64)
+    net = torch_twin(model)
+    loss = SoftmaxCrossEntropyLoss()
+    value = loss.forward(model.forward(x), labels)
+    model.backward(loss.backward())
+    torch_loss = torch.nn.functional.cross_entropy(net(torch.from_numpy(x)), torch.from_numpy(labels))
+    torch_loss.backward()
+    numpy.testing.assert_allclose(float(value), torch_loss.item(), rtol=1e-10)
+    for grad, torch_grad in zip([p.grad for p in model.parameters()], torch_gradients(net)):
+        numpy.testing.assert_allclose(grad, torch_grad, rtol=1e-8, atol=1e-12)
