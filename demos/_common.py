@@ -37,6 +37,7 @@ from pathlib import Path
 
 
 from scratchae import data, plots
+from scratchae.arguments import count
 from scratchae.backend import DEVICES, DeviceError, resolve_device, to_device, to_numpy
 from scratchae.training import fit
 
@@ -60,23 +61,13 @@ def parse_arguments(name: str, argv: list[str] | None = None) -> argparse.Namesp
                                      description="Reproduce a chapter of the notebooks and save its figures as PNG.")
     parser.add_argument("--data", choices=data.DATASETS, default="mnist-5k", help="data set (default: mnist-5k)")
     parser.add_argument("--device", choices=DEVICES, default="auto", help="cpu, gpu or auto (default)")
-    parser.add_argument("--epochs", type=_positive_int, default=None,
+    parser.add_argument("--epochs", type=count(1), default=None,
                         help="epochs of every model (default: the notebooks' settings, 2 with --quick)")
     parser.add_argument("--seed", type=int, default=0, help="seed of everything random (default: 0)")
     parser.add_argument("--out", default=None, help=f"output folder (default: outputs/{name})")
     parser.add_argument("--quick", action="store_true", help="a run of a few seconds on a few hundred images")
     arguments, _ = parser.parse_known_args(argv)
     return arguments
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 class Demo:

@@ -19,6 +19,7 @@ import time
 import numpy
 
 from scratchae import checkpoint, data, gallery, gradcheck
+from scratchae.arguments import count, non_negative_float, positive_float
 from scratchae.backend import DeviceError, resolve_device, to_numpy, to_same_device
 from scratchae.layers import Dense, Identity, ReLU, Sequential, Sigmoid
 from scratchae.losses import BCELoss, MSELoss, SoftmaxCrossEntropyLoss
@@ -60,14 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a model and save it with its figures")
     train.add_argument("--model", choices=sorted(BUILDERS), default="simple")
     _add_data_arguments(train)
-    train.add_argument("--epochs", type=_count(0), default=20)
-    train.add_argument("--batch-size", type=_count(1), default=256)
-    train.add_argument("--latent-dim", type=_count(1), default=None,
+    train.add_argument("--epochs", type=count(0), default=20)
+    train.add_argument("--batch-size", type=count(1), default=256)
+    train.add_argument("--latent-dim", type=count(1), default=None,
                        help="size of the latent code (default: 32, or 16 for linear-latent and classifier)")
-    train.add_argument("--lr", type=_positive_float, default=1e-3)
-    train.add_argument("--weight-decay", type=_non_negative_float, default=0.0)
+    train.add_argument("--lr", type=positive_float, default=1e-3)
+    train.add_argument("--weight-decay", type=non_negative_float, default=0.0)
     train.add_argument("--loss", choices=sorted(LOSSES), default="mse", help="reconstruction loss of autoencoders")
-    train.add_argument("--noise-factor", type=_non_negative_float, default=0.5, help="for --model denoising")
+    train.add_argument("--noise-factor", type=non_negative_float, default=0.5, help="for --model denoising")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
     train.add_argument("--out", default=None, help="output folder (default: runs/MODEL-DATA)")
@@ -93,45 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_data_arguments(parser) -> None:
     parser.add_argument("--data", choices=data.DATASETS, default="mnist-5k")
     parser.add_argument("--data-dir", default=None, help="where the data files are (or go)")
-    parser.add_argument("--train-size", type=_count(1), default=None, help="train on a stratified subset")
-    parser.add_argument("--test-size", type=_count(1), default=None, help="test on a stratified subset")
-
-
-def _count(minimum: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
-        return value
-
-    return parse
-
-
-def _positive_float(text: str) -> float:
-    value = _float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = _float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def _float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not numpy.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text}")
-    return value
+    parser.add_argument("--train-size", type=count(1), default=None, help="train on a stratified subset")
+    parser.add_argument("--test-size", type=count(1), default=None, help="test on a stratified subset")
 
 
 def _load_data(arguments) -> data.Dataset:

@@ -26,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 
+from scratchae.arguments import count
 from scratchae.backend import DEVICES
 from scratchae.data import DATASETS
 
@@ -69,7 +70,7 @@ def add_demo_command(commands) -> None:
     demo.add_argument("--quick", action="store_true", help="a fast pass: a few hundred images, 2 epochs")
     demo.add_argument("--data", choices=DATASETS, default="mnist-5k")
     demo.add_argument("--device", choices=DEVICES, default="auto")
-    demo.add_argument("--epochs", type=_positive_int, default=None,
+    demo.add_argument("--epochs", type=count(1), default=None,
                       help="epochs of every model (default: the notebooks' 20, or 2 with --quick)")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--out", default="outputs", help="output folder (default: outputs)")
@@ -78,16 +79,6 @@ def add_demo_command(commands) -> None:
     demo.add_argument("--check", metavar="DIR", default=None,
                       help="run nothing: check that DIR holds every expected figure as a real PNG image")
     demo.set_defaults(run=run_demo_command)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def run_demo_command(arguments) -> int:
