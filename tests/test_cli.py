@@ -130,6 +130,20 @@ def test_gradcheck_passes_and_prints_a_table(capsys):
     assert "max rel error" in printed
 
 
+def test_gradcheck_exits_1_and_names_a_wrong_gradient(capsys, monkeypatch):
+    from scratchae.layers import Sigmoid
+
+    def forgets_one_minus_y(self, dy, input_grad=True):
+        return dy * self.y  # the derivative is y (1 - y), not y
+
+    monkeypatch.setattr(Sigmoid, "backward", forgets_one_minus_y)
+    assert run(["gradcheck"]) == 1
+    printed = capsys.readouterr().out
+    failed = [line for line in printed.splitlines() if "FAIL" in line]
+    assert failed and all("Sigmoid" in line or "autoencoder" in line for line in failed)
+    assert "gradient check(s) failed" in printed
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # Wrong arguments: status 2, one line on stderr, no traceback, nothing trained
 # --------------------------------------------------------------------------------------------------------------------
