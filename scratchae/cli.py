@@ -23,7 +23,7 @@ from scratchae.arguments import count, non_negative_float, positive_float
 from scratchae.backend import DeviceError, resolve_device, to_numpy, to_same_device
 from scratchae.layers import Dense, Identity, ReLU, Sequential, Sigmoid
 from scratchae.losses import BCELoss, MSELoss, SoftmaxCrossEntropyLoss
-from scratchae.models import BUILDERS, Autoencoder, Classifier
+from scratchae.models import BUILDERS, Autoencoder, Classifier, DenoisingAutoencoder
 from scratchae.optim import Adam
 from scratchae.training import History, TrainingDiverged, evaluate, fit
 
@@ -114,7 +114,7 @@ def run_train(arguments) -> int:
           f"samples, {device}")
     print(model.summary())
     targets = dataset.y_train if isinstance(model, Classifier) else None
-    validation = (dataset.x_test, dataset.y_test) if isinstance(model, Classifier) else _validation_pair(model, dataset)
+    validation = _test_pair(model, dataset)
     started = time.perf_counter()
     history = fit(model, loss, optimizer, dataset.x_train, targets, epochs=arguments.epochs,
                   batch_size=arguments.batch_size, validation=validation, seed=arguments.seed,
@@ -138,12 +138,15 @@ def _build_model(arguments, dataset):
     return BUILDERS[arguments.model](**options)
 
 
-def _validation_pair(model, dataset):
-    """Validation inputs and targets; a denoising model is validated on a fixed noisy copy, as in the notebook."""
-    if not hasattr(model, "corrupt"):
-        return dataset.x_test, None
-    noisy = model.corrupt(dataset.x_test, numpy.random.default_rng(model.seed + 1))
-    return noisy, dataset.x_test
+def _test_pair(model, dataset):
+    """Test inputs and targets: labels for a classifier; for a denoising model a fixed noisy copy of the test
+    images against the clean ones, as in the notebook; otherwise the images themselves (targets None)."""
+    if isinstance(model, Classifier):
+        return dataset.x_test, dataset.y_test
+    if isinstance(model, DenoisingAutoencoder):
+        noisy = model.corrupt(dataset.x_test, numpy.random.default_rng(model.seed + 1))
+        return noisy, dataset.x_test
+    return dataset.x_test, None
 
 
 def _print_epoch(epoch: int, logs: dict[str, float]) -> None:
@@ -195,9 +198,9 @@ def run_evaluate(arguments) -> int:
     loss_name = saved.meta.get("extra", {}).get("loss", "mse")
     loss = SoftmaxCrossEntropyLoss() if classifier else LOSSES.get(loss_name, MSELoss)()
     reference = model.parameters()[0].data
-    x_test = to_same_device(dataset.x_test, reference)
-    y_test = to_same_device(dataset.y_test, reference) if classifier else None
-    results = evaluate(model, loss, x_test, y_test)
+    x_test, y_test = _test_pair(model, dataset)
+    results = evaluate(model, loss, to_same_device(x_test, reference),
+                       None if y_test is None else to_same_device(y_test, reference))
     print(f"{dataset.name} test set ({len(dataset.x_test)} samples): "
           + "  ".join(f"{name} {value:.4f}" for name, value in results.items()))
     if not classifier:

@@ -16,6 +16,7 @@ import abc
 import numpy
 
 from scratchae.backend import DEFAULT_DTYPE, get_namespace, random_generator
+from scratchae.data import add_gaussian_noise
 from scratchae.layers import Dense, Identity, ReLU, Sequential, Sigmoid, format_summary, layer_from_config
 
 MNIST_FEATURES = 28 * 28
@@ -161,9 +162,7 @@ class DenoisingAutoencoder(Autoencoder):
 
     def corrupt(self, x, rng):
         """x: (N, D) -> x + noise_factor * N(0, 1), clipped: (N, D), same dtype and device."""
-        xp = get_namespace(x)
-        noisy = x + self.noise_factor * rng.standard_normal(x.shape, dtype=x.dtype)
-        return noisy if self.clip is None else xp.clip(noisy, *self.clip)
+        return add_gaussian_noise(x, self.noise_factor, rng, clip=self.clip)
 
     def forward(self, x):
         if not self.training:
