@@ -220,27 +220,35 @@ def ignore_overflow():
 
 
 # On a GPU each array operation is one kernel launch, and for layers this small the launches, not the arithmetic,
-# take the time: Adam's dozen operations per parameter become one fused kernel. The formula is the one that
-# scratchae.optim.Adam.update spells out line by line.
-_ADAM_KERNEL_SOURCE = """
-    T g = grad + weight_decay * param;
-    m = beta1 * m + (1 - beta1) * g;
-    v = beta2 * v + (1 - beta2) * g * g;
-    param -= step_size * m / (sqrt(v) + eps_hat);
-"""
-_fused_kernels = {}
+# take the time. These kernels fuse a few lines of math into one launch each; each is the formula that the Python
+# code next to its name spells out line by line (the NumPy path), and the GPU tests check that both agree.
+#   name: (inputs, outputs, CUDA body)
+_FUSED_KERNELS = {
+    # scratchae.optim.Adam.update: a dozen array operations per parameter
+    "adam": ("T grad, T beta1, T beta2, T weight_decay, T step_size, T eps_hat", "T param, T m, T v", """
+        T g = grad + weight_decay * param;
+        m = beta1 * m + (1 - beta1) * g;
+        v = beta2 * v + (1 - beta2) * g * g;
+        param -= step_size * m / (sqrt(v) + eps_hat);
+    """),
+    # scratchae.layers.Sigmoid.forward and .backward
+    "sigmoid": ("T x, T limit", "T y", "y = 1 / (1 + exp(-min(max(x, -limit), limit)));"),
+    "sigmoid_backward": ("T dy, T y", "T dx", "dx = dy * y * (1 - y);"),
+    # scratchae.layers.ReLU.backward
+    "relu_backward": ("T dy, T x", "T dx", "dx = x > 0 ? dy : (T)0;"),
+}
+_compiled_kernels = {}
 
 
-def fused_adam_kernel(like):
-    """Adam's update fused into one CuPy ``ElementwiseKernel`` when ``like`` lives on a GPU; None elsewhere.
+def fused_kernel(name: str, like):
+    """The CuPy ``ElementwiseKernel`` ``name`` (see ``_FUSED_KERNELS``) when ``like`` lives on a GPU; None elsewhere.
 
-    Called as ``kernel(grad, beta1, beta2, weight_decay, step_size, eps_hat, param, m, v)``; it updates
-    ``param``, ``m`` and ``v`` in place.
+    Called with the inputs and then the outputs in the order their declaration lists them; outputs that are not
+    passed are allocated and returned, outputs that are passed (Adam's ``param, m, v``) are updated in place.
     """
     if not _is_cupy_array(like):
         return None
-    if "adam" not in _fused_kernels:
-        _fused_kernels["adam"] = sys.modules["cupy"].ElementwiseKernel(
-            "T grad, T beta1, T beta2, T weight_decay, T step_size, T eps_hat",
-            "T param, T m, T v", _ADAM_KERNEL_SOURCE, "scratchae_adam")
-    return _fused_kernels["adam"]
+    if name not in _compiled_kernels:
+        inputs, outputs, body = _FUSED_KERNELS[name]
+        _compiled_kernels[name] = sys.modules["cupy"].ElementwiseKernel(inputs, outputs, body, f"scratchae_{name}")
+    return _compiled_kernels[name]

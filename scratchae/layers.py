@@ -21,7 +21,7 @@ import math
 
 import numpy
 
-from scratchae.backend import DEFAULT_DTYPE, get_namespace, to_device
+from scratchae.backend import DEFAULT_DTYPE, fused_kernel, get_namespace, to_device
 
 INITS = ("glorot_uniform", "he")
 
@@ -190,6 +190,9 @@ class ReLU(Layer):
         _require_cache(self, self.x)
         if not input_grad:
             return None
+        fused = fused_kernel("relu_backward", dy)
+        if fused is not None:  # on a GPU: the line below in one kernel launch instead of three
+            return fused(dy, self.x)
         xp = get_namespace(dy)
         return dy * xp.astype(self.x > 0, dy.dtype)  # (N, D), dy times the derivative: 1 where x > 0, else 0
 
@@ -211,6 +214,10 @@ class Sigmoid(Layer):
         """x: (N, D) -> y: (N, D) in (0, 1)."""
         xp = get_namespace(x)
         limit = math.floor(-math.log(xp.finfo(x.dtype).smallest_normal))  # 87 for float32, 708 for float64
+        fused = fused_kernel("sigmoid", x)
+        if fused is not None:  # on a GPU: the line below in one kernel launch instead of five
+            self.y = fused(x, limit)
+            return self.y
         self.y = 1.0 / (1.0 + xp.exp(-xp.clip(x, -limit, limit)))  # (N, D), kept: the derivative uses y
         return self.y
 
@@ -219,6 +226,9 @@ class Sigmoid(Layer):
         _require_cache(self, self.y)
         if not input_grad:
             return None
+        fused = fused_kernel("sigmoid_backward", dy)
+        if fused is not None:  # on a GPU: the line below in one kernel launch instead of three
+            return fused(dy, self.y)
         return dy * self.y * (1.0 - self.y)  # (N, D)
 
 

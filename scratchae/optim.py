@@ -11,7 +11,7 @@ import abc
 import math
 import numbers
 
-from scratchae.backend import fused_adam_kernel, get_namespace
+from scratchae.backend import fused_kernel, get_namespace
 
 
 class Optimizer(abc.ABC):
@@ -132,7 +132,7 @@ class Adam(Optimizer):
         step_size = self.lr * sqrt_bc2 / (1.0 - self.beta1 ** self.steps)
         eps_hat = self.eps * sqrt_bc2
 
-        fused = fused_adam_kernel(parameter.data)
+        fused = fused_kernel("adam", parameter.data)
         if fused is not None:  # on a GPU: every line below in one kernel launch
             fused(parameter.grad, self.beta1, self.beta2, self.weight_decay, step_size, eps_hat,
                   parameter.data, m, v)
