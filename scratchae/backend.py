@@ -79,11 +79,6 @@ def _is_cupy_array(array) -> bool:
     return type(array).__module__.split(".")[0] == "cupy"
 
 
-def is_numpy(xp) -> bool:
-    """True when ``xp`` is NumPy itself (where NumPy-only speed-ups such as ``out=`` may be used)."""
-    return xp is numpy
-
-
 def resolve_device(device: str = "auto") -> str:
     """Turn a device request into ``"cpu"`` or ``"gpu"``.
 

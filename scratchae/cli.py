@@ -20,7 +20,7 @@ import numpy
 
 from scratchae import checkpoint, data, gallery, gradcheck
 from scratchae.arguments import count, non_negative_float, positive_float
-from scratchae.backend import DeviceError, resolve_device, to_numpy, to_same_device
+from scratchae.backend import DEVICES, DeviceError, resolve_device, to_numpy, to_same_device
 from scratchae.layers import Dense, Identity, ReLU, Sequential, Sigmoid
 from scratchae.losses import BCELoss, MSELoss, SoftmaxCrossEntropyLoss
 from scratchae.models import BUILDERS, Autoencoder, Classifier, DenoisingAutoencoder
@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--loss", choices=sorted(LOSSES), default="mse", help="reconstruction loss of autoencoders")
     train.add_argument("--noise-factor", type=non_negative_float, default=0.5, help="for --model denoising")
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    train.add_argument("--device", choices=DEVICES, default="auto")
     train.add_argument("--out", default=None, help="output folder (default: runs/MODEL-DATA)")
     train.add_argument("--progress", action="store_true", help="show a progress bar even when not on a terminal")
     train.set_defaults(run=run_train)
@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate_.add_argument("checkpoint")
     _add_data_arguments(evaluate_)
     evaluate_.add_argument("--seed", type=int, default=0)
-    evaluate_.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    evaluate_.add_argument("--device", choices=DEVICES, default="auto")
     evaluate_.add_argument("--out", default=None, help="folder for the figure (default: the checkpoint's folder)")
     evaluate_.set_defaults(run=run_evaluate)
 

@@ -141,7 +141,8 @@ class Adam(Optimizer):
         g = parameter.grad
         if self.weight_decay:
             g = g + self.weight_decay * parameter.data
-        # In-place updates (m *= ...) reuse the state arrays instead of allocating new ones each step.
+        # Every array below has the parameter's shape. In-place updates (m *= ...) reuse the state arrays instead
+        # of allocating new ones each step.
         m *= self.beta1
         m += (1.0 - self.beta1) * g  # m = beta1 m + (1 - beta1) g
         v *= self.beta2

@@ -10,7 +10,7 @@ import pytest
 
 from scratchae import backend
 from scratchae.backend import (DeviceError, arange_like, device_of, get_namespace, gpu_available, has_non_finite,
-                               is_floating, is_numpy, random_generator, resolve_device, to_device, to_numpy,
+                               is_floating, random_generator, resolve_device, to_device, to_numpy,
                                to_same_device)
 
 
@@ -44,14 +44,6 @@ def test_mixing_libraries_raises(strict):
 def test_non_array_raises(value, kind):
     with pytest.raises(TypeError, match=f"expected an array, got {kind}"):
         get_namespace(numpy.zeros(2), value)
-
-
-def test_is_numpy(strict):
-    assert is_numpy(numpy)
-    assert not is_numpy(strict.xp)
-
-
-# ---------------------------------------------------------------------------------------------------- devices
 
 
 def fake_cupy(count=None, error=None) -> types.ModuleType:

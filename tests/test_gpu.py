@@ -67,6 +67,18 @@ def test_layers_match_numpy(rng):
         assert_on_gpu_and_close(p.grad, p_ref.grad)
 
 
+@pytest.mark.parametrize("layer_class", [Sigmoid, ReLU])
+def test_fused_activations_match_numpy_at_saturation_and_zero(layer_class):
+    """The GPU's fused kernels clip as the NumPy lines do: no overflow, no NaN, ReLU's derivative 0 at exactly 0."""
+    x = numpy.array([[-1e4, -100.0, -88.8, -3.0, 0.0, 2.5, 88.8, 100.0, 1e4]], dtype=F32)
+    dy = numpy.linspace(-1.0, 1.0, x.size, dtype=F32).reshape(x.shape)
+    reference, layer = layer_class(), layer_class()
+    y_ref, y = reference.forward(x), layer.forward(to_device(x, "gpu"))
+    assert bool(numpy.all(numpy.isfinite(to_numpy(y))))
+    assert_on_gpu_and_close(y, y_ref, atol=1e-30)
+    assert_on_gpu_and_close(layer.backward(to_device(dy, "gpu")), reference.backward(dy), atol=1e-30)
+
+
 @pytest.mark.parametrize("make", [MSELoss, BCELoss])
 def test_elementwise_losses_match_numpy(rng, make):
     pred = rng.uniform(0.0, 1.0, (6, 5)).astype(F32)
