@@ -1,28 +1,25 @@
-"""What every demo shares: its command line, its output folder, training with a record of it, and ``metrics.json``.
+"""What every demo shares: its command line, its output folder, a record of what it trained, and ``metrics.json``.
 
 A demo begins with ``demo = Demo.start("simple_autoencoder")``, which reads the command line, picks the device and
-makes the output folder. Then
+makes the output folder. The chapter then trains its models itself, with :func:`scratchae.training.fit` in plain
+sight; the helper only keeps a record:
 
 - ``demo.load_data()`` loads the data set that ``--data`` names (a few hundred images with ``--quick``);
-- ``demo.fit(label, model, loss, optimizer, x, ...)`` trains a model with :func:`scratchae.training.fit`, prints one
-  line per epoch and records the final losses;
+- ``demo.schedule(...)`` says how many epochs to train: the notebook's, or, on a smaller data set, as many as give
+  the notebook's number of gradient steps;
+- ``with demo.timed("train ..."):`` times a block; ``on_epoch_end=demo.print_epoch`` prints one line per epoch;
+- ``demo.record(label, history, ...)`` keeps a model's final losses for ``metrics.json`` and the gallery;
 - ``demo.tsne(codes)`` maps latent codes to 2-D points with :func:`scratchae.plots.tsne_embedding`;
 - ``demo.save(fig, file, caption)`` writes a figure as a PNG and returns it, so that a notebook cell ending with it
   shows it;
-- ``demo.finish()`` writes ``metrics.json``: the data set, the epochs, the time taken and where it went, the final
-  losses and accuracies, and every figure with its caption. ``scratchae demo`` builds its gallery from these files.
+- ``demo.finish()`` writes ``metrics.json`` (the data set, the epochs, the time taken and where it went, the final
+  losses, every figure with its caption) and refreshes the gallery page of the folder above, if there is one.
 
-The command line of every demo::
-
-    --data NAME     mnist-5k (the default, needs no network), mnist, fashion-mnist or digits
-    --device NAME   auto (the default: the GPU if CuPy can use one), cpu or gpu
-    --epochs N      epochs of every model (default: the notebooks' settings; 2 with --quick)
-    --seed S        seeds the data split, the weights, the shuffling and the noise (default 0)
-    --out DIR       where the figures go (default outputs/NAME/)
-    --quick         a few seconds: a few hundred images, 2 epochs, a short t-SNE; the same code otherwise
-
+The command line of every demo (``--data``, ``--device``, ``--seed``, ``--epochs``, ``--out`` as for
+``scratchae train``, and ``--quick``: a few hundred images, 2 epochs, a short t-SNE, the same code otherwise).
 Arguments a demo does not know are ignored, so that it also runs inside a Jupyter kernel, whose command line holds
-the kernel's own arguments.
+the kernel's own arguments; there the options can come from the environment variable ``SCRATCHAE_DEMO_OPTIONS``
+(for example ``--quick --data digits``).
 """
 
 from __future__ import annotations
@@ -30,16 +27,19 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
+import shlex
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-
 from scratchae import data, plots
-from scratchae.arguments import count
-from scratchae.backend import DEVICES, DeviceError, resolve_device, to_device, to_numpy
-from scratchae.training import fit
+from scratchae.backend import DeviceError, resolve_device, to_device, to_numpy
+from scratchae.cli.arguments import add_run_options
+from scratchae.cli.gallery import INDEX, METRICS, write_index
+from scratchae.files import write_text_atomically
 
 #: ``--quick``: epochs of every model, training and test images, and t-SNE steps (the fewest scikit-learn allows).
 QUICK_EPOCHS = 2
@@ -54,20 +54,31 @@ TSNE_SEED = 42
 #: Resolution of the saved figures: a row of ten 28x28 digits is 1,500 pixels wide.
 FIGURE_DPI = 100
 
+#: Where a notebook kernel finds the demo's options (its own command line holds the kernel's).
+OPTIONS_VARIABLE = "SCRATCHAE_DEMO_OPTIONS"
+
 
 def parse_arguments(name: str, argv: list[str] | None = None) -> argparse.Namespace:
-    """The demo's options from ``argv`` (``sys.argv[1:]`` by default); unknown arguments are ignored."""
+    """The demo's options from ``argv`` (``sys.argv[1:]`` and $SCRATCHAE_DEMO_OPTIONS by default); unknown
+    arguments are ignored."""
     parser = argparse.ArgumentParser(prog=f"python demos/{name}.py", allow_abbrev=False,
                                      description="Reproduce a chapter of the notebooks and save its figures as PNG.")
-    parser.add_argument("--data", choices=data.DATASETS, default="mnist-5k", help="data set (default: mnist-5k)")
-    parser.add_argument("--device", choices=DEVICES, default="auto", help="cpu, gpu or auto (default)")
-    parser.add_argument("--epochs", type=count(1), default=None,
-                        help="epochs of every model (default: the notebooks' settings, 2 with --quick)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of everything random (default: 0)")
-    parser.add_argument("--out", default=None, help=f"output folder (default: outputs/{name})")
+    add_run_options(parser, epochs=None, epochs_help="epochs of every model (default: the chapter's own, 2 with "
+                                                     "--quick)",
+                    out=None, out_help=f"output folder (default: outputs/{name}, or outputs-quick/{name} with --quick)")
     parser.add_argument("--quick", action="store_true", help="a run of a few seconds on a few hundred images")
+    if argv is None:
+        argv = sys.argv[1:] + shlex.split(os.environ.get(OPTIONS_VARIABLE, ""))
     arguments, _ = parser.parse_known_args(argv)
     return arguments
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How long a model trains: ``epochs``, and ``text``, the words for a caption."""
+
+    epochs: int
+    text: str
 
 
 class Demo:
@@ -100,13 +111,15 @@ class Demo:
         self.seed = arguments.seed
         self.quick = arguments.quick
         self.requested_epochs = arguments.epochs
-        self.out = Path(arguments.out if arguments.out is not None else Path("outputs") / name)
+        default_out = Path("outputs-quick" if self.quick else "outputs") / name
+        self.out = Path(arguments.out) if arguments.out is not None else default_out
         try:
             self.device = resolve_device(arguments.device)
         except DeviceError as error:
             raise SystemExit(f"{name}: error: {error}") from None
         self.out.mkdir(parents=True, exist_ok=True)
         self.data_info: dict = {"data": self.data_name}
+        self.train_size = None
         self.results: dict[str, dict] = {}
         self.timings: dict[str, float] = {}
         self.figures: list[dict] = []
@@ -121,13 +134,7 @@ class Demo:
         return demo
 
     # ---------------------------------------------------------------------------------------------------------------
-    # Data and devices
-
-    def epochs(self, notebook_epochs: int) -> int:
-        """Epochs to train: ``--epochs`` if given, else the notebook's number (or 2 with ``--quick``)."""
-        if self.requested_epochs is not None:
-            return self.requested_epochs
-        return QUICK_EPOCHS if self.quick else notebook_epochs
+    # Data, devices and how long to train
 
     def load_data(self, *, train_size: int | None = None, test_size: int | None = None) -> data.Dataset:
         """Load the ``--data`` set; a stratified subset of ``train_size`` / ``test_size`` images where it has more.
@@ -150,44 +157,50 @@ class Demo:
                     dataset = data.load(self.data_name, seed=self.seed, **sizes)
             except data.DataError as error:
                 raise SystemExit(f"{self.name}: error: {error}") from None
+        self.train_size = len(dataset.x_train)
         self.data_info = {"data": dataset.name, "train_size": len(dataset.x_train),
                           "test_size": len(dataset.x_test), "image_shape": list(dataset.image_shape)}
         print(dataset)
         return dataset
+
+    def schedule(self, notebook_epochs: int, notebook_samples: int, batch_size: int) -> Schedule:
+        """How many epochs to train a model that the notebook trains ``notebook_epochs`` epochs on
+        ``notebook_samples`` images in batches of ``batch_size``.
+
+        On a data set as large as the notebook's, its epochs. On a smaller one (the 4,000 digits of ``mnist-5k``), as
+        many epochs as it takes to make about as many gradient steps as the notebook does: an epoch of fewer images
+        is fewer steps, and it is the steps that train the network. ``--epochs`` overrides both; ``--quick`` trains
+        2 epochs.
+        """
+        notebook_steps = notebook_epochs * math.ceil(notebook_samples / batch_size)
+        if self.requested_epochs is not None or self.quick:
+            epochs = self.requested_epochs if self.requested_epochs is not None else QUICK_EPOCHS
+            return Schedule(epochs, f"{epochs} epochs (the notebook trains {notebook_epochs})")
+        steps_per_epoch = math.ceil(self.train_size / batch_size)
+        if self.train_size >= notebook_samples:
+            return Schedule(notebook_epochs, f"{notebook_epochs} epochs, as the notebook")
+        epochs = math.ceil(notebook_steps / steps_per_epoch)
+        return Schedule(epochs, f"{epochs} epochs of {self.train_size:,} images, {epochs * steps_per_epoch:,} gradient "
+                                f"steps: about the {notebook_steps:,} of the notebook's {notebook_epochs} epochs on "
+                                f"{notebook_samples:,}")
 
     def to_device(self, x):
         """A NumPy array -> the same array on the demo's device (the models' inputs)."""
         return to_device(x, self.device)
 
     # ---------------------------------------------------------------------------------------------------------------
-    # Training and t-SNE
+    # Keeping a record
 
-    def fit(self, label: str, model, loss, optimizer, x, y=None, *, epochs: int, batch_size: int, validation=None,
-            **options):
-        """Train ``model`` with :func:`scratchae.training.fit`, print each epoch, record the final values.
+    def print_epoch(self, epoch: int, logs: dict[str, float]) -> None:
+        """``fit``'s ``on_epoch_end``: one line per epoch (every tenth one when there are many)."""
+        if epoch <= 3 or epoch % 10 == 0:
+            print(f"  epoch {epoch:4d}  " + "  ".join(f"{name} {value:.4f}" for name, value in logs.items()),
+                  flush=True)
 
-        ``label`` names the model in the printed lines, in ``metrics.json`` and in the gallery. The other arguments
-        are those of ``fit``; the shuffling is seeded by ``--seed``.
-
-        Returns
-        -------
-        scratchae.training.History
-        """
-        print(f"\n{label}: {epochs} epochs, batch size {batch_size}, {len(x)} training samples, {self.device}")
-
-        def print_epoch(epoch, logs):
-            values = "  ".join(f"{name} {value:.4f}" for name, value in logs.items())
-            print(f"  epoch {epoch:3d}/{epochs}  {values}", flush=True)
-
-        with self.timed(f"train {label}") as clock:
-            history = fit(model, loss, optimizer, x, y, epochs=epochs, batch_size=batch_size, validation=validation,
-                          seed=self.seed, progress=False, on_epoch_end=print_epoch, **options)
-        self.record(label, epochs=len(history), batch_size=batch_size, **history.final(),
-                    seconds=round(clock.seconds, 2))
-        return history
-
-    def record(self, label: str, **values) -> None:
-        """Keep values under ``label`` in the results (final losses, accuracies, a baseline to compare with)."""
+    def record(self, label: str, history=None, **values) -> None:
+        """Keep ``history``'s final values (and any other ``values``) under ``label`` for ``metrics.json``."""
+        if history is not None:
+            values = {"epochs": len(history), **values, **history.final(), "seconds": round(sum(history.seconds), 2)}
         self.results.setdefault(label, {}).update(values)
 
     def tsne(self, codes):
@@ -198,20 +211,26 @@ class Demo:
 
     @contextlib.contextmanager
     def timed(self, what: str):
-        """Add the time the block takes to ``timings[what]``; the yielded clock's ``seconds`` is this block's."""
-        clock = _Clock()
+        """Add the time the block takes to ``timings[what]``."""
         started = time.perf_counter()
         try:
-            yield clock
+            yield
         finally:
-            clock.seconds = time.perf_counter() - started
-            self.timings[what] = self.timings.get(what, 0.0) + clock.seconds
+            self.timings[what] = self.timings.get(what, 0.0) + time.perf_counter() - started
 
     # ---------------------------------------------------------------------------------------------------------------
     # Output
 
     def save(self, fig, filename: str, caption: str):
-        """Write ``fig`` to ``out/filename`` (PNG) and list it with its caption; returns ``fig``."""
+        """Write ``fig`` to ``out/filename`` (PNG) and list it with its caption; returns ``fig``.
+
+        A quick run's figures are stamped as such, and so are their captions, so that they are never taken for
+        the results of a full run.
+        """
+        if self.quick:
+            fig.text(0.995, 0.005, "quick run: 2 epochs on a few hundred images", ha="right", va="bottom",
+                     fontsize="small", color="#b00020")
+            caption = f"Quick run (a few hundred images, {QUICK_EPOCHS} epochs): {caption}"
         with self.timed("figures"):
             path = plots.save_figure(fig, self.out / filename, dpi=FIGURE_DPI)
         self.figures = [entry for entry in self.figures if entry["file"] != filename]
@@ -220,7 +239,8 @@ class Demo:
         return fig
 
     def finish(self) -> Path:
-        """Write ``metrics.json`` into the output folder and print where the time went; returns its path."""
+        """Write ``metrics.json``, refresh the gallery page of the folder above if it has one, and print where the
+        time went; returns the path of ``metrics.json``."""
         seconds = time.perf_counter() - self.started
         epochs = [values["epochs"] for values in self.results.values() if "epochs" in values]
         metrics = {
@@ -235,19 +255,14 @@ class Demo:
             "results": self.results,
             "figures": self.figures,
         }
-        path = self.out / "metrics.json"
-        temporary = path.with_name(f".{path.name}.tmp")
-        temporary.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-        os.replace(temporary, path)
+        path = write_text_atomically(self.out / METRICS, json.dumps(metrics, indent=2) + "\n")
+        if (self.out.parent / INDEX).is_file():  # a gallery page shows this folder: keep it true to these figures
+            write_index(self.out.parent)
         where = ", ".join(f"{what} {value:.1f} s" for what, value in
                           sorted(self.timings.items(), key=lambda item: -item[1]))
         figures = f"{len(self.figures)} figure" + ("" if len(self.figures) == 1 else "s")
         print(f"\n{self.name}: {figures} in {seconds:.1f} s ({where}); metrics in {path}")
         return path
-
-
-class _Clock:
-    seconds = 0.0
 
 
 def _show_figures_in_notebook() -> None:

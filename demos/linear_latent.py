@@ -22,6 +22,7 @@ from scratchae.backend import to_numpy
 from scratchae.demos._common import Demo
 from scratchae.losses import MSELoss
 from scratchae.optim import Adam
+from scratchae.training import fit
 
 demo = Demo.start("linear_latent")
 LATENT_DIM = 16
@@ -30,7 +31,8 @@ LATENT_DIM = 16
 # ## Data and training
 #
 # 10,000 training and 1,000 validation digits as in the notebook (the whole of `mnist-5k`, 4,000 + 1,000, by
-# default). Adam with learning rate 1e-3 and weight decay 1e-8, batches of 64, 20 epochs.
+# default). Adam with learning rate 1e-3 and weight decay 1e-8, batches of 64, for as many gradient steps as the
+# notebook's 20 epochs on 10,000 digits.
 
 # %%
 dataset = demo.load_data(train_size=10_000, test_size=1_000)
@@ -40,9 +42,12 @@ shape = dataset.image_shape
 model = models.linear_latent_autoencoder(latent_dim=LATENT_DIM, input_dim=dataset.n_features,
                                          seed=demo.seed).to(demo.device)
 print(model.summary())
-history = demo.fit("linear-latent AE (latent 16)", model, MSELoss(),
-                   Adam(model.parameters(), lr=1e-3, weight_decay=1e-8), x_train,
-                   epochs=demo.epochs(20), batch_size=64, validation=x_test)
+schedule = demo.schedule(notebook_epochs=20, notebook_samples=10_000, batch_size=64)
+with demo.timed("train linear-latent AE"):
+    history = fit(model, MSELoss(), Adam(model.parameters(), lr=1e-3, weight_decay=1e-8), x_train,
+                  epochs=schedule.epochs, batch_size=64, validation=x_test, seed=demo.seed, progress=False,
+                  on_epoch_end=demo.print_epoch)
+demo.record("linear-latent AE (latent 16)", history, batch_size=64)
 
 # %% [markdown]
 # The training loss per epoch, one marker per epoch, as the notebook draws it.
@@ -52,7 +57,7 @@ demo.save(plots.loss_curves({"loss": history["loss"]}, title="Training loss (aut
                             grid=True),
           "10_loss.png",
           "Training loss (mean squared error) per epoch of the linear-latent autoencoder "
-          "(Adam, lr 1e-3, weight decay 1e-8, batch 64).")
+          f"(Adam, lr 1e-3, weight decay 1e-8, batch 64, {schedule.text}).")
 
 # %% [markdown]
 # ## Reconstructions

@@ -10,10 +10,15 @@ standard. The same lines then run on NumPy (CPU), on CuPy (GPU) and on any other
 Devices are named by strings: ``"cpu"`` (NumPy) and ``"gpu"`` (CuPy). ``to_device`` and ``to_numpy`` are the only
 places where arrays cross between them. CuPy is imported lazily, only when a GPU is asked for, so importing
 scratchae never needs a GPU.
+
+On a GPU, a few lines of elementwise math (a sigmoid, Adam's update) run faster as one kernel than as one launch per
+operation. :func:`fused` compiles the lesson's own Python lines into such a kernel with ``cupy.fuse``, so no formula
+is ever written twice and the lesson modules never branch on the device.
 """
 
 from __future__ import annotations
 
+import functools
 import sys
 
 import numpy
@@ -102,7 +107,7 @@ def _say_auto_fallback(problem: str) -> None:
     global _warned_auto_fallback
     if not _warned_auto_fallback:
         _warned_auto_fallback = True
-        print(f"scratchae: running on the CPU ({problem})", file=sys.stderr)
+        print(f"scratchae: running on the CPU, because {problem}", file=sys.stderr)
 
 
 def _gpu_problem() -> str | None:
@@ -127,16 +132,29 @@ def gpu_available() -> bool:
     return _gpu_problem() is None
 
 
-def device_of(array) -> str:
-    """``"cpu"`` for NumPy arrays, ``"gpu"`` for CuPy arrays."""
-    return "cpu" if get_namespace(array) is numpy else "gpu"
+def device_of(array):
+    """``"cpu"`` for NumPy arrays, ``"gpu"`` for CuPy arrays, and the array's own ``device`` for other Array API
+    libraries (such as array-api-strict's ``Device('device1')``)."""
+    xp = get_namespace(array)
+    if xp is numpy:
+        return "cpu"
+    if _is_cupy_array(array):
+        return "gpu"
+    return array.device
 
 
-def to_device(array, device: str):
-    """Copy ``array`` to ``device`` (``"cpu"``, ``"gpu"`` or ``"auto"``), keeping its dtype.
+def to_device(array, device):
+    """Copy ``array`` to ``device``, keeping its dtype; an array already there is returned as it is, without a copy.
 
-    An array already on that device is returned as it is, without a copy.
+    ``device`` is ``"cpu"``, ``"gpu"`` or ``"auto"``, or (for other Array API libraries) what :func:`device_of`
+    returns for an array of that library, given an array of the same library.
     """
+    if not isinstance(device, str):
+        xp = get_namespace(array)
+        if xp is numpy or _is_cupy_array(array):
+            raise TypeError(f"cannot move a {xp.__name__} array to the device {device!r} of another array library; "
+                            f"convert it with that library's asarray first")
+        return xp.asarray(array, device=device)
     device = resolve_device(device)
     if device == "cpu":
         return to_numpy(array)
@@ -192,19 +210,6 @@ def arange_like(n: int, like):
     return xp.arange(n, device=like.device)
 
 
-def to_same_device(array, reference):
-    """Put ``array`` in the namespace and on the device of ``reference`` (NumPy, CuPy or another Array API library).
-
-    Used once where data enters training, so that batches are cut where the model's weights live.
-    """
-    xp = get_namespace(reference)
-    if xp is numpy:
-        return to_numpy(array)
-    if _is_cupy_array(reference):
-        return xp.asarray(array)
-    return xp.asarray(array, device=reference.device)
-
-
 def ignore_overflow():
     """A context in which NumPy does not warn about overflow or invalid values.
 
@@ -214,36 +219,32 @@ def ignore_overflow():
     return numpy.errstate(over="ignore", invalid="ignore", divide="ignore")
 
 
-# On a GPU each array operation is one kernel launch, and for layers this small the launches, not the arithmetic,
-# take the time. These kernels fuse a few lines of math into one launch each; each is the formula that the Python
-# code next to its name spells out line by line (the NumPy path), and the GPU tests check that both agree.
-#   name: (inputs, outputs, CUDA body)
-_FUSED_KERNELS = {
-    # scratchae.optim.Adam.update: a dozen array operations per parameter
-    "adam": ("T grad, T beta1, T beta2, T weight_decay, T step_size, T eps_hat", "T param, T m, T v", """
-        T g = grad + weight_decay * param;
-        m = beta1 * m + (1 - beta1) * g;
-        v = beta2 * v + (1 - beta2) * g * g;
-        param -= step_size * m / (sqrt(v) + eps_hat);
-    """),
-    # scratchae.layers.Sigmoid.forward and .backward
-    "sigmoid": ("T x, T limit", "T y", "y = 1 / (1 + exp(-min(max(x, -limit), limit)));"),
-    "sigmoid_backward": ("T dy, T y", "T dx", "dx = dy * y * (1 - y);"),
-    # scratchae.layers.ReLU.backward
-    "relu_backward": ("T dy, T x", "T dx", "dx = x > 0 ? dy : (T)0;"),
-}
-_compiled_kernels = {}
+def fused(function):
+    """Turn a function of a few lines of elementwise math into one GPU kernel, and leave it as it is elsewhere.
 
+    ``function(xp, *arguments)`` takes the array namespace first and writes its math with ``xp.exp``, ``*``, ``+=``
+    ... like every other line of scratchae. The function this returns is called without ``xp``: it finds the
+    namespace from the arguments. On NumPy (or any Array API library) it simply calls ``function(xp, ...)``, line by
+    line. On CuPy arrays it compiles the *same* lines, once, with :func:`cupy.fuse` into a single kernel: on a GPU
+    each array operation is one kernel launch, and for layers this small the launches, not the arithmetic, take the
+    time. The formula is written once, in the lesson, and runs on both devices; the GPU tests check that both agree.
 
-def fused_kernel(name: str, like):
-    """The CuPy ``ElementwiseKernel`` ``name`` (see ``_FUSED_KERNELS``) when ``like`` lives on a GPU; None elsewhere.
-
-    Called with the inputs and then the outputs in the order their declaration lists them; outputs that are not
-    passed are allocated and returned, outputs that are passed (Adam's ``param, m, v``) are updated in place.
+    Arguments are arrays of one shape and Python numbers; in-place updates of array arguments (``m *= beta``) update
+    them in place on both devices.
     """
-    if not _is_cupy_array(like):
-        return None
-    if name not in _compiled_kernels:
-        inputs, outputs, body = _FUSED_KERNELS[name]
-        _compiled_kernels[name] = sys.modules["cupy"].ElementwiseKernel(inputs, outputs, body, f"scratchae_{name}")
-    return _compiled_kernels[name]
+    compiled = None
+
+    @functools.wraps(function)
+    def run(*arguments):
+        nonlocal compiled
+        xp = get_namespace(*arguments)
+        if getattr(xp, "__name__", None) != "cupy":
+            return function(xp, *arguments)
+        if compiled is None:
+            def on_cupy(*values):
+                return function(xp, *values)
+
+            compiled = xp.fuse(kernel_name=f"scratchae_{function.__name__}")(on_cupy)
+        return compiled(*arguments)
+
+    return run

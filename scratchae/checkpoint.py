@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
 
 import numpy
 
-from scratchae.backend import to_device, to_numpy
-from scratchae.models import Model, model_from_config
+from scratchae.backend import DEFAULT_DTYPE, to_device, to_numpy
+from scratchae.files import write_atomically
+from scratchae.layers import Dense, Identity, Layer, ReLU, Sequential, Sigmoid
+from scratchae.models import Autoencoder, Classifier, DenoisingAutoencoder, Model
 from scratchae.optim import SGD, Adam, Optimizer
 from scratchae.training import History
 
@@ -54,14 +55,14 @@ def save(path, model: Model, optimizer: Optimizer | None = None, history: Histor
     """
     path = os.fspath(path)
     meta = {"extra": extra or {}, "format": FORMAT, "version": VERSION, "architecture": model.config(),
-            "dtype": str(model.parameters()[0].data.dtype),
+            "dtype": str(model.dtype),
             "optimizer": None if optimizer is None else _optimizer_meta(optimizer),
             "history": None if history is None else history.to_dict()}
     arrays = {"meta": numpy.array(json.dumps(meta))}
     arrays.update({f"param/{name}": to_numpy(parameter.data) for name, parameter in model.named_parameters()})
     if optimizer is not None:
         arrays.update(_optimizer_arrays(optimizer))
-    _write_atomically(path, arrays)
+    write_atomically(path, lambda file: numpy.savez(file, **arrays))
     return path
 
 
@@ -77,28 +78,6 @@ def _optimizer_arrays(optimizer: Optimizer) -> dict[str, numpy.ndarray]:
             if value is not None:  # state is created on the first step
                 arrays[f"optim/{state_name}/{index}"] = to_numpy(value)
     return arrays
-
-
-def _write_atomically(path: str, arrays: dict[str, numpy.ndarray]) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=".checkpoint-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            numpy.savez(file, **arrays)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temporary, 0o666 & ~_current_umask())  # mkstemp makes the file private; give it the usual mode
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-
-
-def _current_umask() -> int:
-    umask = os.umask(0)  # the only way to read the umask is to set it, so set it straight back
-    os.umask(umask)
-    return umask
 
 
 def load(path, *, device: str = "cpu") -> Checkpoint:
@@ -183,3 +162,40 @@ def _rebuild_optimizer(meta: dict | None, model: Model, arrays: dict[str, numpy.
 
 def _optional_array(arrays: dict[str, numpy.ndarray], key: str, device: str):
     return to_device(arrays[key], device) if key in arrays else None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Rebuilding an architecture from the JSON a checkpoint holds
+
+#: The layer classes a saved architecture may name.
+LAYER_TYPES = {cls.__name__: cls for cls in (Dense, ReLU, Sigmoid, Identity)}
+
+#: The model classes a saved architecture may name.
+MODEL_TYPES = {cls.__name__: cls for cls in (Autoencoder, DenoisingAutoencoder, Classifier)}
+
+
+def layer_from_config(config: dict, dtype=DEFAULT_DTYPE) -> Layer:
+    """Rebuild a layer from ``{"type": "Dense", "in_features": ..., ...}`` (weights are loaded separately)."""
+    options = dict(config)
+    kind = options.pop("type", None)
+    if kind not in LAYER_TYPES:
+        raise ValueError(f"unknown layer type {kind!r}; known types: {', '.join(LAYER_TYPES)}")
+    if kind == "Dense":
+        return Dense(**options, rng=0, dtype=dtype)
+    return LAYER_TYPES[kind](**options)
+
+
+def model_from_config(config: dict, dtype=DEFAULT_DTYPE) -> Model:
+    """Rebuild a model from what :meth:`Model.config` returned (its weights are loaded separately)."""
+    options = dict(config)
+    kind = options.pop("type", None)
+    if kind not in MODEL_TYPES:
+        raise ValueError(f"unknown model type {kind!r}; known types: {', '.join(MODEL_TYPES)}")
+    part_names = ("encoder", "head") if kind == "Classifier" else ("encoder", "decoder")
+    parts = [Sequential(layer_from_config(layer, dtype) for layer in options.pop(name)) for name in part_names]
+    counters = options.pop("counters", {})
+    if "noisy_batches" in options:  # where checkpoints of format version 1 kept the denoising model's counter
+        counters["noisy_batches"] = options.pop("noisy_batches")
+    model = MODEL_TYPES[kind](*parts, **options)
+    model.set_counters(counters)
+    return model

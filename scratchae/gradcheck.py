@@ -12,8 +12,10 @@ Work in float64: in float32 the rounding error of ``f`` divided by ``h`` swamps 
 below 1e-7 means the gradient is right; above 1e-2 it is wrong. For a parameter with many elements, a directional
 check compares the derivative along a few random directions instead of looping over every element.
 
-This module knows the layer protocol (``forward``, ``backward``, ``parameters``) by duck typing only, and imports
-no model code. Its loops run on NumPy arrays.
+The numerical tools (:func:`numerical_gradient`, :func:`compare`, :func:`check_layer`, :func:`check_loss`,
+:func:`check_model`) know the layer protocol (``forward``, ``backward``, ``parameters``) by duck typing only; their
+loops run on NumPy arrays. :func:`check_everything` runs them on every layer, every loss and whole models: the suite
+behind ``scratchae gradcheck``, callable from a notebook too.
 """
 
 from __future__ import annotations
@@ -21,6 +23,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy
+
+from scratchae.layers import Dense, Identity, ReLU, Sequential, Sigmoid
+from scratchae.losses import BCELoss, MSELoss, SoftmaxCrossEntropyLoss
+from scratchae.models import Autoencoder
 
 #: Parameters with more elements than this are checked along random directions instead of element by element.
 DIRECTIONAL_ABOVE = 4096
@@ -197,3 +203,90 @@ def _require_float64_numpy(x) -> None:
         kind = f"{type(x).__name__} of {getattr(x, 'dtype', '?')}"
         raise TypeError(f"numerical gradients need a float64 NumPy array (float32 rounding swamps the estimate), "
                         f"got {kind}")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The whole suite: every layer, every loss and whole models
+
+
+@dataclass
+class CheckedCase:
+    """The checks of one layer, loss or model, and the tolerance they must pass (a whole model sums more rounding
+    errors than one layer, so it gets :data:`MODEL_TOLERANCE`)."""
+
+    what: str
+    tolerance: float
+    checks: list[GradientCheck]
+
+    @property
+    def passed(self) -> bool:
+        return all(check.passed(self.tolerance) for check in self.checks)
+
+
+def off_kinks(x: numpy.ndarray, margin: float = 0.05) -> numpy.ndarray:
+    """Move values away from 0, where ReLU has no derivative, so that ``x +- h`` never crosses the kink."""
+    return x + numpy.where(x >= 0, margin, -margin)
+
+
+def check_everything(seed: int = 0) -> list[CheckedCase]:
+    """Check every layer, every loss and whole models against numerical gradients, in float64.
+
+    Returns one :class:`CheckedCase` per layer, loss or model; :func:`format_report` lays them out as a table.
+    """
+    rng = numpy.random.default_rng(seed)
+    return _layer_cases(rng) + _loss_cases(rng) + _model_cases(rng)
+
+
+def _layer_cases(rng) -> list[CheckedCase]:
+    f64 = numpy.float64
+    x = off_kinks(rng.standard_normal((4, 7)))
+    layers = (Dense(7, 5, rng=rng, dtype=f64), Dense(784, 128, rng=rng, dtype=f64), ReLU(), Sigmoid(), Identity(),
+              Sequential([Dense(7, 6, rng=rng, dtype=f64), ReLU(), Dense(6, 3, rng=rng, dtype=f64)]))
+    cases = []
+    for layer in layers:
+        # the 784-wide layer gets inputs of its own; its 100,352 weights are checked along random directions
+        layer_input = off_kinks(rng.standard_normal((3, 784))) if getattr(layer, "in_features", 0) == 784 else x
+        cases.append(CheckedCase(repr(layer).replace("\n", "").replace("  ", " "), LAYER_TOLERANCE,
+                                 check_layer(layer, layer_input, rng)))
+    return cases
+
+
+def _loss_cases(rng) -> list[CheckedCase]:
+    probabilities, targets = rng.uniform(0.05, 0.95, (4, 7)), rng.uniform(0.0, 1.0, (4, 7))
+    labels = rng.integers(0, 7, size=4)
+    return [CheckedCase("MSELoss", LAYER_TOLERANCE, [check_loss(MSELoss(), probabilities.copy(), targets)]),
+            CheckedCase("BCELoss", LAYER_TOLERANCE, [check_loss(BCELoss(), probabilities.copy(), targets)]),
+            CheckedCase("SoftmaxCrossEntropyLoss", LAYER_TOLERANCE,
+                        [check_loss(SoftmaxCrossEntropyLoss(), rng.standard_normal((4, 7)), labels)])]
+
+
+def _model_cases(rng) -> list[CheckedCase]:
+    f64 = numpy.float64
+
+    def stack(sizes, last):
+        layers = []
+        for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+            layers += [Dense(n_in, n_out, rng=rng, dtype=f64), ReLU()]
+        layers[-1] = last
+        return Sequential(layers)
+
+    model = Autoencoder(stack([12, 8, 6, 4], ReLU()), stack([4, 6, 8, 12], Sigmoid()))
+    images = rng.uniform(0.0, 1.0, (5, 12))
+    return [CheckedCase(f"autoencoder 12-8-6-4-6-8-12 + {type(loss).__name__}", MODEL_TOLERANCE,
+                        check_model(model, loss, images, images, rng)) for loss in (MSELoss(), BCELoss())]
+
+
+def format_report(cases: list[CheckedCase]) -> str:
+    """A table with one row per check: what, parameter, largest relative error, method, pass or FAIL."""
+    lines = [f"{'what':<58}{'parameter':<14}{'max rel error':>14}  {'method':<16}result"]
+    failures = 0
+    for case in cases:
+        for check in case.checks:
+            passed = check.passed(case.tolerance)
+            failures += not passed
+            lines.append(f"{case.what[:57]:<58}{check.name:<14}{check.error:>14.2e}  {check.method:<16}"
+                         + ("pass" if passed else f"FAIL (> {case.tolerance:.0e})"))
+            if not passed:
+                lines.append(f"    {check}")
+    lines.append("all gradients match" if failures == 0 else f"{failures} gradient check(s) failed")
+    return "\n".join(lines)

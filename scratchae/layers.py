@@ -13,6 +13,10 @@ Every layer follows one small protocol:
     the list of :class:`Parameter` objects the optimizer updates.
 
 Shapes use ``N`` for the batch size, ``D_in`` and ``D_out`` for feature sizes.
+
+The elementwise formulas (the sigmoid and the derivatives of the activations) are small functions marked
+``@fused``: on NumPy they run line by line as written; on a GPU the same lines become one kernel
+(:func:`scratchae.backend.fused`).
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ import math
 
 import numpy
 
-from scratchae.backend import DEFAULT_DTYPE, fused_kernel, get_namespace, to_device
+from scratchae.backend import DEFAULT_DTYPE, fused, get_namespace, to_device
+from scratchae.checks import require_int
 
 INITS = ("glorot_uniform", "he")
 
@@ -57,18 +62,17 @@ class Parameter:
 
 
 class Layer:
-    """Base class: a layer without parameters that passes its input through unchanged.
-
-    Subclasses override ``forward`` and ``backward``; layers with weights also override ``parameters``.
+    """Base class of every layer: subclasses define ``forward`` and ``backward``; layers with weights also
+    ``parameters``. A layer that forgets one of the two passes fails loudly instead of computing something wrong.
     """
 
     def forward(self, x):
         """Compute the output for a batch ``x``; cache what ``backward`` needs."""
-        return x
+        raise NotImplementedError(f"the class {type(self).__name__} derives from Layer but does not define forward")
 
     def backward(self, dy, input_grad: bool = True):
         """Given ``dy = dL/dy``, set the parameter gradients and return ``dL/dx`` (None if not ``input_grad``)."""
-        return dy if input_grad else None
+        raise NotImplementedError(f"the class {type(self).__name__} derives from Layer but does not define backward")
 
     def parameters(self) -> list[Parameter]:
         return []
@@ -122,12 +126,10 @@ class Dense(Layer):
 
     def __init__(self, in_features: int, out_features: int, *, init: str = "glorot_uniform", rng=None,
                  dtype=DEFAULT_DTYPE):
-        _require_positive_int("in_features", in_features)
-        _require_positive_int("out_features", out_features)
+        self.in_features = require_int("in_features", in_features, minimum=1)
+        self.out_features = require_int("out_features", out_features, minimum=1)
         if init not in INITS:
             raise ValueError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
-        self.in_features = in_features
-        self.out_features = out_features
         self.init = init
         rng = numpy.random.default_rng(rng)
         self.W = Parameter(_initial_weights(init, in_features, out_features, rng).astype(dtype), "W")  # (D_in, D_out)
@@ -136,7 +138,7 @@ class Dense(Layer):
 
     def forward(self, x):
         """x: (N, D_in) -> y: (N, D_out)."""
-        _check_input(self, x, self.in_features, self.W.data)
+        _check_input(self, x)
         self.x = x  # (N, D_in), kept for dW
         y = x @ self.W.data  # (N, D_out)
         y += self.b.data  # (N, D_out), the bias broadcast over the batch; in place, as y is a fresh array
@@ -169,6 +171,15 @@ def _initial_weights(init: str, fan_in: int, fan_out: int, rng) -> numpy.ndarray
     return rng.normal(0.0, math.sqrt(2.0 / fan_in), size=(fan_in, fan_out))
 
 
+def _check_input(layer: Dense, x) -> None:
+    """Shape and dtype checks at the door of a Dense layer: cheap, and they name the problem."""
+    if len(x.shape) != 2 or x.shape[1] != layer.in_features:
+        raise ValueError(f"{layer!r} expects input of shape (N, {layer.in_features}), got {tuple(x.shape)}")
+    if x.dtype != layer.W.data.dtype:
+        raise TypeError(f"{layer!r} has {layer.W.data.dtype} weights but got {x.dtype} input; "
+                        f"convert the input with x.astype(...) (mixing dtypes would silently upcast)")
+
+
 class ReLU(Layer):
     r"""Rectified linear unit: :math:`y = \max(x, 0)`.
 
@@ -190,11 +201,13 @@ class ReLU(Layer):
         _require_cache(self, self.x)
         if not input_grad:
             return None
-        fused = fused_kernel("relu_backward", dy)
-        if fused is not None:  # on a GPU: the line below in one kernel launch instead of three
-            return fused(dy, self.x)
-        xp = get_namespace(dy)
-        return dy * xp.astype(self.x > 0, dy.dtype)  # (N, D), dy times the derivative: 1 where x > 0, else 0
+        return relu_backward(dy, self.x)  # (N, D)
+
+
+@fused
+def relu_backward(xp, dy, x):
+    """dL/dx = dL/dy * ReLU'(x): dy where x > 0, else 0. dy, x: (N, D) -> (N, D)."""
+    return xp.where(x > 0, dy, 0.0)
 
 
 class Sigmoid(Layer):
@@ -213,12 +226,8 @@ class Sigmoid(Layer):
     def forward(self, x):
         """x: (N, D) -> y: (N, D) in (0, 1)."""
         xp = get_namespace(x)
-        limit = math.floor(-math.log(xp.finfo(x.dtype).smallest_normal))  # 87 for float32, 708 for float64
-        fused = fused_kernel("sigmoid", x)
-        if fused is not None:  # on a GPU: the line below in one kernel launch instead of five
-            self.y = fused(x, limit)
-            return self.y
-        self.y = 1.0 / (1.0 + xp.exp(-xp.clip(x, -limit, limit)))  # (N, D), kept: the derivative uses y
+        limit = float(math.floor(-math.log(xp.finfo(x.dtype).smallest_normal)))  # 87 for float32, 708 for float64
+        self.y = sigmoid(x, limit)  # (N, D), kept: the derivative uses y
         return self.y
 
     def backward(self, dy, input_grad: bool = True):
@@ -226,10 +235,19 @@ class Sigmoid(Layer):
         _require_cache(self, self.y)
         if not input_grad:
             return None
-        fused = fused_kernel("sigmoid_backward", dy)
-        if fused is not None:  # on a GPU: the line below in one kernel launch instead of three
-            return fused(dy, self.y)
-        return dy * self.y * (1.0 - self.y)  # (N, D)
+        return sigmoid_backward(dy, self.y)  # (N, D)
+
+
+@fused
+def sigmoid(xp, x, limit):
+    """1 / (1 + e^-x), with x clipped to [-limit, limit] so that exp never overflows. x: (N, D) -> (N, D)."""
+    return 1.0 / (1.0 + xp.exp(-xp.clip(x, -limit, limit)))
+
+
+@fused
+def sigmoid_backward(xp, dy, y):
+    """dL/dx = dL/dy * sigmoid'(x) = dy * y * (1 - y), from the sigmoid's output y. dy, y: (N, D) -> (N, D)."""
+    return dy * y * (1.0 - y)
 
 
 class Identity(Layer):
@@ -238,6 +256,10 @@ class Identity(Layer):
     def forward(self, x):
         """x: (N, D) -> y: (N, D)."""
         return x
+
+    def backward(self, dy, input_grad: bool = True):
+        """dy: (N, D) -> dx = dy: the derivative of the identity is 1."""
+        return dy if input_grad else None
 
 
 class Sequential(Layer):
@@ -281,68 +303,6 @@ class Sequential(Layer):
             input_features = layer.output_features(input_features)
         return input_features
 
-    def input_features(self) -> int | None:
-        """The feature size the first Dense layer expects, or None if there is no Dense layer."""
-        for layer in self.layers:
-            if isinstance(layer, Dense):
-                return layer.in_features
-        return None
-
-    def summary_rows(self, input_features: int | None = None) -> list[tuple[str, str, int]]:
-        """One ``(layer, output shape, parameter count)`` row per layer."""
-        features = input_features if input_features is not None else self.input_features()
-        rows = []
-        for index, layer in enumerate(self.layers):
-            features = layer.output_features(features)
-            count = sum(parameter.size for parameter in layer.parameters())
-            rows.append((f"{index} {type(layer).__name__}", f"(None, {features})", count))
-        return rows
-
-    def summary(self, input_features: int | None = None) -> str:
-        """A Keras-style table: layer, output shape, parameter count, and the total."""
-        return format_summary(self.summary_rows(input_features))
-
     def __repr__(self):
         inner = "".join(f"\n  ({index}) {layer!r}" for index, layer in enumerate(self.layers))
         return f"Sequential({inner}\n)"
-
-
-def format_summary(rows: list[tuple[str, str, int]]) -> str:
-    """Lay out ``(layer, output shape, parameter count)`` rows as a text table with a total."""
-    header = ("Layer (type)", "Output Shape", "Param #")
-    widths = [max(len(header[0]), *(len(row[0]) for row in rows)) + 2,
-              max(len(header[1]), *(len(row[1]) for row in rows)) + 2, 12]
-    rule = "-" * sum(widths)
-    lines = [rule, f"{header[0]:<{widths[0]}}{header[1]:<{widths[1]}}{header[2]:>{widths[2]}}", "=" * sum(widths)]
-    lines += [f"{name:<{widths[0]}}{shape:<{widths[1]}}{count:>{widths[2]},}" for name, shape, count in rows]
-    lines += [rule, f"Total params: {sum(row[2] for row in rows):,}", rule]
-    return "\n".join(lines)
-
-
-def _require_positive_int(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, numpy.integer)) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
-def _check_input(layer: Dense, x, in_features: int, weights) -> None:
-    """Shape and dtype checks at the door of a Dense layer: cheap, and they name the problem."""
-    if len(x.shape) != 2 or x.shape[1] != in_features:
-        raise ValueError(f"{layer!r} expects input of shape (N, {in_features}), got {tuple(x.shape)}")
-    if x.dtype != weights.dtype:
-        raise TypeError(f"{layer!r} has {weights.dtype} weights but got {x.dtype} input; "
-                        f"convert the input with x.astype(...) (mixing dtypes would silently upcast)")
-
-
-#: The layer classes a saved architecture may name.
-LAYER_TYPES = {cls.__name__: cls for cls in (Dense, ReLU, Sigmoid, Identity)}
-
-
-def layer_from_config(config: dict, dtype=DEFAULT_DTYPE) -> Layer:
-    """Rebuild a layer from ``{"type": "Dense", "in_features": ..., ...}`` (weights are loaded separately)."""
-    options = dict(config)
-    kind = options.pop("type", None)
-    if kind not in LAYER_TYPES:
-        raise ValueError(f"unknown layer type {kind!r}; known types: {', '.join(LAYER_TYPES)}")
-    if kind == "Dense":
-        return Dense(**options, rng=0, dtype=dtype)
-    return LAYER_TYPES[kind](**options)

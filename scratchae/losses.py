@@ -2,18 +2,32 @@
 
 ``loss.forward(pred, target)`` returns the mean loss as a 0-d array (call ``float()`` on it only to log it: on a GPU
 that waits for the device). ``loss.backward()`` returns ``dL/dpred``, the array that starts backpropagation.
+``loss.metrics()`` gives other numbers about the same batch that a training run records beside the loss (the
+classifier's accuracy).
 """
 
 from __future__ import annotations
+
+import math
 
 from scratchae.backend import arange_like, get_namespace
 
 
 class Loss:
-    """Base class: keeps the cache between ``forward`` and ``backward``."""
+    """Base class: keeps the cache between ``forward`` and ``backward``.
+
+    ``targets`` says what the loss compares its input with, so that training can check the data once, where it
+    enters: ``"values"`` (real numbers), ``"probabilities"`` (numbers in [0, 1]) or ``"labels"`` (class indices).
+    """
+
+    targets = "values"
 
     def __init__(self):
         self.cache = None
+
+    def metrics(self) -> dict[str, float]:
+        """Other measures of the batch of the last ``forward`` (none for most losses), as Python floats."""
+        return {}
 
     def __call__(self, pred, target):
         return self.forward(pred, target)
@@ -49,12 +63,12 @@ class MSELoss(Loss):
         diff = pred - target  # (N, D)
         self.cache = diff
         flat = xp.reshape(diff, (-1,))  # (N * D,)
-        return (flat @ flat) / _count(diff)  # (), the dot product of diff with itself is its sum of squares
+        return (flat @ flat) / math.prod(diff.shape)  # (), the dot product of diff with itself: its sum of squares
 
     def backward(self):
         """-> dL/dpred: (N, D)."""
         diff = self._cached()
-        return (2.0 / _count(diff)) * diff  # (N, D)
+        return (2.0 / math.prod(diff.shape)) * diff  # (N, D)
 
 
 class BCELoss(Loss):
@@ -66,6 +80,8 @@ class BCELoss(Loss):
 
     :math:`\partial L / \partial p_i = \frac{p_i - t_i}{p_i (1 - p_i)} / M` inside the clip range.
     """
+
+    targets = "probabilities"
 
     def __init__(self, epsilon: float = 1e-7):
         super().__init__()
@@ -86,7 +102,7 @@ class BCELoss(Loss):
         """-> dL/dpred: (N, D)."""
         p, target, inside = self._cached()
         xp = get_namespace(p)
-        dp = (p - target) / (p * (1.0 - p) * _count(p))  # (N, D)
+        dp = (p - target) / (p * (1.0 - p) * math.prod(p.shape))  # (N, D)
         return xp.where(inside, dp, 0.0)  # (N, D)
 
 
@@ -98,41 +114,47 @@ class SoftmaxCrossEntropyLoss(Loss):
     :math:`\partial L / \partial z = (\mathrm{softmax}(z) - \mathrm{onehot}(y)) / N`.
     """
 
+    targets = "labels"
+
     def forward(self, logits, labels):
         """logits: (N, C) floats, labels: (N,) integers in [0, C) -> 0-d array."""
         xp = get_namespace(logits, labels)
-        _check_labels(logits, labels, xp)
+        if len(logits.shape) != 2:
+            raise ValueError(f"SoftmaxCrossEntropyLoss: logits must have shape (N, C), got {tuple(logits.shape)}")
+        check_labels(labels, logits.shape[0], logits.shape[1], "SoftmaxCrossEntropyLoss")
         shifted = logits - xp.max(logits, axis=1, keepdims=True)  # (N, C), max of each row is 0
         log_sum_exp = xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))  # (N, 1)
         log_probs = shifted - log_sum_exp  # (N, C)
         one_hot = xp.astype(labels[:, None] == arange_like(logits.shape[1], logits), logits.dtype)  # (N, C)
-        self.cache = (log_probs, one_hot)
+        self.cache = (log_probs, one_hot, logits, labels)
         return -xp.sum(log_probs * one_hot) / logits.shape[0]  # ()
 
     def backward(self):
         """-> dL/dlogits: (N, C)."""
-        log_probs, one_hot = self._cached()
+        log_probs, one_hot, _, _ = self._cached()
         xp = get_namespace(log_probs)
         return (xp.exp(log_probs) - one_hot) / log_probs.shape[0]  # (N, C)
 
+    def metrics(self):
+        """``accuracy``: the fraction of the batch whose highest score is its label."""
+        _, _, logits, labels = self._cached()
+        xp = get_namespace(logits)
+        correct = xp.sum(xp.astype(xp.argmax(logits, axis=1) == labels, xp.int64))  # ()
+        return {"accuracy": float(correct) / labels.shape[0]}
 
-def _check_labels(logits, labels, xp) -> None:
-    if len(logits.shape) != 2:
-        raise ValueError(f"SoftmaxCrossEntropyLoss: logits must have shape (N, C), got {tuple(logits.shape)}")
+
+def check_labels(labels, n_samples: int, n_classes: int, what: str) -> None:
+    """Raise an error naming ``what`` unless ``labels`` are ``n_samples`` integers in [0, n_classes).
+
+    TypeError for labels that are not integers, ValueError for a wrong shape or a label out of range.
+    """
+    xp = get_namespace(labels)
     if not xp.isdtype(labels.dtype, "integral"):
-        raise TypeError(f"SoftmaxCrossEntropyLoss: labels must be integers (class indices), got dtype {labels.dtype}")
-    if tuple(labels.shape) != (logits.shape[0],):
-        raise ValueError(f"SoftmaxCrossEntropyLoss: labels must have shape ({logits.shape[0]},) to match logits "
-                         f"{tuple(logits.shape)}, got {tuple(labels.shape)}")
-    n_classes = logits.shape[1]
-    if bool(xp.any((labels < 0) | (labels >= n_classes))):
-        raise ValueError(f"SoftmaxCrossEntropyLoss: labels must lie in [0, {n_classes - 1}] for {n_classes} classes, "
-                         f"got values from {int(xp.min(labels))} to {int(xp.max(labels))}")
-
-
-def _count(array) -> int:
-    """Number of elements, as a Python int (a Python number keeps float32 arrays float32)."""
-    count = 1
-    for size in array.shape:
-        count *= size
-    return count
+        raise TypeError(f"{what}: labels must be integers (class indices), got dtype {labels.dtype}")
+    if tuple(labels.shape) != (n_samples,):
+        raise ValueError(f"{what}: labels must have shape ({n_samples},), a 1-d array with one label per sample, got "
+                         f"{tuple(labels.shape)}")
+    if bool(xp.any((labels < 0) | (labels >= n_classes))):  # one reduction; the range only for the message
+        low, high = int(xp.min(labels)), int(xp.max(labels))
+        raise ValueError(f"{what}: labels must lie in [0, {n_classes - 1}] for {n_classes} classes, got values from "
+                         f"{low} to {high}")

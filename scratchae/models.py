@@ -15,9 +15,10 @@ import abc
 
 import numpy
 
-from scratchae.backend import DEFAULT_DTYPE, get_namespace, random_generator
+from scratchae.backend import DEFAULT_DTYPE, device_of, get_namespace, random_generator
+from scratchae.checks import require_int
 from scratchae.data import add_gaussian_noise
-from scratchae.layers import Dense, Identity, ReLU, Sequential, Sigmoid, format_summary, layer_from_config
+from scratchae.layers import Dense, Identity, ReLU, Sequential, Sigmoid
 
 MNIST_FEATURES = 28 * 28
 
@@ -65,9 +66,20 @@ class Model(abc.ABC):
         return self
 
     @property
+    def dtype(self):
+        """The dtype of the weights (float32 to train, float64 for gradient checks); inputs must have it too."""
+        return self.parameters()[0].data.dtype
+
+    @property
+    def device(self):
+        """Where the weights live: ``"cpu"``, ``"gpu"`` (see :func:`scratchae.backend.device_of`)."""
+        return device_of(self.parameters()[0].data)
+
+    @property
     def input_features(self) -> int:
-        """D, the feature size the model takes."""
-        return next(iter(self.parts().values())).input_features()
+        """D, the feature size the model takes: that of its first Dense layer."""
+        first_part = next(iter(self.parts().values()))
+        return next(layer.in_features for layer in first_part.layers if isinstance(layer, Dense))
 
     @property
     def output_features(self) -> int:
@@ -81,8 +93,7 @@ class Model(abc.ABC):
         """A Keras-style table of every layer of every part, with output shapes and parameter counts."""
         rows, features = [], self.input_features
         for part_name, part in self.parts().items():
-            part_rows = part.summary_rows(features)
-            rows += [(f"{part_name}.{name}", shape, count) for name, shape, count in part_rows]
+            rows += summary_rows(part, features, prefix=f"{part_name}.")
             features = part.output_features(features)
         return format_summary(rows)
 
@@ -90,11 +101,24 @@ class Model(abc.ABC):
         """The architecture as plain JSON-able data (saved in checkpoints)."""
         return {"type": type(self).__name__,
                 **{name: [layer_config(layer) for layer in part.layers] for name, part in self.parts().items()},
-                **self.options()}
+                **self.options(), "counters": self.counters()}
 
     def options(self) -> dict:
         """Constructor arguments other than the parts."""
         return {}
+
+    def counters(self) -> dict[str, int]:
+        """How many batches the model has drawn random numbers for (none for most models): saved with the weights,
+        so that a resumed run draws what an uninterrupted one would."""
+        return {}
+
+    def set_counters(self, counters: dict[str, int]) -> None:
+        """Restore what :meth:`counters` returned (a ValueError for a name the model does not count)."""
+        known = self.counters()
+        for name, value in counters.items():
+            if name not in known:
+                raise ValueError(f"{type(self).__name__} keeps no counter {name!r}; it counts {sorted(known) or 'none'}")
+            setattr(self, name, require_int(name, value, minimum=0))
 
 
 def layer_config(layer) -> dict:
@@ -172,8 +196,10 @@ class DenoisingAutoencoder(Autoencoder):
         return self.reconstruct(self.corrupt(x, rng))
 
     def options(self):
-        return {"noise_factor": self.noise_factor, "clip": self.clip, "seed": self.seed,
-                "noisy_batches": self.noisy_batches}
+        return {"noise_factor": self.noise_factor, "clip": self.clip, "seed": self.seed}
+
+    def counters(self):
+        return {"noisy_batches": self.noisy_batches}
 
 
 class Classifier(Model):
@@ -271,22 +297,31 @@ def mlp_classifier(latent_dim: int = 16, *, n_classes: int = 10, input_dim: int 
     return Classifier(encoder, head)
 
 
-MODEL_TYPES = {cls.__name__: cls for cls in (Autoencoder, DenoisingAutoencoder, Classifier)}
+def summary(network: Sequential, input_features: int) -> str:
+    """A Keras-style table of one network's layers: output shapes, parameter counts and the total."""
+    return format_summary(summary_rows(network, input_features))
 
 
-def model_from_config(config: dict, dtype=DEFAULT_DTYPE) -> Model:
-    """Rebuild a model from what :meth:`Model.config` returned (its weights are loaded separately)."""
-    options = dict(config)
-    kind = options.pop("type", None)
-    if kind not in MODEL_TYPES:
-        raise ValueError(f"unknown model type {kind!r}; known types: {', '.join(MODEL_TYPES)}")
-    part_names = ("encoder", "head") if kind == "Classifier" else ("encoder", "decoder")
-    parts = [Sequential(layer_from_config(layer, dtype) for layer in options.pop(name)) for name in part_names]
-    noisy_batches = options.pop("noisy_batches", 0)
-    model = MODEL_TYPES[kind](*parts, **options)
-    if noisy_batches:
-        model.noisy_batches = noisy_batches
-    return model
+def summary_rows(network: Sequential, input_features: int, prefix: str = "") -> list[tuple[str, str, int]]:
+    """One ``(layer, output shape, parameter count)`` row per layer of ``network``."""
+    rows, features = [], input_features
+    for index, layer in enumerate(network.layers):
+        features = layer.output_features(features)
+        count = sum(parameter.size for parameter in layer.parameters())
+        rows.append((f"{prefix}{index} {type(layer).__name__}", f"(None, {features})", count))
+    return rows
+
+
+def format_summary(rows: list[tuple[str, str, int]]) -> str:
+    """Lay out ``(layer, output shape, parameter count)`` rows as a text table with a total."""
+    header = ("Layer (type)", "Output Shape", "Param #")
+    widths = [max(len(header[0]), *(len(row[0]) for row in rows)) + 2,
+              max(len(header[1]), *(len(row[1]) for row in rows)) + 2, 12]
+    rule = "-" * sum(widths)
+    lines = [rule, f"{header[0]:<{widths[0]}}{header[1]:<{widths[1]}}{header[2]:>{widths[2]}}", "=" * sum(widths)]
+    lines += [f"{name:<{widths[0]}}{shape:<{widths[1]}}{count:>{widths[2]},}" for name, shape, count in rows]
+    lines += [rule, f"Total params: {sum(row[2] for row in rows):,}", rule]
+    return "\n".join(lines)
 
 
 #: The builders by the names the command line uses.

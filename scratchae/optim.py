@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import abc
 import math
-import numbers
 
-from scratchae.backend import fused_kernel, get_namespace
+from scratchae.backend import fused, get_namespace
+from scratchae.checks import require_float
 
 
 class Optimizer(abc.ABC):
@@ -21,7 +21,7 @@ class Optimizer(abc.ABC):
         self.params = list(params)
         if not self.params:
             raise ValueError(f"{type(self).__name__} got an empty parameter list")
-        self.lr = _require_positive("lr", lr)
+        self.lr = require_float("lr", lr, above=0.0)
         self.steps = 0
 
     def step(self) -> None:
@@ -68,9 +68,7 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr: float, momentum: float = 0.0):
         super().__init__(params, lr)
-        if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"momentum must lie in [0, 1), got {momentum}")
-        self.momentum = float(momentum)
+        self.momentum = require_float("momentum", momentum, minimum=0.0, below=1.0)
         self.velocity = [None] * len(self.params)
 
     def update(self, index, parameter):
@@ -108,14 +106,10 @@ class Adam(Optimizer):
                  weight_decay: float = 0.0):
         super().__init__(params, lr)
         beta1, beta2 = betas
-        for name, beta in (("betas[0]", beta1), ("betas[1]", beta2)):
-            if not 0.0 <= beta < 1.0:
-                raise ValueError(f"{name} must lie in [0, 1), got {beta}")
-        self.beta1, self.beta2 = float(beta1), float(beta2)
-        self.eps = _require_positive("eps", eps)
-        if not (weight_decay >= 0 and math.isfinite(weight_decay)):
-            raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay}")
-        self.weight_decay = float(weight_decay)
+        self.beta1 = require_float("betas[0]", beta1, minimum=0.0, below=1.0)
+        self.beta2 = require_float("betas[1]", beta2, minimum=0.0, below=1.0)
+        self.eps = require_float("eps", eps, above=0.0)
+        self.weight_decay = require_float("weight_decay", weight_decay, minimum=0.0)
         self.m = [None] * len(self.params)  # first moments, one array per parameter
         self.v = [None] * len(self.params)  # second moments
 
@@ -124,34 +118,16 @@ class Adam(Optimizer):
         if self.m[index] is None:
             self.m[index] = xp.zeros_like(parameter.data)
             self.v[index] = xp.zeros_like(parameter.data)
-        m, v = self.m[index], self.v[index]
+        g = parameter.grad
+        if self.weight_decay:
+            g = g + self.weight_decay * parameter.data  # the L2 penalty's gradient, as torch.optim.Adam adds it
         # lr * m_hat / (sqrt(v_hat) + eps), with m_hat = m / bc1 and v_hat = v / bc2, equals
         # step_size * m / (sqrt(v) + eps_hat) once numerator and denominator are multiplied by sqrt(bc2):
         # the bias corrections fold into two numbers, and no separate m_hat and v_hat arrays are needed.
         sqrt_bc2 = math.sqrt(1.0 - self.beta2 ** self.steps)
         step_size = self.lr * sqrt_bc2 / (1.0 - self.beta1 ** self.steps)
         eps_hat = self.eps * sqrt_bc2
-
-        fused = fused_kernel("adam", parameter.data)
-        if fused is not None:  # on a GPU: every line below in one kernel launch
-            fused(parameter.grad, self.beta1, self.beta2, self.weight_decay, step_size, eps_hat,
-                  parameter.data, m, v)
-            return
-
-        g = parameter.grad
-        if self.weight_decay:
-            g = g + self.weight_decay * parameter.data
-        # Every array below has the parameter's shape. In-place updates (m *= ...) reuse the state arrays instead
-        # of allocating new ones each step.
-        m *= self.beta1
-        m += (1.0 - self.beta1) * g  # m = beta1 m + (1 - beta1) g
-        v *= self.beta2
-        v += (1.0 - self.beta2) * (g * g)  # v = beta2 v + (1 - beta2) g^2
-        denominator = xp.sqrt(v)
-        denominator += eps_hat
-        step = m / denominator
-        step *= step_size
-        parameter.data -= step
+        adam_update(parameter.data, g, self.m[index], self.v[index], self.beta1, self.beta2, step_size, eps_hat)
 
     def hyperparameters(self):
         return {"lr": self.lr, "betas": [self.beta1, self.beta2], "eps": self.eps, "weight_decay": self.weight_decay}
@@ -160,7 +136,18 @@ class Adam(Optimizer):
         return {"m": self.m, "v": self.v}
 
 
-def _require_positive(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0 or not math.isfinite(value):
-        raise ValueError(f"{name} must be a positive number, got {value!r}")
-    return float(value)
+@fused
+def adam_update(xp, param, g, m, v, beta1, beta2, step_size, eps_hat):
+    """One Adam step for one parameter, in place: ``param``, ``m`` and ``v`` change; every array has its shape.
+
+    In-place updates (``m *= ...``) reuse the state arrays instead of allocating new ones each step.
+    """
+    m *= beta1
+    m += (1.0 - beta1) * g  # m = beta1 m + (1 - beta1) g
+    v *= beta2
+    v += (1.0 - beta2) * (g * g)  # v = beta2 v + (1 - beta2) g^2
+    denominator = xp.sqrt(v)
+    denominator += eps_hat
+    step = m / denominator
+    step *= step_size
+    param -= step  # param = param - step_size * m / (sqrt(v) + eps_hat)

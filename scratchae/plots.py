@@ -26,8 +26,6 @@ The figures, by notebook chapter:
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -37,6 +35,8 @@ from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
+
+from scratchae.files import write_atomically
 
 #: Width and height, in inches, of one image in a grid of images.
 CELL_INCHES = 1.5
@@ -337,12 +337,12 @@ def _plot_history(ax, history, *, run=None, color=None, markers=False):
                 linestyle="--" if name.startswith("val") else "-")
 
 
-def _loss_axes(title, grid, log):
-    """A figure with one empty axis labelled for losses per epoch."""
+def _loss_axes(title, grid, log, xlabel="Epoch"):
+    """A figure with one empty axis labelled for losses per epoch (or per ``xlabel``)."""
     fig = Figure(figsize=(8, 5), layout="constrained")
     ax = fig.add_subplot()
     ax.set_title(title)
-    ax.set_xlabel("Epoch")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("Loss")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers: no tick at 2.5
     if log:
@@ -351,7 +351,7 @@ def _loss_axes(title, grid, log):
     return fig, ax
 
 
-def loss_curves(history, *, title="Loss during training", markers=False, grid=False, log=False):
+def loss_curves(history, *, title="Loss during training", markers=False, grid=False, log=False, xlabel="Epoch"):
     """Draw the training and validation loss per epoch.
 
     Parameters
@@ -369,13 +369,15 @@ def loss_curves(history, *, title="Loss during training", markers=False, grid=Fa
         Draw a grid.
     log : bool
         Use a logarithmic loss axis, where late epochs' small gains stay visible.
+    xlabel : str
+        What one value is of (the values are numbered from 1): "Epoch", or "Step" for a loss per batch.
 
     Returns
     -------
     matplotlib.figure.Figure
         One line per series and a legend.
     """
-    fig, ax = _loss_axes(title, grid, log)
+    fig, ax = _loss_axes(title, grid, log, xlabel)
     _plot_history(ax, history, markers=markers)
     ax.legend()
     return fig
@@ -628,9 +630,8 @@ def side_by_side_scatter(panels, labels, *, title=None, class_names=None):
 def save_figure(fig, path, *, dpi=100):
     """Write a figure to a file, atomically, creating missing folders.
 
-    The image is first written to a temporary file in the destination folder and then moved over ``path`` in one
-    step (``os.replace``): a crash or an error half-way never leaves a truncated image, and an older file at
-    ``path`` stays intact until the new one is complete.
+    The image is written with :func:`scratchae.files.write_atomically`: a crash or an error half-way never leaves
+    a truncated image, and an older file at ``path`` stays intact until the new one is complete.
 
     Parameters
     ----------
@@ -655,15 +656,5 @@ def save_figure(fig, path, *, dpi=100):
     if path.is_dir():
         raise IsADirectoryError(f"cannot save a figure to {path}: it is a folder; give a file name such as "
                                 f"{path / 'figure.png'}")
-    path.parent.mkdir(parents=True, exist_ok=True)
     file_format = path.suffix.lstrip(".").lower() or "png"
-    # A hidden name in the same folder: os.replace is only atomic within one file system.
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(temporary, "xb") as file:
-            fig.savefig(file, format=file_format, dpi=dpi)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomically(path, lambda file: fig.savefig(file, format=file_format, dpi=dpi))

@@ -1,19 +1,22 @@
-"""The training loop.
+"""Training: one step, then the loop that repeats it.
 
-Training a network is four lines repeated over mini-batches::
+One step of training is four lines, :func:`train_step`::
 
-    pred = model.forward(x_batch)              # 1. run the network
-    batch_loss = loss.forward(pred, y_batch)   # 2. measure how wrong it is
-    model.backward(loss.backward())            # 3. backpropagate: every parameter gets its gradient
-    optimizer.step()                           # 4. move every parameter a little downhill
+    out = model.forward(x)                                   # 1. run the network
+    value = float(loss.forward(out, x if y is None else y))  # 2. measure how wrong it is
+    model.backward(loss.backward())                          # 3. backpropagate: every parameter gets its gradient
+    optimizer.step()                                         # 4. move every parameter a little downhill
 
-:func:`fit` wraps those lines with what a real run needs: shuffled mini-batches, a validation pass after each epoch,
-a record of the losses, a progress bar, and a clean stop on Ctrl-C or on a loss that is no longer a number.
+:func:`fit` calls it once per mini-batch and adds what a real run needs: shuffled batches, a validation pass after
+each epoch, a :class:`History` of the losses, a progress bar, a clean stop on Ctrl-C (the history then records where
+in the epoch the run stopped, so that it resumes exactly) and on a loss or weights that are no longer numbers (the
+model then goes back to the last state whose weights were all finite).
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import signal
 import threading
@@ -22,12 +25,42 @@ import time
 import numpy
 from tqdm.auto import tqdm
 
-from scratchae.backend import get_namespace, has_non_finite, ignore_overflow, is_floating, to_same_device
-from scratchae.losses import SoftmaxCrossEntropyLoss
+from scratchae.backend import get_namespace, has_non_finite, ignore_overflow, is_floating, to_device
+from scratchae.checks import require_int
+from scratchae.losses import check_labels
 
 
 class TrainingDiverged(FloatingPointError):
-    """The loss became NaN or infinite; the model keeps the weights it had before that batch."""
+    """The loss or the weights became NaN or infinite; the message says which state the model was left in."""
+
+
+def train_step(model, loss, optimizer, x, y=None) -> float:
+    """One step of gradient descent on one batch; returns the batch's loss.
+
+    Parameters
+    ----------
+    model : Autoencoder, Classifier, VariationalAutoencoder, ...
+        Anything with ``forward``, ``backward`` and parameters that ``optimizer`` updates.
+    loss : Loss
+    optimizer : Optimizer
+        Built on ``model.parameters()``.
+    x : array (N, D)
+        The batch.
+    y : array, optional
+        Its targets; None means the input itself (an autoencoder learns to give back ``x``).
+
+    Raises
+    ------
+    TrainingDiverged
+        If the loss is NaN or infinite. Nothing has been updated then: the weights are those from before the batch.
+    """
+    out = model.forward(x)  # 1. run the network
+    value = float(loss.forward(out, x if y is None else y))  # 2. measure how wrong it is
+    if not math.isfinite(value):
+        raise TrainingDiverged(f"the loss became {value}")
+    model.backward(loss.backward())  # 3. backpropagate: every parameter gets its gradient
+    optimizer.step()  # 4. move every parameter a little downhill
+    return value
 
 
 class History:
@@ -36,18 +69,23 @@ class History:
     Attributes
     ----------
     metrics : dict[str, list[float]]
-        ``loss`` (mean training loss over the epoch's batches) and, when measured, ``val_loss``, ``accuracy`` and
-        ``val_accuracy``.
+        ``loss`` (the mean training loss over the epoch's samples) and whatever else the loss measures
+        (``accuracy`` for a classifier, ``reconstruction`` and ``kl`` for a VAE), each also as ``val_...`` when there
+        is validation data.
     seconds : list[float]
         Wall-clock time of each epoch (kept apart from ``metrics``, which a seeded run repeats exactly).
     interrupted : bool
         True when Ctrl-C stopped the run early.
+    unfinished : dict or None
+        Where an interrupted epoch stopped: ``{"batches": done, "sums": {...}, "samples": n, "seconds": s}``;
+        :func:`fit` given this history carries on from there. None between epochs.
     """
 
     def __init__(self, metrics: dict[str, list[float]] | None = None, seconds: list[float] | None = None):
         self.metrics = {name: list(values) for name, values in (metrics or {}).items()}
         self.seconds = list(seconds or [])
         self.interrupted = False
+        self.unfinished = None
 
     def __getitem__(self, name: str) -> list[float]:
         return self.metrics[name]
@@ -56,6 +94,7 @@ class History:
         return name in self.metrics
 
     def __len__(self) -> int:
+        """The number of whole epochs recorded."""
         return len(self.metrics.get("loss", []))
 
     def record(self, logs: dict[str, float], seconds: float) -> None:
@@ -75,12 +114,14 @@ class History:
                                  title=title, **options)
 
     def to_dict(self) -> dict:
-        return {"metrics": self.metrics, "seconds": self.seconds, "interrupted": self.interrupted}
+        return {"metrics": self.metrics, "seconds": self.seconds, "interrupted": self.interrupted,
+                "unfinished": self.unfinished}
 
     @classmethod
     def from_dict(cls, data: dict) -> History:
         history = cls(data.get("metrics"), data.get("seconds"))
         history.interrupted = bool(data.get("interrupted", False))
+        history.unfinished = data.get("unfinished")
         return history
 
     def to_csv(self) -> str:
@@ -103,196 +144,277 @@ def _csv_value(values: list[float], index: int) -> str:
 def fit(model, loss, optimizer, x, y=None, *, epochs: int, batch_size: int, shuffle: bool = True,
         validation=None, seed: int = 0, progress: bool | str = True, history: History | None = None,
         on_epoch_end=None) -> History:
-    """Train ``model`` on ``x`` (and targets ``y``) with mini-batch gradient descent.
+    """Train ``model`` on ``x`` (and targets ``y``) with mini-batch gradient descent: :func:`train_step` per batch.
 
     Parameters
     ----------
-    model : Autoencoder, Classifier, or anything with forward / backward / parameters
-    loss : MSELoss, BCELoss or SoftmaxCrossEntropyLoss
+    model : Autoencoder, Classifier, VariationalAutoencoder, or anything with forward / backward / parameters
+    loss : Loss
     optimizer : Adam or SGD, built on ``model.parameters()``
-    x : array (N, D), float, same dtype as the model
+    x : array (N, D), float, the model's dtype
         Training inputs (NumPy; moved once to the model's device).
     y : array, optional
         Targets: (N, D) floats, or (N,) integer labels for a classifier. None means ``y = x`` (an autoencoder).
     epochs : int
-        Number of passes over the data in this call (0 trains nothing).
+        Epochs to train in this call (0 trains nothing); an unfinished epoch of ``history`` counts as one.
     batch_size : int
         Samples per gradient step; the last, smaller batch of an epoch is used too.
     shuffle : bool
         Visit the samples in a new random order each epoch (seeded by ``seed`` and the epoch number).
-    validation : (x_val, y_val) or x_val, optional
-        Evaluated after every epoch: ``val_loss`` (and ``val_accuracy`` for a classifier).
+    validation : x_val or (x_val, y_val), optional
+        Evaluated after every epoch: ``val_loss`` and the loss's other measures as ``val_...``.
     seed : int
         Seed of the shuffling.
     progress : bool or "always"
         A progress bar per epoch with the running loss; True shows it when the output is a terminal.
     history : History, optional
-        A previous run's history to continue (after loading a checkpoint): its epochs count on.
+        A previous run's history to continue (after loading a checkpoint): its epochs count on, and an epoch that
+        Ctrl-C interrupted is finished from the batch where it stopped.
     on_epoch_end : callable, optional
         Called as ``on_epoch_end(epoch, logs)`` after every epoch (epoch counts from 1).
 
     Returns
     -------
     History
+        ``interrupted`` is True if Ctrl-C stopped the run; it can then be saved and resumed exactly.
 
     Raises
     ------
     ValueError
-        Before training, if the data do not fit the model (shape, dtype, NaN or infinity).
+        Before training, if the data do not fit the model or the loss (shape, dtype, range, NaN or infinity).
+    TypeError
+        Before training, if a classifier's labels are not integers.
     TrainingDiverged
-        If a batch's loss is NaN or infinite; the weights are those from before that batch.
+        If the loss or the weights become NaN or infinite. The model, its optimizer and ``history`` are then back
+        where they were at the start of that epoch: the last state with finite weights.
     """
-    _require_count("epochs", epochs, minimum=0)
-    _require_count("batch_size", batch_size, minimum=1)
-    reference = model.parameters()[0].data
-    x, y = prepare_data(model, loss, x, y, "training data", reference)
-    validation = _prepare_validation(model, loss, validation, reference)
+    require_int("epochs", epochs, minimum=0)
+    require_int("batch_size", batch_size, minimum=1)
+    x, y = prepare_data(model, loss, x, y, "training data")
+    validation = _prepare_validation(model, loss, validation)
     history = history if history is not None else History()
+    history.interrupted = False
     model.train()
     with _stop_on_interrupt() as stop, ignore_overflow():
         for epoch in range(len(history), len(history) + epochs):
             if stop.requested:  # Ctrl-C during validation or a callback: stop before the next epoch starts
                 history.interrupted = True
                 break
-            started = time.perf_counter()
-            logs = train_one_epoch(model, loss, optimizer, x, y, batch_size, _batch_order(len(x), shuffle, seed, epoch, x),
-                                   epoch, progress, stop)
+            last_good = _Snapshot(model, optimizer, history)
+            try:
+                order = _batch_order(len(x), shuffle, seed, epoch, model.device)
+                means = _train_epoch(model, loss, optimizer, x, y, batch_size, order, epoch, history, progress, stop)
+            except TrainingDiverged as error:
+                raise last_good.restore(str(error)) from None
             if stop.requested:
                 history.interrupted = True
                 break
+            seconds = history.unfinished["seconds"]
             if validation is not None:
-                logs.update({f"val_{name}": value for name, value in
-                             evaluate(model, loss, *validation, batch_size=max(batch_size, 1024)).items()})
+                started = time.perf_counter()
+                scores = _evaluate(model, loss, *validation, batch_size=max(batch_size, 1024))
+                means.update({f"val_{name}": value for name, value in scores.items()})
                 model.train()
-            history.record(logs, time.perf_counter() - started)
+                seconds += time.perf_counter() - started
+            if stop.requested:  # the validation was cut short: finish it when the run resumes
+                history.interrupted = True
+                break
+            history.unfinished = None
+            history.record(means, seconds)
             if on_epoch_end is not None:
-                on_epoch_end(epoch + 1, logs)
+                on_epoch_end(epoch + 1, means)
     model.eval()
     return history
 
 
-def train_one_epoch(model, loss, optimizer, x, y, batch_size, order, epoch, progress, stop) -> dict[str, float]:
-    """One pass over the data in mini-batches; returns the epoch's mean loss (and accuracy for a classifier)."""
+def _train_epoch(model, loss, optimizer, x, y, batch_size, order, epoch, history, progress, stop) -> dict:
+    """Train on the batches of one epoch that ``history.unfinished`` does not count as done; returns the epoch's
+    means (of the loss and the loss's other measures) once every batch is done.
+
+    Each batch's values are added to ``history.unfinished`` as soon as its step is taken, so Ctrl-C between two
+    batches leaves a record from which the epoch carries on exactly.
+    """
     n_batches = math.ceil(len(x) / batch_size)
+    unfinished = history.unfinished or {"batches": 0, "sums": {}, "samples": 0, "seconds": 0.0}
+    history.unfinished = unfinished
     xp = get_namespace(x)
-    classifier = isinstance(loss, SoftmaxCrossEntropyLoss)
-    total_loss, correct = 0.0, 0
-    bar = _progress_bar(n_batches, epoch, progress)
-    for batch in range(n_batches):
+    bar = _progress_bar(n_batches, epoch, progress, done=unfinished["batches"])
+    for batch in range(unfinished["batches"], n_batches):
+        started = time.perf_counter()
         rows = slice(batch * batch_size, (batch + 1) * batch_size)
         index = rows if order is None else order[rows]
         x_batch = _take(xp, x, index)
-        y_batch = x_batch if y is None else _take(xp, y, index)
-
-        pred = model.forward(x_batch)
-        batch_loss = float(loss.forward(pred, y_batch))
-        if not math.isfinite(batch_loss):
-            raise TrainingDiverged(f"the loss became {batch_loss} in epoch {epoch + 1}, batch {batch + 1}; the model "
-                                   f"keeps the weights from before this batch (try a smaller learning rate)")
-        model.backward(loss.backward())
-        optimizer.step()
-
-        total_loss += batch_loss
-        if classifier:
-            correct += int(xp.sum(xp.argmax(pred, axis=1) == y_batch))
+        y_batch = None if y is None else _take(xp, y, index)
+        try:
+            value = train_step(model, loss, optimizer, x_batch, y_batch)
+        except TrainingDiverged as error:
+            raise TrainingDiverged(f"{error} in epoch {epoch + 1}, batch {batch + 1}") from None
+        _add_batch(unfinished, {"loss": value, **loss.metrics()}, len(x_batch))
+        unfinished["seconds"] += time.perf_counter() - started
         bar.update(1)
         if batch % 16 == 0:
-            bar.set_postfix_str(f"loss {total_loss / (batch + 1):.4f}", refresh=False)
+            bar.set_postfix_str(f"loss {unfinished['sums']['loss'] / unfinished['samples']:.4f}", refresh=False)
         if stop.requested:
             break
     bar.close()
-    logs = {"loss": total_loss / (batch + 1)}
-    if classifier:
-        logs["accuracy"] = correct / min(len(x), (batch + 1) * batch_size)
-    return logs
+    if not _weights_are_finite(model):
+        raise TrainingDiverged(f"the weights became NaN or infinite in epoch {epoch + 1} (the loss stayed finite)")
+    return {name: total / unfinished["samples"] for name, total in unfinished["sums"].items()}
+
+
+def _add_batch(unfinished: dict, values: dict[str, float], n: int) -> None:
+    """Add one batch's means to the epoch's running sums, each weighted by the batch's size (as Keras averages)."""
+    unfinished["batches"] += 1
+    unfinished["samples"] += n
+    for name, value in values.items():
+        unfinished["sums"][name] = unfinished["sums"].get(name, 0.0) + value * n
+
+
+def _weights_are_finite(model) -> bool:
+    """One reduction per parameter: cheap enough to run after every epoch."""
+    return not any(has_non_finite(parameter.data) for parameter in model.parameters())
+
+
+class _Snapshot:
+    """A copy of what one epoch changes (weights, optimizer state, the model's random-draw counters, the history's
+    unfinished epoch), to go back to if that epoch diverges."""
+
+    def __init__(self, model, optimizer, history: History):
+        self.model, self.optimizer, self.history = model, optimizer, history
+        self.weights = [copy.copy(parameter.data) for parameter in model.parameters()]
+        self.steps = optimizer.steps
+        self.state = {name: [None if array is None else copy.copy(array) for array in arrays]
+                      for name, arrays in optimizer.state_arrays().items()}
+        self.counters = model.counters()
+        self.unfinished = copy.deepcopy(history.unfinished)
+        self.epochs = len(history)
+
+    def restore(self, what_happened: str) -> TrainingDiverged:
+        """Put everything back; returns the error that says so."""
+        for parameter, weights in zip(self.model.parameters(), self.weights, strict=True):
+            parameter.data, parameter.grad = weights, None
+        self.optimizer.load_state_arrays(self.steps, self.state)
+        self.model.set_counters(self.counters)
+        self.history.unfinished = self.unfinished
+        if self.unfinished:
+            where = f"batch {self.unfinished['batches']} of epoch {self.epochs + 1}, where this run resumed"
+        else:
+            where = f"the end of epoch {self.epochs}" if self.epochs else "its weights before training"
+        return TrainingDiverged(f"{what_happened}; the model is back at {where}, the last state whose weights were "
+                                f"all finite (try a smaller learning rate)")
 
 
 def evaluate(model, loss, x, y=None, *, batch_size: int = 1024) -> dict[str, float]:
-    """Mean loss over all samples of ``x`` (and accuracy for a classifier), with the model in evaluation mode.
+    """Mean loss over all samples of ``x`` (and the loss's other measures), with the model in evaluation mode.
 
-    Batches keep the memory small; the mean is weighted by batch size, so it does not depend on ``batch_size``.
+    Batches keep the memory small; the means are weighted by batch size, so they do not depend on ``batch_size``.
+
+    Raises
+    ------
+    ValueError
+        If the data do not fit the model or the loss (as :func:`fit` checks them).
     """
-    _require_count("batch_size", batch_size, minimum=1)
-    model.eval()
-    xp = get_namespace(x)
-    classifier = isinstance(loss, SoftmaxCrossEntropyLoss)
-    total_loss, correct = 0.0, 0
+    require_int("batch_size", batch_size, minimum=1)
+    x, y = prepare_data(model, loss, x, y, "evaluation data")
     with ignore_overflow():
-        for start in range(0, len(x), batch_size):
-            x_batch = x[start:start + batch_size]
-            y_batch = x_batch if y is None else y[start:start + batch_size]
-            pred = model.forward(x_batch)
-            total_loss += float(loss.forward(pred, y_batch)) * len(x_batch)
-            if classifier:
-                correct += int(xp.sum(xp.argmax(pred, axis=1) == y_batch))
-    results = {"loss": total_loss / len(x)}
-    if classifier:
-        results["accuracy"] = correct / len(x)
-    return results
+        return _evaluate(model, loss, x, y, batch_size)
 
 
-def prepare_data(model, loss, x, y, what: str, reference):
+def _evaluate(model, loss, x, y=None, batch_size: int = 1024) -> dict[str, float]:
+    """:func:`evaluate` on data already checked and on the model's device."""
+    model.eval()
+    totals = {"batches": 0, "sums": {}, "samples": 0}
+    for start in range(0, len(x), batch_size):
+        x_batch = x[start:start + batch_size]
+        target = x_batch if y is None else y[start:start + batch_size]
+        value = float(loss.forward(model.forward(x_batch), target))
+        _add_batch(totals, {"loss": value, **loss.metrics()}, len(x_batch))
+    return {name: total / totals["samples"] for name, total in totals["sums"].items()}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Checking data where it enters training
+
+
+def prepare_data(model, loss, x, y, what: str):
     """Check data once, where it enters training, and move it to the model's device.
 
-    Raises ValueError naming the problem: wrong shape for the model, not floating point, a dtype other than the
-    model's, NaN or infinity, labels that are not integers in range, or inputs and targets of different lengths.
+    Raises ValueError naming the problem: not an array, wrong shape for the model, not floating point, a dtype other
+    than the model's, no samples, NaN or infinity, inputs and targets of different lengths, or targets the loss
+    cannot take (labels for a classifier, numbers in [0, 1] for binary cross-entropy).
     """
+    _require_array(x, f"{what}: the inputs")
     features = model.input_features
     if len(x.shape) != 2 or x.shape[1] != features:
         raise ValueError(f"{what}: the model expects inputs of shape (N, {features}), got {tuple(x.shape)}")
     if not is_floating(x):
         raise ValueError(f"{what}: inputs must be floating point (for images: x.astype('float32') / 255), "
                          f"got {x.dtype}")
-    if x.dtype != reference.dtype:
-        raise ValueError(f"{what}: inputs are {x.dtype} but the model's weights are {reference.dtype}; "
+    if x.dtype != model.dtype:
+        raise ValueError(f"{what}: inputs are {x.dtype} but the model's weights are {model.dtype}; "
                          f"convert with x.astype(...)")
-    if len(x) == 0:
+    if x.shape[0] == 0:
         raise ValueError(f"{what}: there are no samples")
     if has_non_finite(x):
         raise ValueError(f"{what}: inputs contain NaN or infinite values")
+    if y is None and loss.targets == "labels":
+        raise ValueError(f"{what}: {type(loss).__name__} compares the model's outputs with class labels; pass them "
+                         f"as y")
     if y is not None:
-        _check_targets(model, loss, x, y, what)
-    return to_same_device(x, reference), None if y is None else to_same_device(y, reference)
+        _require_array(y, f"{what}: the targets")
+        if y.shape[0] != x.shape[0]:
+            raise ValueError(f"{what}: {x.shape[0]} inputs but {y.shape[0]} targets")
+    _check_targets(model, loss, x if y is None else y, what)
+    return to_device(x, model.device), None if y is None else to_device(y, model.device)
 
 
-def _check_targets(model, loss, x, y, what: str) -> None:
-    if len(y) != len(x):
-        raise ValueError(f"{what}: {len(x)} inputs but {len(y)} targets")
-    if isinstance(loss, SoftmaxCrossEntropyLoss):
-        _check_labels(model, y, what)
+def _require_array(array, what: str) -> None:
+    if not hasattr(array, "shape") or not hasattr(array, "dtype"):
+        raise ValueError(f"{what} must be an array (for example numpy.asarray(...)), got {type(array).__name__}")
+
+
+def _check_targets(model, loss, target, what: str) -> None:
+    """The targets fit what the loss compares the outputs with (``loss.targets``)."""
+    if loss.targets == "labels":
+        check_labels(target, target.shape[0], model.output_features, what)
         return
-    if tuple(y.shape) != tuple(x.shape) or y.dtype != x.dtype:
-        raise ValueError(f"{what}: targets must match the inputs' shape {tuple(x.shape)} and dtype {x.dtype}, got "
-                         f"{tuple(y.shape)} {y.dtype}")
-    if has_non_finite(y):
+    expected = (target.shape[0], model.output_features)
+    if tuple(target.shape) != expected or target.dtype != model.dtype:
+        raise ValueError(f"{what}: targets must be {model.dtype} of shape {expected} like the model's outputs, got "
+                         f"{target.dtype} of shape {tuple(target.shape)}")
+    if has_non_finite(target):
         raise ValueError(f"{what}: targets contain NaN or infinite values")
+    if loss.targets == "probabilities":
+        xp = get_namespace(target)
+        low, high = float(xp.min(target)), float(xp.max(target))
+        if low < 0.0 or high > 1.0:
+            raise ValueError(f"{what}: {type(loss).__name__} compares the outputs with probabilities in [0, 1], but "
+                             f"the targets range from {low:g} to {high:g} (scale images to [0, 1], e.g. x / 255)")
 
 
-def _check_labels(model, y, what: str) -> None:
-    xp = get_namespace(y)
-    if len(y.shape) != 1 or not xp.isdtype(y.dtype, "integral"):
-        raise ValueError(f"{what}: class labels must be a 1-d integer array, got shape {tuple(y.shape)} "
-                         f"and dtype {y.dtype}")
-    n_classes = model.output_features
-    low, high = int(xp.min(y)), int(xp.max(y))
-    if low < 0 or high >= n_classes:
-        raise ValueError(f"{what}: class labels must lie in [0, {n_classes - 1}] for a model with {n_classes} "
-                         f"outputs, got labels from {low} to {high}")
-
-
-def _prepare_validation(model, loss, validation, reference):
+def _prepare_validation(model, loss, validation):
     if validation is None:
         return None
-    x_val, y_val = validation if isinstance(validation, (tuple, list)) else (validation, None)
-    return prepare_data(model, loss, x_val, y_val, "validation data", reference)
+    if isinstance(validation, (tuple, list)):
+        if len(validation) != 2:
+            raise ValueError(f"validation must be x_val or a pair (x_val, y_val), got a {type(validation).__name__} "
+                             f"of {len(validation)} items")
+        x_val, y_val = validation
+    else:
+        x_val, y_val = validation, None
+    return prepare_data(model, loss, x_val, y_val, "validation data")
 
 
-def _batch_order(n: int, shuffle: bool, seed: int, epoch: int, like):
-    """The sample indices of one epoch: a fresh permutation seeded by (seed, epoch), on the data's device."""
+# ---------------------------------------------------------------------------------------------------------------
+# Batches, progress and Ctrl-C
+
+
+def _batch_order(n: int, shuffle: bool, seed: int, epoch: int, device):
+    """The sample indices of one epoch, on the data's device: a fresh permutation seeded by (seed, epoch), or None
+    to keep the given order."""
     if not shuffle:
         return None
-    order = numpy.random.default_rng((seed, epoch)).permutation(n)
-    return to_same_device(order, like)
+    return to_device(numpy.random.default_rng((seed, epoch)).permutation(n), device)
 
 
 def _take(xp, data, index):
@@ -300,14 +422,9 @@ def _take(xp, data, index):
     return data[index] if isinstance(index, slice) else xp.take(data, index, axis=0)
 
 
-def _progress_bar(n_batches: int, epoch: int, progress):
+def _progress_bar(n_batches: int, epoch: int, progress, done: int = 0):
     disable = {True: None, "always": False, False: True}[progress]  # None: tqdm shows it only on a terminal
-    return tqdm(total=n_batches, desc=f"epoch {epoch + 1}", leave=False, disable=disable, unit="batch")
-
-
-def _require_count(name: str, value, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, numpy.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return tqdm(total=n_batches, initial=done, desc=f"epoch {epoch + 1}", leave=False, disable=disable, unit="batch")
 
 
 class _StopFlag:

@@ -10,8 +10,7 @@ import pytest
 
 from scratchae import backend
 from scratchae.backend import (DeviceError, arange_like, device_of, get_namespace, gpu_available, has_non_finite,
-                               is_floating, random_generator, resolve_device, to_device, to_numpy,
-                               to_same_device)
+                               fused, is_floating, random_generator, resolve_device, to_device, to_numpy)
 
 
 # ---------------------------------------------------------------------------------------------------- namespaces
@@ -114,7 +113,7 @@ def test_auto_falls_back_to_cpu_and_says_so_once(monkeypatch, fresh_fallback_not
     assert resolve_device("auto") == "cpu"
     first = capsys.readouterr()
     assert first.out == ""
-    assert first.err.startswith("scratchae: running on the CPU (")
+    assert first.err.startswith("scratchae: running on the CPU, because ")
     assert first.err.count("\n") == 1
     assert resolve_device("auto") == "cpu"
     assert resolve_device() == "cpu"  # "auto" is the default
@@ -166,12 +165,33 @@ def test_device_of_numpy():
     assert device_of(numpy.zeros(2)) == "cpu"
 
 
-def test_to_same_device(strict):
-    x = numpy.arange(3, dtype=numpy.float32)
-    assert to_same_device(x, numpy.zeros(1)) is x
-    moved = to_same_device(x, strict.asarray(numpy.zeros(1)))
+def test_device_of_and_to_device_on_another_array_library(strict):
+    on_device = strict.asarray(numpy.arange(3, dtype=numpy.float32))
+    assert device_of(on_device) == strict.device
+    moved = to_device(strict.xp.asarray(on_device, device=strict.cpu), device_of(on_device))
     assert get_namespace(moved) is strict.xp and moved.device == strict.device
-    numpy.testing.assert_array_equal(strict.to_numpy(moved), x)
+    numpy.testing.assert_array_equal(strict.to_numpy(moved), [0, 1, 2])
+    with pytest.raises(TypeError, match="cannot move a numpy array to the device"):
+        to_device(numpy.zeros(2), strict.device)
+
+
+def test_fused_functions_run_their_lines_on_the_arrays_namespace(strict):
+    calls = []
+
+    @fused
+    def scaled_sum(xp, a, b, factor):
+        calls.append(xp)
+        a *= factor  # in place, as Adam updates its state
+        return xp.exp(a) + b
+
+    a, b = numpy.zeros(3, dtype=numpy.float32), numpy.ones(3, dtype=numpy.float32)
+    result = scaled_sum(a, b, 2.0)
+    assert calls == [numpy] and result.dtype == numpy.float32  # a Python float keeps float32 arrays float32
+    numpy.testing.assert_array_equal(result, [2.0, 2.0, 2.0])
+    assert scaled_sum.__name__ == "scaled_sum"
+    strict_result = scaled_sum(strict.asarray([0.0, 1.0]), strict.asarray([0.0, 0.0]), 1.0)
+    assert calls[-1] is strict.xp and get_namespace(strict_result) is strict.xp
+    numpy.testing.assert_allclose(strict.to_numpy(strict_result), [1.0, numpy.e], rtol=1e-6)
 
 
 def test_arange_like(strict):

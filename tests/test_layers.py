@@ -280,7 +280,7 @@ def test_simple_autoencoder_summary():
 
 def test_sequential_summary_output_shapes():
     network = Sequential([Dense(10, 4, rng=0), ReLU(), Dense(4, 2, rng=0)])
-    text = network.summary()
+    text = models.summary(network, input_features=10)
     assert "(None, 4)" in text and "(None, 2)" in text
     assert "Total params: 54" in text  # 10*4 + 4 + 4*2 + 2
     assert "Output Shape" in text and "Param #" in text
@@ -368,10 +368,10 @@ def test_backward_before_forward(layer_factory):
 
 
 @pytest.mark.parametrize("in_features, out_features, message", [
-    (0, 3, "in_features must be a positive integer, got 0"),
-    (3, -1, "out_features must be a positive integer, got -1"),
-    (2.0, 3, "in_features must be a positive integer, got 2.0"),
-    (True, 3, "in_features must be a positive integer, got True"),
+    (0, 3, "in_features must be a whole number >= 1, got 0"),
+    (3, -1, "out_features must be a whole number >= 1, got -1"),
+    (2.0, 3, "in_features must be a whole number >= 1, got 2.0"),
+    (True, 3, "in_features must be a whole number >= 1, got True"),
 ])
 def test_dense_non_positive_sizes(in_features, out_features, message):
     with pytest.raises(ValueError, match=message):
@@ -398,8 +398,22 @@ def test_sequential_of_non_layers():
         Sequential([Dense(2, 2), lambda x: x])
 
 
-def test_base_layer_is_the_identity(rng):
-    layer = Layer()
-    x = rng.standard_normal((2, 3))
+def test_a_layer_that_forgets_backward_raises_naming_its_class(rng):
+    class Doubling(Layer):
+        def forward(self, x):
+            return 2 * x
+
+    layer, x = Doubling(), rng.standard_normal((2, 3))
+    numpy.testing.assert_array_equal(layer(x), 2 * x)
+    with pytest.raises(NotImplementedError, match="the class Doubling derives from Layer but does not define "
+                                                  "backward"):
+        layer.backward(x)
+    with pytest.raises(NotImplementedError, match="the class Layer derives from Layer but does not define forward"):
+        Layer().forward(x)
+
+
+def test_identity_passes_values_and_gradients_through(rng):
+    layer, x = Identity(), rng.standard_normal((2, 3))
     numpy.testing.assert_array_equal(layer(x), x)
+    numpy.testing.assert_array_equal(layer.backward(x), x)
     assert layer.backward(x, input_grad=False) is None

@@ -242,7 +242,7 @@ def test_bad_data_is_refused_before_any_training(case, classifier, make, phrase,
         y_bad = labels
     optimizer = Adam(model.parameters())
     before = weights(model)
-    with pytest.raises(ValueError, match=phrase):
+    with pytest.raises((ValueError, TypeError), match=phrase):  # TypeError for labels that are not integers
         fit(model, loss, optimizer, x_bad, y_bad, epochs=2, batch_size=32, validation=validation, progress=False)
     assert optimizer.steps == 0
     assert same_weights(model, before)
@@ -276,27 +276,19 @@ def test_zero_epochs_trains_nothing(rng):
 # A loss that is no longer a number
 # --------------------------------------------------------------------------------------------------------------------
 
-class SnapshotSGD(SGD):
-    """SGD that remembers the weights after its latest step."""
-
-    def step(self):
-        super().step()
-        self.after_last_step = [parameter.data.copy() for parameter in self.params]
-
-
-def test_a_huge_learning_rate_raises_training_diverged_and_keeps_finite_weights(digits):
+def test_a_huge_learning_rate_raises_training_diverged_and_goes_back_to_the_last_finite_epoch(digits):
     model = mlp_classifier(input_dim=64)
-    optimizer = SnapshotSGD(model.parameters(), lr=1e12)
-    optimizer.after_last_step = weights(model)
+    optimizer = SGD(model.parameters(), lr=1e12)
+    ends = [(weights(model), optimizer.steps)]  # the state before training, then after each whole epoch
     with pytest.raises(TrainingDiverged) as raised:
         fit(model, SoftmaxCrossEntropyLoss(), optimizer, digits.x_train, digits.y_train, epochs=3, batch_size=32,
-            progress=False)
+            progress=False, on_epoch_end=lambda epoch, logs: ends.append((weights(model), optimizer.steps)))
     assert isinstance(raised.value, FloatingPointError)
-    per_epoch = math.ceil(len(digits.x_train) / 32)
-    epoch, batch = divmod(optimizer.steps, per_epoch)  # the steps taken before the failing batch
-    assert f"epoch {epoch + 1}, batch {batch + 1}" in str(raised.value)
+    last_weights, last_steps = ends[-1]
     assert all(numpy.all(numpy.isfinite(parameter.data)) for parameter in model.parameters())
-    assert same_weights(model, optimizer.after_last_step)  # the weights from before the failing batch
+    assert same_weights(model, last_weights) and optimizer.steps == last_steps
+    where = f"the end of epoch {len(ends) - 1}" if len(ends) > 1 else "its weights before training"
+    assert f"the model is back at {where}" in str(raised.value)
 
 
 class NaNOnCall(MSELoss):
@@ -312,12 +304,29 @@ class NaNOnCall(MSELoss):
         return value * numpy.float32("nan") if self.calls == self.n else value
 
 
-def test_the_diverged_error_names_the_epoch_and_the_batch(rng):
+def test_the_diverged_error_names_the_epoch_and_the_batch_and_restores_the_epoch_before(rng):
     model = simple_autoencoder(input_dim=64)
     optimizer = Adam(model.parameters())
-    with pytest.raises(TrainingDiverged, match=r"epoch 2, batch 3\b"):
-        fit(model, NaNOnCall(4 + 3), optimizer, uniform(rng, 100), epochs=3, batch_size=32, progress=False)
-    assert optimizer.steps == 6
+    after_epoch_1 = []
+    history = History()
+    with pytest.raises(TrainingDiverged, match=r"the loss became nan in epoch 2, batch 3; the model is back at the "
+                                               r"end of epoch 1"):
+        fit(model, NaNOnCall(4 + 3), optimizer, uniform(rng, 100), epochs=3, batch_size=32, progress=False,
+            history=history, on_epoch_end=lambda epoch, logs: after_epoch_1.append(weights(model)))
+    assert optimizer.steps == 4  # the four batches of epoch 1, none of epoch 2
+    assert same_weights(model, after_epoch_1[0])
+    assert len(history) == 1 and history.unfinished is None
+
+
+def test_weights_that_overflow_while_the_loss_stays_finite_are_caught_and_undone(digits):
+    """One batch per epoch and an absurd learning rate: the only loss computed is finite (it comes before the step),
+    but the step leaves inf and NaN weights. The model must not keep them."""
+    model = simple_autoencoder(input_dim=64)
+    before = weights(model)
+    with pytest.raises(TrainingDiverged, match="the weights became NaN or infinite in epoch 1 .*before training"):
+        fit(model, MSELoss(), Adam(model.parameters(), lr=1e39), digits.x_train, epochs=1, batch_size=100_000,
+            progress=False)
+    assert same_weights(model, before)
 
 
 # --------------------------------------------------------------------------------------------------------------------

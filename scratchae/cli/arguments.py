@@ -1,0 +1,64 @@
+"""The command line's argument types and the options every run shares.
+
+Each type turns a string into a checked number with :mod:`scratchae.checks`, the checks the library itself uses, or
+says why not. :func:`add_run_options` declares ``--data``, ``--device``, ``--seed``, ``--epochs`` and ``--out`` once,
+for ``scratchae train``, ``scratchae demo`` and every demo script.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from scratchae.backend import DEVICES
+from scratchae.checks import require_float, require_int
+from scratchae.data import DATASETS
+
+
+def count(minimum: int):
+    """An argparse type for whole numbers >= ``minimum`` (``count(1)`` for sizes, ``count(0)`` for epochs)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        return _checked(require_int, "the value", value, minimum=minimum)
+
+    return parse
+
+
+def positive_float(text: str) -> float:
+    """An argparse type for finite numbers > 0 (learning rates)."""
+    return _checked(require_float, "the value", _number(text), above=0.0)
+
+
+def non_negative_float(text: str) -> float:
+    """An argparse type for finite numbers >= 0 (weight decay, noise factor, beta)."""
+    return _checked(require_float, "the value", _number(text), minimum=0.0)
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def _checked(check, name, value, **bounds):
+    try:
+        return check(name, value, **bounds)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error).removeprefix(f"{name} ")) from None
+
+
+def add_run_options(parser: argparse.ArgumentParser, *, epochs: int | None, epochs_help: str,
+                    min_epochs: int = 1, out: str | None, out_help: str) -> None:
+    """Add ``--data``, ``--device``, ``--seed``, ``--epochs`` and ``--out`` to ``parser``, with the given defaults."""
+    parser.add_argument("--data", choices=DATASETS, default="mnist-5k",
+                        help="data set (default: mnist-5k, 5,000 real digits that need no download)")
+    parser.add_argument("--device", choices=DEVICES, default="auto",
+                        help="cpu, gpu, or auto (the default: the GPU if CuPy can use one)")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the data split, the weights, the batches and the "
+                                                           "noise (default: 0)")
+    parser.add_argument("--epochs", type=count(min_epochs), default=epochs, help=epochs_help)
+    parser.add_argument("--out", default=out, help=out_help)
