@@ -191,8 +191,7 @@ def model_from_config(config: dict, dtype=DEFAULT_DTYPE) -> Model:
     kind = options.pop("type", None)
     if kind not in MODEL_TYPES:
         raise ValueError(f"unknown model type {kind!r}; known types: {', '.join(MODEL_TYPES)}")
-    part_names = ("encoder", "head") if kind == "Classifier" else ("encoder", "decoder")
-    parts = [Sequential(layer_from_config(layer, dtype) for layer in options.pop(name)) for name in part_names]
+    parts = [Sequential(layer_from_config(layer, dtype) for layer in options.pop(name)) for name in MODEL_TYPES[kind].PARTS]
     counters = options.pop("counters", {})
     if "noisy_batches" in options:  # where checkpoints of format version 1 kept the denoising model's counter
         counters["noisy_batches"] = options.pop("noisy_batches")

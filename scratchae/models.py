@@ -28,9 +28,12 @@ class Model(abc.ABC):
 
     training = False
 
-    @abc.abstractmethod
+    #: The names of the sub-networks, in the order the constructor takes them and their parameters are listed.
+    PARTS: tuple[str, ...] = ()
+
     def parts(self) -> dict[str, Sequential]:
         """The named sub-networks, in the order their parameters are listed."""
+        return {name: getattr(self, name) for name in self.PARTS}
 
     @abc.abstractmethod
     def forward(self, x):
@@ -136,12 +139,11 @@ class Autoencoder(Model):
         (N, latent_dim) -> (N, D).
     """
 
+    PARTS = ("encoder", "decoder")
+
     def __init__(self, encoder: Sequential, decoder: Sequential):
         self.encoder = encoder
         self.decoder = decoder
-
-    def parts(self):
-        return {"encoder": self.encoder, "decoder": self.decoder}
 
     def encode(self, x):
         """x: (N, D) -> z: (N, latent_dim)."""
@@ -214,12 +216,11 @@ class Classifier(Model):
         (N, latent_dim) -> (N, n_classes) logits.
     """
 
+    PARTS = ("encoder", "head")
+
     def __init__(self, encoder: Sequential, head: Sequential):
         self.encoder = encoder
         self.head = head
-
-    def parts(self):
-        return {"encoder": self.encoder, "head": self.head}
 
     def encode(self, x):
         """x: (N, D) -> z: (N, latent_dim)."""
