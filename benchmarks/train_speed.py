@@ -295,10 +295,12 @@ class TorchRun:
     def __init__(self, model, setup: Setup, x, device: str, seed: int):
         import torch
 
+        from scratchae.torch_twin import torch_twin
+
         torch.manual_seed(seed)  # the denoising noise; the weights come from the scratchae model
         self.torch = torch
         self.device = torch.device("cuda" if device == "gpu" else "cpu")
-        self.net = torch_copy(model).to(self.device)
+        self.net = torch_twin(model).to(self.device)
         self.x = torch.from_numpy(x).to(self.device)  # shares the NumPy array's memory on the CPU
         self.loss = torch.nn.MSELoss()
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=LEARNING_RATE, weight_decay=setup.weight_decay)
@@ -327,32 +329,6 @@ class TorchRun:
     def synchronize(self) -> None:
         if self.device.type == "cuda":
             self.torch.cuda.synchronize()
-
-
-def torch_copy(model):
-    """A ``torch.nn.Sequential`` with the scratchae model's layers and weights.
-
-    scratchae's Dense computes ``x @ W + b`` with W of shape (in, out); ``torch.nn.Linear`` computes ``x @ W.T + b``
-    with W of shape (out, in), so the copy is the transpose.
-    """
-    import torch
-
-    from scratchae.backend import to_numpy
-    from scratchae.layers import Dense, Identity, ReLU, Sigmoid
-
-    activations = {ReLU: torch.nn.ReLU, Sigmoid: torch.nn.Sigmoid, Identity: torch.nn.Identity}
-    modules = []
-    for part in model.parts().values():
-        for layer in part.layers:
-            if isinstance(layer, Dense):
-                linear = torch.nn.Linear(layer.in_features, layer.out_features)
-                with torch.no_grad():
-                    linear.weight.copy_(torch.from_numpy(to_numpy(layer.W.data).T.copy()))
-                    linear.bias.copy_(torch.from_numpy(to_numpy(layer.b.data)))
-                modules.append(linear)
-            else:
-                modules.append(activations[type(layer)]())
-    return torch.nn.Sequential(*modules)
 
 
 def timed_epoch(run, epoch: int) -> tuple[float, float]:

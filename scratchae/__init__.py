@@ -1,12 +1,16 @@
 """scratchae: autoencoders from scratch on NumPy and CuPy, with every gradient written by hand.
 
-The pieces, in the order a learner reads them:
+The lesson, in the order a learner reads it:
 
-- :mod:`scratchae.backend`   arrays and devices (NumPy on the CPU, CuPy on the GPU)
 - :mod:`scratchae.layers`    Dense, ReLU, Sigmoid, Identity, Sequential: forward and backward by hand
 - :mod:`scratchae.losses`    MSE, binary cross-entropy, softmax cross-entropy
 - :mod:`scratchae.optim`     SGD and Adam
+- :mod:`scratchae.models`    autoencoders and a classifier built from those layers
+- :mod:`scratchae.training`  ``train_step`` (forward, loss, backward, step) and ``fit``, the loop around it
 - :mod:`scratchae.gradcheck` numerical gradients that prove the hand-written ones
+
+and around it: :mod:`scratchae.data`, :mod:`scratchae.plots`, :mod:`scratchae.checkpoint`, the command in
+:mod:`scratchae.cli`, and :mod:`scratchae.backend`, the only module that knows NumPy from CuPy.
 """
 
 from scratchae.backend import get_namespace, resolve_device, to_device, to_numpy

@@ -24,7 +24,7 @@ import numpy
 from scratchae.backend import DEFAULT_DTYPE, to_device, to_numpy
 from scratchae.files import write_atomically
 from scratchae.layers import Dense, Identity, Layer, ReLU, Sequential, Sigmoid
-from scratchae.models import Autoencoder, Classifier, DenoisingAutoencoder, Model
+from scratchae.models import Autoencoder, Classifier, DenoisingAutoencoder, Model, VariationalAutoencoder
 from scratchae.optim import SGD, Adam, Optimizer
 from scratchae.training import History
 
@@ -171,7 +171,7 @@ def _optional_array(arrays: dict[str, numpy.ndarray], key: str, device: str):
 LAYER_TYPES = {cls.__name__: cls for cls in (Dense, ReLU, Sigmoid, Identity)}
 
 #: The model classes a saved architecture may name.
-MODEL_TYPES = {cls.__name__: cls for cls in (Autoencoder, DenoisingAutoencoder, Classifier)}
+MODEL_TYPES = {cls.__name__: cls for cls in (Autoencoder, DenoisingAutoencoder, Classifier, VariationalAutoencoder)}
 
 
 def layer_from_config(config: dict, dtype=DEFAULT_DTYPE) -> Layer:

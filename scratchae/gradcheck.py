@@ -25,14 +25,24 @@ from dataclasses import dataclass
 import numpy
 
 from scratchae.layers import Dense, Identity, ReLU, Sequential, Sigmoid
-from scratchae.losses import BCELoss, MSELoss, SoftmaxCrossEntropyLoss
-from scratchae.models import Autoencoder
+from scratchae.losses import BCELoss, MSELoss, SoftmaxCrossEntropyLoss, VAELoss
+from scratchae.models import Autoencoder, gaussian_sample, gaussian_sample_backward, variational_autoencoder
 
 #: Parameters with more elements than this are checked along random directions instead of element by element.
 DIRECTIONAL_ABOVE = 4096
 
 LAYER_TOLERANCE = 1e-7
 MODEL_TOLERANCE = 1e-6
+
+#: Gradients smaller than this fraction of the largest one in the same array are compared against that fraction.
+RELATIVE_FLOOR = 1e-2
+
+#: The step of the whole-model checks of :func:`check_everything`. A whole model's loss is a mean over many outputs,
+#: and its early layers' gradients are small against the loss itself, so the rounding error of a centred difference,
+#: about (machine epsilon * |loss|) / h, matters more than for one layer; a larger step divides it, and the ReLU
+#: inputs are kept well away from their kinks (:func:`_well_posed`). Too large a step would let the curvature of the
+#: sigmoid and of exp show instead; 6e-5 keeps both errors below half the tolerance over hundreds of seeds.
+MODEL_STEP = 6e-5
 
 
 @dataclass
@@ -64,8 +74,20 @@ def rel_error(a, b) -> float:
     return float(numpy.max(_elementwise_rel_error(a, b)))
 
 
-def _elementwise_rel_error(a: numpy.ndarray, b: numpy.ndarray) -> numpy.ndarray:
-    return numpy.abs(a - b) / numpy.maximum(1e-8, numpy.abs(a) + numpy.abs(b))
+def _elementwise_rel_error(a: numpy.ndarray, b: numpy.ndarray, floor: float = 1e-8) -> numpy.ndarray:
+    return numpy.abs(a - b) / numpy.maximum(floor, numpy.abs(a) + numpy.abs(b))
+
+
+def _compared_errors(analytic: numpy.ndarray, numeric: numpy.ndarray) -> numpy.ndarray:
+    """Elementwise relative errors, with gradients far below the array's largest compared against 1% of its scale.
+
+    A centred difference is off by about (machine epsilon * |f|) / h in absolute terms, whatever the gradient: for
+    an entry a million times smaller than its neighbours that rounding alone is a large *relative* error. Below
+    :data:`RELATIVE_FLOOR` of the array's scale, an entry's error is therefore measured against that floor; a wrong
+    gradient still shows, as an absolute error far above the tolerance times the floor.
+    """
+    scale = float(numpy.max(numpy.abs(analytic), initial=0.0) + numpy.max(numpy.abs(numeric), initial=0.0))
+    return _elementwise_rel_error(analytic, numeric, floor=max(1e-8, RELATIVE_FLOOR * scale))
 
 
 def numerical_gradient(f, x: numpy.ndarray, upstream=None, h: float = 1e-5) -> numpy.ndarray:
@@ -130,7 +152,7 @@ def compare(name: str, f, x: numpy.ndarray, analytic, upstream=None, *, rng=None
         raise ValueError(f"{name}: analytic gradient has shape {analytic.shape}, expected {x.shape}")
     if x.size <= directional_above:
         numeric = numerical_gradient(f, x, upstream, h)
-        errors = _elementwise_rel_error(analytic, numeric)
+        errors = _compared_errors(analytic, numeric)
         worst = numpy.unravel_index(int(numpy.argmax(errors)), x.shape)
         return GradientCheck(name, float(errors[worst]), tuple(int(i) for i in worst),
                              float(analytic[worst]), float(numeric[worst]), "elementwise")
@@ -139,7 +161,7 @@ def compare(name: str, f, x: numpy.ndarray, analytic, upstream=None, *, rng=None
     directions /= numpy.sqrt(numpy.sum(directions**2, axis=tuple(range(1, directions.ndim)), keepdims=True))
     numeric = directional_derivatives(f, x, directions, upstream, h)
     along = numpy.asarray([numpy.sum(analytic * direction) for direction in directions])
-    errors = _elementwise_rel_error(along, numeric)
+    errors = _compared_errors(along, numeric)
     worst = int(numpy.argmax(errors))
     return GradientCheck(name, float(errors[worst]), f"direction {worst}", float(along[worst]), float(numeric[worst]),
                          f"directional x{n_directions}")
@@ -234,7 +256,7 @@ def check_everything(seed: int = 0) -> list[CheckedCase]:
     Returns one :class:`CheckedCase` per layer, loss or model; :func:`format_report` lays them out as a table.
     """
     rng = numpy.random.default_rng(seed)
-    return _layer_cases(rng) + _loss_cases(rng) + _model_cases(rng)
+    return _layer_cases(rng) + _loss_cases(rng) + _model_cases(rng) + _vae_cases(rng)
 
 
 def _layer_cases(rng) -> list[CheckedCase]:
@@ -270,10 +292,123 @@ def _model_cases(rng) -> list[CheckedCase]:
         layers[-1] = last
         return Sequential(layers)
 
-    model = Autoencoder(stack([12, 8, 6, 4], ReLU()), stack([4, 6, 8, 12], Sigmoid()))
-    images = rng.uniform(0.0, 1.0, (5, 12))
-    return [CheckedCase(f"autoencoder 12-8-6-4-6-8-12 + {type(loss).__name__}", MODEL_TOLERANCE,
-                        check_model(model, loss, images, images, rng)) for loss in (MSELoss(), BCELoss())]
+    def draw():
+        model = Autoencoder(stack([12, 8, 6, 4], ReLU()), stack([4, 6, 8, 12], Sigmoid()))
+        return _biases_off_zero(model, rng), rng.uniform(0.0, 1.0, (5, 12))
+
+    cases = []
+    for loss in (MSELoss(), BCELoss()):
+        model, images = _well_posed(draw, loss)
+        cases.append(CheckedCase(f"autoencoder 12-8-6-4-6-8-12 + {type(loss).__name__}", MODEL_TOLERANCE,
+                                 check_model(model, loss, images, images, rng, h=MODEL_STEP)))
+    return cases
+
+
+def check_vae_loss(loss, x_hat, mu, logvar, target, **options) -> list[GradientCheck]:
+    """Check ``VAELoss.backward()``: its gradient with respect to ``x_hat`` (the reconstruction term) and to ``mu``
+    and ``logvar`` (the KL term), each against the numerical gradient of the scalar loss."""
+    out = (x_hat, mu, logvar)
+    loss.forward(out, target)
+    analytic = loss.backward()
+
+    def value(_):
+        return loss.forward(out, target)
+
+    return [compare(name, value, array, gradient, **options)
+            for name, array, gradient in zip(("x_hat", "mu", "logvar"), out, analytic)]
+
+
+def check_gaussian_sample(mu, logvar, eps, rng, **options) -> list[GradientCheck]:
+    """Check the backward pass of the sample ``z = mu + exp(logvar / 2) * eps`` for a random upstream gradient."""
+    dz = rng.standard_normal(mu.shape)
+    dmu, dlogvar = gaussian_sample_backward(dz, logvar, eps)
+
+    def z(_):
+        return gaussian_sample(mu, logvar, eps)
+
+    return [compare("mu", z, mu, dmu, dz, **options), compare("logvar", z, logvar, dlogvar, dz, **options)]
+
+
+class WithFixedEps:
+    """A variational autoencoder whose every forward pass uses the same ``eps``: a gradient check differentiates one
+    function, and a fresh draw at each evaluation would change it."""
+
+    def __init__(self, vae, eps):
+        self.vae, self.eps = vae, eps
+
+    def forward(self, x):
+        return self.vae.forward(x, eps=self.eps)
+
+    def backward(self, grads):
+        self.vae.backward(grads)
+
+    def parts(self):
+        return self.vae.parts()
+
+    def named_parameters(self):
+        return self.vae.named_parameters()
+
+
+def _vae_cases(rng) -> list[CheckedCase]:
+    n, pixels, latent = 5, 12, 3
+    target = rng.uniform(0.0, 1.0, (n, pixels))
+    cases = []
+    for reconstruction in VAELoss.RECONSTRUCTIONS:
+        x_hat, mu = rng.uniform(0.05, 0.95, (n, pixels)), rng.standard_normal((n, latent))
+        logvar = 0.5 * rng.standard_normal((n, latent))
+        cases.append(CheckedCase(f"VAELoss(reconstruction={reconstruction!r}, beta=0.7): reconstruction and KL",
+                                 LAYER_TOLERANCE, check_vae_loss(VAELoss(reconstruction, beta=0.7), x_hat, mu, logvar,
+                                                                 target)))
+    mu, logvar, eps = (rng.standard_normal((n, latent)), 0.5 * rng.standard_normal((n, latent)),
+                       rng.standard_normal((n, latent)))
+    cases.append(CheckedCase("the sample z = mu + exp(logvar / 2) * eps", LAYER_TOLERANCE,
+                             check_gaussian_sample(mu, logvar, eps, rng)))
+
+    def draw():
+        vae = variational_autoencoder(latent, hidden_dim=8, input_dim=pixels, seed=int(rng.integers(1 << 31)),
+                                      dtype=numpy.float64)
+        return WithFixedEps(_biases_off_zero(vae, rng).train(), rng.standard_normal((n, latent))), target
+
+    for reconstruction in VAELoss.RECONSTRUCTIONS:
+        loss = VAELoss(reconstruction)
+        fixed, _ = _well_posed(draw, loss)
+        cases.append(CheckedCase(f"VAE 12-8-(3, 3)-8-12 + VAELoss({reconstruction!r}), eps held fixed",
+                                 MODEL_TOLERANCE, check_model(fixed, loss, target, target, rng, h=MODEL_STEP)))
+    return cases
+
+
+def _biases_off_zero(model, rng):
+    """Give every Dense layer a small random bias, away from zero.
+
+    Biases start at zero, and a ReLU whose inputs are all zero (a dead unit before it) then sits exactly on its kink,
+    where the centred difference sees one side only. Random biases move every pre-activation off the kink.
+    """
+    for name, parameter in model.named_parameters():
+        if name.endswith(".b"):
+            parameter.data = off_kinks(0.1 * rng.standard_normal(parameter.shape))
+    return model
+
+
+def _well_posed(draw, loss, margin: float = 1e-2, smallest_gradient: float = 1e-4, tries: int = 100):
+    """``draw()`` a (model, inputs) pair again until its gradients can be checked to the model tolerance.
+
+    Two things make a draw unfit. A ReLU input within ``margin`` of 0: ReLU has no derivative there, and a numerical
+    derivative taken across the kink is meaningless (a step of :data:`MODEL_STEP` moves every pre-activation far
+    less than the margin). And a parameter that barely moves the loss: a centred difference of the loss is rounded
+    to about 1e-16 of the loss divided by h, so a parameter whose largest gradient is below ``smallest_gradient``
+    times the loss could not be checked to 1e-6 by any step. The inputs of an autoencoder are its targets.
+    """
+    for _ in range(tries):
+        model, inputs = draw()
+        value = abs(float(loss.forward(model.forward(inputs), inputs)))
+        model.backward(loss.backward())
+        relus = [layer for part in model.parts().values() for layer in part.layers if isinstance(layer, ReLU)]
+        clear = all(float(numpy.min(numpy.abs(layer.x))) > margin for layer in relus)
+        measurable = all(float(numpy.max(numpy.abs(parameter.grad))) >= smallest_gradient * value
+                         for _, parameter in model.named_parameters())
+        if clear and measurable:
+            return model, inputs
+    raise RuntimeError(f"no draw in {tries} gave a model whose gradients can be checked")
 
 
 def format_report(cases: list[CheckedCase]) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 from scratchae.backend import arange_like, get_namespace
+from scratchae.checks import require_float, require_int
 
 
 class Loss:
@@ -28,6 +29,10 @@ class Loss:
     def metrics(self) -> dict[str, float]:
         """Other measures of the batch of the last ``forward`` (none for most losses), as Python floats."""
         return {}
+
+    def start_epoch(self, epoch: int) -> None:
+        """Called by ``fit`` before each epoch (counted from 0): a loss that changes over a run (the VAE's KL
+        warm-up) follows the epoch here; most losses do nothing."""
 
     def __call__(self, pred, target):
         return self.forward(pred, target)
@@ -141,6 +146,81 @@ class SoftmaxCrossEntropyLoss(Loss):
         xp = get_namespace(logits)
         correct = xp.sum(xp.astype(xp.argmax(logits, axis=1) == labels, xp.int64))  # ()
         return {"accuracy": float(correct) / labels.shape[0]}
+
+
+class VAELoss(Loss):
+    r"""The negative evidence lower bound (ELBO) of a variational autoencoder, per sample.
+
+    For an image :math:`x` with reconstruction :math:`\hat x` and latent Gaussian :math:`(\mu, \sigma^2)`:
+
+    .. math::
+        L = \underbrace{\sum_{i=1}^{D} \ell(\hat x_i, x_i)}_{\text{reconstruction}}
+            + \beta \, \underbrace{\left(-\tfrac12 \sum_{j=1}^{Z} (1 + \log\sigma_j^2 - \mu_j^2 - \sigma_j^2)
+            \right)}_{\mathrm{KL}(\mathcal N(\mu, \sigma^2) \,\|\, \mathcal N(0, I))},
+
+    averaged over the batch: a number of nats per image, comparable with published figures. :math:`\ell` is binary
+    cross-entropy (:class:`BCELoss`, clipped the same way) or the squared error, summed over the pixels (a sum, not
+    a mean: the reconstruction of every pixel counts against the same KL term). The KL term has a closed form for two
+    Gaussians, and so have its gradients:
+
+    .. math:: \frac{\partial \mathrm{KL}}{\partial \mu} = \mu, \qquad
+              \frac{\partial \mathrm{KL}}{\partial \log\sigma^2} = \tfrac12 (\sigma^2 - 1).
+
+    Parameters
+    ----------
+    reconstruction : {"bce", "mse"}
+    beta : float
+        The weight of the KL term (1 for the ELBO itself; a beta-VAE weighs it more).
+    warmup_epochs : int
+        When > 0, the KL term's weight rises from 0 to ``beta`` over this many epochs (``beta * epoch /
+        warmup_epochs``), so that a small latent space first learns to reconstruct before it is pulled to N(0, I).
+    """
+
+    RECONSTRUCTIONS = ("bce", "mse")
+
+    def __init__(self, reconstruction: str = "bce", beta: float = 1.0, *, warmup_epochs: int = 0):
+        super().__init__()
+        if reconstruction not in self.RECONSTRUCTIONS:
+            raise ValueError(f"unknown reconstruction {reconstruction!r}; choose one of "
+                             f"{', '.join(self.RECONSTRUCTIONS)}")
+        self.reconstruction = reconstruction
+        self.beta = require_float("beta", beta, minimum=0.0)
+        self.warmup_epochs = require_int("warmup_epochs", warmup_epochs, minimum=0)
+        self.kl_weight = self.beta if not self.warmup_epochs else 0.0
+        self.pixel_loss = BCELoss() if reconstruction == "bce" else MSELoss()
+        self.targets = self.pixel_loss.targets
+
+    def start_epoch(self, epoch: int) -> None:
+        """Set the KL term's weight for epoch ``epoch`` (counted from 0) of the warm-up."""
+        self.kl_weight = self.beta * min(1.0, epoch / self.warmup_epochs) if self.warmup_epochs else self.beta
+
+    def forward(self, out, target):
+        """out = (x_hat (N, D), mu (N, Z), logvar (N, Z)), target: (N, D) -> 0-d array."""
+        x_hat, mu, logvar = out
+        xp = get_namespace(x_hat, target)
+        n, pixels = x_hat.shape
+        reconstruction = self.pixel_loss.forward(x_hat, target) * pixels  # (), per image: the mean over N * D, times D
+        kl = -0.5 * xp.sum(1.0 + logvar - mu * mu - xp.exp(logvar)) / n  # (), per image
+        self.cache = (mu, logvar, pixels, n, reconstruction, kl)
+        return reconstruction + self.kl_weight * kl  # ()
+
+    def backward(self):
+        """-> (dL/dx_hat (N, D), dL/dmu (N, Z), dL/dlogvar (N, Z))."""
+        mu, logvar, pixels, n, _, _ = self._cached()
+        xp = get_namespace(mu)
+        dx_hat = self.pixel_loss.backward() * pixels  # (N, D)
+        dmu = (self.kl_weight / n) * mu  # (N, Z)
+        dlogvar = (0.5 * self.kl_weight / n) * (xp.exp(logvar) - 1.0)  # (N, Z)
+        return dx_hat, dmu, dlogvar
+
+    def metrics(self):
+        """``reconstruction`` and ``kl``, the two terms of the last batch, per image (the KL term unweighted)."""
+        _, _, _, _, reconstruction, kl = self._cached()
+        return {"reconstruction": float(reconstruction), "kl": float(kl)}
+
+    def __repr__(self):
+        warmup = f", warmup_epochs={self.warmup_epochs}" if self.warmup_epochs else ""
+        return f"VAELoss(reconstruction={self.reconstruction!r}, beta={self.beta}{warmup})"
 
 
 def check_labels(labels, n_samples: int, n_classes: int, what: str) -> None:

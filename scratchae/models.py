@@ -1,4 +1,5 @@
-"""The models of the two notebooks: autoencoders, a denoising autoencoder and a classifier.
+"""The models of the two notebooks, autoencoders, a denoising autoencoder and a classifier, and the variational
+autoencoder that the second notebook points to.
 
 An autoencoder is two networks back to back: an *encoder* :math:`z = f(x)` that squeezes an image into a short
 code, and a *decoder* :math:`\\hat x = g(z)` that rebuilds the image from the code. Both are plain
@@ -241,6 +242,150 @@ class Classifier(Model):
         return xp.argmax(self.forward(x), axis=1)
 
 
+class VariationalAutoencoder(Model):
+    r"""A variational autoencoder (Kingma & Welling, 2014): the encoder gives each image a Gaussian in the latent
+    space instead of a point, and the decoder learns from samples of it.
+
+    For an image :math:`x` the encoder trunk gives features :math:`h`, and two Dense heads give the mean
+    :math:`\mu` and the log-variance :math:`\log \sigma^2` of a Gaussian over codes. The code is a sample of it,
+
+    .. math:: z = \mu + \sigma \odot \varepsilon, \qquad \sigma = e^{\log\sigma^2 / 2}, \qquad
+              \varepsilon \sim \mathcal N(0, I),
+
+    written so that the randomness sits in :math:`\varepsilon` alone and the gradient flows through :math:`\mu`
+    and :math:`\sigma` (the *reparameterisation trick*). The loss (:class:`~scratchae.losses.VAELoss`) adds to the
+    reconstruction error the KL divergence of each Gaussian from :math:`\mathcal N(0, I)`; that pulls every code
+    towards the same standard normal, so that codes drawn from it decode to plausible images (:meth:`sample`).
+
+    ``forward(x)`` returns ``(x_hat, mu, logvar)``. ``eps`` for the k-th training batch is drawn from the seed
+    ``(seed, k)``, so a run repeats exactly and a resumed one draws what an uninterrupted one would; in evaluation
+    mode the draws come from a stream of their own that restarts each time the model is put in evaluation mode, so
+    that every validation pass uses the same ``eps``.
+
+    ``logvar`` is clamped to :math:`\pm` :data:`LOGVAR_LIMIT` (no gradient passes where the clamp is active), so
+    that :math:`e^{\log\sigma^2}` can neither overflow nor vanish in float32, whatever the weights.
+
+    Parameters
+    ----------
+    encoder : Sequential
+        (N, D) -> (N, H), the trunk shared by both heads.
+    mu_head, logvar_head : Sequential
+        (N, H) -> (N, latent_dim) each.
+    decoder : Sequential
+        (N, latent_dim) -> (N, D).
+    seed : int
+        Seed of the draws of ``eps``.
+    """
+
+    PARTS = ("encoder", "mu_head", "logvar_head", "decoder")
+
+    #: |logvar| is kept below this: e^30 and e^-30 are comfortably inside float32's range (about 1e38 to 1e-38).
+    LOGVAR_LIMIT = 30.0
+
+    def __init__(self, encoder: Sequential, mu_head: Sequential, logvar_head: Sequential, decoder: Sequential, *,
+                 seed: int = 0):
+        self.encoder, self.mu_head, self.logvar_head, self.decoder = encoder, mu_head, logvar_head, decoder
+        self.seed = require_int("seed", seed)
+        self.sampled_batches = 0  # training batches whose eps has been drawn
+        self.evaluation_batches = 0  # batches drawn since the model was last put in evaluation mode
+        self.cache = None
+
+    def train(self, mode: bool = True):
+        self.evaluation_batches = 0  # each evaluation pass starts its stream of eps again
+        return super().train(mode)
+
+    def encode(self, x):
+        """x: (N, D) -> mu: (N, latent_dim), the centre of each image's Gaussian (its code, without sampling)."""
+        return self.mu_head.forward(self.encoder.forward(x))
+
+    def decode(self, z):
+        """z: (N, latent_dim) -> x_hat: (N, D)."""
+        return self.decoder.forward(z)
+
+    def reconstruct(self, x):
+        """x: (N, D) -> the decoded mean code: (N, D), with no sampling."""
+        return self.decode(self.encode(x))
+
+    def sample(self, n: int, *, seed: int = 0):
+        """n new images decoded from codes z ~ N(0, I): (n, D), on the model's device."""
+        n = require_int("n", n, minimum=1)
+        first = self.parameters()[0].data
+        rng = random_generator(seed, like=first)
+        z = rng.standard_normal((n, self.latent_dim), dtype=self.dtype)  # (n, latent_dim)
+        return self.decode(z)
+
+    @property
+    def latent_dim(self) -> int:
+        return self.decoder.layers[0].in_features
+
+    @property
+    def output_features(self) -> int:
+        return self.decoder.output_features(self.latent_dim)
+
+    def forward(self, x, eps=None):
+        """x: (N, D) -> (x_hat (N, D), mu (N, latent_dim), logvar (N, latent_dim)); caches what backward needs.
+
+        ``eps`` (N, latent_dim), when given, is used instead of a fresh draw (gradient checks hold it fixed).
+        """
+        xp = get_namespace(x)
+        h = self.encoder.forward(x)  # (N, H)
+        mu = self.mu_head.forward(h)  # (N, Z)
+        raw_logvar = self.logvar_head.forward(h)  # (N, Z)
+        logvar = xp.clip(raw_logvar, -self.LOGVAR_LIMIT, self.LOGVAR_LIMIT)  # (N, Z)
+        eps = self._draw_eps(mu) if eps is None else eps  # (N, Z), N(0, I)
+        z = gaussian_sample(mu, logvar, eps)  # (N, Z)
+        self.cache = (logvar, eps, raw_logvar == logvar)
+        return self.decoder.forward(z), mu, logvar
+
+    def backward(self, grads):
+        """grads = (dL/dx_hat (N, D), dL/dmu (N, Z), dL/dlogvar (N, Z)), the last two from the KL term of the loss;
+        sets every parameter's gradient. The chain rule through the sample z = mu + exp(logvar / 2) * eps adds the
+        reconstruction's share to each head's gradient."""
+        dx_hat, dmu_kl, dlogvar_kl = grads
+        if self.cache is None:
+            raise RuntimeError("VariationalAutoencoder.backward was called before forward: there is nothing to "
+                               "differentiate")
+        xp = get_namespace(dx_hat)
+        logvar, eps, unclamped = self.cache
+        dz = self.decoder.backward(dx_hat)  # (N, Z)
+        dmu_z, dlogvar_z = gaussian_sample_backward(dz, logvar, eps)  # (N, Z) each: the reconstruction's share
+        dmu = dmu_z + dmu_kl  # (N, Z)   dL/dmu = dL/dz + dKL/dmu
+        dlogvar = dlogvar_z + dlogvar_kl  # (N, Z)   dL/dlogvar = dL/dz * eps * exp(logvar / 2) / 2 + dKL/dlogvar
+        dlogvar = xp.where(unclamped, dlogvar, 0.0)  # (N, Z)   the clamp passes no gradient where it is active
+        dh = self.mu_head.backward(dmu) + self.logvar_head.backward(dlogvar)  # (N, H)   h feeds both heads
+        self.encoder.backward(dh, input_grad=False)
+
+    def _draw_eps(self, like):
+        """N(0, I) of the shape, dtype and device of ``like``, from this batch's seed."""
+        if self.training:
+            rng = random_generator((self.seed, self.sampled_batches), like=like)
+            self.sampled_batches += 1
+        else:
+            rng = random_generator((self.seed, self.evaluation_batches, 1), like=like)
+            self.evaluation_batches += 1
+        return rng.standard_normal(like.shape, dtype=like.dtype)
+
+    def options(self):
+        return {"seed": self.seed}
+
+    def counters(self):
+        return {"sampled_batches": self.sampled_batches}
+
+
+def gaussian_sample(mu, logvar, eps):
+    """The reparameterised sample z = mu + sigma * eps, sigma = exp(logvar / 2). mu, logvar, eps: (N, Z) -> (N, Z)."""
+    xp = get_namespace(mu)
+    return mu + xp.exp(0.5 * logvar) * eps
+
+
+def gaussian_sample_backward(dz, logvar, eps):
+    """dL/dz (N, Z) -> (dL/dmu, dL/dlogvar), (N, Z) each, through z = mu + exp(logvar / 2) * eps."""
+    xp = get_namespace(dz)
+    dmu = dz  # (N, Z)   dz/dmu = 1
+    dlogvar = dz * eps * xp.exp(0.5 * logvar) * 0.5  # (N, Z)   dz/dlogvar = eps * exp(logvar / 2) / 2
+    return dmu, dlogvar
+
+
 def _stack(sizes, activations, rng, dtype) -> Sequential:
     """Dense layers between consecutive ``sizes``, each followed by its activation (None: no activation)."""
     layers = []
@@ -298,6 +443,20 @@ def mlp_classifier(latent_dim: int = 16, *, n_classes: int = 10, input_dim: int 
     return Classifier(encoder, head)
 
 
+def variational_autoencoder(latent_dim: int = 20, *, hidden_dim: int = 400, input_dim: int = MNIST_FEATURES,
+                            seed=0, dtype=DEFAULT_DTYPE) -> VariationalAutoencoder:
+    """The VAE of pytorch/examples: encoder 784-400 (ReLU), heads 400-20 for mu and for logvar, decoder 20-400-784
+    (ReLU, sigmoid output)."""
+    latent_dim = require_int("latent_dim", latent_dim, minimum=1)
+    hidden_dim = require_int("hidden_dim", hidden_dim, minimum=1)
+    rng = numpy.random.default_rng(seed)
+    encoder = _stack([input_dim, hidden_dim], [ReLU], rng, dtype)
+    mu_head = _stack([hidden_dim, latent_dim], [None], rng, dtype)
+    logvar_head = _stack([hidden_dim, latent_dim], [None], rng, dtype)
+    decoder = _stack([latent_dim, hidden_dim, input_dim], [ReLU, Sigmoid], rng, dtype)
+    return VariationalAutoencoder(encoder, mu_head, logvar_head, decoder, seed=seed)
+
+
 def summary(network: Sequential, input_features: int) -> str:
     """A Keras-style table of one network's layers: output shapes, parameter counts and the total."""
     return format_summary(summary_rows(network, input_features))
@@ -332,4 +491,5 @@ BUILDERS = {
     "linear-latent": linear_latent_autoencoder,
     "denoising": denoising_autoencoder,
     "classifier": mlp_classifier,
+    "vae": variational_autoencoder,
 }

@@ -201,6 +201,7 @@ def fit(model, loss, optimizer, x, y=None, *, epochs: int, batch_size: int, shuf
                 history.interrupted = True
                 break
             last_good = _Snapshot(model, optimizer, history)
+            loss.start_epoch(epoch)
             try:
                 order = _batch_order(len(x), shuffle, seed, epoch, model.device)
                 means = _train_epoch(model, loss, optimizer, x, y, batch_size, order, epoch, history, progress, stop)

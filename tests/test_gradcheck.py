@@ -281,3 +281,20 @@ def test_gradient_check_passed_is_strict():
     check = GradientCheck("W", 1e-7, (0, 0), 1.0, 1.0, "elementwise")
     assert not check.passed(1e-7)
     assert check.passed(1.1e-7)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_the_whole_suite_passes_whatever_its_seed(seed):
+    """Right gradients must pass for any seed: cases are drawn clear of ReLU's kinks and measurable."""
+    failed = [f"{case.what}: {check}" for case in gradcheck.check_everything(seed) for check in case.checks
+              if not check.passed(case.tolerance)]
+    assert not failed
+
+
+def test_the_suite_checks_every_layer_loss_and_model():
+    names = " | ".join(case.what for case in gradcheck.check_everything(0))
+    for expected in ("Dense", "ReLU", "Sigmoid", "Identity", "Sequential", "MSELoss", "BCELoss",
+                     "SoftmaxCrossEntropyLoss", "VAELoss(reconstruction='bce'", "VAELoss(reconstruction='mse'",
+                     "the sample z", "autoencoder", "VAE 12-8-(3, 3)-8-12 + VAELoss('bce')",
+                     "VAE 12-8-(3, 3)-8-12 + VAELoss('mse')"):
+        assert expected in names

@@ -12,34 +12,9 @@ from scratchae.optim import Adam
 
 torch = pytest.importorskip("torch", reason="PyTorch is not installed; parity tests are optional")
 
+from scratchae.torch_twin import torch_gradients, torch_twin, torch_weights  # noqa: E402  (needs torch)
+
 STEPS = 5
-
-
-def torch_twin(model) -> torch.nn.Sequential:
-    """A torch.nn.Sequential with the layers and weights of a scratchae model (Linear stores W transposed)."""
-    modules = []
-    for part in model.parts().values():
-        for layer in part.layers:
-            kind = type(layer).__name__
-            if kind == "Dense":
-                linear = torch.nn.Linear(layer.in_features, layer.out_features, dtype=torch.float64)
-                with torch.no_grad():
-                    linear.weight.copy_(torch.from_numpy(layer.W.data.T))
-                    linear.bias.copy_(torch.from_numpy(layer.b.data))
-                modules.append(linear)
-            else:
-                modules.append({"ReLU": torch.nn.ReLU, "Sigmoid": torch.nn.Sigmoid,
-                                "Identity": torch.nn.Identity}[kind]())
-    return torch.nn.Sequential(*modules)
-
-
-def torch_gradients(net) -> list[numpy.ndarray]:
-    """Gradients in scratchae's layout and order: W (in, out) then b, layer by layer."""
-    grads = []
-    for module in net:
-        if isinstance(module, torch.nn.Linear):
-            grads += [module.weight.grad.numpy().T, module.bias.grad.numpy()]
-    return grads
 
 
 @pytest.mark.parametrize("loss_name", ["mse", "bce"])
@@ -63,10 +38,8 @@ def test_autoencoder_matches_pytorch_over_several_adam_steps(loss_name):
             numpy.testing.assert_allclose(grad, torch_grad, rtol=1e-8, atol=1e-12)
         optimizer.step()
         torch_optimizer.step()
-    for parameter, module_parameter in zip(model.parameters(), [p for m in net for p in m.parameters()]):
-        expected = module_parameter.detach().numpy()
-        numpy.testing.assert_allclose(parameter.data, expected.T if expected.ndim == 2 else expected, rtol=1e-8,
-                                      atol=1e-12)
+    for parameter, expected in zip(model.parameters(), torch_weights(net), strict=True):
+        numpy.testing.assert_allclose(parameter.data, expected, rtol=1e-8, atol=1e-12)
 
 
 def test_classifier_loss_and_gradients_match_pytorch():

@@ -1,0 +1,64 @@
+"""The same networks in PyTorch, with the same weights: the reference of the parity tests and of the benchmarks.
+
+scratchae never needs PyTorch; this module imports it only when one of its functions is called, and only the tests
+and ``benchmarks/`` call them (``pip install torch`` first).
+
+scratchae's Dense computes ``x @ W + b`` with W of shape (in, out); ``torch.nn.Linear`` computes ``x @ W.T + b``
+with W of shape (out, in), so the twin holds the transpose of every weight matrix.
+"""
+
+from __future__ import annotations
+
+import numpy
+
+from scratchae.backend import to_numpy
+from scratchae.layers import Dense, Identity, ReLU, Sigmoid
+
+
+def torch_twin(model):
+    """A ``torch.nn.Sequential`` with the layers and weights of a scratchae model, part after part.
+
+    For an :class:`~scratchae.models.Autoencoder` (encoder then decoder) or a
+    :class:`~scratchae.models.Classifier` (encoder then head); the weights keep their dtype (float32 or float64) and
+    the twin is on the CPU.
+    """
+    import torch
+
+    activations = {ReLU: torch.nn.ReLU, Sigmoid: torch.nn.Sigmoid, Identity: torch.nn.Identity}
+    modules = []
+    for part in model.parts().values():
+        for layer in part.layers:
+            modules.append(_linear(torch, layer) if isinstance(layer, Dense) else activations[type(layer)]())
+    return torch.nn.Sequential(*modules)
+
+
+def _linear(torch, layer: Dense):
+    weights, bias = to_numpy(layer.W.data), to_numpy(layer.b.data)
+    linear = torch.nn.Linear(layer.in_features, layer.out_features, dtype=torch.from_numpy(bias).dtype)
+    with torch.no_grad():
+        linear.weight.copy_(torch.from_numpy(weights.T.copy()))  # (out, in)
+        linear.bias.copy_(torch.from_numpy(bias.copy()))
+    return linear
+
+
+def torch_gradients(net) -> list[numpy.ndarray]:
+    """The gradients of a twin after ``backward``, in scratchae's layout and order: W (in, out) then b, layer by
+    layer, as ``model.parameters()`` lists them."""
+    import torch
+
+    gradients = []
+    for module in net.modules():
+        if isinstance(module, torch.nn.Linear):
+            gradients += [module.weight.grad.numpy().T, module.bias.grad.numpy()]
+    return gradients
+
+
+def torch_weights(net) -> list[numpy.ndarray]:
+    """The weights of a twin in scratchae's layout and order (see :func:`torch_gradients`)."""
+    import torch
+
+    weights = []
+    for module in net.modules():
+        if isinstance(module, torch.nn.Linear):
+            weights += [module.weight.detach().numpy().T, module.bias.detach().numpy()]
+    return weights
