@@ -23,8 +23,9 @@ Where the files of ``mnist`` and ``fashion-mnist`` are looked for, in order:
 
 A file on disk is trusted only once its checksum matched one published for it (:data:`SOURCES`): the MD5 of the
 ``.gz`` file, or the MD5 of its decompressed IDX bytes (which accepts recompressed copies such as Debian's, and
-uncompressed ones), or for Keras's ``mnist.npz`` its SHA-256. The verdict is remembered in ``<user cache>/verified.json``, keyed by
-the file's path, size and modification time, so that a file is hashed once, not at every load.
+uncompressed ones), or for Keras's ``mnist.npz`` its SHA-256. The verdict is remembered in
+``<user cache>/verified.json``, keyed by the file's path, size and modification time, so that a file is hashed once,
+not at every load.
 
 If no folder holds the files and ``download=True``, they are downloaded into the first folder of that list (the
 download folder), from mirrors tried in turn. A download streams into a temporary file, is abandoned for the next
