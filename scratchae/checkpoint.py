@@ -400,7 +400,8 @@ def expected_parameters(config) -> dict[str, tuple[int, ...]]:
     CheckpointError
         If the architecture is not one a model's ``config()`` gives: an unknown model or layer type, a part missing
         or empty, sizes that are not whole numbers from 1 to :data:`MAX_FEATURES`, Dense layers whose sizes do not
-        chain (each takes what the one before gives), or no Dense layer at all.
+        chain (each takes what the one before gives), or a first part without a Dense layer (the model's input
+        size is its first Dense layer's).
     """
     kind = _model_type(config)
     shapes, features = {}, None  # features: what the last Dense layer so far gives
@@ -417,8 +418,8 @@ def expected_parameters(config) -> dict[str, tuple[int, ...]]:
             features = layer["out_features"]
             shapes[f"{part}.{index}.W"] = (layer["in_features"], features)
             shapes[f"{part}.{index}.b"] = (features,)
-    if not shapes:
-        raise CheckpointError("the architecture has no Dense layer, so no weights")
+        if features is None:
+            raise CheckpointError(f"the architecture's {part} has no Dense layer, so the model has no input size")
     return shapes
 
 
