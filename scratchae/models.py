@@ -32,6 +32,9 @@ class Model(abc.ABC):
     #: The names of the sub-networks, in the order the constructor takes them and their parameters are listed.
     PARTS: tuple[str, ...] = ()
 
+    #: The part whose output a part takes, for the parts that do not take the output of the part before them.
+    PART_INPUTS: dict[str, str] = {}
+
     def parts(self) -> dict[str, Sequential]:
         """The named sub-networks, in the order their parameters are listed."""
         return {name: getattr(self, name) for name in self.PARTS}
@@ -278,6 +281,7 @@ class VariationalAutoencoder(Model):
     """
 
     PARTS = ("encoder", "mu_head", "logvar_head", "decoder")
+    PART_INPUTS = {"logvar_head": "encoder"}  # both heads read the trunk's features; the decoder reads z
 
     #: |logvar| is kept below this: e^30 and e^-30 are comfortably inside float32's range (about 1e38 to 1e-38).
     LOGVAR_LIMIT = 30.0
