@@ -318,9 +318,7 @@ def _check_meta(meta) -> numpy.dtype:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         found = f" (format {_shown(meta.get('format'))})" if isinstance(meta, dict) else ""
         raise CheckpointError(f"the file is not a scratchae checkpoint{found}")
-    version = meta.get("version")
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise CheckpointError(f"the checkpoint's format version is {_shown(version)}, not a version number")
+    version = _whole(meta.get("version"), "the checkpoint's format version", minimum=1)
     if version > VERSION:
         raise CheckpointError(f"the file was written in checkpoint format version {version}, newer than this "
                               f"scratchae reads (up to {VERSION}); upgrade scratchae to load it")

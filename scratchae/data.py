@@ -47,7 +47,6 @@ import importlib.util
 import json
 import os
 import re
-import tempfile
 import time
 import urllib.request
 import warnings
@@ -60,6 +59,8 @@ from pathlib import Path
 import numpy
 
 from scratchae.backend import DEFAULT_DTYPE, get_namespace, is_floating, random_generator
+from scratchae.checks import require_int
+from scratchae.files import remove_stale_temporaries, write_atomically, write_text_atomically
 
 DATASETS = ("mnist-5k", "mnist", "fashion-mnist", "digits")
 
@@ -381,8 +382,10 @@ def _stratified_sample(labels, size, rng):
 
 
 def _check_size(size, available, what):
-    if isinstance(size, bool) or not isinstance(size, (int, numpy.integer)):
-        raise DataError(f"{what} must be a whole number of images, got {size!r}")
+    try:
+        size = require_int(what, size)
+    except ValueError as error:
+        raise DataError(f"{error} of images") from None
     if not 1 <= size <= available:
         raise DataError(f"{what}={size} is impossible: between 1 and {available} images are available")
     return int(size)
@@ -607,9 +610,6 @@ def _check_set(images, labels, image_names, label_names):
 #: The file in the user cache folder that remembers which file matched which checksum.
 VERDICTS_FILE = "verified.json"
 
-#: How this program's temporary files begin (partial downloads, the verdicts file being written); they end in .part.
-TEMPORARY_PREFIX = ".scratchae-"
-
 
 def _verify_idx_file(path: Path, official: OfficialFile) -> None:
     """Raise DataError unless ``path`` is the official file, as published or once decompressed.
@@ -692,25 +692,9 @@ def _remember(path: Path, checksum: str) -> None:
     verdicts = _read_verdicts()
     verdicts[str(path.resolve())] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "checksum": checksum}
     try:
-        _write_atomically(_verdicts_path(), json.dumps(verdicts, indent=1, sort_keys=True))
+        write_text_atomically(_verdicts_path(), json.dumps(verdicts, indent=1, sort_keys=True))
     except OSError:
         pass
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Write ``text`` into a temporary file beside ``path``, then rename it to ``path``.
-
-    A rename within a folder is atomic: a reader, even in another process, sees the old file or the new one,
-    never half of one.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f"{TEMPORARY_PREFIX}{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(text)
-        os.replace(temporary, path)
-    finally:
-        Path(temporary).unlink(missing_ok=True)  # only there if something went wrong before the rename
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -869,22 +853,19 @@ def _fetch(target: Path, official: OfficialFile, mirrors, progress):
 
 
 def _download_file(url, target: Path, official: OfficialFile, progress):
-    """Stream ``url`` into a temporary file beside ``target``, and rename it to ``target`` if its MD5 matches.
+    """Stream ``url`` into ``target`` (atomically: :func:`scratchae.files.write_atomically`) if its MD5 matches.
 
     The temporary file is removed whatever happens (an error, a wrong checksum, Ctrl-C), so no partial download
     stays behind; one that a killed process left is removed by a later load (:func:`_remove_stale_temporaries`).
     A damaged ``target`` is replaced only by the rename, once the new file is known to be good.
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, partial = tempfile.mkstemp(dir=target.parent, prefix=f"{TEMPORARY_PREFIX}{target.name}.", suffix=".part")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            md5 = _stream(url, file, official.size, progress)
+
+    def download(file):
+        md5 = _stream(url, file, official.size, progress)
         if md5 != official.md5:
             raise _Abandoned(f"wrong MD5 checksum {md5}, expected {official.md5}")
-        os.replace(partial, target)
-    finally:
-        Path(partial).unlink(missing_ok=True)  # only there if the download failed
+
+    write_atomically(target, download)
 
 
 def _stream(url, file, size, progress) -> str:
@@ -922,20 +903,21 @@ def _stream(url, file, size, progress) -> str:
 
 
 def _remove_stale_temporaries(folder: Path) -> None:
-    """Remove the temporary files that killed downloads of this program left in ``folder``.
+    """Remove the temporary files that killed downloads of this program (and of pooch, which older versions used)
+    left in ``folder``.
 
     Only files older than a download can last are removed: a download still running, in another process, writes to
     its file all along and gives up at the deadline, so its file is always younger than that.
     """
+    lasts = DOWNLOAD_DEADLINE_S + STALL_TIMEOUT_S
+    remove_stale_temporaries(folder, older_than=lasts)
     if not folder.is_dir():
         return
-    too_old = time.time() - (DOWNLOAD_DEADLINE_S + STALL_TIMEOUT_S)
     for path in folder.iterdir():
-        ours = path.name.startswith(TEMPORARY_PREFIX) and path.name.endswith(".part")
-        if not (ours or _POOCH_TEMPORARY.fullmatch(path.name)):
+        if not _POOCH_TEMPORARY.fullmatch(path.name):
             continue
         try:
-            if path.is_file() and path.stat().st_mtime < too_old:
+            if path.is_file() and path.stat().st_mtime < time.time() - lasts:
                 path.unlink()
         except OSError:  # removed meanwhile by another process, or not ours to remove: either way, leave it
             pass

@@ -818,8 +818,8 @@ def test_stale_temporary_files_are_removed_on_the_next_start(monkeypatch, tmp_pa
     folder = isolated / "mnist"
     write_set(folder, files)
     hour_ago = time.time() - 3600
-    stale = [".scratchae-t10k-images-idx3-ubyte.gz.x1y2z3.part", "tmpab_cd123"]  # ours, and pooch's of old
-    kept = [".scratchae-train-images-idx3-ubyte.gz.fresh.part", "tmp-notes.txt", "tmpabcd1234.txt", "mine.part"]
+    stale = [".t10k-images-idx3-ubyte.gz.x1y2z3w4.scratchae-tmp", "tmpab_cd123"]  # ours, and pooch's of old
+    kept = [".train-images-idx3-ubyte.gz.f5e6d7c8.scratchae-tmp", "tmp-notes.txt", "tmpabcd1234.txt", "mine.part"]
     for name in stale + kept:
         (folder / name).write_bytes(b"partial")
         if name != kept[0]:  # the fresh one may be a download running in another process
