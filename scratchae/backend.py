@@ -202,6 +202,37 @@ def random_generator(seed, like=None):
     return numpy.random.default_rng(seed)
 
 
+def standard_normal_like(like, rng):
+    """N(0, 1) numbers of the shape, dtype and device of ``like``, drawn by ``rng`` (see :func:`random_generator`).
+
+    NumPy's and CuPy's generators draw float32 directly, with no float64 temporary. For another Array API library
+    (which has no random numbers of its own in the standard) a NumPy generator draws them on the CPU, and they are
+    moved to ``like``'s device.
+
+    Raises
+    ------
+    TypeError
+        If ``rng`` cannot draw for ``like``'s library (a NumPy generator for a CuPy array, or the other way round).
+    """
+    xp = get_namespace(like)
+    mismatch = (f"rng ({type(rng).__module__}.{type(rng).__name__}) cannot draw random numbers for a {xp.__name__} "
+                "array; make the generator with random_generator(seed, like=x)")
+    native = xp is numpy or _is_cupy_array(like)
+    if native:
+        try:
+            values = rng.standard_normal(like.shape, dtype=like.dtype)
+        except TypeError as error:  # e.g. a NumPy generator asked for another library's dtype
+            raise TypeError(f"{mismatch} ({error})") from error
+    elif isinstance(rng, numpy.random.Generator):
+        dtype = numpy.float32 if like.dtype == xp.float32 else numpy.float64
+        values = xp.asarray(rng.standard_normal(tuple(like.shape), dtype=dtype), device=like.device)
+    else:
+        raise TypeError(mismatch)
+    if get_namespace(values) is not xp:
+        raise TypeError(mismatch)
+    return values
+
+
 def arange_like(n: int, like):
     """``[0, 1, ..., n-1]`` as an integer array on the same device as ``like``."""
     xp = get_namespace(like)

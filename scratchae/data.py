@@ -58,7 +58,7 @@ from pathlib import Path
 
 import numpy
 
-from scratchae.backend import DEFAULT_DTYPE, get_namespace, is_floating, random_generator
+from scratchae.backend import DEFAULT_DTYPE, get_namespace, is_floating, random_generator, standard_normal_like
 from scratchae.checks import require_int
 from scratchae.files import remove_stale_temporaries, write_atomically, write_text_atomically
 
@@ -340,16 +340,7 @@ def _standard_normal_like(x, rng):
         raise TypeError("add_gaussian_noise needs rng: a seeded generator, e.g. random_generator(0, like=x), or a seed")
     if isinstance(rng, (int, numpy.integer)):
         rng = random_generator(int(rng), like=x)
-    xp = get_namespace(x)
-    mismatch = (f"rng ({type(rng).__module__}.{type(rng).__name__}) cannot draw noise for a {xp.__name__} array; "
-                "make the generator with random_generator(seed, like=x)")
-    try:
-        noise = rng.standard_normal(x.shape, dtype=x.dtype)
-    except TypeError as error:  # e.g. a NumPy generator asked for another library's dtype
-        raise TypeError(f"{mismatch} ({error})") from error
-    if get_namespace(noise) is not xp:
-        raise TypeError(mismatch)
-    return noise
+    return standard_normal_like(x, rng)
 
 
 def cache_dir() -> Path:

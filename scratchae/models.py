@@ -16,7 +16,7 @@ import abc
 
 import numpy
 
-from scratchae.backend import DEFAULT_DTYPE, device_of, get_namespace, random_generator
+from scratchae.backend import DEFAULT_DTYPE, device_of, get_namespace, random_generator, standard_normal_like
 from scratchae.checks import require_int
 from scratchae.data import add_gaussian_noise
 from scratchae.layers import Dense, Identity, ReLU, Sequential, Sigmoid
@@ -367,7 +367,7 @@ class VariationalAutoencoder(Model):
         else:
             rng = random_generator((self.seed, self.evaluation_batches, 1), like=like)
             self.evaluation_batches += 1
-        return rng.standard_normal(like.shape, dtype=like.dtype)
+        return standard_normal_like(like, rng)
 
     def options(self):
         return {"seed": self.seed}

@@ -379,7 +379,8 @@ def loss_curves(history, *, title="Loss during training", markers=False, grid=Fa
     """
     fig, ax = _loss_axes(title, grid, log, xlabel)
     _plot_history(ax, history, markers=markers)
-    ax.legend()
+    if ax.lines:  # an empty history (no epoch yet) draws no line, and a legend of nothing would only warn
+        ax.legend()
     return fig
 
 

@@ -20,16 +20,54 @@ def torch_twin(model):
 
     For an :class:`~scratchae.models.Autoencoder` (encoder then decoder) or a
     :class:`~scratchae.models.Classifier` (encoder then head); the weights keep their dtype (float32 or float64) and
-    the twin is on the CPU.
+    the twin is on the CPU. For a variational autoencoder, see :func:`torch_vae_twin`.
     """
     import torch
 
+    return torch.nn.Sequential(*[module for part in model.parts().values() for module in _modules(torch, part)])
+
+
+def _modules(torch, part) -> list:
     activations = {ReLU: torch.nn.ReLU, Sigmoid: torch.nn.Sigmoid, Identity: torch.nn.Identity}
-    modules = []
-    for part in model.parts().values():
-        for layer in part.layers:
-            modules.append(_linear(torch, layer) if isinstance(layer, Dense) else activations[type(layer)]())
-    return torch.nn.Sequential(*modules)
+    return [_linear(torch, layer) if isinstance(layer, Dense) else activations[type(layer)]() for layer in part.layers]
+
+
+def torch_vae_twin(vae):
+    """A ``torch.nn.Module`` with the parts and weights of a scratchae
+    :class:`~scratchae.models.VariationalAutoencoder`, written as PyTorch users write a VAE (pytorch/examples).
+
+    ``forward(x, eps=None)`` returns ``(x_hat, mu, logvar)``, with ``logvar`` clamped as scratchae clamps it and
+    ``eps`` from ``torch.randn_like`` unless given.
+    """
+    import torch
+
+    class TorchVAE(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder, self.mu_head, self.logvar_head, self.decoder = (
+                torch.nn.Sequential(*_modules(torch, part)) for part in vae.parts().values())
+
+        def forward(self, x, eps=None):
+            h = self.encoder(x)
+            mu, logvar = self.mu_head(h), self.logvar_head(h).clamp(-vae.LOGVAR_LIMIT, vae.LOGVAR_LIMIT)
+            eps = torch.randn_like(mu) if eps is None else eps
+            return self.decoder(mu + torch.exp(0.5 * logvar) * eps), mu, logvar
+
+    return TorchVAE()
+
+
+def torch_vae_loss(out, x, reconstruction: str = "bce", beta: float = 1.0):
+    """The negative ELBO per sample in PyTorch, as :class:`~scratchae.losses.VAELoss` computes it."""
+    import torch
+
+    x_hat, mu, logvar = out
+    n = x.shape[0]
+    if reconstruction == "bce":
+        rebuilt = torch.nn.functional.binary_cross_entropy(x_hat, x, reduction="sum") / n
+    else:
+        rebuilt = torch.nn.functional.mse_loss(x_hat, x, reduction="sum") / n
+    kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()) / n
+    return rebuilt + beta * kl
 
 
 def _linear(torch, layer: Dense):

@@ -17,7 +17,7 @@ from scratchae.cli import main
 from scratchae.models import simple_autoencoder
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-RUN_FILES = ["history.csv", "history.json", "loss.png", "model.npz"]
+RUN_FILES = ["history.csv", "history.json", "loss.png", "model.npz", "run.json"]
 
 
 def scratchae(*arguments, cwd) -> subprocess.CompletedProcess:

@@ -955,8 +955,21 @@ def test_noise_needs_a_generator_on_the_same_library():
     with pytest.raises(TypeError, match="floating"):
         data.add_gaussian_noise(np.zeros((2, 3), dtype=np.uint8), 0.5, rng=0)
     xp = pytest.importorskip("array_api_strict")
+
+    class StrictGenerator:  # draws arrays of another library than the images'
+        def standard_normal(self, shape, dtype):
+            return xp.zeros(shape, dtype=xp.float32)
+
     with pytest.raises(TypeError, match="random_generator"):
-        data.add_gaussian_noise(xp.zeros((2, 3), dtype=xp.float32), 0.5, np.random.default_rng(0))
+        data.add_gaussian_noise(x, 0.5, StrictGenerator())
+
+
+def test_noise_for_another_array_library_is_drawn_by_numpy_and_moved_to_its_device(strict):
+    x = strict.asarray(np.full((2, 3), 0.5, dtype=np.float32))
+    noisy = data.add_gaussian_noise(x, 0.5, np.random.default_rng(7), clip=None)
+    assert noisy.device == strict.device and noisy.dtype == strict.xp.float32
+    expected = data.add_gaussian_noise(np.full((2, 3), 0.5, dtype=np.float32), 0.5, np.random.default_rng(7), clip=None)
+    np.testing.assert_array_equal(strict.to_numpy(noisy), expected)
 
 
 @pytest.mark.gpu

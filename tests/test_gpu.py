@@ -11,7 +11,7 @@ import pytest
 from scratchae import models
 from scratchae.backend import DeviceError, device_of, get_namespace, gpu_available, resolve_device, to_device, to_numpy
 from scratchae.layers import Dense, ReLU, Sequential, Sigmoid
-from scratchae.losses import BCELoss, MSELoss, SoftmaxCrossEntropyLoss
+from scratchae.losses import BCELoss, MSELoss, SoftmaxCrossEntropyLoss, VAELoss
 from scratchae.optim import SGD, Adam
 from scratchae.training import fit
 
@@ -130,3 +130,25 @@ def test_fit_one_epoch_matches_numpy(rng):
     for p_ref, p in zip(reference.parameters(), model.parameters(), strict=True):
         assert_on_gpu_and_close(p.data, p_ref.data, rtol=1e-4, atol=1e-5)
     assert_on_gpu_and_close(model.reconstruct(to_device(x, "gpu")), reference.reconstruct(x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("reconstruction", ["bce", "mse"])
+def test_the_vae_matches_numpy(rng, reconstruction):
+    """The same eps on both devices (eps is drawn where the batch lives, so the streams differ): the same outputs,
+    loss and gradients, and one training step lands on the same weights."""
+    reference = models.variational_autoencoder(3, hidden_dim=16, input_dim=12, seed=2)
+    vae = models.variational_autoencoder(3, hidden_dim=16, input_dim=12, seed=2).to("gpu")
+    x = rng.random((6, 12), dtype=F32)
+    eps = rng.standard_normal((6, 3)).astype(F32)
+    outputs_ref = reference.train().forward(x, eps=eps)
+    outputs = vae.train().forward(to_device(x, "gpu"), eps=to_device(eps, "gpu"))
+    for on_gpu, expected in zip(outputs, outputs_ref, strict=True):
+        assert_on_gpu_and_close(on_gpu, expected)
+    loss_ref, loss = VAELoss(reconstruction), VAELoss(reconstruction)
+    assert_on_gpu_and_close(loss.forward(outputs, to_device(x, "gpu")), loss_ref.forward(outputs_ref, x), rtol=1e-5)
+    reference.backward(loss_ref.backward())
+    vae.backward(loss.backward())
+    for p_ref, p in zip(reference.parameters(), vae.parameters(), strict=True):
+        assert_on_gpu_and_close(p.grad, p_ref.grad, rtol=1e-4, atol=1e-5)
+    samples = vae.sample(4, seed=0)
+    assert device_of(samples) == "gpu" and samples.shape == (4, 12) and samples.dtype == F32

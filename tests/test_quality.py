@@ -31,3 +31,40 @@ def test_simple_autoencoder_reaches_keras_quality_on_fashion_mnist():
                       batch_size=256, validation=fashion.x_test, seed=seed, progress=False)
         final_losses.append(history["val_loss"][-1])
     assert sum(final_losses) / 3 <= KERAS_VALIDATION_MSE + KERAS_SPREAD, final_losses
+
+
+@pytest.mark.slow
+def test_vae_reaches_the_elbo_of_the_same_vae_in_pytorch_on_fashion_mnist():
+    """pytorch/examples' VAE (784-400-(20, 20)-400-784, BCE), 10 epochs, batch 128, Adam lr 1e-3, from the same
+    initial weights in both; the final per-sample test loss (the negative ELBO, eps sampled) within 2 %."""
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed; the comparison is optional")
+    import numpy
+
+    from scratchae.losses import VAELoss
+    from scratchae.torch_twin import torch_vae_loss, torch_vae_twin
+    from scratchae.training import evaluate
+
+    try:
+        fashion = data.load("fashion-mnist", download=False)
+    except data.DataNotFoundError as error:
+        pytest.skip(f"Fashion-MNIST is not on this machine: {error}")
+    vae = models.variational_autoencoder(seed=0)
+    net = torch_vae_twin(vae)  # built before training: the same start
+    fit(vae, VAELoss(), Adam(vae.parameters(), lr=1e-3), fashion.x_train, epochs=10, batch_size=128, seed=0,
+        progress=False)
+    ours = evaluate(vae, VAELoss(), fashion.x_test)["loss"]
+
+    torch.manual_seed(0)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    x_train, x_test = torch.from_numpy(fashion.x_train), torch.from_numpy(fashion.x_test)
+    for epoch in range(10):
+        order = torch.from_numpy(numpy.random.default_rng((0, epoch)).permutation(len(x_train)))
+        for batch in x_train[order].split(128):
+            optimizer.zero_grad()
+            torch_vae_loss(net(batch), batch).backward()
+            optimizer.step()
+    with torch.no_grad():
+        theirs = sum(torch_vae_loss(net(batch), batch).item() * len(batch) for batch in x_test.split(1024))
+    theirs /= len(x_test)
+    print(f"negative ELBO per test image: scratchae {ours:.2f}, PyTorch {theirs:.2f}")
+    assert abs(ours - theirs) / theirs <= 0.02, (ours, theirs)

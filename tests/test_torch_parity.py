@@ -7,12 +7,13 @@ import numpy
 import pytest
 
 from scratchae import models
-from scratchae.losses import BCELoss, MSELoss, SoftmaxCrossEntropyLoss
+from scratchae.losses import BCELoss, MSELoss, SoftmaxCrossEntropyLoss, VAELoss
 from scratchae.optim import Adam
 
 torch = pytest.importorskip("torch", reason="PyTorch is not installed; parity tests are optional")
 
-from scratchae.torch_twin import torch_gradients, torch_twin, torch_weights  # noqa: E402  (needs torch)
+from scratchae.torch_twin import (  # noqa: E402  (needs torch)
+    torch_gradients, torch_twin, torch_vae_loss, torch_vae_twin, torch_weights)
 
 STEPS = 5
 
@@ -56,3 +57,30 @@ def test_classifier_loss_and_gradients_match_pytorch():
     numpy.testing.assert_allclose(float(value), torch_loss.item(), rtol=1e-10)
     for grad, torch_grad in zip([p.grad for p in model.parameters()], torch_gradients(net)):
         numpy.testing.assert_allclose(grad, torch_grad, rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.parametrize("reconstruction", ["bce", "mse"])
+def test_vae_matches_pytorch_over_several_adam_steps(reconstruction):
+    """The same eps in both: the same negative ELBO, the same gradients through the sample and the KL term, and the
+    same Adam trajectory."""
+    rng = numpy.random.default_rng(5)
+    x = rng.uniform(0.0, 1.0, (16, 20))
+    vae = models.variational_autoencoder(4, hidden_dim=12, input_dim=20, seed=5, dtype=numpy.float64).train()
+    net = torch_vae_twin(vae)
+    optimizer = Adam(vae.parameters(), lr=1e-2)
+    torch_optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
+    loss, x_torch = VAELoss(reconstruction, beta=0.7), torch.from_numpy(x)
+    for _ in range(STEPS):
+        eps = rng.standard_normal((16, 4))
+        value = loss.forward(vae.forward(x, eps=eps), x)
+        vae.backward(loss.backward())
+        torch_optimizer.zero_grad()
+        torch_value = torch_vae_loss(net(x_torch, torch.from_numpy(eps)), x_torch, reconstruction, beta=0.7)
+        torch_value.backward()
+        numpy.testing.assert_allclose(float(value), torch_value.item(), rtol=1e-10)
+        for grad, torch_grad in zip([p.grad for p in vae.parameters()], torch_gradients(net), strict=True):
+            numpy.testing.assert_allclose(grad, torch_grad, rtol=1e-8, atol=1e-12)
+        optimizer.step()
+        torch_optimizer.step()
+    for parameter, expected in zip(vae.parameters(), torch_weights(net), strict=True):
+        numpy.testing.assert_allclose(parameter.data, expected, rtol=1e-8, atol=1e-12)

@@ -19,11 +19,12 @@ import sys
 from scratchae import checkpoint, data, gradcheck
 from scratchae.backend import DeviceError
 from scratchae.cli.demo import add_demo_command
-from scratchae.cli.runs import add_evaluate_command, add_train_command
+from scratchae.cli.runs import RunError, RunInterrupted, add_evaluate_command, add_train_command
 from scratchae.training import TrainingDiverged
 
-#: Errors that mean "the user asked for something that cannot be done": one line, exit status 2.
-USER_ERRORS = (data.DataError, checkpoint.CheckpointError, DeviceError, FileNotFoundError)
+#: Errors that mean "the user asked for something that cannot be done": a message, exit status 2. Every OSError is
+#: one (a folder that cannot be written, a disk that is full, a file that is missing).
+USER_ERRORS = (data.DataError, checkpoint.CheckpointError, DeviceError, RunError, OSError)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -39,12 +40,26 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return arguments.run(arguments)
     except USER_ERRORS as error:
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        print(f"scratchae: error: {message}", file=sys.stderr)
+        print(f"scratchae: error: {_message(error)}", file=sys.stderr)
         return 2
     except TrainingDiverged as error:
         print(f"scratchae: training stopped: {error}", file=sys.stderr)
         return 1
+    except RunInterrupted as stopped:
+        print(f"scratchae: {stopped}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:  # Ctrl-C before or after the training, which saves its own state
+        print("scratchae: interrupted", file=sys.stderr)
+        return 130
+
+
+def _message(error: Exception) -> str:
+    """The whole message of an error (a data set that is not found says where it looked and what to do), without
+    NumPy's advice to load untrusted files with pickles."""
+    if isinstance(error, OSError) and error.strerror and error.filename and not str(error).startswith("--out"):
+        return f"{error.filename}: {error.strerror}"
+    text = str(error) or type(error).__name__
+    return "\n".join(line for line in text.splitlines() if "allow_pickle" not in line)
 
 
 def build_parser() -> argparse.ArgumentParser:

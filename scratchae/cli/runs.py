@@ -1,49 +1,88 @@
-"""``scratchae train`` and ``scratchae evaluate``: a run folder with a checkpoint, its history and its figures."""
+"""``scratchae train`` and ``scratchae evaluate``: a run folder with a checkpoint, its history and its figures.
+
+``train`` checks ``--out`` before anything else, refuses to replace a run it holds unless told (``--resume``
+continues it exactly, ``--overwrite`` starts again), saves the run now and then while it trains and whenever it
+stops (at the end, on Ctrl-C, or with the last finite state when the loss or the weights stop being numbers), and
+writes every state of the folder at once (:mod:`scratchae.cli.run_folder`).
+"""
 
 from __future__ import annotations
 
 import json
-import os
 import time
 
-import numpy
-
 from scratchae import checkpoint, data
-from scratchae.backend import resolve_device, to_device, to_numpy
+from scratchae.backend import DEVICES, resolve_device, to_device, to_numpy
 from scratchae.cli.arguments import add_run_options, count, non_negative_float, positive_float
+from scratchae.cli.run_folder import CHECKPOINT, RunFolder, interrupts_deferred
 from scratchae.files import write_text_atomically
-from scratchae.losses import BCELoss, MSELoss, SoftmaxCrossEntropyLoss
-from scratchae.models import BUILDERS, Classifier, DenoisingAutoencoder
+from scratchae.losses import BCELoss, MSELoss, SoftmaxCrossEntropyLoss, VAELoss
+from scratchae.models import BUILDERS, Classifier, DenoisingAutoencoder, VariationalAutoencoder
 from scratchae.optim import Adam
-from scratchae.training import History, evaluate, fit
+from scratchae.training import History, TrainingDiverged, evaluate, fit
 
 LOSSES = {"mse": MSELoss, "bce": BCELoss}
+
+#: The options that define what a run trains: ``--resume`` takes them from the checkpoint, and a different value
+#: given with it is refused. Their defaults are filled in here rather than by argparse, so that "not given" shows.
+RUN_DEFAULTS = {"model": "simple", "data": "mnist-5k", "data_dir": None, "train_size": None, "test_size": None,
+                "seed": 0, "batch_size": 256, "latent_dim": None, "lr": 1e-3, "weight_decay": 0.0, "loss": None,
+                "noise_factor": 0.5, "beta": 1.0, "kl_warmup": 0}
+
+#: Options that may change when a run resumes.
+CHANGEABLE_ON_RESUME = ("data_dir", "lr")
+
+#: At most this long between two saves of a running training (at the end of an epoch).
+SAVE_EVERY_SECONDS = 30.0
+
+
+class RunError(Exception):
+    """Something the user asked of a run that cannot be done; the message says what to do instead."""
+
+
+class RunInterrupted(Exception):
+    """Ctrl-C stopped the training; its state is saved."""
 
 
 def add_train_command(commands) -> None:
     train = commands.add_parser("train", help="train a model and save it with its figures")
-    train.add_argument("--model", choices=sorted(BUILDERS), default="simple")
-    add_run_options(train, epochs=20, min_epochs=0, epochs_help="epochs to train (default: 20)",
-                    out=None, out_help="output folder (default: runs/MODEL-DATA)")
+    train.add_argument("--model", choices=sorted(BUILDERS), default=None, help="the network (default: simple)")
+    add_run_options(train, epochs=20, min_epochs=0,
+                    epochs_help="epochs to train; with --resume, the epochs of the run in total (default: 20)",
+                    out=None, out_help="the run's folder (default: runs/MODEL-DATA)")
     _add_data_arguments(train)
-    train.add_argument("--batch-size", type=count(1), default=256)
+    train.set_defaults(data=None, seed=None)  # not given: the run's own (see RUN_DEFAULTS)
+    train.add_argument("--batch-size", type=count(1), default=None, help="default: 256")
     train.add_argument("--latent-dim", type=count(1), default=None,
-                       help="size of the latent code (default: 32, or 16 for linear-latent and classifier)")
-    train.add_argument("--lr", type=positive_float, default=1e-3)
-    train.add_argument("--weight-decay", type=non_negative_float, default=0.0)
-    train.add_argument("--loss", choices=sorted(LOSSES), default="mse", help="reconstruction loss of autoencoders")
-    train.add_argument("--noise-factor", type=non_negative_float, default=0.5, help="for --model denoising")
+                       help="size of the latent code (default: 32; 16 for linear-latent and classifier; 20 for vae)")
+    train.add_argument("--lr", type=positive_float, default=None, help="Adam's learning rate (default: 1e-3)")
+    train.add_argument("--weight-decay", type=non_negative_float, default=None, help="default: 0")
+    train.add_argument("--loss", choices=sorted(LOSSES), default=None,
+                       help="reconstruction loss of autoencoders (default: mse; bce for vae)")
+    train.add_argument("--noise-factor", type=non_negative_float, default=None,
+                       help="for --model denoising (default: 0.5)")
+    train.add_argument("--beta", type=non_negative_float, default=None,
+                       help="for --model vae: the weight of the KL term (default: 1)")
+    train.add_argument("--kl-warmup", type=count(0), default=None,
+                       help="for --model vae: epochs over which the KL term's weight rises from 0 (default: 0)")
+    again = train.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="continue the run in --out to --epochs epochs in total")
+    again.add_argument("--overwrite", action="store_true", help="replace the run in --out with a new one")
+    train.add_argument("--save-every", type=non_negative_float, default=SAVE_EVERY_SECONDS, metavar="SECONDS",
+                       help="save the run at the end of an epoch at most this often, besides when it stops "
+                            f"(default: {SAVE_EVERY_SECONDS:g})")
     train.add_argument("--progress", action="store_true", help="show a progress bar even when not on a terminal")
     train.set_defaults(run=run_train)
 
 
 def add_evaluate_command(commands) -> None:
     evaluate_ = commands.add_parser("evaluate", help="test loss (and accuracy) of a saved model")
-    evaluate_.add_argument("checkpoint")
-    evaluate_.add_argument("--data", choices=data.DATASETS, default="mnist-5k")
+    evaluate_.add_argument("checkpoint", help="a run folder or its model.npz")
+    evaluate_.add_argument("--data", choices=data.DATASETS, default=None,
+                           help="the data set (default: the one the model was trained on)")
     _add_data_arguments(evaluate_)
-    evaluate_.add_argument("--seed", type=int, default=0)
-    evaluate_.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    evaluate_.add_argument("--seed", type=int, default=None, help="default: the run's")
+    evaluate_.add_argument("--device", choices=DEVICES, default="auto")
     evaluate_.add_argument("--out", default=None, help="folder for the figure (default: the checkpoint's folder)")
     evaluate_.set_defaults(run=run_evaluate)
 
@@ -54,77 +93,143 @@ def _add_data_arguments(parser) -> None:
     parser.add_argument("--test-size", type=count(1), default=None, help="test on a stratified subset")
 
 
-def _load_data(arguments) -> data.Dataset:
-    return data.load(arguments.data, data_dir=arguments.data_dir, train_size=arguments.train_size,
-                     test_size=arguments.test_size, seed=arguments.seed)
+# ---------------------------------------------------------------------------------------------------------------
+# train
 
 
 def run_train(arguments) -> int:
-    device = resolve_device(arguments.device)
-    dataset = _load_data(arguments)
-    model = _build_model(arguments, dataset).to(device)
-    loss = SoftmaxCrossEntropyLoss() if isinstance(model, Classifier) else LOSSES[arguments.loss]()
-    optimizer = Adam(model.parameters(), lr=arguments.lr, weight_decay=arguments.weight_decay)
-    out = arguments.out or os.path.join("runs", f"{arguments.model}-{arguments.data}")
-    print(f"{arguments.model} on {dataset.name}: {len(dataset.x_train)} training and {len(dataset.x_test)} test "
-          f"samples, {device}")
+    given = {name: getattr(arguments, name) for name in RUN_DEFAULTS if getattr(arguments, name) is not None}
+    name = f"{given.get('model', 'simple')}-{given.get('data', 'mnist-5k')}"
+    device = resolve_device(arguments.device)  # before the folder: a device that cannot be used leaves nothing
+    folder = RunFolder(arguments.out or f"runs/{name}")
+    folder.prepare()
+    if folder.holds_run() and not (arguments.resume or arguments.overwrite):
+        raise RunError(f"{folder.path} holds a run ({_describe(folder)}); continue it with --resume (to --epochs "
+                       f"epochs in total) or start again with --overwrite")
+    if arguments.resume and folder.holds_run():
+        run = _resumed_run(folder, given, device)
+    else:
+        if arguments.resume:
+            print(f"note: {folder.path} holds no run to resume; starting one")
+        run = _new_run({**RUN_DEFAULTS, **given}, device)
+    return _train(run, folder, arguments)
+
+
+class _Run:
+    """What one training run needs: its settings, data, model, loss, optimizer and history (which ``fit`` fills in
+    place, so that a save at any moment sees where the run is)."""
+
+    def __init__(self, settings: dict, dataset, model, optimizer, history=None):
+        self.settings, self.dataset, self.model, self.optimizer = settings, dataset, model, optimizer
+        self.history = history if history is not None else History()
+        self.loss = _loss(model, settings)
+
+
+def _new_run(settings: dict, device: str) -> _Run:
+    _refuse_options_the_model_ignores(settings)
+    dataset = _load_data(settings)
+    model = _build_model(settings, dataset).to(device)
+    optimizer = Adam(model.parameters(), lr=settings["lr"], weight_decay=settings["weight_decay"])
+    return _Run(settings, dataset, model, optimizer)
+
+
+def _resumed_run(folder: RunFolder, given: dict, device: str) -> _Run:
+    saved = checkpoint.load(folder.checkpoint, device=device)
+    settings = saved.meta.get("extra", {}).get("settings")
+    if not isinstance(settings, dict) or set(settings) != set(RUN_DEFAULTS) or saved.optimizer is None:
+        raise RunError(f"{folder.checkpoint} was not saved by scratchae train, so it cannot be resumed; start again "
+                       f"with --overwrite")
+    for option, value in given.items():
+        if option not in CHANGEABLE_ON_RESUME and value != settings[option]:
+            flag = "--" + option.replace("_", "-")
+            raise RunError(f"--resume continues the run as it was trained, with {flag} {settings[option]}, not "
+                           f"{value}; start again with --overwrite to change it")
+    if "lr" in given and given["lr"] != settings["lr"]:
+        print(f"note: the learning rate changes from {settings['lr']:g} to {given['lr']:g}; from here on the run no "
+              f"longer repeats one that was never stopped")
+        saved.optimizer.lr = given["lr"]
+    settings = {**settings, **{option: given[option] for option in CHANGEABLE_ON_RESUME if option in given}}
+    return _Run(settings, _load_data(settings), saved.model, saved.optimizer, saved.history)
+
+
+def _train(run: _Run, folder: RunFolder, arguments) -> int:
+    model, dataset, settings, history = run.model, run.dataset, run.settings, run.history
+    done, unfinished = len(history), history.unfinished is not None
+    epochs = arguments.epochs - done if arguments.resume else arguments.epochs
+    if arguments.resume and epochs <= 0 and not unfinished:
+        print(f"{folder.path}: the run has {_plural(done, 'epoch')} already, as many as --epochs {arguments.epochs}; "
+              f"nothing to do (give a larger --epochs to train on)")
+        return 0
+    epochs = max(epochs, 1 if unfinished else 0)  # an interrupted epoch is finished in any case
+    print(f"{settings['model']} on {dataset.name}: {len(dataset.x_train):,} training and {len(dataset.x_test):,} test "
+          f"samples, {model.device}" + (f"; resuming after {_plural(done, 'epoch')}" if done or unfinished else ""))
     print(model.summary())
-    targets = dataset.y_train if isinstance(model, Classifier) else None
-    validation = _test_pair(model, dataset)
+    saver = _Saver(run, folder, arguments.save_every)
     started = time.perf_counter()
-    history = fit(model, loss, optimizer, dataset.x_train, targets, epochs=arguments.epochs,
-                  batch_size=arguments.batch_size, validation=validation, seed=arguments.seed,
-                  progress="always" if arguments.progress else True, on_epoch_end=_print_epoch)
-    print(f"trained {len(history)} epochs in {time.perf_counter() - started:.1f} s"
-          + (" (interrupted)" if history.interrupted else ""))
-    extra = {"loss": "softmax-cross-entropy" if isinstance(model, Classifier) else arguments.loss,
-             "data": dataset.name, "image_shape": list(dataset.image_shape)}
-    _save_run(out, model, optimizer, history, extra, dataset)
+    try:
+        fit(model, run.loss, run.optimizer, dataset.x_train, _targets(model, dataset), epochs=epochs,
+            batch_size=settings["batch_size"], validation=_test_pair(model, dataset), seed=settings["seed"],
+            progress="always" if arguments.progress else True, history=history, on_epoch_end=saver.after_epoch)
+    except TrainingDiverged as error:  # fit has put the model back at its last finite state
+        if len(history) > done:
+            saver.save(final=True)
+            raise TrainingDiverged(f"{error}; that state is saved in {folder.path}") from None
+        raise TrainingDiverged(f"{error}; nothing new was saved") from None
+    seconds = time.perf_counter() - started
+    saved = saver.save(final=True)
+    if history.interrupted:
+        where = _where_stopped(history, settings["batch_size"], len(dataset.x_train))
+        raise RunInterrupted(f"interrupted {where}; the state is saved in {folder.path}: continue with scratchae train "
+                             f"--out {folder.path} --resume --epochs {arguments.epochs}")
+    print(f"trained {_plural(len(history) - done, 'epoch')} in {seconds:.1f} s; {folder.path} holds "
+          f"{_plural(len(history), 'epoch')}: {', '.join(saved)}")
     return 0
 
 
-def _build_model(arguments, dataset):
-    options = {"input_dim": dataset.x_train.shape[1], "seed": arguments.seed}
-    if arguments.latent_dim is not None:
-        options["latent_dim"] = arguments.latent_dim
-    if arguments.model == "denoising":
-        options["noise_factor"] = arguments.noise_factor
-    if arguments.model == "classifier":
-        options["n_classes"] = int(dataset.y_train.max()) + 1
-    return BUILDERS[arguments.model](**options)
+class _Saver:
+    """Saves the run now and then at the end of an epoch, and whenever the training stops."""
+
+    def __init__(self, run: _Run, folder: RunFolder, every: float):
+        self.run, self.folder, self.every = run, folder, every
+        self.last_save = time.monotonic()
+
+    def after_epoch(self, epoch: int, logs: dict) -> None:
+        print(f"epoch {epoch:3d}  " + "  ".join(f"{name} {value:.4f}" for name, value in logs.items()), flush=True)
+        if time.monotonic() - self.last_save >= self.every:
+            self.save(final=False)
+
+    def save(self, *, final: bool) -> list[str]:
+        """Commit the run's state: the checkpoint and history, and when the training stops the figures too."""
+        run, history, settings = self.run, self.run.history, self.run.settings
+        extra = {"settings": settings, "loss": _loss_name(run.model, settings), "data": run.dataset.name,
+                 "image_shape": list(run.dataset.image_shape)}
+        writers = {CHECKPOINT: lambda path: checkpoint.save(path, run.model, run.optimizer, history, extra=extra),
+                   "history.json": lambda path: write_text_atomically(path, json.dumps(history.to_dict(), indent=2)),
+                   "history.csv": lambda path: write_text_atomically(path, history.to_csv())}
+        if final:
+            writers.update(_figures(run, history))
+        about = {"model": settings["model"], "data": run.dataset.name, "epochs": len(history),
+                 "unfinished": history.unfinished is not None}
+        with interrupts_deferred():
+            names = self.folder.commit(writers, about)
+        self.last_save = time.monotonic()
+        return names
 
 
-def _test_pair(model, dataset):
-    """Test inputs and targets: labels for a classifier; for a denoising model a fixed noisy copy of the test
-    images against the clean ones, as in the notebook; otherwise the images themselves (targets None)."""
-    if isinstance(model, Classifier):
-        return dataset.x_test, dataset.y_test
-    if isinstance(model, DenoisingAutoencoder):
-        noisy = model.corrupt(dataset.x_test, numpy.random.default_rng(model.seed + 1))
-        return noisy, dataset.x_test
-    return dataset.x_test, None
-
-
-def _print_epoch(epoch: int, logs: dict[str, float]) -> None:
-    print(f"epoch {epoch:3d}  " + "  ".join(f"{name} {value:.4f}" for name, value in logs.items()), flush=True)
-
-
-def _save_run(out: str, model, optimizer, history: History, extra: dict, dataset) -> None:
+def _figures(run: _Run, history) -> dict:
     from scratchae import plots  # matplotlib only when figures are made
 
-    os.makedirs(out, exist_ok=True)
-    path = checkpoint.save(os.path.join(out, "model.npz"), model, optimizer, history, extra=extra)
-    write_text_atomically(os.path.join(out, "history.json"), json.dumps(history.to_dict(), indent=2))
-    write_text_atomically(os.path.join(out, "history.csv"), history.to_csv())
-    plots.save_figure(history.plot(), os.path.join(out, "loss.png"))
-    saved = [path, "history.json", "history.csv", "loss.png"]
-    if not isinstance(model, Classifier):
-        _save_reconstructions(model, dataset, os.path.join(out, "reconstructions.png"))
-        saved.append("reconstructions.png")
-    print(f"saved to {out}: " + ", ".join(os.path.basename(name) for name in saved))
+    figures = {}
+    if len(history):
+        figures["loss.png"] = lambda path: plots.save_figure(history.plot(), path)
+    if not isinstance(run.model, Classifier):
+        figures["reconstructions.png"] = lambda path: _save_reconstructions(run.model, run.dataset, path)
+    if isinstance(run.model, VariationalAutoencoder):
+        figures["samples.png"] = lambda path: _save_samples(run.model, run.dataset, path)
+    return figures
 
 
-def _save_reconstructions(model, dataset, path: str) -> None:
+def _save_reconstructions(model, dataset, path) -> None:
     from scratchae import plots
 
     originals = dataset.x_test[:10]
@@ -132,26 +237,133 @@ def _save_reconstructions(model, dataset, path: str) -> None:
     plots.save_figure(plots.reconstructions(originals, reconstructed, dataset.image_shape), path)
 
 
+def _save_samples(model, dataset, path) -> None:
+    from scratchae import plots
+
+    images = to_numpy(model.sample(10, seed=0))
+    plots.save_figure(plots.image_row(images, dataset.image_shape, title="Decoded from z ~ N(0, I)"), path)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Settings, data, models and losses
+
+
+def _refuse_options_the_model_ignores(settings: dict) -> None:
+    model = settings["model"]
+    ignored = {"loss": model == "classifier", "noise_factor": model != "denoising",
+               "beta": model != "vae", "kl_warmup": model != "vae"}
+    for option, is_ignored in ignored.items():
+        if is_ignored and settings[option] not in (None, RUN_DEFAULTS[option]):
+            flag = "--" + option.replace("_", "-")
+            why = "the classifier is trained with softmax cross-entropy" if option == "loss" else \
+                f"it is for --model {'denoising' if option == 'noise_factor' else 'vae'}"
+            raise RunError(f"{flag} does not apply to --model {model}: {why}")
+
+
+def _load_data(settings: dict) -> data.Dataset:
+    return data.load(settings["data"], data_dir=settings["data_dir"], train_size=settings["train_size"],
+                     test_size=settings["test_size"], seed=settings["seed"])
+
+
+def _build_model(settings: dict, dataset):
+    options = {"input_dim": dataset.n_features, "seed": settings["seed"]}
+    if settings["latent_dim"] is not None:
+        options["latent_dim"] = settings["latent_dim"]
+    if settings["model"] == "denoising":
+        options["noise_factor"] = settings["noise_factor"]
+    if settings["model"] == "classifier":
+        options["n_classes"] = dataset.n_classes  # from the data set, not from the largest label in a subset
+    return BUILDERS[settings["model"]](**options)
+
+
+def _loss_name(model, settings: dict) -> str:
+    if isinstance(model, Classifier):
+        return "softmax-cross-entropy"
+    return settings["loss"] or ("bce" if isinstance(model, VariationalAutoencoder) else "mse")
+
+
+def _loss(model, settings: dict):
+    name = _loss_name(model, settings)
+    if isinstance(model, Classifier):
+        return SoftmaxCrossEntropyLoss()
+    if isinstance(model, VariationalAutoencoder):
+        return VAELoss(name, beta=settings["beta"], warmup_epochs=settings["kl_warmup"])
+    return LOSSES[name]()
+
+
+def _targets(model, dataset):
+    return dataset.y_train if isinstance(model, Classifier) else None
+
+
+def _test_pair(model, dataset):
+    """Test inputs and targets: labels for a classifier; for a denoising model a fixed noisy copy of the test
+    images against the clean ones, as in the notebook; otherwise the images themselves (targets None)."""
+    import numpy
+
+    if isinstance(model, Classifier):
+        return dataset.x_test, dataset.y_test
+    if isinstance(model, DenoisingAutoencoder):
+        noisy = model.corrupt(dataset.x_test, numpy.random.default_rng(model.seed + 1))
+        return noisy, dataset.x_test
+    return dataset.x_test
+
+
+def _describe(folder: RunFolder) -> str:
+    manifest = folder.manifest()
+    if not manifest:
+        return "a checkpoint"
+    partial = ", part of another" if manifest.get("unfinished") else ""
+    return f"{manifest.get('model', '?')} on {manifest.get('data', '?')}, {_plural(manifest.get('epochs', 0), 'epoch')}" \
+           f"{partial}"
+
+
+def _where_stopped(history, batch_size: int, n_samples: int) -> str:
+    if history.unfinished is None:
+        return f"after epoch {len(history)}"
+    batches = -(-n_samples // batch_size)
+    return f"in epoch {len(history) + 1} after batch {history.unfinished['batches']} of {batches}"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# evaluate
+
+
 def run_evaluate(arguments) -> int:
-    if not os.path.isfile(arguments.checkpoint):
-        raise FileNotFoundError(f"no checkpoint at {arguments.checkpoint}")
+    from pathlib import Path
+
+    path = Path(arguments.checkpoint)
+    if path.is_dir():
+        path = path / CHECKPOINT
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
     device = resolve_device(arguments.device)
-    saved = checkpoint.load(arguments.checkpoint, device=device)
-    dataset = _load_data(arguments)
+    saved = checkpoint.load(path, device=device)
+    recorded = saved.meta.get("extra", {})
+    settings = {**RUN_DEFAULTS, **(recorded.get("settings") or {})}
+    settings["data"] = arguments.data or settings.get("data") or recorded.get("data") or "mnist-5k"
+    for option in ("data_dir", "train_size", "test_size", "seed"):
+        if getattr(arguments, option) is not None:
+            settings[option] = getattr(arguments, option)
+    dataset = _load_data(settings)
     model = saved.model
-    if dataset.x_test.shape[1] != model.input_features:
+    if dataset.n_features != model.input_features:
         raise data.DataError(f"the model takes {model.input_features} features but {dataset.name} has "
-                             f"{dataset.x_test.shape[1]}; evaluate it on the data it was trained on")
-    classifier = isinstance(model, Classifier)
-    loss_name = saved.meta.get("extra", {}).get("loss", "mse")
-    loss = SoftmaxCrossEntropyLoss() if classifier else LOSSES.get(loss_name, MSELoss)()
-    x_test, y_test = _test_pair(model, dataset)
+                             f"{dataset.n_features}; evaluate it on the data it was trained on")
+    if recorded.get("loss") not in (None, "softmax-cross-entropy", *LOSSES):
+        raise RunError(f"{path} records an unknown loss {recorded.get('loss')!r}")
+    loss = _loss(model, {**settings, "loss": recorded.get("loss") if recorded.get("loss") in LOSSES else None})
+    pair = _test_pair(model, dataset)
+    x_test, y_test = pair if isinstance(pair, tuple) else (pair, None)
     results = evaluate(model, loss, x_test, y_test)
-    print(f"{dataset.name} test set ({len(dataset.x_test)} samples): "
+    print(f"{dataset.name} test set ({len(dataset.x_test):,} samples): "
           + "  ".join(f"{name} {value:.4f}" for name, value in results.items()))
-    if not classifier:
-        out = arguments.out or os.path.dirname(os.path.abspath(arguments.checkpoint))
-        path = os.path.join(out, f"reconstructions-{dataset.name}.png")
-        _save_reconstructions(model, dataset, path)
-        print(f"saved {path}")
+    if not isinstance(model, Classifier):
+        out = Path(arguments.out) if arguments.out else path.parent
+        figure = out / f"reconstructions-{dataset.name}.png"
+        _save_reconstructions(model, dataset, figure)
+        print(f"saved {figure}")
     return 0
