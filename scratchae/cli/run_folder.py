@@ -125,15 +125,20 @@ class RunFolder:
 
 @contextlib.contextmanager
 def interrupts_deferred():
-    """Hold Ctrl-C back while a block runs (a commit), then act on it: KeyboardInterrupt after the block."""
+    """Hold Ctrl-C back while a block runs (a commit), then hand it on as if it had come just after the block: to
+    the handler that was there before (``fit``'s, which stops the training after the current batch), or as a
+    KeyboardInterrupt."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     pressed = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: pressed.append(signum))
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: pressed.append(frame))
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
     if pressed:
-        raise KeyboardInterrupt
+        if callable(previous) and previous is not signal.default_int_handler:
+            previous(signal.SIGINT, pressed[0])
+        else:
+            raise KeyboardInterrupt

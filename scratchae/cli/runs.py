@@ -167,16 +167,14 @@ def _train(run: _Run, folder: RunFolder, arguments) -> int:
     saver = _Saver(run, folder, arguments.save_every)
     started = time.perf_counter()
     try:
-        fit(model, run.loss, run.optimizer, dataset.x_train, _targets(model, dataset), epochs=epochs,
-            batch_size=settings["batch_size"], validation=_test_pair(model, dataset), seed=settings["seed"],
-            progress="always" if arguments.progress else True, history=history, on_epoch_end=saver.after_epoch)
-    except TrainingDiverged as error:  # fit has put the model back at its last finite state
-        if len(history) > done:
-            saver.save(final=True)
-            raise TrainingDiverged(f"{error}; that state is saved in {folder.path}") from None
-        raise TrainingDiverged(f"{error}; nothing new was saved") from None
+        with interrupts_deferred():  # Ctrl-C outside fit's own handling (fit stops after a batch) waits for the save
+            _fit_and_save(run, saver, arguments, epochs, done, folder)
+    except KeyboardInterrupt:  # pressed after the training, while its last state was being saved: it is saved
+        raise RunInterrupted(f"interrupted; the run is saved in {folder.path} ({_plural(len(history), 'epoch')}): "
+                             f"continue with scratchae train --out {folder.path} --resume --epochs "
+                             f"{arguments.epochs}") from None
     seconds = time.perf_counter() - started
-    saved = saver.save(final=True)
+    saved = saver.saved
     if history.interrupted:
         where = _where_stopped(history, settings["batch_size"], len(dataset.x_train))
         raise RunInterrupted(f"interrupted {where}; the state is saved in {folder.path}: continue with scratchae train "
@@ -186,12 +184,28 @@ def _train(run: _Run, folder: RunFolder, arguments) -> int:
     return 0
 
 
+def _fit_and_save(run: _Run, saver, arguments, epochs: int, done: int, folder: RunFolder) -> None:
+    """Train, then save the final state; on divergence, save the last finite state if it holds new epochs."""
+    model, dataset, settings, history = run.model, run.dataset, run.settings, run.history
+    try:
+        fit(model, run.loss, run.optimizer, dataset.x_train, _targets(model, dataset), epochs=epochs,
+            batch_size=settings["batch_size"], validation=_test_pair(model, dataset), seed=settings["seed"],
+            progress="always" if arguments.progress else True, history=history, on_epoch_end=saver.after_epoch)
+    except TrainingDiverged as error:  # fit has put the model back at its last finite state
+        if len(history) > done:
+            saver.save(final=True)
+            raise TrainingDiverged(f"{error}; that state is saved in {folder.path}") from None
+        raise TrainingDiverged(f"{error}; nothing new was saved") from None
+    saver.save(final=True)
+
+
 class _Saver:
     """Saves the run now and then at the end of an epoch, and whenever the training stops."""
 
     def __init__(self, run: _Run, folder: RunFolder, every: float):
         self.run, self.folder, self.every = run, folder, every
         self.last_save = time.monotonic()
+        self.saved: list[str] = []  # the files of the last save
 
     def after_epoch(self, epoch: int, logs: dict) -> None:
         print(f"epoch {epoch:3d}  " + "  ".join(f"{name} {value:.4f}" for name, value in logs.items()), flush=True)
@@ -211,9 +225,9 @@ class _Saver:
         about = {"model": settings["model"], "data": run.dataset.name, "epochs": len(history),
                  "unfinished": history.unfinished is not None}
         with interrupts_deferred():
-            names = self.folder.commit(writers, about)
+            self.saved = self.folder.commit(writers, about)
         self.last_save = time.monotonic()
-        return names
+        return self.saved
 
 
 def _figures(run: _Run, history) -> dict:

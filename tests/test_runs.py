@@ -1,0 +1,248 @@
+"""No lost work: ``scratchae train`` against a run folder that exists, Ctrl-C and ``kill -9`` at random moments, a
+diverging training, and the messages a learner sees. Processes are real and bounded in number and time."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy
+import pytest
+
+from scratchae import checkpoint
+from scratchae.cli.run_folder import MANIFEST, STAGING_PREFIX, RunFolder
+from scratchae.files import TEMPORARY_SUFFIX
+
+EPOCHS = 10
+COMMON = ["--data", "digits", "--batch-size", "32", "--device", "cpu"]
+
+
+def train(*arguments, cwd, check=True) -> subprocess.CompletedProcess:
+    done = subprocess.run([sys.executable, "-m", "scratchae", "train", *COMMON, *arguments], cwd=cwd,
+                          capture_output=True, text=True, timeout=180)
+    if check:
+        assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    return done
+
+
+def weights(path: Path) -> dict[str, numpy.ndarray]:
+    with numpy.load(path, allow_pickle=False) as file:
+        return {name: file[name] for name in file.files if name.startswith(("param/", "optim/"))}
+
+
+def assert_same_weights(a: Path, b: Path) -> None:
+    first, second = weights(a), weights(b)
+    assert first.keys() == second.keys()
+    for name in first:
+        numpy.testing.assert_array_equal(first[name], second[name], err_msg=name)
+
+
+def start(out: Path, *arguments, cwd) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "scratchae", "train", *COMMON, "--epochs", str(EPOCHS),
+                             "--out", str(out), *arguments], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def wait_for_training(process: subprocess.Popen) -> None:
+    """Read the process's output until its first epoch has ended (the training is under way)."""
+    for line in process.stdout:
+        if line.startswith("epoch"):
+            return
+    raise AssertionError(f"the training never started: {process.stderr.read()}")
+
+
+def folder_is_one_consistent_run(folder: Path) -> None:
+    """Every file the manifest lists is there, the checkpoint loads, and no staging or temporary file is left."""
+    manifest = json.loads((folder / MANIFEST).read_text())
+    assert all((folder / name).is_file() for name in manifest["files"])
+    saved = checkpoint.load(folder / "model.npz")
+    assert len(saved.history) == manifest["epochs"]
+    history = json.loads((folder / "history.json").read_text())
+    assert len(history["metrics"]["loss"]) == manifest["epochs"]
+    leftovers = [p.name for p in folder.iterdir() if p.name.startswith(STAGING_PREFIX) or p.name.endswith(
+        TEMPORARY_SUFFIX)]
+    assert not leftovers
+
+
+@pytest.fixture(scope="module")
+def straight_runs(tmp_path_factory):
+    """Each model trained EPOCHS epochs without a stop, as the reference that interrupted runs must equal."""
+    cwd = tmp_path_factory.mktemp("straight")
+    runs = {}
+    for model in ("simple", "denoising", "vae"):
+        train("--model", model, "--epochs", str(EPOCHS), "--out", model, cwd=cwd)
+        runs[model] = cwd / model / "model.npz"
+    return runs
+
+
+# ---------------------------------------------------------------------------------------------------- Ctrl-C
+
+
+@pytest.mark.parametrize("model, trial", [("simple", 0), ("denoising", 1), ("vae", 2), ("vae", 3)])
+def test_ctrl_c_at_a_random_moment_saves_a_state_that_resumes_bit_for_bit(model, trial, tmp_path, straight_runs):
+    rng = random.Random(trial)
+    process = start(tmp_path / "run", "--model", model, cwd=tmp_path)
+    wait_for_training(process)
+    time.sleep(rng.uniform(0.0, 0.3))  # anywhere in the epochs that follow: mid-epoch, in validation, in a save
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert "Traceback" not in stderr
+    if process.returncode == 130:  # stopped during the training: the state was saved
+        assert "--resume" in stderr.splitlines()[-1] and len(stderr.strip().splitlines()) <= 2
+        folder_is_one_consistent_run(tmp_path / "run")
+    else:  # the signal came after the training had finished
+        assert process.returncode in (0, 130), stderr
+    resumed = train("--model", model, "--epochs", str(EPOCHS), "--out", "run", "--resume", cwd=tmp_path)
+    assert "Traceback" not in resumed.stderr
+    folder_is_one_consistent_run(tmp_path / "run")
+    assert_same_weights(tmp_path / "run" / "model.npz", straight_runs[model])
+    saved = checkpoint.load(tmp_path / "run" / "model.npz")
+    reference = checkpoint.load(straight_runs[model])
+    assert saved.history.metrics == reference.history.metrics and saved.history.unfinished is None
+
+
+# ---------------------------------------------------------------------------------------------------- kill -9
+
+
+@pytest.mark.parametrize("trial", range(3))
+def test_kill_9_at_a_random_moment_leaves_a_folder_that_loads_and_resumes(trial, tmp_path, straight_runs):
+    rng = random.Random(100 + trial)
+    process = start(tmp_path / "run", "--model", "simple", "--save-every", "0", cwd=tmp_path)
+    wait_for_training(process)
+    time.sleep(rng.uniform(0.0, 0.4))
+    process.kill()
+    process.communicate(timeout=60)
+    folder = RunFolder(tmp_path / "run")
+    folder.recover()  # what the next start does first
+    if folder.holds_run():
+        folder_is_one_consistent_run(folder.path)
+    train("--model", "simple", "--epochs", str(EPOCHS), "--out", "run", "--resume", cwd=tmp_path)
+    folder_is_one_consistent_run(folder.path)
+    assert_same_weights(folder.checkpoint, straight_runs["simple"])
+
+
+# ---------------------------------------------------------------------------------------------------- the run folder
+
+
+def test_a_commit_that_fails_half_way_leaves_the_old_state(tmp_path):
+    folder = RunFolder(tmp_path)
+    folder.commit({"a.txt": lambda path: path.write_text("old a"), "b.txt": lambda path: path.write_text("old b")},
+                  {"epochs": 1})
+
+    def breaks(path):
+        path.write_text("half")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        folder.commit({"a.txt": lambda path: path.write_text("new a"), "b.txt": breaks}, {"epochs": 2})
+    assert (tmp_path / "a.txt").read_text() == "old a" and (tmp_path / "b.txt").read_text() == "old b"
+    assert folder.manifest()["epochs"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt", MANIFEST]
+
+
+def test_a_commit_stopped_after_its_manifest_is_finished_on_the_next_start(tmp_path):
+    folder = RunFolder(tmp_path)
+    folder.commit({"model.npz": lambda p: p.write_text("old"), "loss.png": lambda p: p.write_text("old figure")},
+                  {"epochs": 1})
+    staging = tmp_path / f"{STAGING_PREFIX}12345678"  # as a kill leaves it: complete, half moved into place
+    staging.mkdir()
+    (staging / MANIFEST).write_text(json.dumps({"epochs": 2, "files": ["model.npz", "history.json"]}))
+    (staging / "history.json").write_text("new history")
+    (tmp_path / "model.npz").write_text("new")  # already moved
+    incomplete = tmp_path / f"{STAGING_PREFIX}abcdefab"  # killed before its manifest: never used
+    incomplete.mkdir()
+    (incomplete / "model.npz").write_text("never")
+    folder.recover()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["history.json", "model.npz", MANIFEST]
+    assert (tmp_path / "model.npz").read_text() == "new" and folder.manifest()["epochs"] == 2
+    assert not (tmp_path / "loss.png").exists()  # the old state's figure does not stay beside the new checkpoint
+
+
+# ---------------------------------------------------------------------------------------------------- the command
+
+
+def test_out_is_checked_before_anything_is_trained(tmp_path):
+    (tmp_path / "f").write_text("a file")
+    for out in ("f", "f/inside"):
+        done = train("--out", out, cwd=tmp_path, check=False)
+        assert done.returncode == 2
+        lines = done.stderr.strip().splitlines()
+        assert lines[-1].startswith("scratchae: error: --out") and "Layer (type)" not in done.stdout
+    assert (tmp_path / "f").read_text() == "a file"
+
+
+def test_an_existing_run_is_resumed_or_overwritten_only_when_asked(tmp_path):
+    train("--epochs", "3", "--out", "run", cwd=tmp_path)
+    refused = train("--epochs", "2", "--out", "run", cwd=tmp_path, check=False)
+    assert refused.returncode == 2
+    message = refused.stderr.strip().splitlines()[-1]
+    assert "holds a run (simple on digits, 3 epochs)" in message and "--resume" in message and "--overwrite" in message
+    assert checkpoint.load(tmp_path / "run" / "model.npz").history.metrics["loss"].__len__() == 3
+    resumed = train("--epochs", "5", "--out", "run", "--resume", cwd=tmp_path)
+    assert "trained 2 epochs" in resumed.stdout and "holds 5 epochs" in resumed.stdout
+    nothing = train("--epochs", "4", "--out", "run", "--resume", cwd=tmp_path)
+    assert "nothing to do" in nothing.stdout
+    overwritten = train("--epochs", "1", "--out", "run", "--overwrite", cwd=tmp_path)
+    assert "trained 1 epoch in" in overwritten.stdout  # and "1 epoch", not "1 epochs"
+    assert len(checkpoint.load(tmp_path / "run" / "model.npz").history) == 1
+
+
+def test_resume_refuses_settings_that_would_change_the_run(tmp_path):
+    train("--epochs", "1", "--out", "run", cwd=tmp_path)
+    changed = train("--epochs", "2", "--out", "run", "--resume", "--batch-size", "64", cwd=tmp_path, check=False)
+    assert changed.returncode == 2
+    assert "--batch-size 32, not 64" in changed.stderr and "--overwrite" in changed.stderr
+
+
+def test_a_diverging_run_saves_only_its_last_finite_state_and_exits_1(tmp_path):
+    done = train("--lr", "1e39", "--epochs", "1", "--batch-size", "100000", "--out", "nan", cwd=tmp_path,
+                 check=False)
+    assert done.returncode == 1
+    assert "the weights became NaN or infinite" in done.stderr and "nothing new was saved" in done.stderr
+    assert not (tmp_path / "nan" / "model.npz").exists()
+    train("--epochs", "2", "--out", "good", cwd=tmp_path)
+    again = train("--epochs", "4", "--out", "good", "--resume", "--lr", "1e39", cwd=tmp_path, check=False)
+    assert again.returncode == 1 and "back at the end of epoch 2" in again.stderr
+    saved = checkpoint.load(tmp_path / "good" / "model.npz")  # loads: every weight is finite
+    assert len(saved.history) == 2
+
+
+def test_the_whole_data_not_found_message_is_printed(tmp_path, monkeypatch):
+    monkeypatch.setenv("SCRATCHAE_DATA", str(tmp_path / "nowhere"))
+    done = subprocess.run([sys.executable, "-m", "scratchae", "train", "--data", "mnist", "--device", "cpu",
+                           "--data-dir", str(tmp_path / "empty"), "--out", str(tmp_path / "run")],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "SCRATCHAE_DATA": str(tmp_path / "nowhere"),
+                               "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache")})
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    for phrase in ("is not on this machine", "Missing files", "Looked in", "What to do", "mnist-5k"):
+        assert phrase in done.stderr
+
+
+def test_evaluate_uses_the_data_set_the_checkpoint_records(tmp_path):
+    train("--epochs", "1", "--out", "run", cwd=tmp_path)
+    done = subprocess.run([sys.executable, "-m", "scratchae", "evaluate", "run", "--device", "cpu"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("digits test set (360 samples)")
+
+
+def test_zero_epochs_save_the_untrained_model_without_a_warning(tmp_path):
+    done = subprocess.run([sys.executable, "-W", "error", "-m", "scratchae", "train", *COMMON, "--epochs", "0",
+                           "--out", "run"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "Warning" not in done.stderr and "No artists" not in done.stderr
+    assert len(checkpoint.load(tmp_path / "run" / "model.npz").history) == 0
+
+
+def test_a_classifier_on_a_few_images_still_scores_every_class(tmp_path):
+    done = train("--model", "classifier", "--train-size", "5", "--epochs", "1", "--out", "run", cwd=tmp_path)
+    assert "val_accuracy" in done.stdout
+    assert checkpoint.load(tmp_path / "run" / "model.npz").model.output_features == 10
