@@ -22,6 +22,8 @@ The figures, by notebook chapter:
 - noisy / denoised / original, generated samples: :func:`image_grid`
 - t-SNE of latent codes: :func:`tsne_embedding`, then :func:`latent_scatter` or :func:`side_by_side_scatter`
 - interpolation between two codes: :func:`interpolation_strip`
+- a variational autoencoder's total loss beside its two terms: :func:`history_panels`; the manifold of a 2-d
+  latent space: :func:`image_mosaic`
 """
 
 from __future__ import annotations
@@ -455,6 +457,109 @@ def loss_table(rows, *, title="Final losses", digits=4):
     return fig
 
 
+def history_panels(history, names, *, titles=None, title=None, markers=False):
+    """Draw several measures of a run side by side, one panel each, training solid and validation dashed.
+
+    A variational autoencoder's loss is the sum of two terms that pull in opposite directions; this figure shows the
+    total beside each term (``names=("loss", "reconstruction", "kl")``).
+
+    Parameters
+    ----------
+    history : mapping or History
+        As in :func:`loss_curves`; ``name`` and ``"val_" + name`` are drawn in the panel of ``name``.
+    names : sequence of str
+        The measures, one panel each, left to right.
+    titles : sequence of str, optional
+        A title per panel (the names by default).
+    title : str, optional
+        Title of the whole figure.
+    markers : bool
+        Mark each epoch with a dot.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axis per name.
+
+    Raises
+    ------
+    ValueError
+        If a name has no values in ``history``.
+    """
+    series = _as_series(history)
+    names = list(names)
+    titles = list(titles) if titles is not None else names
+    missing = [name for name in names if name not in series]
+    if missing:
+        raise ValueError(f"the history has no values for {', '.join(missing)}; it has {', '.join(series) or 'none'}")
+    fig = Figure(figsize=(5 * len(names), 4.2), layout="constrained")
+    axes = fig.subplots(1, len(names), squeeze=False)[0]
+    for ax, name, panel_title in zip(axes, names, titles):
+        for shown in (name, f"val_{name}"):
+            if shown in series:
+                values = series[shown]
+                validation = shown.startswith("val_")
+                ax.plot(np.arange(1, len(values) + 1), values, label="validation" if validation else "training",
+                        linestyle="--" if validation else "-", marker="o" if markers else None, markersize=4)
+        ax.set_title(panel_title)
+        ax.set_xlabel("Epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+    if title:
+        fig.suptitle(title, fontsize="x-large")
+    return fig
+
+
+def image_mosaic(images, image_shape, *, columns, title=None, axis_labels=None, ticks=None):
+    """Tile many small images into one picture, row by row (the manifold of a 2-d latent space).
+
+    Parameters
+    ----------
+    images : array, shape (rows * columns, height * width) or (rows * columns, height, width)
+        The images, first row left to right, then the next row.
+    image_shape : tuple of int
+        ``(height, width)`` of one image.
+    columns : int
+        Images per row.
+    title : str, optional
+        Title above the mosaic.
+    axis_labels : (str, str), optional
+        Labels of the horizontal and vertical axes (what changes along each).
+    ticks : (sequence of float, sequence of float), optional
+        A value per column and per row, written along the axes (for example the latent coordinates).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axis holding the whole mosaic.
+    """
+    images = _as_images(images, image_shape)
+    height, width = images.shape[1:]
+    if columns < 1 or len(images) % columns:
+        raise ValueError(f"{len(images)} images do not fill rows of {columns}")
+    rows = len(images) // columns
+    # (rows, columns, height, width) -> (rows * height, columns * width): one picture, drawn in one call
+    mosaic = images.reshape(rows, columns, height, width).transpose(0, 2, 1, 3).reshape(rows * height, columns * width)
+    fig = Figure(figsize=(min(12.0, 0.6 * columns + 1.5), min(12.0, 0.6 * rows + 1.5)), layout="constrained")
+    ax = fig.add_subplot()
+    ax.imshow(mosaic, cmap="gray", vmin=0.0, vmax=1.0)
+    if ticks is None:
+        ax.set_axis_off()
+    else:
+        column_values, row_values = ticks
+        ax.set_xticks(np.arange(columns) * width + width / 2, [f"{value:.1f}" for value in column_values],
+                      fontsize="x-small", rotation=90)
+        ax.set_yticks(np.arange(rows) * height + height / 2, [f"{value:.1f}" for value in row_values],
+                      fontsize="x-small")
+    if axis_labels is not None:
+        ax.set_xlabel(axis_labels[0])
+        ax.set_ylabel(axis_labels[1])
+    if title:
+        ax.set_title(title)
+    return fig
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # Latent spaces
 # --------------------------------------------------------------------------------------------------------------------
@@ -524,7 +629,7 @@ def _class_name(label, class_names):
     return str(label) if class_names is None else str(class_names[int(label)])
 
 
-def _scatter_classes(ax, points, labels, classes, class_names):
+def _scatter_classes(ax, points, labels, classes, class_names, axis_labels=("t-SNE component 1", "t-SNE component 2")):
     """Scatter the points on ``ax``, coloured by class; return the scatter and one legend handle per class."""
     cmap = _class_colors(len(classes))
     # Colour by the index of each point's class, with one colour bin per class: the colour bar then shows
@@ -532,15 +637,15 @@ def _scatter_classes(ax, points, labels, classes, class_names):
     norm = BoundaryNorm(np.arange(len(classes) + 1) - 0.5, cmap.N)
     scatter = ax.scatter(points[:, 0], points[:, 1], c=np.searchsorted(classes, labels), cmap=cmap, norm=norm,
                          s=10, alpha=0.8)
-    ax.set_xlabel("t-SNE component 1")
-    ax.set_ylabel("t-SNE component 2")
+    ax.set_xlabel(axis_labels[0])
+    ax.set_ylabel(axis_labels[1])
     handles = [Line2D([], [], linestyle="", marker="o", color=cmap(index), label=_class_name(label, class_names))
                for index, label in enumerate(classes)]
     return scatter, handles
 
 
 def latent_scatter(points, labels, *, title="t-SNE of the latent space", legend=True, colorbar=False,
-                   class_names=None):
+                   class_names=None, axis_labels=("t-SNE component 1", "t-SNE component 2")):
     """Scatter 2-D points (e.g. from :func:`tsne_embedding`) coloured by class.
 
     The first notebook keys the colours with a colour bar, the second with a legend; either or both can be drawn.
@@ -560,6 +665,8 @@ def latent_scatter(points, labels, *, title="t-SNE of the latent space", legend=
     class_names : sequence of str, optional
         Name of each class, indexed by the integer label (e.g. the clothes of Fashion-MNIST). The labels themselves
         by default.
+    axis_labels : (str, str)
+        What the two coordinates are (t-SNE components, or the two numbers of a 2-d code).
 
     Returns
     -------
@@ -574,7 +681,7 @@ def latent_scatter(points, labels, *, title="t-SNE of the latent space", legend=
     classes = np.unique(labels)
     fig = Figure(figsize=(10, 8), layout="constrained")
     ax = fig.add_subplot()
-    scatter, handles = _scatter_classes(ax, points, labels, classes, class_names)
+    scatter, handles = _scatter_classes(ax, points, labels, classes, class_names, axis_labels)
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     if legend:

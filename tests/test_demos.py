@@ -198,3 +198,28 @@ def test_a_failing_demo_is_named_and_the_command_ends_with_status_1(tmp_path, mo
     assert not (out / "denoising" / "metrics.json").exists()
     assert not (out / "denoising" / "05_noisy_inputs.png").exists()
     assert "failed (exit status 3)" in (out / "index.html").read_text()
+
+
+def test_a_quick_pass_has_a_folder_of_its_own_and_never_touches_a_full_one(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "outputs").mkdir()
+    (tmp_path / "outputs" / "index.html").write_text("the full run's gallery")
+    assert run(["demo", "--quick", "--data", "digits", "--device", "cpu", "--only", "one_step"]) == 0
+    assert (tmp_path / "outputs" / "index.html").read_text() == "the full run's gallery"
+    assert sorted(p.name for p in (tmp_path / "outputs").iterdir()) == ["index.html"]
+    page = parse_page(tmp_path / "outputs-quick" / "index.html")
+    assert page.sources == ["one_step/00_one_step.png"]
+    assert page.captions[0].startswith("Figure 0. Quick run")
+
+
+def test_a_demo_run_on_its_own_keeps_the_gallery_beside_it_true(tmp_path):
+    out = tmp_path / "outputs"
+    fake_outputs(out, "denoising", caption="An old caption")
+    gallery.write_index(out)
+    assert "An old caption" in (out / "index.html").read_text()
+    with demo_command.demo_script("denoising") as script:
+        done = subprocess.run([sys.executable, str(script), "--quick", "--data", "digits", "--device", "cpu",
+                               "--out", str(out / "denoising")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    text = (out / "index.html").read_text()
+    assert "An old caption" not in text and "Quick run" in text  # the page shows the figures beside it now

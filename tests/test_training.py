@@ -10,7 +10,7 @@ import numpy
 import pytest
 
 from scratchae import data
-from scratchae.losses import MSELoss, SoftmaxCrossEntropyLoss
+from scratchae.losses import BCELoss, MSELoss, SoftmaxCrossEntropyLoss
 from scratchae.models import (
     deep_autoencoder,
     denoising_autoencoder,
@@ -229,6 +229,10 @@ BAD_DATA = [
     ("label 10 of 10 classes", True, lambda x, y: (x, _labels_with(y, 10), None), "label"),
     ("negative label", True, lambda x, y: (x, _labels_with(y, -1), None), "label"),
     ("bad validation label", True, lambda x, y: (x, y, (x[:20], _labels_with(y[:20], 12))), "label"),
+    ("no labels for a classifier", True, lambda x, y: (x, "none", None), "class labels; pass them as y"),
+    ("validation without its labels", True, lambda x, y: (x, y, (x[:20],)), r"pair \(x_val, y_val\)"),
+    ("a Python list", False, lambda x, y: (x.tolist(), None, None), "must be an array"),
+    ("no validation samples", False, lambda x, y: (x, None, x[:0]), "validation data: there are no samples"),
 ]
 
 
@@ -240,6 +244,8 @@ def test_bad_data_is_refused_before_any_training(case, classifier, make, phrase,
     x_bad, y_bad, validation = make(x, labels)
     if classifier and y_bad is None:
         y_bad = labels
+    if isinstance(y_bad, str):  # "none": give no labels at all
+        y_bad = None
     optimizer = Adam(model.parameters())
     before = weights(model)
     with pytest.raises((ValueError, TypeError), match=phrase):  # TypeError for labels that are not integers
@@ -447,3 +453,24 @@ def test_evaluate_puts_a_denoising_model_in_evaluation_mode(rng):
     result = evaluate(model, MSELoss(), x)["loss"]
     assert model.noisy_batches == 0
     assert result == pytest.approx(float(numpy.mean((model.reconstruct(x) - x) ** 2)), rel=1e-6)
+
+
+def test_bce_targets_outside_0_1_are_refused_where_data_enters(digits):
+    model = simple_autoencoder(input_dim=64)
+    optimizer = Adam(model.parameters())
+    with pytest.raises(ValueError, match=r"BCELoss compares the outputs with probabilities in \[0, 1\], but the "
+                                         r"targets range from 0 to 255"):
+        fit(model, BCELoss(), optimizer, (digits.x_train * 255).round(), epochs=1, batch_size=32, progress=False)
+    assert optimizer.steps == 0
+
+
+@pytest.mark.parametrize("make, phrase", [
+    (lambda x, y: (x[:0], None), "there are no samples"),
+    (lambda x, y: (x.tolist(), None), "must be an array"),
+    (lambda x, y: (x, None), "class labels; pass them as y"),
+])
+def test_evaluate_names_what_is_wrong_with_its_data(digits, make, phrase):
+    model = mlp_classifier(input_dim=64)
+    x, y = make(digits.x_test, digits.y_test)
+    with pytest.raises(ValueError, match=phrase):
+        evaluate(model, SoftmaxCrossEntropyLoss(), x, y)

@@ -29,6 +29,9 @@ DEMOS = {
     "linear_latent": ("A linear latent layer: reconstruction, interpolation, generation", (
         "10_loss.png", "11_reconstructions.png", "12_latent_tsne.png", "13_interpolation.png",
         "14_generation.png")),
+    "vae": ("The variational autoencoder: generating from N(0, I)", (
+        "15_vae_loss.png", "16_vae_reconstructions.png", "17_vae_vs_autoencoder_generation.png",
+        "18_vae_latent_2d.png", "19_vae_manifold.png", "20_vae_interpolation.png")),
 }
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
