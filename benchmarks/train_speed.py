@@ -52,11 +52,13 @@ class Setup:
     samples: int
     weight_decay: float = 0.0
     noisy: bool = False
+    vae: bool = False
 
 
 SETUPS = {
     "simple": Setup("simple", batch_size=256, samples=60_000),  # 784-128-32-128-784
     "denoising": Setup("denoising", batch_size=128, samples=60_000, noisy=True),  # 784-128-64-32-64-128-784
+    "vae": Setup("vae", batch_size=128, samples=60_000, vae=True),  # 784-400-(20, 20)-400-784, BCE + KL
     "linear-latent": Setup("linear-latent", batch_size=64, samples=10_000, weight_decay=1e-8),  # ...-16 linear-...
 }
 
@@ -69,13 +71,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Time scratchae against PyTorch on the same training run.")
     parser.add_argument("--model", choices=sorted(SETUPS), default="simple")
     parser.add_argument("--epochs", type=_positive_int, default=5, help="measured epochs, after one warm-up epoch")
-    parser.add_argument("--threads", type=_positive_int, default=_available_cores(),
+    parser.add_argument("--threads", type=_positive_int, default=available_cores(),
                         help="BLAS / OpenMP / PyTorch threads (default: every core this process may use)")
     parser.add_argument("--data", choices=("auto", "fashion-mnist", "synthetic"), default="auto",
                         help="auto: Fashion-MNIST when it is on this machine, else synthetic data of the same shape")
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", metavar="PATH", help="also write the results to this JSON file")
+    parser.add_argument("--native-blas", action="store_true",
+                        help="run with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset, on the machine's own BLAS kernel")
     # Internal: measure one implementation's peak memory in a process of its own (see measure_memory).
     parser.add_argument("--memory-child", choices=("scratchae", "torch"), help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -88,8 +92,33 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _available_cores() -> int:
+def available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+#: Variables that make OpenBLAS use another kernel than the one it would pick for this processor.
+BLAS_OVERRIDES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+
+
+def use_native_blas() -> None:
+    """Run this script again, in place of this process, without the variables that force OpenBLAS's kernel.
+
+    OpenBLAS reads them once, when it is loaded, so they cannot be dropped from inside a process that has loaded it.
+    """
+    if any(name in os.environ for name in BLAS_OVERRIDES):
+        environment = {name: value for name, value in os.environ.items() if name not in BLAS_OVERRIDES}
+        os.execve(sys.executable, [sys.executable, *sys.argv], environment)
+
+
+def blas_report(threads: int) -> tuple[str, list[str]]:
+    """The BLAS kernel NumPy uses (threadpoolctl's ``architecture``), and warnings about what forces it."""
+    from threadpoolctl import threadpool_info
+
+    kernels = [f"{pool['internal_api']} {pool.get('architecture') or '?'}" for pool in threadpool_info()
+               if pool["user_api"] == "blas"]
+    warnings = [f"{name}={os.environ[name]} is set: OpenBLAS runs a kernel chosen by it, not this processor's own "
+                f"(run with --native-blas for the machine's own)" for name in BLAS_OVERRIDES if name in os.environ]
+    return ", ".join(kernels) or "?", warnings
 
 
 def set_thread_environment(threads: int) -> None:
@@ -141,7 +170,7 @@ def machine_description(device: str) -> str:
             cpu = next(line.split(":", 1)[1].strip() for line in file if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    text = f"{cpu}, {_available_cores()} cores"
+    text = f"{cpu}, {available_cores()} cores"
     if device == "gpu":
         import cupy
 
@@ -184,6 +213,8 @@ def build_model(setup: Setup, seed: int):
     from scratchae.models import BUILDERS
 
     options = {"noise_factor": NOISE_FACTOR} if setup.noisy else {}
+    if setup.vae:
+        options = {"latent_dim": 20}
     return BUILDERS[setup.builder](seed=seed, **options)
 
 
@@ -256,13 +287,13 @@ class ScratchaeRun:
 
     def __init__(self, model, setup: Setup, x, device: str, seed: int):
         from scratchae.backend import to_device
-        from scratchae.losses import MSELoss
+        from scratchae.losses import MSELoss, VAELoss
         from scratchae.optim import Adam
         from scratchae.training import History
 
         self.model = model.to(device)  # on the CPU the arrays stay where they are
         self.x = to_device(x, device)  # moved once; fit keeps data that is already on the model's device
-        self.loss = MSELoss()
+        self.loss = VAELoss("bce") if setup.vae else MSELoss()
         self.optimizer = Adam(self.model.parameters(), lr=LEARNING_RATE, weight_decay=setup.weight_decay)
         self.history = History()
         self.setup, self.device, self.seed = setup, device, seed
@@ -295,14 +326,14 @@ class TorchRun:
     def __init__(self, model, setup: Setup, x, device: str, seed: int):
         import torch
 
-        from scratchae.torch_twin import torch_twin
+        from scratchae.torch_twin import torch_twin, torch_vae_loss, torch_vae_twin
 
-        torch.manual_seed(seed)  # the denoising noise; the weights come from the scratchae model
+        torch.manual_seed(seed)  # the denoising noise and the VAE's eps; the weights come from the scratchae model
         self.torch = torch
         self.device = torch.device("cuda" if device == "gpu" else "cpu")
-        self.net = torch_twin(model).to(self.device)
+        self.net = (torch_vae_twin(model) if setup.vae else torch_twin(model)).to(self.device)
         self.x = torch.from_numpy(x).to(self.device)  # shares the NumPy array's memory on the CPU
-        self.loss = torch.nn.MSELoss()
+        self.loss = torch_vae_loss if setup.vae else torch.nn.MSELoss()
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=LEARNING_RATE, weight_decay=setup.weight_decay)
         self.setup, self.seed = setup, seed
 
@@ -314,7 +345,7 @@ class TorchRun:
         order = numpy.random.default_rng((self.seed, epoch)).permutation(len(self.x))  # as scratchae's fit
         shuffled = self.x[torch.from_numpy(order).to(self.device)]
         self.net.train()
-        total, batches = 0.0, 0
+        total = 0.0
         for start in range(0, len(shuffled), batch_size):
             clean = shuffled[start:start + batch_size]
             inputs = (clean + NOISE_FACTOR * torch.randn_like(clean)).clamp_(0.0, 1.0) if self.setup.noisy else clean
@@ -322,9 +353,8 @@ class TorchRun:
             self.optimizer.zero_grad()
             loss.backward()
             self.optimizer.step()
-            total += loss.item()
-            batches += 1
-        return total / batches
+            total += loss.item() * len(clean)  # weighted by the batch's size, as scratchae's History averages
+        return total / len(shuffled)
 
     def synchronize(self) -> None:
         if self.device.type == "cuda":
@@ -538,6 +568,8 @@ def loss_mismatch(results: dict[str, dict]) -> str | None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.native_blas:
+        use_native_blas()  # runs this script again without the overrides; returns only when there are none
     set_thread_environment(args.threads)  # before the first import of NumPy or PyTorch
     if args.memory_child:
         if args.memory_child == "torch":
@@ -610,21 +642,25 @@ def describe_run(args, setup: Setup, model, x, data_name: str, torch, notes: lis
     sgemm_gflops, sgemm_size = sgemm_rate(args.device)
     # threadpoolctl sees only the libraries already loaded: asked after NumPy's BLAS and PyTorch have run
     threads_in_use, thread_problems = thread_report(args.threads, torch is not None)
+    kernel, kernel_warnings = blas_report(args.threads)
     shapes = dense_shapes(model)
     return {"machine": machine_description(args.device), "device": args.device, "threads": args.threads,
-            "threads_in_use": threads_in_use, "data": data_name, "samples": len(x), "model": args.model,
+            "threads_in_use": threads_in_use, "blas_kernel": kernel, "data": data_name, "samples": len(x), "model": args.model,
             "architecture": "-".join(str(size) for size in [shapes[0][0]] + [n_out for _, n_out in shapes]),
             "batch_size": setup.batch_size, "weight_decay": setup.weight_decay, "epochs": args.epochs,
             "seed": args.seed, "flops_per_epoch": epoch_flops(model, len(x)), "sgemm_gflops": sgemm_gflops,
-            "sgemm_size": sgemm_size, "notes": notes + [f"WARNING: {problem}" for problem in thread_problems]}
+            "sgemm_size": sgemm_size,
+            "notes": notes + [f"WARNING: {problem}" for problem in thread_problems + kernel_warnings]}
 
 
 def print_header(info: dict) -> None:
     decay = f" weight decay {info['weight_decay']:g}" if info["weight_decay"] else ""
     print(f"machine: {info['machine']} | threads: {info['threads']} ({info['threads_in_use']}) | "
-          f"data: {info['data']} {info['samples']}x{FEATURES} float32 | device: {info['device']}")
+          f"BLAS kernel: {info['blas_kernel']} | data: {info['data']} {info['samples']}x{FEATURES} float32 | "
+          f"device: {info['device']}")
+    loss = "VAE loss (BCE + KL)" if info["model"] == "vae" else "MSE"
     print(f"model: {info['model']} {info['architecture']}, batch {info['batch_size']}, "
-          f"Adam lr {LEARNING_RATE:g}{decay}, MSE | {info['flops_per_epoch'] / 1e9:.1f} GFLOP/epoch | "
+          f"Adam lr {LEARNING_RATE:g}{decay}, {loss} | {info['flops_per_epoch'] / 1e9:.1f} GFLOP/epoch | "
           f"sgemm limit {info['sgemm_gflops']:.1f} GFLOP/s (float32 {info['sgemm_size']}x{info['sgemm_size']}, "
           f"best of 5)")
     for note in info["notes"]:

@@ -206,8 +206,8 @@ class ReLU(Layer):
 
 @fused
 def relu_backward(xp, dy, x):
-    """dL/dx = dL/dy * ReLU'(x): dy where x > 0, else 0. dy, x: (N, D) -> (N, D)."""
-    return xp.where(x > 0, dy, 0.0)
+    """dL/dx = dL/dy * ReLU'(x), ReLU'(x) = 1 where x > 0, else 0. dy, x: (N, D) -> (N, D)."""
+    return dy * xp.astype(x > 0, dy.dtype)
 
 
 class Sigmoid(Layer):
@@ -216,8 +216,9 @@ class Sigmoid(Layer):
     ``exp(-x)`` overflows for large negative x (below -88.7 in float32), so x is first clipped to :math:`\pm 87`
     (:math:`\pm 708` in float64), where ``exp(-x)`` and ``y`` are still normal floating-point numbers. Beyond that
     range the sigmoid is 0 or 1 to within :math:`10^{-37}`, so the clip changes nothing but the overflow.
-    (:math:`\tanh(x/2)/2 + 1/2` is the same function and never overflows either, but ``tanh`` costs more than
-    ``exp``.) The derivative is :math:`y (1 - y)`.
+    (:math:`\tanh(x/2)/2 + 1/2` is the same function and never overflows, and NumPy's float32 ``tanh`` is faster
+    than its ``exp``, but near 0 it rounds: sigmoid(-30) = 9.4e-14 comes out as 0 in float32, as 0.5 - 0.5.)
+    The derivative is :math:`y (1 - y)`.
     """
 
     def __init__(self):

@@ -17,7 +17,7 @@ import abc
 import numpy
 
 from scratchae.backend import DEFAULT_DTYPE, device_of, get_namespace, random_generator, standard_normal_like
-from scratchae.checks import require_int
+from scratchae.checks import require_float, require_int
 from scratchae.data import add_gaussian_noise
 from scratchae.layers import Dense, Identity, ReLU, Sequential, Sigmoid
 
@@ -183,11 +183,9 @@ class DenoisingAutoencoder(Autoencoder):
     def __init__(self, encoder: Sequential, decoder: Sequential, noise_factor: float = 0.5,
                  clip: tuple[float, float] | None = (0.0, 1.0), *, seed: int = 0):
         super().__init__(encoder, decoder)
-        if not noise_factor >= 0:
-            raise ValueError(f"noise_factor must be >= 0, got {noise_factor}")
-        self.noise_factor = float(noise_factor)
-        self.clip = None if clip is None else (float(clip[0]), float(clip[1]))
-        self.seed = int(seed)
+        self.noise_factor = require_float("noise_factor", noise_factor, minimum=0.0)
+        self.clip = None if clip is None else (require_float("clip[0]", clip[0]), require_float("clip[1]", clip[1]))
+        self.seed = require_int("seed", seed, minimum=0)
         self.noisy_batches = 0
 
     def corrupt(self, x, rng):
@@ -289,7 +287,7 @@ class VariationalAutoencoder(Model):
     def __init__(self, encoder: Sequential, mu_head: Sequential, logvar_head: Sequential, decoder: Sequential, *,
                  seed: int = 0):
         self.encoder, self.mu_head, self.logvar_head, self.decoder = encoder, mu_head, logvar_head, decoder
-        self.seed = require_int("seed", seed)
+        self.seed = require_int("seed", seed, minimum=0)
         self.sampled_batches = 0  # training batches whose eps has been drawn
         self.evaluation_batches = 0  # batches drawn since the model was last put in evaluation mode
         self.cache = None

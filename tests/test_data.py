@@ -938,14 +938,28 @@ def test_noise_unclipped_has_the_asked_spread():
 
 
 def test_noise_is_drawn_in_float32():
-    class Spy:
-        def standard_normal(self, shape, dtype):
-            self.dtype = np.dtype(dtype)
-            return np.zeros(shape, dtype=dtype)
+    class Spy(np.random.Generator):
+        dtypes = []
 
-    spy = Spy()
-    data.add_gaussian_noise(np.zeros((2, 3), dtype=np.float32), 0.5, spy)
-    assert spy.dtype == np.float32
+        def random(self, size=None, dtype=np.float64, out=None):
+            self.dtypes.append(np.dtype(dtype))
+            return super().random(size, dtype=dtype, out=out)
+
+    noisy = data.add_gaussian_noise(np.zeros((2, 3), dtype=np.float32), 0.5, Spy(np.random.PCG64(0)), clip=None)
+    assert Spy.dtypes == [np.float32] and noisy.dtype == np.float32  # no float64 temporary on the way
+
+
+def test_noise_is_standard_normal_and_repeats_for_a_seed():
+    from scipy import stats
+
+    x = np.zeros((300, 1001), dtype=np.float32)  # an odd number of values: Box-Muller makes them in pairs
+    noise = data.add_gaussian_noise(x, 1.0, rng=3, clip=None)
+    np.testing.assert_array_equal(noise, data.add_gaussian_noise(x, 1.0, rng=3, clip=None))
+    values = noise.ravel().astype(np.float64)
+    assert abs(values.mean()) < 0.01 and abs(values.std() - 1.0) < 0.01
+    assert stats.kstest(values, "norm").pvalue > 0.001
+    first, second = values[: len(values) // 2], values[len(values) // 2:]
+    assert abs(np.corrcoef(first[: len(second)], second[: len(first)])[0, 1]) < 0.01  # the pairs are independent
 
 
 def test_noise_needs_a_generator_on_the_same_library():

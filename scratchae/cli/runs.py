@@ -13,6 +13,7 @@ import time
 
 from scratchae import checkpoint, data
 from scratchae.backend import DEVICES, resolve_device, to_device, to_numpy
+from scratchae.checks import require_float
 from scratchae.cli.arguments import add_run_options, count, non_negative_float, positive_float
 from scratchae.cli.run_folder import CHECKPOINT, RunFolder, interrupts_deferred
 from scratchae.files import write_text_atomically
@@ -135,8 +136,8 @@ def _new_run(settings: dict, device: str) -> _Run:
 
 def _resumed_run(folder: RunFolder, given: dict, device: str) -> _Run:
     saved = checkpoint.load(folder.checkpoint, device=device)
-    settings = saved.meta.get("extra", {}).get("settings")
-    if not isinstance(settings, dict) or set(settings) != set(RUN_DEFAULTS) or saved.optimizer is None:
+    settings = _recorded_settings(saved.meta)
+    if settings is None or saved.optimizer is None:
         raise RunError(f"{folder.checkpoint} was not saved by scratchae train, so it cannot be resumed; start again "
                        f"with --overwrite")
     for option, value in given.items():
@@ -322,6 +323,38 @@ def _test_pair(model, dataset):
     return dataset.x_test
 
 
+#: What each recorded setting may be: a check that a checkpoint's settings (which a file could fake) are usable.
+_SETTING_KINDS = {"model": lambda v: v in BUILDERS, "data": lambda v: v in data.DATASETS,
+                  "data_dir": lambda v: v is None or isinstance(v, str),
+                  "train_size": lambda v: v is None or _whole(v, 1), "test_size": lambda v: v is None or _whole(v, 1),
+                  "seed": lambda v: _whole(v, 0), "batch_size": lambda v: _whole(v, 1),
+                  "latent_dim": lambda v: v is None or _whole(v, 1), "lr": lambda v: _finite(v, above=0.0),
+                  "weight_decay": lambda v: _finite(v, minimum=0.0), "loss": lambda v: v is None or v in LOSSES,
+                  "noise_factor": lambda v: _finite(v, minimum=0.0), "beta": lambda v: _finite(v, minimum=0.0),
+                  "kl_warmup": lambda v: _whole(v, 0)}
+
+
+def _recorded_settings(meta: dict) -> dict | None:
+    """The settings ``scratchae train`` recorded in a checkpoint, or None if it recorded none that can be used."""
+    extra = meta.get("extra")
+    settings = extra.get("settings") if isinstance(extra, dict) else None
+    if not isinstance(settings, dict) or set(settings) != set(RUN_DEFAULTS):
+        return None
+    return settings if all(_SETTING_KINDS[name](value) for name, value in settings.items()) else None
+
+
+def _whole(value, minimum: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def _finite(value, minimum: float | None = None, above: float | None = None) -> bool:
+    try:
+        require_float("value", value, minimum=minimum, above=above)
+    except ValueError:
+        return False
+    return True
+
+
 def _describe(folder: RunFolder) -> str:
     manifest = folder.manifest()
     if not manifest:
@@ -357,8 +390,10 @@ def run_evaluate(arguments) -> int:
     device = resolve_device(arguments.device)
     saved = checkpoint.load(path, device=device)
     recorded = saved.meta.get("extra", {})
-    settings = {**RUN_DEFAULTS, **(recorded.get("settings") or {})}
-    settings["data"] = arguments.data or settings.get("data") or recorded.get("data") or "mnist-5k"
+    settings = {**RUN_DEFAULTS, **(_recorded_settings(saved.meta) or {})}
+    recorded_data = recorded.get("data") if recorded.get("data") in data.DATASETS else None
+    settings["data"] = arguments.data or (settings["data"] if _recorded_settings(saved.meta) else recorded_data) \
+        or "mnist-5k"
     for option in ("data_dir", "train_size", "test_size", "seed"):
         if getattr(arguments, option) is not None:
             settings[option] = getattr(arguments, option)
