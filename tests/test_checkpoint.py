@@ -586,10 +586,10 @@ def _crafted_denoising(path, change):
 
 DENOISING = [
     ("noise that is a word", lambda arch: arch.update(noise_factor="loud"), "refused by it"),
-    ("negative noise", lambda arch: arch.update(noise_factor=-1.0), "noise_factor must be >= 0"),
+    ("negative noise", lambda arch: arch.update(noise_factor=-1.0), "noise_factor must be a finite number >= 0"),
     ("a clip of one number", lambda arch: arch.update(clip=[0.0]), "refused by it"),
     ("a clip of three numbers", lambda arch: arch.update(clip=[0.0, 1.0, 2.0]), "not what it keeps"),
-    ("a fractional seed", lambda arch: arch.update(seed=1.5), "not what it keeps"),
+    ("a fractional seed", lambda arch: arch.update(seed=1.5), "seed must be a whole number >= 0"),
     ("a negative counter", lambda arch: arch["counters"].update(noisy_batches=-1), "whole number >= 0"),
 ]
 
