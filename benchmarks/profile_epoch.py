@@ -64,7 +64,7 @@ class Clock:
 def instrument(clock: Clock) -> None:
     """Wrap the lesson's operations. Layers call the module functions of their formulas, so wrapping those times
     the elementwise work alone; Dense is timed as a whole (product and bias)."""
-    from scratchae import data, layers, losses, optim, training
+    from scratchae import layers, losses, models, optim, training
 
     clock.wrap(layers.Dense, "forward", "Dense forward (x @ W + b)")
     clock.wrap(layers.Dense, "backward", "Dense backward (x.T @ dy, dy @ W.T, sum of dy)")
@@ -78,7 +78,10 @@ def instrument(clock: Clock) -> None:
     clock.wrap(losses.VAELoss, "backward", "loss backward")
     clock.wrap(optim.Optimizer, "step", "Adam step")
     clock.wrap(training, "_take", "batch gathering")
-    clock.wrap(data, "add_gaussian_noise", "noise")
+    clock.wrap(models, "add_gaussian_noise", "noise (the denoising model's input)")  # the name models.py calls
+    clock.wrap(models.VariationalAutoencoder, "_draw_eps", "noise (the VAE's eps)")
+    clock.wrap(models, "gaussian_sample", "the VAE's sample z = mu + sigma * eps")
+    clock.wrap(models, "gaussian_sample_backward", "the VAE's sample, backward")
 
 
 def main(argv=None) -> int:

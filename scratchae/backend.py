@@ -173,6 +173,14 @@ def to_numpy(array) -> numpy.ndarray:
     return numpy.asarray(array)
 
 
+def copy_of(array):
+    """A copy of ``array`` that shares no memory with it, on the same device (NumPy, CuPy or another Array API
+    library, whose arrays may be views of one another)."""
+    if isinstance(array, numpy.ndarray) or _is_cupy_array(array):
+        return array.copy()
+    return get_namespace(array).asarray(array, copy=True)
+
+
 def is_floating(array) -> bool:
     """True when ``array`` has a real floating-point dtype."""
     return get_namespace(array).isdtype(array.dtype, "real floating")
@@ -254,6 +262,14 @@ def box_muller(rng: numpy.random.Generator, shape: tuple, dtype=numpy.float32) -
     numpy.multiply(radius, numpy.cos(angle), out=values[:half])
     numpy.multiply(radius, numpy.sin(angle), out=values[half:])
     return values[:n].reshape(shape)
+
+
+def asarray_like(values: numpy.ndarray, like):
+    """NumPy ``values`` as an array of ``like``'s library, on ``like``'s device (a batch order, made on the CPU)."""
+    if isinstance(like, numpy.ndarray):
+        return values
+    xp = get_namespace(like)
+    return xp.asarray(values) if _is_cupy_array(like) else xp.asarray(values, device=like.device)
 
 
 def arange_like(n: int, like):

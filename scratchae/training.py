@@ -25,7 +25,7 @@ import time
 import numpy
 from tqdm.auto import tqdm
 
-from scratchae.backend import get_namespace, has_non_finite, ignore_overflow, is_floating, to_device
+from scratchae.backend import asarray_like, copy_of, get_namespace, has_non_finite, ignore_overflow, is_floating, to_device
 from scratchae.checks import require_int
 from scratchae.losses import check_labels
 
@@ -203,7 +203,7 @@ def fit(model, loss, optimizer, x, y=None, *, epochs: int, batch_size: int, shuf
             last_good = _Snapshot(model, optimizer, history)
             loss.start_epoch(epoch)
             try:
-                order = _batch_order(len(x), shuffle, seed, epoch, model.device)
+                order = _batch_order(x.shape[0], shuffle, seed, epoch, like=x)
                 means = _train_epoch(model, loss, optimizer, x, y, batch_size, order, epoch, history, progress, stop)
             except TrainingDiverged as error:
                 raise last_good.restore(str(error)) from None
@@ -235,7 +235,7 @@ def _train_epoch(model, loss, optimizer, x, y, batch_size, order, epoch, history
     Each batch's values are added to ``history.unfinished`` as soon as its step is taken, so Ctrl-C between two
     batches leaves a record from which the epoch carries on exactly.
     """
-    n_batches = math.ceil(len(x) / batch_size)
+    n_batches = math.ceil(x.shape[0] / batch_size)
     unfinished = history.unfinished or {"batches": 0, "sums": {}, "samples": 0, "seconds": 0.0}
     history.unfinished = unfinished
     xp = get_namespace(x)
@@ -250,7 +250,7 @@ def _train_epoch(model, loss, optimizer, x, y, batch_size, order, epoch, history
             value = train_step(model, loss, optimizer, x_batch, y_batch)
         except TrainingDiverged as error:
             raise TrainingDiverged(f"{error} in epoch {epoch + 1}, batch {batch + 1}") from None
-        _add_batch(unfinished, {"loss": value, **loss.metrics()}, len(x_batch))
+        _add_batch(unfinished, {"loss": value, **loss.metrics()}, x_batch.shape[0])
         unfinished["seconds"] += time.perf_counter() - started
         bar.update(1)
         if batch % 16 == 0:
@@ -282,9 +282,9 @@ class _Snapshot:
 
     def __init__(self, model, optimizer, history: History):
         self.model, self.optimizer, self.history = model, optimizer, history
-        self.weights = [copy.copy(parameter.data) for parameter in model.parameters()]
+        self.weights = [copy_of(parameter.data) for parameter in model.parameters()]
         self.steps = optimizer.steps
-        self.state = {name: [None if array is None else copy.copy(array) for array in arrays]
+        self.state = {name: [None if array is None else copy_of(array) for array in arrays]
                       for name, arrays in optimizer.state_arrays().items()}
         self.counters = model.counters()
         self.unfinished = copy.deepcopy(history.unfinished)
@@ -325,11 +325,11 @@ def _evaluate(model, loss, x, y=None, batch_size: int = 1024) -> dict[str, float
     """:func:`evaluate` on data already checked and on the model's device."""
     model.eval()
     totals = {"batches": 0, "sums": {}, "samples": 0}
-    for start in range(0, len(x), batch_size):
+    for start in range(0, x.shape[0], batch_size):
         x_batch = x[start:start + batch_size]
         target = x_batch if y is None else y[start:start + batch_size]
         value = float(loss.forward(model.forward(x_batch), target))
-        _add_batch(totals, {"loss": value, **loss.metrics()}, len(x_batch))
+        _add_batch(totals, {"loss": value, **loss.metrics()}, x_batch.shape[0])
     return {name: total / totals["samples"] for name, total in totals["sums"].items()}
 
 
@@ -410,12 +410,12 @@ def _prepare_validation(model, loss, validation):
 # Batches, progress and Ctrl-C
 
 
-def _batch_order(n: int, shuffle: bool, seed: int, epoch: int, device):
-    """The sample indices of one epoch, on the data's device: a fresh permutation seeded by (seed, epoch), or None
-    to keep the given order."""
+def _batch_order(n: int, shuffle: bool, seed: int, epoch: int, like):
+    """The sample indices of one epoch, on the device of the data ``like``: a fresh permutation seeded by
+    (seed, epoch), or None to keep the given order."""
     if not shuffle:
         return None
-    return to_device(numpy.random.default_rng((seed, epoch)).permutation(n), device)
+    return asarray_like(numpy.random.default_rng((seed, epoch)).permutation(n), like)
 
 
 def _take(xp, data, index):

@@ -182,3 +182,17 @@ def test_classifier_training_step_matches_numpy(strict, rng):
         assert_same(strict, value, value_ref, F32)
     predicted = model.predict(strict.asarray(x))
     numpy.testing.assert_array_equal(strict.to_numpy(predicted), reference.predict(x))
+
+
+def test_a_diverging_run_goes_back_to_its_last_finite_state_on_the_strict_backend(strict):
+    """The snapshot that fit keeps must share no memory with the weights Adam updates in place."""
+    from scratchae.training import TrainingDiverged, fit
+
+    rng = numpy.random.default_rng(0)
+    model = strict.move(models.simple_autoencoder(4, input_dim=12, hidden_dim=8, seed=1))
+    before = [strict.to_numpy(p.data).copy() for p in model.parameters()]
+    x = strict.asarray(rng.random((64, 12), dtype=numpy.float32))
+    with pytest.raises(TrainingDiverged, match="before training"):
+        fit(model, MSELoss(), Adam(model.parameters(), lr=1e39), x, epochs=1, batch_size=64, progress=False)
+    for p, expected in zip(model.parameters(), before, strict=True):
+        numpy.testing.assert_array_equal(strict.to_numpy(p.data), expected)
