@@ -163,8 +163,9 @@ class Demo:
         print(dataset)
         return dataset
 
-    def schedule(self, notebook_epochs: int, notebook_samples: int, batch_size: int) -> Schedule:
-        """How many epochs to train a model that the notebook trains ``notebook_epochs`` epochs on
+    def schedule(self, notebook_epochs: int, notebook_samples: int, batch_size: int, *,
+                 source: str = "the notebook") -> Schedule:
+        """How many epochs to train a model that the notebook (or ``source``) trains ``notebook_epochs`` epochs on
         ``notebook_samples`` images in batches of ``batch_size``.
 
         On a data set as large as the notebook's, its epochs. On a smaller one (the 4,000 digits of ``mnist-5k``), as
@@ -175,14 +176,14 @@ class Demo:
         notebook_steps = notebook_epochs * math.ceil(notebook_samples / batch_size)
         if self.requested_epochs is not None or self.quick:
             epochs = self.requested_epochs if self.requested_epochs is not None else QUICK_EPOCHS
-            return Schedule(epochs, f"{epochs} epochs (the notebook trains {notebook_epochs})")
+            return Schedule(epochs, f"{epochs} epochs ({source} trains {notebook_epochs})")
         steps_per_epoch = math.ceil(self.train_size / batch_size)
         if self.train_size >= notebook_samples:
-            return Schedule(notebook_epochs, f"{notebook_epochs} epochs, as the notebook")
+            return Schedule(notebook_epochs, f"{notebook_epochs} epochs, as {source}")
         epochs = math.ceil(notebook_steps / steps_per_epoch)
         return Schedule(epochs, f"{epochs} epochs of {self.train_size:,} images, {epochs * steps_per_epoch:,} gradient "
-                                f"steps: about the {notebook_steps:,} of the notebook's {notebook_epochs} epochs on "
-                                f"{notebook_samples:,}")
+                                f"steps: about the {notebook_steps:,} of {notebook_epochs} epochs on "
+                                f"{notebook_samples:,} in {source}")
 
     def to_device(self, x):
         """A NumPy array -> the same array on the demo's device (the models' inputs)."""

@@ -68,7 +68,7 @@ demo.record("plain AE (linear latent 16)", plain_history, batch_size=64)
 # %%
 vae = models.variational_autoencoder(LATENT, input_dim=D, seed=demo.seed).to(demo.device)
 print(vae.summary())
-schedule = demo.schedule(notebook_epochs=10, notebook_samples=60_000, batch_size=128)
+schedule = demo.schedule(notebook_epochs=10, notebook_samples=60_000, batch_size=128, source="pytorch/examples")
 with demo.timed("train VAE"):
     history = fit(vae, VAELoss("bce"), Adam(vae.parameters(), lr=1e-3), x_train, epochs=schedule.epochs,
                   batch_size=128, validation=x_test, seed=demo.seed, progress=False, on_epoch_end=demo.print_epoch)
