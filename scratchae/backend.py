@@ -211,8 +211,9 @@ def random_generator(seed, like=None):
     return numpy.random.default_rng(seed)
 
 
-def standard_normal_like(like, rng):
-    """N(0, 1) numbers of the shape, dtype and device of ``like``, drawn by ``rng`` (see :func:`random_generator`).
+def standard_normal_like(like, rng, shape=None):
+    """N(0, 1) numbers of the shape (or ``shape``), dtype and device of ``like``, drawn by ``rng`` (see
+    :func:`random_generator`).
 
     A NumPy generator draws them with :func:`box_muller` from uniform numbers in ``like``'s dtype (float32 stays
     float32); for another Array API library (which has no random numbers of its own in the standard) they are drawn
@@ -226,14 +227,15 @@ def standard_normal_like(like, rng):
     xp = get_namespace(like)
     mismatch = (f"rng ({type(rng).__module__}.{type(rng).__name__}) cannot draw random numbers for a {xp.__name__} "
                 "array; make the generator with random_generator(seed, like=x)")
+    shape = tuple(like.shape) if shape is None else tuple(shape)
     if isinstance(rng, numpy.random.Generator) and (xp is numpy or not _is_cupy_array(like)):
         dtype = numpy.float64 if like.dtype == xp.float64 else numpy.float32
-        values = box_muller(rng, tuple(like.shape), dtype)
+        values = box_muller(rng, shape, dtype)
         return values if xp is numpy else xp.asarray(values, device=like.device)
     if not _is_cupy_array(like):
         raise TypeError(mismatch)
     try:
-        values = rng.standard_normal(like.shape, dtype=like.dtype)
+        values = rng.standard_normal(shape, dtype=like.dtype)
     except TypeError as error:  # e.g. a NumPy generator asked for another library's dtype
         raise TypeError(f"{mismatch} ({error})") from error
     if get_namespace(values) is not xp:

@@ -422,7 +422,19 @@ def expected_parameters(config) -> dict[str, tuple[int, ...]]:
         if features is None:
             raise CheckpointError(f"the architecture's {part} has no Dense layer, so the model has no input size")
         gives[part] = features
+    _check_sizes_agree(model_type, gives, first_input=next(iter(shapes.values()))[0])
     return shapes
+
+
+def _check_sizes_agree(model_type, gives: dict, first_input: int) -> None:
+    """What the model's structure needs of its sizes: an autoencoder gives back as many features as it takes, and a
+    VAE's two heads give codes of one size."""
+    if "decoder" in model_type.PARTS and gives["decoder"] != first_input:
+        raise CheckpointError(f"the decoder gives {gives['decoder']} features but the model takes {first_input}: an "
+                              f"autoencoder gives back as many as it takes")
+    if "logvar_head" in model_type.PARTS and gives["logvar_head"] != gives["mu_head"]:
+        raise CheckpointError(f"the mean head gives codes of {gives['mu_head']} numbers but the log-variance head of "
+                              f"{gives['logvar_head']}: a Gaussian has one of each per number")
 
 
 def _model_type(config) -> str:

@@ -46,3 +46,12 @@ def _range(minimum, above, below) -> str:
     if minimum is not None:
         return f" >= {minimum:g}"
     return f" > {above:g}" if above is not None else ""
+
+
+def fits(check, value, **bounds) -> bool:
+    """Whether ``check("value", value, **bounds)`` (one of the checks above) accepts ``value``."""
+    try:
+        check("value", value, **bounds)
+    except ValueError:
+        return False
+    return True

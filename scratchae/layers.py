@@ -226,9 +226,8 @@ class Sigmoid(Layer):
 
     def forward(self, x):
         """x: (N, D) -> y: (N, D) in (0, 1)."""
-        xp = get_namespace(x)
-        limit = float(math.floor(-math.log(xp.finfo(x.dtype).smallest_normal)))  # 87 for float32, 708 for float64
-        self.y = sigmoid(x, limit)  # (N, D), kept: the derivative uses y
+        limit = _exp_limit(get_namespace(x), x.dtype)
+        self.y = sigmoid(x, -limit, limit)  # (N, D), kept: the derivative uses y
         return self.y
 
     def backward(self, dy, input_grad: bool = True):
@@ -239,10 +238,19 @@ class Sigmoid(Layer):
         return sigmoid_backward(dy, self.y)  # (N, D)
 
 
+def _exp_limit(xp, dtype) -> float:
+    """The largest x whose e^x, and e^-x, are normal numbers of ``dtype``: 87 for float32, 708 for float64."""
+    return float(math.floor(-math.log(xp.finfo(dtype).smallest_normal)))
+
+
 @fused
-def sigmoid(xp, x, limit):
-    """1 / (1 + e^-x), with x clipped to [-limit, limit] so that exp never overflows. x: (N, D) -> (N, D)."""
-    return 1.0 / (1.0 + xp.exp(-xp.clip(x, -limit, limit)))
+def sigmoid(xp, x, low, high):
+    """1 / (1 + e^-x), with x clipped to [low, high] so that exp never overflows. x: (N, D) -> (N, D).
+
+    The bounds are passed in, not computed here: in a fused GPU kernel a number computed inside is float64, and
+    would make the float32 result float64.
+    """
+    return 1.0 / (1.0 + xp.exp(-xp.clip(x, low, high)))
 
 
 @fused

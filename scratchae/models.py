@@ -311,9 +311,8 @@ class VariationalAutoencoder(Model):
     def sample(self, n: int, *, seed: int = 0):
         """n new images decoded from codes z ~ N(0, I): (n, D), on the model's device."""
         n = require_int("n", n, minimum=1)
-        first = self.parameters()[0].data
-        rng = random_generator(seed, like=first)
-        z = rng.standard_normal((n, self.latent_dim), dtype=self.dtype)  # (n, latent_dim)
+        weights = self.parameters()[0].data  # for the dtype and the device of the codes
+        z = standard_normal_like(weights, random_generator(seed, like=weights), shape=(n, self.latent_dim))  # (n, Z)
         return self.decode(z)
 
     @property

@@ -127,7 +127,8 @@ class Adam(Optimizer):
         sqrt_bc2 = math.sqrt(1.0 - self.beta2 ** self.steps)
         step_size = self.lr * sqrt_bc2 / (1.0 - self.beta1 ** self.steps)
         eps_hat = self.eps * sqrt_bc2
-        adam_update(parameter.data, g, self.m[index], self.v[index], self.beta1, self.beta2, step_size, eps_hat)
+        adam_update(parameter.data, g, self.m[index], self.v[index], self.beta1, 1.0 - self.beta1, self.beta2,
+                    1.0 - self.beta2, step_size, eps_hat)
 
     def hyperparameters(self):
         return {"lr": self.lr, "betas": [self.beta1, self.beta2], "eps": self.eps, "weight_decay": self.weight_decay}
@@ -137,15 +138,17 @@ class Adam(Optimizer):
 
 
 @fused
-def adam_update(xp, param, g, m, v, beta1, beta2, step_size, eps_hat):
+def adam_update(xp, param, g, m, v, beta1, rest1, beta2, rest2, step_size, eps_hat):
     """One Adam step for one parameter, in place: ``param``, ``m`` and ``v`` change; every array has its shape.
 
-    In-place updates (``m *= ...``) reuse the state arrays instead of allocating new ones each step.
+    ``rest1`` and ``rest2`` are 1 - beta1 and 1 - beta2, passed in rather than computed here: in a fused GPU kernel a
+    number computed inside is float64, and would make the float32 arithmetic float64. In-place updates (``m *= ...``)
+    reuse the state arrays instead of allocating new ones each step.
     """
     m *= beta1
-    m += (1.0 - beta1) * g  # m = beta1 m + (1 - beta1) g
+    m += rest1 * g  # m = beta1 m + (1 - beta1) g
     v *= beta2
-    v += (1.0 - beta2) * (g * g)  # v = beta2 v + (1 - beta2) g^2
+    v += rest2 * (g * g)  # v = beta2 v + (1 - beta2) g^2
     denominator = xp.sqrt(v)
     denominator += eps_hat
     step = m / denominator

@@ -25,7 +25,8 @@ import time
 import numpy
 from tqdm.auto import tqdm
 
-from scratchae.backend import asarray_like, copy_of, get_namespace, has_non_finite, ignore_overflow, is_floating, to_device
+from scratchae.backend import (asarray_like, copy_of, get_namespace, has_non_finite, ignore_overflow, is_floating,
+                               to_device)
 from scratchae.checks import require_int
 from scratchae.losses import check_labels
 
@@ -143,7 +144,7 @@ def _csv_value(values: list[float], index: int) -> str:
 
 def fit(model, loss, optimizer, x, y=None, *, epochs: int, batch_size: int, shuffle: bool = True,
         validation=None, seed: int = 0, progress: bool | str = True, history: History | None = None,
-        on_epoch_end=None) -> History:
+        on_epoch_end=None, stop: StopRequest | None = None) -> History:
     """Train ``model`` on ``x`` (and targets ``y``) with mini-batch gradient descent: :func:`train_step` per batch.
 
     Parameters
@@ -172,6 +173,10 @@ def fit(model, loss, optimizer, x, y=None, *, epochs: int, batch_size: int, shuf
         Ctrl-C interrupted is finished from the batch where it stopped.
     on_epoch_end : callable, optional
         Called as ``on_epoch_end(epoch, logs)`` after every epoch (epoch counts from 1).
+    stop : StopRequest, optional
+        Training stops after the batch during which ``stop.requested`` becomes true. By default ``fit`` makes its
+        own, which Ctrl-C sets while it runs; a program that has one already (which catches Ctrl-C for longer than
+        ``fit`` runs) passes it in.
 
     Returns
     -------
@@ -195,7 +200,7 @@ def fit(model, loss, optimizer, x, y=None, *, epochs: int, batch_size: int, shuf
     history = history if history is not None else History()
     history.interrupted = False
     model.train()
-    with _stop_on_interrupt() as stop, ignore_overflow():
+    with (contextlib.nullcontext(stop) if stop is not None else StopRequest().on_ctrl_c()) as stop, ignore_overflow():
         for epoch in range(len(history), len(history) + epochs):
             if stop.requested:  # Ctrl-C during validation or a callback: stop before the next epoch starts
                 history.interrupted = True
@@ -428,23 +433,25 @@ def _progress_bar(n_batches: int, epoch: int, progress, done: int = 0):
     return tqdm(total=n_batches, initial=done, desc=f"epoch {epoch + 1}", leave=False, disable=disable, unit="batch")
 
 
-class _StopFlag:
-    requested = False
+class StopRequest:
+    """A request to stop training after the current batch: ``requested`` becomes true, ``fit`` stops."""
 
+    def __init__(self):
+        self.requested = False
 
-@contextlib.contextmanager
-def _stop_on_interrupt():
-    """Turn Ctrl-C into a request to stop after the current batch (only the main thread receives signals)."""
-    stop = _StopFlag()
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
+    @contextlib.contextmanager
+    def on_ctrl_c(self):
+        """While the block runs, Ctrl-C sets ``requested`` instead of raising KeyboardInterrupt (only the main
+        thread receives signals; elsewhere nothing changes)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
 
-    def request_stop(signum, frame):
-        stop.requested = True
+        def request_stop(signum, frame):
+            self.requested = True
 
-    previous = signal.signal(signal.SIGINT, request_stop)
-    try:
-        yield stop
-    finally:
-        signal.signal(signal.SIGINT, previous)
+        previous = signal.signal(signal.SIGINT, request_stop)
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, previous)

@@ -809,3 +809,20 @@ def test_the_history_of_an_interrupted_epoch_round_trips(tmp_path, good_file):
                    meta_change=_set_history(interrupted=True, unfinished=UNFINISHED))
     history = load(path).history
     assert history.interrupted and history.unfinished == UNFINISHED
+
+
+def test_architectures_whose_sizes_do_not_fit_together_are_refused(tmp_path):
+    from scratchae.models import variational_autoencoder
+
+    for make, phrase in ((lambda arch: arch["mu_head"][0].update(out_features=5), "a Gaussian has one of each"),
+                         (lambda arch: arch["decoder"][-2].update(out_features=32), "gives back as many as it takes")):
+        vae = variational_autoencoder(4, hidden_dim=8, input_dim=16)
+        path = save(tmp_path / "vae.npz", vae)
+        with numpy.load(path, allow_pickle=False) as file:
+            arrays = {name: file[name] for name in file.files}
+        meta = json.loads(str(arrays["meta"]))
+        make(meta["architecture"])
+        arrays["meta"] = numpy.array(json.dumps(meta))
+        numpy.savez(path, **arrays)
+        with pytest.raises(CheckpointError, match=phrase):
+            load(path)

@@ -246,3 +246,99 @@ def test_a_classifier_on_a_few_images_still_scores_every_class(tmp_path):
     done = train("--model", "classifier", "--train-size", "5", "--epochs", "1", "--out", "run", cwd=tmp_path)
     assert "val_accuracy" in done.stdout
     assert checkpoint.load(tmp_path / "run" / "model.npz").model.output_features == 10
+
+
+# ---------------------------------------------------------------------------------------------------- in-process
+
+
+def in_process(argv) -> int:
+    from scratchae.cli import main
+
+    try:
+        return main(argv)
+    except SystemExit as stop:
+        return stop.code
+
+
+def test_ctrl_c_at_a_chosen_batch_saves_mid_epoch_and_resumes_bit_for_bit(tmp_path, monkeypatch, capsys):
+    """Deterministic: Ctrl-C arrives during the 60th step (epoch 2 of 45 batches), whatever the machine's speed."""
+    from scratchae import training
+
+    options = ["train", *COMMON, "--model", "denoising", "--epochs", "3"]
+    assert in_process([*options, "--out", str(tmp_path / "straight")]) == 0
+    real_step, calls = training.train_step, []
+
+    def step_then_ctrl_c(*arguments):
+        calls.append(1)
+        if len(calls) == 60:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_step(*arguments)
+
+    monkeypatch.setattr(training, "train_step", step_then_ctrl_c)
+    assert in_process([*options, "--out", str(tmp_path / "run")]) == 130
+    assert "interrupted in epoch 2 after batch 15 of 45" in capsys.readouterr().err
+    assert RunFolder(tmp_path / "run").manifest()["unfinished"] is True
+    saved = checkpoint.load(tmp_path / "run" / "model.npz")
+    assert len(saved.history) == 1 and saved.history.unfinished["batches"] == 15
+    monkeypatch.setattr(training, "train_step", real_step)
+    assert in_process([*options, "--out", str(tmp_path / "run"), "--resume"]) == 0
+    assert_same_weights(tmp_path / "run" / "model.npz", tmp_path / "straight" / "model.npz")
+
+
+def test_ctrl_c_before_the_training_starts_stops_it_at_once_and_saves_nothing(tmp_path, monkeypatch, capsys):
+    from scratchae import training
+
+    real_prepare, steps = training.prepare_data, []
+
+    def ctrl_c_while_preparing(*arguments):
+        os.kill(os.getpid(), signal.SIGINT)
+        return real_prepare(*arguments)
+
+    monkeypatch.setattr(training, "prepare_data", ctrl_c_while_preparing)
+    monkeypatch.setattr(training, "train_step", lambda *arguments: steps.append(1) or 0.0)
+    assert in_process(["train", *COMMON, "--epochs", "5", "--out", str(tmp_path / "run")]) == 130
+    assert "before the training started; nothing was saved" in capsys.readouterr().err
+    assert steps == [] and not RunFolder(tmp_path / "run").holds_run()
+
+
+def test_a_seed_below_zero_is_a_one_line_error(tmp_path):
+    for command in (["train", *COMMON, "--out", "run"], ["gradcheck"], ["demo", "--quick", "--only", "one_step"]):
+        done = subprocess.run([sys.executable, "-m", "scratchae", *command, "--seed", "-1"], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2 and "Traceback" not in done.stderr
+        assert "--seed: must be a whole number >= 0, got -1" in done.stderr
+
+
+def test_sizes_that_cannot_fit_in_memory_are_a_one_line_error(tmp_path):
+    done = train("--latent-dim", "1000000000000", "--out", "run", cwd=tmp_path, check=False)
+    assert done.returncode == 2 and done.stderr.strip().splitlines()[-1].startswith("scratchae: error: not enough")
+
+
+def test_evaluate_scores_a_vae_by_its_whole_elbo_after_a_warm_up(tmp_path):
+    train("--model", "vae", "--latent-dim", "2", "--kl-warmup", "5", "--epochs", "1", "--out", "vae", cwd=tmp_path)
+    done = subprocess.run([sys.executable, "-m", "scratchae", "evaluate", "vae", "--device", "cpu"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    scores = done.stdout.splitlines()[0].split(": ", 1)[1].split()  # "loss 40.1  reconstruction 31.3  kl 8.8"
+    values = {name: float(value) for name, value in zip(scores[::2], scores[1::2])}
+    assert values["kl"] > 0 and values["loss"] == pytest.approx(values["reconstruction"] + values["kl"], rel=1e-3)
+
+
+def test_evaluate_takes_a_float64_checkpoint(tmp_path):
+    from scratchae.models import simple_autoencoder
+
+    checkpoint.save(tmp_path / "f64.npz", simple_autoencoder(input_dim=64, dtype=numpy.float64))
+    done = subprocess.run([sys.executable, "-m", "scratchae", "evaluate", "f64.npz", "--data", "digits", "--device",
+                           "cpu"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_manifest_cannot_name_files_outside_its_folder(tmp_path):
+    folder = RunFolder(tmp_path / "run")
+    folder.prepare()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("not the run's")
+    (folder.path / MANIFEST).write_text(json.dumps({"epochs": 1, "files": ["../victim.txt", "/etc/hostname", "a"]}))
+    folder.commit({"b": lambda path: path.write_text("b")}, {"epochs": 2})
+    assert victim.read_text() == "not the run's"
+    assert folder.manifest()["files"] == ["b"]

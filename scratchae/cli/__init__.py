@@ -18,6 +18,7 @@ import sys
 
 from scratchae import checkpoint, data, gradcheck
 from scratchae.backend import DeviceError
+from scratchae.cli.arguments import count
 from scratchae.cli.demo import add_demo_command
 from scratchae.cli.runs import RunError, RunInterrupted, add_evaluate_command, add_train_command
 from scratchae.training import TrainingDiverged
@@ -48,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     except RunInterrupted as stopped:
         print(f"scratchae: {stopped}", file=sys.stderr)
         return 130
+    except MemoryError:
+        print("scratchae: error: not enough memory for this model and data (try smaller sizes or a smaller "
+              "--batch-size)", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:  # Ctrl-C before or after the training, which saves its own state
         print("scratchae: interrupted", file=sys.stderr)
         return 130
@@ -68,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_train_command(commands)
     add_evaluate_command(commands)
     check = commands.add_parser("gradcheck", help="check every hand-written gradient against numerical ones")
-    check.add_argument("--seed", type=int, default=0)
+    check.add_argument("--seed", type=count(0), default=0)
     check.set_defaults(run=run_gradcheck)
     add_demo_command(commands)
     return parser

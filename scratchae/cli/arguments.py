@@ -58,7 +58,7 @@ def add_run_options(parser: argparse.ArgumentParser, *, epochs: int | None, epoc
                         help="data set (default: mnist-5k, 5,000 real digits that need no download)")
     parser.add_argument("--device", choices=DEVICES, default="auto",
                         help="cpu, gpu, or auto (the default: the GPU if CuPy can use one)")
-    parser.add_argument("--seed", type=int, default=0, help="seeds the data split, the weights, the batches and the "
-                                                           "noise (default: 0)")
+    parser.add_argument("--seed", type=count(0), default=0, help="seeds the data split, the weights, the batches and "
+                                                                "the noise (default: 0)")
     parser.add_argument("--epochs", type=count(min_epochs), default=epochs, help=epochs_help)
     parser.add_argument("--out", default=out, help=out_help)

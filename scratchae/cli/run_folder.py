@@ -14,9 +14,7 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import tempfile
-import threading
 import uuid
 from pathlib import Path
 
@@ -76,11 +74,7 @@ class RunFolder:
 
     def manifest(self) -> dict:
         """What ``run.json`` says of the run in the folder (empty if it has none or it cannot be read)."""
-        try:
-            manifest = json.loads((self.path / MANIFEST).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
-        return manifest if isinstance(manifest, dict) else {}
+        return _read_manifest(self.path / MANIFEST)
 
     def commit(self, writers: dict, about: dict) -> list[str]:
         """Replace the folder's run with the files that ``writers`` write, all together.
@@ -111,34 +105,33 @@ class RunFolder:
 
     def _move_into_place(self, staging: Path) -> None:
         """Move a complete staged state into the folder, the manifest last; remove the old state's other files."""
-        new = json.loads((staging / MANIFEST).read_text(encoding="utf-8"))
+        new = _read_manifest(staging / MANIFEST)
         old_files = set(self.manifest().get("files", []))
-        for name in new["files"]:
+        for name in new.get("files", []):
             if (staging / name).exists():  # not yet moved (a commit that a kill stopped half-way has moved some)
                 os.replace(staging / name, self.path / name)
-        for name in old_files - set(new["files"]):
+        for name in old_files - set(new.get("files", [])):
             with contextlib.suppress(FileNotFoundError):
                 (self.path / name).unlink()
         os.replace(staging / MANIFEST, self.path / MANIFEST)
         shutil.rmtree(staging, ignore_errors=True)
 
 
-@contextlib.contextmanager
-def interrupts_deferred():
-    """Hold Ctrl-C back while a block runs (a commit), then hand it on as if it had come just after the block: to
-    the handler that was there before (``fit``'s, which stops the training after the current batch), or as a
-    KeyboardInterrupt."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    pressed = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: pressed.append(frame))
+def _read_manifest(path: Path) -> dict:
+    """A manifest, with only the file names it may name: plain names inside the run folder. A manifest is a file on
+    disk that anyone can edit, and a name such as ``../notes.txt`` must never make a commit move or delete a file
+    outside the folder. Empty if there is no manifest or it cannot be read."""
     try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if pressed:
-        if callable(previous) and previous is not signal.default_int_handler:
-            previous(signal.SIGINT, pressed[0])
-        else:
-            raise KeyboardInterrupt
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(manifest, dict):
+        return {}
+    files = manifest.get("files")
+    manifest["files"] = [name for name in files if _plain_name(name)] if isinstance(files, list) else []
+    return manifest
+
+
+def _plain_name(name) -> bool:
+    return isinstance(name, str) and name not in ("", ".", "..", MANIFEST) and Path(name).name == name and \
+        "\\" not in name

@@ -9,18 +9,19 @@ writes every state of the folder at once (:mod:`scratchae.cli.run_folder`).
 from __future__ import annotations
 
 import json
+import math
 import time
 
 from scratchae import checkpoint, data
 from scratchae.backend import DEVICES, resolve_device, to_device, to_numpy
-from scratchae.checks import require_float
+from scratchae.checks import fits, require_float, require_int
 from scratchae.cli.arguments import add_run_options, count, non_negative_float, positive_float
-from scratchae.cli.run_folder import CHECKPOINT, RunFolder, interrupts_deferred
+from scratchae.cli.run_folder import CHECKPOINT, RunFolder
 from scratchae.files import write_text_atomically
 from scratchae.losses import BCELoss, MSELoss, SoftmaxCrossEntropyLoss, VAELoss
 from scratchae.models import BUILDERS, Classifier, DenoisingAutoencoder, VariationalAutoencoder
 from scratchae.optim import Adam
-from scratchae.training import History, TrainingDiverged, evaluate, fit
+from scratchae.training import History, StopRequest, TrainingDiverged, evaluate, fit
 
 LOSSES = {"mse": MSELoss, "bce": BCELoss}
 
@@ -82,7 +83,7 @@ def add_evaluate_command(commands) -> None:
     evaluate_.add_argument("--data", choices=data.DATASETS, default=None,
                            help="the data set (default: the one the model was trained on)")
     _add_data_arguments(evaluate_)
-    evaluate_.add_argument("--seed", type=int, default=None, help="default: the run's")
+    evaluate_.add_argument("--seed", type=count(0), default=None, help="default: the run's")
     evaluate_.add_argument("--device", choices=DEVICES, default="auto")
     evaluate_.add_argument("--out", default=None, help="folder for the figure (default: the checkpoint's folder)")
     evaluate_.set_defaults(run=run_evaluate)
@@ -149,6 +150,11 @@ def _resumed_run(folder: RunFolder, given: dict, device: str) -> _Run:
         print(f"note: the learning rate changes from {settings['lr']:g} to {given['lr']:g}; from here on the run no "
               f"longer repeats one that was never stopped")
         saved.optimizer.lr = given["lr"]
+    recorded_device = saved.meta.get("extra", {}).get("device")
+    if recorded_device in ("cpu", "gpu") and recorded_device != saved.model.device:
+        print(f"note: the run trained on the {recorded_device.upper()} and resumes on the {saved.model.device.upper()}, "
+              f"where random numbers come from another generator; from here on it no longer repeats a run that was "
+              f"never stopped")
     settings = {**settings, **{option: given[option] for option in CHANGEABLE_ON_RESUME if option in given}}
     return _Run(settings, _load_data(settings), saved.model, saved.optimizer, saved.history)
 
@@ -166,38 +172,46 @@ def _train(run: _Run, folder: RunFolder, arguments) -> int:
           f"samples, {model.device}" + (f"; resuming after {_plural(done, 'epoch')}" if done or unfinished else ""))
     print(model.summary())
     saver = _Saver(run, folder, arguments.save_every)
+    stop = StopRequest()
     started = time.perf_counter()
-    try:
-        with interrupts_deferred():  # Ctrl-C outside fit's own handling (fit stops after a batch) waits for the save
-            _fit_and_save(run, saver, arguments, epochs, done, folder)
-    except KeyboardInterrupt:  # pressed after the training, while its last state was being saved: it is saved
-        raise RunInterrupted(f"interrupted; the run is saved in {folder.path} ({_plural(len(history), 'epoch')}): "
-                             f"continue with scratchae train --out {folder.path} --resume --epochs "
-                             f"{arguments.epochs}") from None
+    with stop.on_ctrl_c():  # from here on Ctrl-C asks the training to stop after a batch, and a save to finish first
+        trained = _fit_and_save(run, saver, arguments, epochs, done, folder, stop)
     seconds = time.perf_counter() - started
-    saved = saver.saved
+    if not trained:
+        raise RunInterrupted("interrupted before the training started; nothing was saved")
     if history.interrupted:
         where = _where_stopped(history, settings["batch_size"], len(dataset.x_train))
         raise RunInterrupted(f"interrupted {where}; the state is saved in {folder.path}: continue with scratchae train "
                              f"--out {folder.path} --resume --epochs {arguments.epochs}")
+    if stop.requested:  # pressed while the last state was being saved, which is done all the same
+        raise RunInterrupted(f"interrupted; the run is saved in {folder.path} ({_plural(len(history), 'epoch')}): "
+                             f"continue with scratchae train --out {folder.path} --resume --epochs {arguments.epochs}")
     print(f"trained {_plural(len(history) - done, 'epoch')} in {seconds:.1f} s; {folder.path} holds "
-          f"{_plural(len(history), 'epoch')}: {', '.join(saved)}")
+          f"{_plural(len(history), 'epoch')}: {', '.join(saver.saved)}")
     return 0
 
 
-def _fit_and_save(run: _Run, saver, arguments, epochs: int, done: int, folder: RunFolder) -> None:
-    """Train, then save the final state; on divergence, save the last finite state if it holds new epochs."""
+def _fit_and_save(run: _Run, saver, arguments, epochs: int, done: int, folder: RunFolder, stop) -> bool:
+    """Train, then save the final state; on divergence, save the last finite state if it holds new epochs.
+
+    Returns False, having saved nothing, when a stop was asked for before the first batch.
+    """
     model, dataset, settings, history = run.model, run.dataset, run.settings, run.history
+    before = (len(history), json.dumps(history.unfinished))
     try:
         fit(model, run.loss, run.optimizer, dataset.x_train, _targets(model, dataset), epochs=epochs,
             batch_size=settings["batch_size"], validation=_test_pair(model, dataset), seed=settings["seed"],
-            progress="always" if arguments.progress else True, history=history, on_epoch_end=saver.after_epoch)
+            progress="always" if arguments.progress else True, history=history, on_epoch_end=saver.after_epoch,
+            stop=stop)
     except TrainingDiverged as error:  # fit has put the model back at its last finite state
         if len(history) > done:
             saver.save(final=True)
             raise TrainingDiverged(f"{error}; that state is saved in {folder.path}") from None
         raise TrainingDiverged(f"{error}; nothing new was saved") from None
+    if history.interrupted and (len(history), json.dumps(history.unfinished)) == before:
+        return False
     saver.save(final=True)
+    return True
 
 
 class _Saver:
@@ -217,7 +231,7 @@ class _Saver:
         """Commit the run's state: the checkpoint and history, and when the training stops the figures too."""
         run, history, settings = self.run, self.run.history, self.run.settings
         extra = {"settings": settings, "loss": _loss_name(run.model, settings), "data": run.dataset.name,
-                 "image_shape": list(run.dataset.image_shape)}
+                 "image_shape": list(run.dataset.image_shape), "device": str(run.model.device)}
         writers = {CHECKPOINT: lambda path: checkpoint.save(path, run.model, run.optimizer, history, extra=extra),
                    "history.json": lambda path: write_text_atomically(path, json.dumps(history.to_dict(), indent=2)),
                    "history.csv": lambda path: write_text_atomically(path, history.to_csv())}
@@ -225,8 +239,7 @@ class _Saver:
             writers.update(_figures(run, history))
         about = {"model": settings["model"], "data": run.dataset.name, "epochs": len(history),
                  "unfinished": history.unfinished is not None}
-        with interrupts_deferred():
-            self.saved = self.folder.commit(writers, about)
+        self.saved = self.folder.commit(writers, about)
         self.last_save = time.monotonic()
         return self.saved
 
@@ -247,7 +260,7 @@ def _figures(run: _Run, history) -> dict:
 def _save_reconstructions(model, dataset, path) -> None:
     from scratchae import plots
 
-    originals = dataset.x_test[:10]
+    originals = dataset.x_test[:10].astype(model.dtype, copy=False)
     reconstructed = to_numpy(model.reconstruct(to_device(originals, model.device)))
     plots.save_figure(plots.reconstructions(originals, reconstructed, dataset.image_shape), path)
 
@@ -344,15 +357,11 @@ def _recorded_settings(meta: dict) -> dict | None:
 
 
 def _whole(value, minimum: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+    return fits(require_int, value, minimum=minimum)
 
 
 def _finite(value, minimum: float | None = None, above: float | None = None) -> bool:
-    try:
-        require_float("value", value, minimum=minimum, above=above)
-    except ValueError:
-        return False
-    return True
+    return fits(require_float, value, minimum=minimum, above=above)
 
 
 def _describe(folder: RunFolder) -> str:
@@ -367,7 +376,7 @@ def _describe(folder: RunFolder) -> str:
 def _where_stopped(history, batch_size: int, n_samples: int) -> str:
     if history.unfinished is None:
         return f"after epoch {len(history)}"
-    batches = -(-n_samples // batch_size)
+    batches = math.ceil(n_samples / batch_size)
     return f"in epoch {len(history) + 1} after batch {history.unfinished['batches']} of {batches}"
 
 
@@ -404,9 +413,14 @@ def run_evaluate(arguments) -> int:
                              f"{dataset.n_features}; evaluate it on the data it was trained on")
     if recorded.get("loss") not in (None, "softmax-cross-entropy", *LOSSES):
         raise RunError(f"{path} records an unknown loss {recorded.get('loss')!r}")
-    loss = _loss(model, {**settings, "loss": recorded.get("loss") if recorded.get("loss") in LOSSES else None})
+    # a VAE is scored by its whole negative ELBO: the KL weight a warm-up gave its first epochs is over
+    loss = _loss(model, {**settings, "loss": recorded.get("loss") if recorded.get("loss") in LOSSES else None,
+                         "kl_warmup": 0})
     pair = _test_pair(model, dataset)
     x_test, y_test = pair if isinstance(pair, tuple) else (pair, None)
+    x_test = x_test.astype(model.dtype, copy=False)  # a checkpoint may hold float64 weights (saved from Python)
+    if y_test is not None and not isinstance(model, Classifier):
+        y_test = y_test.astype(model.dtype, copy=False)
     results = evaluate(model, loss, x_test, y_test)
     print(f"{dataset.name} test set ({len(dataset.x_test):,} samples): "
           + "  ".join(f"{name} {value:.4f}" for name, value in results.items()))
