@@ -645,7 +645,8 @@ def describe_run(args, setup: Setup, model, x, data_name: str, torch, notes: lis
     kernel, kernel_warnings = blas_report(args.threads)
     shapes = dense_shapes(model)
     return {"machine": machine_description(args.device), "device": args.device, "threads": args.threads,
-            "threads_in_use": threads_in_use, "blas_kernel": kernel, "data": data_name, "samples": len(x), "model": args.model,
+            "threads_in_use": threads_in_use, "blas_kernel": kernel, "data": data_name, "samples": len(x),
+            "model": args.model,
             "architecture": "-".join(str(size) for size in [shapes[0][0]] + [n_out for _, n_out in shapes]),
             "batch_size": setup.batch_size, "weight_decay": setup.weight_decay, "epochs": args.epochs,
             "seed": args.seed, "flops_per_epoch": epoch_flops(model, len(x)), "sgemm_gflops": sgemm_gflops,

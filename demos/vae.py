@@ -18,7 +18,8 @@
 # and the loss (the negative evidence lower bound, per image) adds to the reconstruction error the KL divergence of
 # that Gaussian from $\mathcal{N}(0, I)$:
 #
-# $$L = \sum_i \mathrm{BCE}(\hat x_i, x_i) \; - \; \tfrac12 \sum_j \left(1 + \log\sigma_j^2 - \mu_j^2 - \sigma_j^2\right).$$
+# $$L = \sum_i \mathrm{BCE}(\hat x_i, x_i)
+#       - \tfrac12 \sum_j \left(1 + \log\sigma_j^2 - \mu_j^2 - \sigma_j^2\right).$$
 #
 # The gradients are the chain rule again, through the sample: $\partial L/\partial\mu = \partial L/\partial z +
 # \mu$ and $\partial L/\partial\log\sigma^2 = \partial L/\partial z \cdot \varepsilon\,\sigma/2 + (\sigma^2-1)/2$,

@@ -105,7 +105,8 @@ class Layer:
 
 def _require_cache(layer: Layer, cached) -> None:
     if cached is None:
-        raise RuntimeError(f"{type(layer).__name__}.backward was called before forward: there is nothing to differentiate")
+        raise RuntimeError(f"{type(layer).__name__}.backward was called before forward: there is nothing to "
+                           f"differentiate")
 
 
 class Dense(Layer):

@@ -39,7 +39,8 @@ class Loss:
 
     def _cached(self):
         if self.cache is None:
-            raise RuntimeError(f"{type(self).__name__}.backward was called before forward: there is no loss to differentiate")
+            raise RuntimeError(f"{type(self).__name__}.backward was called before forward: there is no loss to "
+                               f"differentiate")
         return self.cache
 
     def __repr__(self):

@@ -124,7 +124,8 @@ class Model(abc.ABC):
         known = self.counters()
         for name, value in counters.items():
             if name not in known:
-                raise ValueError(f"{type(self).__name__} keeps no counter {name!r}; it counts {sorted(known) or 'none'}")
+                raise ValueError(f"{type(self).__name__} keeps no counter {name!r}; it counts "
+                                 f"{sorted(known) or 'none'}")
             setattr(self, name, require_int(name, value, minimum=0))
 
 

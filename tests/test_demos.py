@@ -11,7 +11,6 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import numpy
-import pytest
 from matplotlib.image import imsave
 
 from scratchae.cli import demo as demo_command, gallery

@@ -12,7 +12,7 @@ import pytest
 from scratchae import checkpoint, data, gradcheck, models
 from scratchae.backend import box_muller
 from scratchae.gradcheck import LAYER_TOLERANCE, MODEL_TOLERANCE, WithFixedEps
-from scratchae.losses import BCELoss, MSELoss, VAELoss
+from scratchae.losses import BCELoss, VAELoss
 from scratchae.models import VariationalAutoencoder, gaussian_sample, variational_autoencoder
 from scratchae.optim import Adam
 from scratchae.training import History, evaluate, fit, train_step

@@ -152,7 +152,8 @@ def _resumed_run(folder: RunFolder, given: dict, device: str) -> _Run:
         saved.optimizer.lr = given["lr"]
     recorded_device = saved.meta.get("extra", {}).get("device")
     if recorded_device in ("cpu", "gpu") and recorded_device != saved.model.device:
-        print(f"note: the run trained on the {recorded_device.upper()} and resumes on the {saved.model.device.upper()}, "
+        print(f"note: the run trained on the {recorded_device.upper()} and resumes on the "
+              f"{saved.model.device.upper()}, "
               f"where random numbers come from another generator; from here on it no longer repeats a run that was "
               f"never stopped")
     settings = {**settings, **{option: given[option] for option in CHANGEABLE_ON_RESUME if option in given}}
@@ -369,8 +370,8 @@ def _describe(folder: RunFolder) -> str:
     if not manifest:
         return "a checkpoint"
     partial = ", part of another" if manifest.get("unfinished") else ""
-    return f"{manifest.get('model', '?')} on {manifest.get('data', '?')}, {_plural(manifest.get('epochs', 0), 'epoch')}" \
-           f"{partial}"
+    epochs = _plural(manifest.get("epochs", 0), "epoch")
+    return f"{manifest.get('model', '?')} on {manifest.get('data', '?')}, {epochs}{partial}"
 
 
 def _where_stopped(history, batch_size: int, n_samples: int) -> str:
