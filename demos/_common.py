@@ -13,7 +13,8 @@ sight; the helper only keeps a record:
 - ``demo.save(fig, file, caption)`` writes a figure as a PNG and returns it, so that a notebook cell ending with it
   shows it;
 - ``demo.finish()`` writes ``metrics.json`` (the data set, the epochs, the time taken and where it went, the final
-  losses, every figure with its caption) and refreshes the gallery page of the folder above, if there is one.
+  losses, every figure with its caption) and writes the gallery page of the folder above: always in the default
+  ``outputs/`` (or ``outputs-quick/``), and in a folder given by ``--out`` if a page is already there.
 
 The command line of every demo (``--data``, ``--device``, ``--seed``, ``--epochs``, ``--out`` as for
 ``scratchae train``, and ``--quick``: a few hundred images, 2 epochs, a short t-SNE, the same code otherwise).
@@ -113,6 +114,7 @@ class Demo:
         self.requested_epochs = arguments.epochs
         default_out = Path("outputs-quick" if self.quick else "outputs") / name
         self.out = Path(arguments.out) if arguments.out is not None else default_out
+        self.owns_gallery = arguments.out is None  # outputs/ is the demos' own folder; another may hold anything
         try:
             self.device = resolve_device(arguments.device)
         except DeviceError as error:
@@ -240,8 +242,8 @@ class Demo:
         return fig
 
     def finish(self) -> Path:
-        """Write ``metrics.json``, refresh the gallery page of the folder above if it has one, and print where the
-        time went; returns the path of ``metrics.json``."""
+        """Write ``metrics.json``, write the gallery page of the folder above (see the module's docstring), and print
+        where the time went; returns the path of ``metrics.json``."""
         seconds = time.perf_counter() - self.started
         epochs = [values["epochs"] for values in self.results.values() if "epochs" in values]
         metrics = {
@@ -257,7 +259,7 @@ class Demo:
             "figures": self.figures,
         }
         path = write_text_atomically(self.out / METRICS, json.dumps(metrics, indent=2) + "\n")
-        if (self.out.parent / INDEX).is_file():  # a gallery page shows this folder: keep it true to these figures
+        if self.owns_gallery or (self.out.parent / INDEX).is_file():  # keep the page true to the figures beside it
             write_index(self.out.parent)
         where = ", ".join(f"{what} {value:.1f} s" for what, value in
                           sorted(self.timings.items(), key=lambda item: -item[1]))

@@ -4,11 +4,13 @@
     scratchae evaluate runs/simple/model.npz --data mnist-5k
     scratchae gradcheck
     scratchae demo --quick
+    scratchae notebooks notebooks
 
 A wrong argument ends the command with status 2 and a one-line message; a failed gradient check with status 1.
 
 The command is the application around the lesson: ``runs`` trains and evaluates into a run folder, ``demo`` runs
-the demo chapters, ``gallery`` writes the page of their figures, ``arguments`` holds the argument types.
+the demo chapters, ``notebooks`` writes them as Jupyter notebooks, ``gallery`` writes the page of their figures,
+``arguments`` holds the argument types.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from scratchae import checkpoint, data, gradcheck
 from scratchae.backend import DeviceError
 from scratchae.cli.arguments import count
 from scratchae.cli.demo import add_demo_command
+from scratchae.cli.notebooks import add_notebooks_command
 from scratchae.cli.runs import RunError, RunInterrupted, add_evaluate_command, add_train_command
 from scratchae.training import TrainingDiverged
 
@@ -76,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--seed", type=count(0), default=0)
     check.set_defaults(run=run_gradcheck)
     add_demo_command(commands)
+    add_notebooks_command(commands)
     return parser
 
 
