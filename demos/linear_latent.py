@@ -30,8 +30,8 @@ LATENT_DIM = 16
 # %% [markdown]
 # ## Data and training
 #
-# 10,000 training and 1,000 validation digits as in the notebook (the whole of `mnist-5k`, 4,000 + 1,000, by
-# default). Adam with learning rate 1e-3 and weight decay 1e-8, batches of 64, for as many gradient steps as the
+# 10,000 training and 1,000 test digits as in the notebook, which calls the test digits its validation set (the
+# whole of `mnist-5k`, 4,000 + 1,000, by default). Adam with learning rate 1e-3 and weight decay 1e-8, batches of 64, for as many gradient steps as the
 # notebook's 20 epochs on 10,000 digits.
 
 # %%
@@ -62,7 +62,7 @@ demo.save(plots.loss_curves({"loss": history["loss"]}, title="Training loss (aut
 # %% [markdown]
 # ## Reconstructions
 #
-# Validation digits over their reconstructions, on a grey scale fixed to [0, 1] so that a faint reconstruction
+# Test digits over their reconstructions, on a grey scale fixed to [0, 1] so that a faint reconstruction
 # looks faint.
 
 # %%
@@ -70,13 +70,13 @@ originals = x_test[:10]
 reconstructed = to_numpy(model.reconstruct(demo.to_device(originals)))
 demo.save(plots.reconstructions(originals, reconstructed, shape, title="Original images and reconstructions"),
           "11_reconstructions.png",
-          "Ten validation digits (top) over their reconstructions by the linear-latent autoencoder (bottom), "
+          "Ten test digits (top) over their reconstructions by the linear-latent autoencoder (bottom), "
           "grey scale fixed to [0, 1].")
 
 # %% [markdown]
 # ## The latent space with t-SNE
 #
-# The 16-d codes of the validation digits, drawn in 2-D by t-SNE, one colour per digit.
+# The 16-d codes of the test digits, drawn in 2-D by t-SNE, one colour per digit.
 
 # %%
 n = min(1000, len(x_test))
@@ -85,12 +85,12 @@ points = demo.tsne(test_codes)
 demo.save(plots.latent_scatter(points, y_test[:n], title="Latent space seen with t-SNE", legend=True,
                                class_names=dataset.class_names),
           "12_latent_tsne.png",
-          f"t-SNE of the 16-d latent codes of {n:,} validation digits, with a legend of the digits.")
+          f"t-SNE of the 16-d latent codes of {n:,} test digits, with a legend of the digits.")
 
 # %% [markdown]
 # ## Interpolating in the latent space
 #
-# Take the codes $z_1$ and $z_2$ of two validation digits of different classes and decode the points of the
+# Take the codes $z_1$ and $z_2$ of two test digits of different classes and decode the points of the
 # segment between them,
 #
 # $$z(t) = (1 - t)\, z_1 + t\, z_2, \quad t \in [0, 1],$$
@@ -111,7 +111,7 @@ demo.save(plots.interpolation_strip(path_images, shape, ts,
                                           f"to a {names[y_test[second]]}"),
           "13_interpolation.png",
           f"Images decoded at 12 evenly spaced points z(t) = (1 - t) z1 + t z2 between the latent codes of two "
-          f"validation digits, a {names[y_test[first]]} and a {names[y_test[second]]}.")
+          f"test digits, a {names[y_test[first]]} and a {names[y_test[second]]}.")
 
 # %% [markdown]
 # ## Generating new digits

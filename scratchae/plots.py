@@ -263,7 +263,7 @@ def reconstructions(originals, reconstructed, image_shape, *, n=10, title=None, 
     return compare_reconstructions(originals, {row_title: reconstructed}, image_shape, n=n, title=title)
 
 
-def interpolation_strip(images, image_shape, ts, *, title="Linear interpolation in the latent space"):
+def interpolation_strip(images, image_shape, ts, *, title="Linear interpolation in the latent space", columns=6):
     r"""Draw the images decoded along :math:`z(t) = (1 - t) z_1 + t z_2`, each under its value of ``t``.
 
     Parameters
@@ -276,22 +276,35 @@ def interpolation_strip(images, image_shape, ts, *, title="Linear interpolation 
         The interpolation weights, e.g. ``np.linspace(0, 1, 12)``.
     title : str
         Title above the strip.
+    columns : int
+        Images per line: a longer strip goes on in the next line, so that a page never shrinks it until its
+        labels cannot be read.
 
     Returns
     -------
     matplotlib.figure.Figure
-        ``steps`` image axes titled ``t = 0.00`` ... ``t = 1.00``.
+        ``steps`` image axes titled ``t = 0.00`` ... ``t = 1.00``, left to right and top to bottom.
 
     Raises
     ------
     ValueError
         If there is not one value of ``t`` per image.
     """
-    images = np.asarray(images)
     ts = np.asarray(ts, dtype=float).reshape(-1)
     if len(ts) != len(images):
-        raise ValueError(f"ts has shape {ts.shape} but images has shape {images.shape}: give one t per image")
-    return image_row(images, image_shape, title=title, n=None, image_titles=[f"t = {t:.2f}" for t in ts])
+        raise ValueError(f"ts has shape {ts.shape} but images has shape {np.shape(images)}: give one t per image")
+    images = _as_images(images, image_shape)
+    if columns < 1:
+        raise ValueError(f"columns must be at least 1, got {columns}")
+    columns = min(columns, len(images))
+    lines = -(-len(images) // columns)  # ceil
+    extra = 0.6 if title else 0.0
+    fig = Figure(figsize=(CELL_INCHES * columns, (CELL_INCHES + 0.3) * lines + extra), layout="constrained")
+    for index, (image, t) in enumerate(zip(images, ts)):
+        _draw_image(fig.add_subplot(lines, columns, index + 1), image, f"t = {t:.2f}")
+    if title:
+        fig.suptitle(title, fontsize="x-large")
+    return fig
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -547,11 +560,13 @@ def image_mosaic(images, image_shape, *, columns, title=None, axis_labels=None, 
     if ticks is None:
         ax.set_axis_off()
     else:
+        # A label on every other column and row at most, so that the labels stay readable on a 20 x 20 grid.
         column_values, row_values = ticks
-        ax.set_xticks(np.arange(columns) * width + width / 2, [f"{value:.1f}" for value in column_values],
-                      fontsize="x-small", rotation=90)
-        ax.set_yticks(np.arange(rows) * height + height / 2, [f"{value:.1f}" for value in row_values],
-                      fontsize="x-small")
+        column_step, row_step = max(1, columns // 10), max(1, rows // 10)
+        ax.set_xticks(np.arange(0, columns, column_step) * width + width / 2,
+                      [f"{value:.2f}" for value in list(column_values)[::column_step]], fontsize="medium")
+        ax.set_yticks(np.arange(0, rows, row_step) * height + height / 2,
+                      [f"{value:.2f}" for value in list(row_values)[::row_step]], fontsize="medium")
     if axis_labels is not None:
         ax.set_xlabel(axis_labels[0])
         ax.set_ylabel(axis_labels[1])

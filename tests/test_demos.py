@@ -151,12 +151,28 @@ def test_the_gallery_page_shows_every_figure_with_its_caption_and_a_table(tmp_pa
     assert "Digits &lt; 5 &amp; their codes (01_samples.png)" in text
     assert page.captions[0] == "Figure 1. Digits < 5 & their codes (01_samples.png)"
     # The tables: data set, sizes, epochs, time, final losses and accuracy.
-    for cell in ("<td>mnist-5k</td>", "<td>4,000 / 1,000</td>", "<td>20</td>", "<td>12.5 s</td>",
+    for cell in ("<td>mnist-5k</td>", "<td>4,000 / 1,000</td>", "<td>20</td>", "<td>12.5\u00a0s</td>",
                  "<td>0.0123</td>", "<td>0.0135</td>", "<td>97.1 %</td>", "ok (quick)"):
         assert cell in text
     # A failed demo is marked and keeps a section that points to its log; one never run has no section.
     assert "failed (exit status 3)" in text and 'href="exercises/log.txt"' in text
     assert 'id="exercises"' in text and 'id="latent_spaces"' not in text
+
+
+def test_the_gallery_rounds_numbers_for_people_and_shows_no_none(tmp_path):
+    out = tmp_path / "outputs"
+    metrics = fake_outputs(out, "one_step")
+    metrics.update(epochs=None, seconds=179.4, timings={"train": 178.96})  # one_step trains steps, not epochs
+    metrics["results"] = {"one batch, 150 steps": {"loss_before": 0.23154956102371216, "loss_after_150": 0.0196,
+                                                   "steps": 150, "note": None}}
+    (out / "one_step" / "metrics.json").write_text(json.dumps(metrics))
+    text = gallery.write_index(out).read_text(encoding="utf-8")
+    assert "None" not in text and "0.23154956" not in text
+    assert "loss before 0.2315, loss after 150 0.0196, steps 150" in text
+    assert "2\u00a0min\u00a059\u00a0s" in text and "2 min" not in text  # never split over two lines
+    assert "train 2\u00a0min\u00a059\u00a0s" in text
+    row = text.split('href="#one_step"', 1)[1].split("</tr>", 1)[0]
+    assert "<td></td>" in row  # the epochs cell of a demo that trains no epochs is empty
 
 
 def test_the_check_names_missing_and_broken_figures(tmp_path, capsys):

@@ -18,6 +18,19 @@ def _image_axes(fig):
     return [ax for ax in fig.axes if ax.images]
 
 
+def _drawn_rows(fig):
+    """The pixels each row of an image grid draws: one list of (height, width) arrays per row (subfigure)."""
+    return [[np.asarray(ax.images[0].get_array()) for ax in subfigure.axes if ax.images] for subfigure in fig.subfigs]
+
+
+def _assert_draws(drawn, images, shape=SHAPE):
+    """The drawn images are exactly ``images`` (flat or shaped), in order."""
+    expected = np.asarray(images).reshape(len(images), *shape)
+    assert len(drawn) == len(expected)
+    for picture, image in zip(drawn, expected):
+        np.testing.assert_array_equal(picture, image)
+
+
 def _history(epochs=5, start=0.1):
     losses = start * 0.8 ** np.arange(epochs)
     return {"loss": list(losses), "val_loss": list(losses * 1.1)}
@@ -33,6 +46,7 @@ def test_image_row_draws_the_first_n_images_on_a_fixed_grey_scale():
     assert isinstance(fig, Figure)
     axes = _image_axes(fig)
     assert len(axes) == 10
+    _assert_draws([ax.images[0].get_array() for ax in axes], _images(15)[:10])
     image = axes[0].images[0]
     assert image.get_clim() == (0.0, 1.0)
     assert image.get_cmap().name == "gray"
@@ -54,15 +68,23 @@ def test_image_grid_draws_one_titled_row_per_entry():
     fig = plots.image_grid(rows, SHAPE, title="Denoising")
     assert len(_image_axes(fig)) == 30
     assert [subfigure.get_suptitle() for subfigure in fig.subfigs] == list(rows)
+    for drawn, images in zip(_drawn_rows(fig), rows.values(), strict=True):
+        _assert_draws(drawn, images)
     # The same rows given as a list of pairs, cut to 4 images each.
     fig = plots.image_grid(list(rows.items()), SHAPE, n=4)
     assert len(_image_axes(fig)) == 12
+    for drawn, images in zip(_drawn_rows(fig), rows.values(), strict=True):
+        _assert_draws(drawn, images[:4])
 
 
 def test_reconstructions_are_two_rows_of_n():
-    fig = plots.reconstructions(_images(20), _images(20, seed=1), SHAPE, n=10)
+    originals, reconstructed = _images(20), _images(20, seed=1)
+    fig = plots.reconstructions(originals, reconstructed, SHAPE, n=10)
     assert len(_image_axes(fig)) == 20
     assert [subfigure.get_suptitle() for subfigure in fig.subfigs] == ["Originals", "Reconstructions"]
+    top, bottom = _drawn_rows(fig)
+    _assert_draws(top, originals[:10])
+    _assert_draws(bottom, reconstructed[:10])  # the reconstructions, not the originals again
 
 
 def test_compare_reconstructions_puts_the_final_losses_in_the_row_titles():
@@ -73,6 +95,10 @@ def test_compare_reconstructions_puts_the_final_losses_in_the_row_titles():
     titles = [subfigure.get_suptitle() for subfigure in fig.subfigs]
     assert titles[0] == "Originals"
     assert titles[-1] == "latent 32 (loss 0.0123)"
+    drawn = _drawn_rows(fig)
+    _assert_draws(drawn[0], _images(10)[:6])
+    for row, images in zip(drawn[1:], reconstructed.values(), strict=True):
+        _assert_draws(row, images[:6])
 
 
 def test_interpolation_strip_titles_each_image_with_its_t():
@@ -80,8 +106,11 @@ def test_interpolation_strip_titles_each_image_with_its_t():
     fig = plots.interpolation_strip(_images(12), SHAPE, ts)
     axes = _image_axes(fig)
     assert len(axes) == 12
-    assert axes[0].get_title() == "t = 0.00"
-    assert axes[-1].get_title() == "t = 1.00"
+    assert [ax.get_title() for ax in axes] == [f"t = {t:.2f}" for t in ts]
+    _assert_draws([ax.images[0].get_array() for ax in axes], _images(12))
+    # Two lines of 6, so that a page never shrinks the strip until its labels cannot be read.
+    assert len({round(ax.get_position().y0, 6) for ax in axes}) == 2
+    assert fig.get_figwidth() == 6 * plots.CELL_INCHES
 
 
 def test_image_size_that_does_not_match_image_shape_is_a_clear_error():
@@ -93,6 +122,24 @@ def test_image_size_that_does_not_match_image_shape_is_a_clear_error():
         plots.image_row(np.zeros(64), SHAPE)
     with pytest.raises(ValueError, match="image_shape"):
         plots.image_row(_images(3), (64,))
+
+
+def test_image_mosaic_tiles_the_images_row_by_row_with_readable_ticks():
+    images = _images(6)
+    fig = plots.image_mosaic(images, SHAPE, columns=3, axis_labels=("z1", "z2"), ticks=([-1.0, 0.0, 1.0], [1.0, -1.0]))
+    (ax,) = fig.axes
+    mosaic = np.asarray(ax.images[0].get_array())
+    assert mosaic.shape == (2 * 8, 3 * 8)
+    for index, image in enumerate(images.reshape(6, 8, 8)):
+        row, column = divmod(index, 3)
+        np.testing.assert_array_equal(mosaic[row * 8:(row + 1) * 8, column * 8:(column + 1) * 8], image)
+    assert [label.get_text() for label in ax.get_xticklabels()] == ["-1.00", "0.00", "1.00"]
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("z1", "z2")
+    # A 20 x 20 grid labels every other code, upright, in a size that reads once the page fits the figure.
+    grid = plots.image_mosaic(_images(400), SHAPE, columns=20, ticks=(np.linspace(-2, 2, 20), np.linspace(2, -2, 20)))
+    labels = grid.axes[0].get_xticklabels()
+    assert len(labels) == 10 and labels[1].get_text() == f"{np.linspace(-2, 2, 20)[2]:.2f}"
+    assert labels[0].get_rotation() == 0 and labels[0].get_fontsize() >= 10
 
 
 def test_interpolation_needs_one_t_per_image():
@@ -118,6 +165,8 @@ def test_loss_curves_draw_one_line_per_loss_series_with_a_legend():
     legend = [text.get_text() for text in ax.get_legend().get_texts()]
     assert legend == ["training loss", "validation loss"]
     np.testing.assert_array_equal(ax.lines[0].get_xdata(), [1, 2, 3, 4, 5])
+    np.testing.assert_array_equal(ax.lines[0].get_ydata(), history["loss"])
+    np.testing.assert_array_equal(ax.lines[1].get_ydata(), history["val_loss"])
     assert ax.get_xlabel() == "Epoch"
 
 
@@ -145,6 +194,9 @@ def test_compare_loss_curves_draws_every_run_on_one_plot():
     # One colour per run, the validation curve dashed.
     assert ax.lines[0].get_color() == ax.lines[1].get_color() != ax.lines[2].get_color()
     assert ax.lines[1].get_linestyle() == "--"
+    expected = [*_history().values(), *_history(start=0.08).values()]
+    for line, values in zip(ax.lines, expected, strict=True):
+        np.testing.assert_array_equal(line.get_ydata(), values)
 
 
 def test_loss_curves_accept_a_scratchae_history():
@@ -194,6 +246,8 @@ def test_latent_scatter_with_a_legend():
     fig = plots.latent_scatter(points, labels, title="AE latent space")
     (ax,) = fig.axes
     assert len(ax.collections) == 1
+    np.testing.assert_array_equal(ax.collections[0].get_offsets(), points)  # every point where it is
+    np.testing.assert_array_equal(ax.collections[0].get_array(), labels)  # each point coloured by its own class
     assert [text.get_text() for text in ax.get_legend().get_texts()] == [str(digit) for digit in range(10)]
     assert ax.get_title() == "AE latent space"
 
@@ -222,6 +276,8 @@ def test_side_by_side_scatter_shares_one_legend():
     fig = plots.side_by_side_scatter(panels, labels, title="Same digits, two latent spaces")
     assert [ax.get_title() for ax in fig.axes] == list(panels)
     assert all(len(ax.collections) == 1 for ax in fig.axes)
+    for ax, panel in zip(fig.axes, panels.values(), strict=True):
+        np.testing.assert_array_equal(ax.collections[0].get_offsets(), panel)
     (legend,) = fig.legends
     assert len(legend.get_texts()) == 10
     with pytest.raises(ValueError, match="labels of shape"):

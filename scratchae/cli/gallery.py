@@ -115,9 +115,26 @@ def _e(value) -> str:
     return html.escape(str(value), quote=True)
 
 
+#: A space that never breaks a line: "2 min 59 s" stays on one line of a table.
+_NO_BREAK = "\u00a0"
+
+
 def _format_seconds(seconds: float) -> str:
+    """``12.5 s``, or ``2 min 59 s`` (rounded to the second, so never ``2 min 60 s``), with no line break inside."""
     seconds = float(seconds)
-    return f"{seconds:.1f} s" if seconds < 60 else f"{int(seconds // 60)} min {seconds % 60:02.0f} s"
+    if seconds < 59.95:
+        return f"{seconds:.1f}{_NO_BREAK}s"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes}{_NO_BREAK}min{_NO_BREAK}{rest:02d}{_NO_BREAK}s"
+
+
+def _format_number(value) -> str:
+    """A number for people: whole numbers with thousands separators, others to 4 significant digits."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:.4g}"
 
 
 def _status(metrics: dict | None, run: dict | None) -> str:
@@ -139,7 +156,9 @@ def _summary_table(metrics: dict, runs: dict) -> str:
         else:
             sizes = f"{m.get('train_size', '?'):,} / {m.get('test_size', '?'):,}" \
                 if isinstance(m.get("train_size"), int) and isinstance(m.get("test_size"), int) else ""
-            cells = [m.get("data", ""), sizes, m.get("device", ""), m.get("epochs", ""), len(m.get("figures", []))]
+            epochs = m.get("epochs")
+            cells = [m.get("data", ""), sizes, m.get("device", ""), "" if epochs is None else epochs,
+                     len(m.get("figures", []))]
             seconds = _format_seconds(m.get("seconds", 0.0))
         link = f'<a href="#{_e(name)}">{_e(title)}</a>' if m is not None or run is not None else _e(title)
         rows.append("<tr>" + f"<td>{number}</td><td>{link}<br><code>{_e(name)}</code></td>"
@@ -165,7 +184,7 @@ def _format_value(key: str, value) -> str:
         return f"{value:.4f}"
     if key == "seconds" and isinstance(value, (int, float)):
         return f"{value:.1f}"
-    return str(value)
+    return _format_number(value)
 
 
 def _results_table(metrics: dict) -> str:
@@ -177,8 +196,8 @@ def _results_table(metrics: dict) -> str:
             if not isinstance(values, dict):
                 continue
             known = [_format_value(key, values.get(key)) for key, _ in _RESULT_COLUMNS]
-            other = ", ".join(f"{key} {value}" for key, value in values.items()
-                              if key not in dict(_RESULT_COLUMNS))
+            other = ", ".join(f"{key.replace('_', ' ')} {_format_number(value)}" for key, value in values.items()
+                              if key not in dict(_RESULT_COLUMNS) and value is not None)
             rows.append(f"<tr><td><code>{_e(name)}</code></td><td>{_e(label)}</td>"
                         + "".join(f"<td>{_e(cell)}</td>" for cell in known) + f"<td>{_e(other)}</td></tr>")
     if not rows:
@@ -194,7 +213,7 @@ def _section(name: str, metrics: dict | None, run: dict | None) -> str:
     if metrics is None:
         parts.append(f'<p class="failed">This demo wrote no results: see <a href="{_e(name)}/{LOG}">its log</a>.</p>')
     else:
-        where = ", ".join(f"{what} {value:.1f} s" for what, value in
+        where = ", ".join(f"{what} {_format_seconds(value)}" for what, value in
                           sorted(metrics.get("timings", {}).items(), key=lambda item: -item[1]))
         parts.append(f"<p class=\"meta\"><code>demos/{_e(name)}.py</code> on {_e(metrics.get('data', '?'))}, "
                      f"{_e(metrics.get('device', '?'))}, {_e(_format_seconds(metrics.get('seconds', 0.0)))}"
