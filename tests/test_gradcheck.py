@@ -11,6 +11,7 @@ import numpy
 import pytest
 
 from scratchae import gradcheck
+from scratchae.cli import main
 from scratchae.gradcheck import (LAYER_TOLERANCE, MODEL_TOLERANCE, GradientCheck, check_layer, check_loss,
                                  check_model, compare, directional_derivatives, numerical_gradient, rel_error)
 from scratchae.layers import Dense, Identity, ReLU, Sequential, Sigmoid
@@ -286,9 +287,18 @@ def test_gradient_check_passed_is_strict():
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_the_whole_suite_passes_whatever_its_seed(seed):
     """Right gradients must pass for any seed: cases are drawn clear of ReLU's kinks and measurable."""
-    failed = [f"{case.what}: {check}" for case in gradcheck.check_everything(seed) for check in case.checks
-              if not check.passed(case.tolerance)]
+    cases = gradcheck.check_everything(seed)
+    failed = [f"{case.what}: {check}" for case in cases for check in case.checks if not check.passed(case.tolerance)]
     assert not failed
+    checked = [len(case.checks) for case in cases]
+    assert len(cases) >= 14 and min(checked) >= 1  # every layer, loss and model, each with something checked
+    assert sum(case.passed for case in cases) == len(cases)
+
+
+def test_a_case_or_a_suite_that_checks_nothing_has_not_passed(monkeypatch, capsys):
+    assert not gradcheck.CheckedCase("nothing", gradcheck.LAYER_TOLERANCE, []).passed
+    monkeypatch.setattr(gradcheck, "check_everything", lambda seed: [])
+    assert main(["gradcheck"]) == 1
 
 
 def test_the_suite_checks_every_layer_loss_and_model():

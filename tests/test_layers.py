@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scratchae import models
+from scratchae.gradcheck import LAYER_TOLERANCE, check_layer, off_kinks
 from scratchae.layers import Dense, Identity, Layer, Parameter, ReLU, Sequential, Sigmoid
 
 F32, F64 = numpy.float32, numpy.float64
@@ -40,7 +41,7 @@ def forward_input(rng, batch=4):
 
 
 @pytest.mark.parametrize("name", LAYERS)
-def test_backward_overwrites_gradients(rng, name):
+def test_backward_overwrites_gradients(rng, name, check_gradients):
     layer = LAYERS[name](rng)
     y = layer.forward(forward_input(rng))
     dy = rng.standard_normal(y.shape)
@@ -48,8 +49,13 @@ def test_backward_overwrites_gradients(rng, name):
     first = [parameter.grad.copy() for parameter in layer.parameters()]
     dx_second = layer.backward(dy)
     numpy.testing.assert_array_equal(dx_second, dx_first)
-    for grad, parameter in zip(first, layer.parameters()):
+    assert len(first) == len(layer.parameters())
+    for grad, parameter in zip(first, layer.parameters(), strict=True):
         numpy.testing.assert_array_equal(parameter.grad, grad)  # the same, not doubled
+    # ... and the right values in the first place (the float64 centred differences of gradcheck)
+    checks = check_layer(layer, off_kinks(forward_input(rng)), rng)
+    assert len(checks) == 1 + len(layer.parameters())  # the input and every parameter
+    check_gradients(checks, LAYER_TOLERANCE)
 
 
 def test_backward_after_a_new_forward_replaces_gradients(rng):
@@ -90,9 +96,13 @@ def test_input_grad_false_returns_none_and_sets_parameter_gradients(rng, name):
     for parameter in layer.parameters():
         parameter.grad = None
     assert layer.backward(dy, input_grad=False) is None
-    for grad, parameter in zip(expected, layer.parameters()):
+    assert len(expected) == len(layer.parameters())
+    for grad, parameter in zip(expected, layer.parameters(), strict=True):
         assert parameter.grad is not None
         numpy.testing.assert_array_equal(parameter.grad, grad)
+    if name == "dense":  # the values themselves: dL/dW = x^T dy, dL/db = sum of dy over the batch
+        numpy.testing.assert_allclose(layer.W.grad, x.T @ dy, rtol=1e-12)
+        numpy.testing.assert_allclose(layer.b.grad, dy.sum(axis=0), rtol=1e-12)
 
 
 def test_dense_backward_is_the_textbook_formula(rng):
@@ -114,10 +124,14 @@ def test_dense_shapes(batch, in_features, out_features):
     x = rng.standard_normal((batch, in_features)).astype(F32)
     y = layer.forward(x)
     assert y.shape == (batch, out_features)
-    dx = layer.backward(numpy.ones_like(y))
+    dy = rng.standard_normal(y.shape).astype(F32)
+    dx = layer.backward(dy)
     assert dx.shape == x.shape
     assert layer.W.grad.shape == (in_features, out_features)
     assert layer.b.grad.shape == (out_features,)
+    numpy.testing.assert_allclose(dx, dy @ layer.W.data.T, rtol=1e-5, atol=1e-6)
+    numpy.testing.assert_allclose(layer.W.grad, x.T @ dy, rtol=1e-5, atol=1e-5)
+    numpy.testing.assert_allclose(layer.b.grad, dy.sum(axis=0), rtol=1e-5, atol=1e-5)
 
 
 @settings(max_examples=15, deadline=None)
@@ -243,7 +257,7 @@ def test_named_parameters_and_order(rng):
     assert all(a is b for a, b in zip(parameters, expected)) and len(parameters) == len(expected)
 
 
-def test_sequential_chains_forward_and_backward(rng):
+def test_sequential_chains_forward_and_backward(rng, check_gradients):
     network = small_network(rng)
     x = rng.standard_normal((3, 5))
     y = x
@@ -254,7 +268,14 @@ def test_sequential_chains_forward_and_backward(rng):
     expected = dy
     for layer in reversed(network.layers):
         expected = layer.backward(expected)
+    by_hand = [parameter.grad.copy() for parameter in network.parameters()]
     numpy.testing.assert_allclose(network.backward(dy), expected, rtol=1e-12)
+    assert len(by_hand) == len(network.parameters()) > 0
+    for grad, parameter in zip(by_hand, network.parameters(), strict=True):
+        numpy.testing.assert_allclose(parameter.grad, grad, rtol=1e-12)
+    checks = check_layer(network, off_kinks(x), rng)  # and the values are the derivatives: centred differences
+    assert len(checks) == 1 + len(network.parameters())
+    check_gradients(checks, LAYER_TOLERANCE)
 
 
 def test_parameter_repr_and_size():
@@ -313,6 +334,23 @@ def test_sequential_and_model_to_dtype(rng):
 def test_layer_to_cpu_keeps_numpy(rng):
     layer = Dense(3, 2, rng=0).to("cpu")
     assert isinstance(layer.W.data, numpy.ndarray) and layer.W.data.dtype == F32
+
+
+def test_layer_to_moves_every_parameter_and_clears_its_gradient(strict, rng):
+    layer = Dense(3, 2, rng=0)
+    layer.forward(rng.random((4, 3), dtype=F32))
+    layer.backward(rng.standard_normal((4, 2)).astype(F32))  # gradients of the old weights, to be cleared
+    values = [parameter.data.copy() for parameter in layer.parameters()]
+    for parameter in layer.parameters():  # the strict backend's arrays, on its CPU device, gradients kept
+        parameter.data = strict.xp.asarray(parameter.data, device=strict.cpu)
+    assert layer.to(strict.device) is layer  # to another device: the strict backend's, which is not the CPU
+    for parameter, value in zip(layer.parameters(), values, strict=True):
+        assert parameter.data.device == strict.device and parameter.grad is None
+        numpy.testing.assert_array_equal(strict.to_numpy(parameter.data), value)
+    layer.to(strict.cpu).to("cpu")  # and back: NumPy arrays again, the same values and dtype
+    for parameter, value in zip(layer.parameters(), values, strict=True):
+        assert isinstance(parameter.data, numpy.ndarray) and parameter.data.dtype == F32
+        numpy.testing.assert_array_equal(parameter.data, value)
 
 
 # ---------------------------------------------------------------------------------------------------- float32

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy
 import pytest
 
+from scratchae.gradcheck import MODEL_TOLERANCE, check_model
 from scratchae.layers import Dense
 from scratchae.losses import MSELoss
 from scratchae.models import (
@@ -156,7 +157,7 @@ def test_classifier_encode_forward_and_predict(rng):
     assert numpy.array_equal(model.predict(x), numpy.argmax(logits, axis=1))
 
 
-def test_a_backward_pass_reaches_every_parameter(rng):
+def test_a_backward_pass_reaches_every_parameter(rng, check_gradients):
     model = simple_autoencoder()
     x = images(rng, 4)
     loss = MSELoss()
@@ -164,6 +165,15 @@ def test_a_backward_pass_reaches_every_parameter(rng):
     model.backward(loss.backward())
     for name, parameter in model.named_parameters():
         assert parameter.grad is not None and parameter.grad.shape == parameter.data.shape, name
+    # ... with the right values: the same network, small and in float64, against centred differences
+    small = simple_autoencoder(3, input_dim=10, hidden_dim=6, seed=1, dtype=numpy.float64)
+    for name, parameter in small.named_parameters():
+        if name.endswith(".b"):  # biases clear of zero keep every ReLU clear of its kink
+            parameter.data[...] = rng.uniform(0.1, 0.5, size=parameter.shape)
+    x = rng.random((5, 10))
+    checks = check_model(small, MSELoss(), x, x, rng)
+    assert [check.name for check in checks] == [name for name, _ in small.named_parameters()]
+    check_gradients(checks, MODEL_TOLERANCE)
 
 
 # --------------------------------------------------------------------------------------------------------------------
