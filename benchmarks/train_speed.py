@@ -78,6 +78,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", metavar="PATH", help="also write the results to this JSON file")
+    parser.add_argument("--samples", type=_positive_int, default=None,
+                        help="train on this many samples instead of the model's own (a rehearsal: the figures then "
+                             "compare nothing published)")
+    parser.add_argument("--memory", action=argparse.BooleanOptionalAction, default=True,
+                        help="measure the peak memory of each implementation in a fresh process (default: yes)")
     parser.add_argument("--native-blas", action="store_true",
                         help="run with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset, on the machine's own BLAS kernel")
     # Internal: measure one implementation's peak memory in a process of its own (see measure_memory).
@@ -424,7 +429,7 @@ def memory_child(args: argparse.Namespace) -> None:
     start_libraries(run_class, setup, args.device, args.seed)
     baseline = proc_status("VmRSS")  # before the data and the model
     device_baseline = device_memory_baseline(args.memory_child, args.device)
-    x, _ = load_data(args.data, setup.samples, args.seed)
+    x, _ = load_data(args.data, args.samples or setup.samples, args.seed)
     peak_reset = reset_peak_rss()
     model = build_model(setup, args.seed)
     run = run_class(model, setup, x, args.device, args.seed)
@@ -491,6 +496,8 @@ def measure_memory(args: argparse.Namespace, implementation: str, data: str) -> 
     a multiple of (data + parameters), for the host (from /proc) and, on a GPU, for the device."""
     command = [sys.executable, os.path.abspath(__file__), "--memory-child", implementation, "--model", args.model,
                "--threads", str(args.threads), "--data", data, "--device", args.device, "--seed", str(args.seed)]
+    if args.samples:
+        command += ["--samples", str(args.samples)]
     child = subprocess.run(command, capture_output=True, text=True)
     if child.returncode != 0:
         return {"error": child.stderr.strip().splitlines()[-1] if child.stderr.strip() else f"exit {child.returncode}"}
@@ -588,7 +595,7 @@ def main(argv=None) -> int:
 
     setup = SETUPS[args.model]
     try:
-        x, data_name = load_data(args.data, setup.samples, args.seed)
+        x, data_name = load_data(args.data, args.samples or setup.samples, args.seed)
     except (ValueError, ImportError) as error:  # --data fashion-mnist where it cannot be read
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -601,9 +608,10 @@ def main(argv=None) -> int:
     runs.insert(0, ScratchaeRun(model, setup, x, args.device, args.seed))
     results = interleave(runs, args.epochs)
     summarize(results, info["flops_per_epoch"], info["sgemm_gflops"])
-    print("  measuring peak memory, one fresh process per implementation ...", flush=True)
-    for run in runs:
-        results[run.name]["memory"] = measure_memory(args, run.child, data_name)
+    if args.memory:
+        print("  measuring peak memory, one fresh process per implementation ...", flush=True)
+        for run in runs:
+            results[run.name]["memory"] = measure_memory(args, run.child, data_name)
 
     print()
     print(format_table(results, args.device))
