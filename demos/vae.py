@@ -75,15 +75,20 @@ with demo.timed("train VAE"):
                   batch_size=128, validation=x_test, seed=demo.seed, progress=False, on_epoch_end=demo.print_epoch)
 demo.record("VAE (latent 16)", history, batch_size=128)
 final = history.final()
+reconstruction, kl = history["val_reconstruction"], history["val_kl"]  # per epoch, on the test digits
+trend = (f"the reconstruction error (middle) {'falls' if reconstruction[-1] < reconstruction[0] else 'rises'} from "
+         f"{reconstruction[0]:.1f} to {reconstruction[-1]:.1f} nats and the KL term (right) "
+         f"{'rises' if kl[-1] > kl[0] else 'falls'} from {kl[0]:.1f} to {kl[-1]:.1f} between the first epoch and the "
+         "last")
 demo.save(plots.history_panels(history, ("loss", "reconstruction", "kl"),
                                titles=("negative ELBO (nats per image)", "reconstruction (BCE summed over pixels)",
                                        "KL(N(mu, sigma^2) || N(0, I))"),
                                title="The VAE's loss and its two terms"),
           "15_vae_loss.png",
-          f"The VAE's loss per epoch (left) and its two terms: the reconstruction error (middle) falls while the KL "
-          f"term (right) rises, as the codes spread to carry information; final test loss {final['val_loss']:.1f} "
-          f"nats per image = {final['val_reconstruction']:.1f} + {final['val_kl']:.1f} (batch 128, "
-          f"{schedule.text}).")
+          f"The VAE's loss per epoch (left) and its two terms (training solid, test dashed); on the test digits "
+          f"{trend}; final test loss "
+          f"{final['val_loss']:.1f} nats per image = {final['val_reconstruction']:.1f} + {final['val_kl']:.1f} "
+          f"(batch 128, {schedule.text}).")
 
 # %% [markdown]
 # ## Reconstructions
@@ -99,9 +104,8 @@ closer = "the plain autoencoder's" if plain_mse < vae_mse else "the VAE's"
 print(f"mean squared error over the {len(x_test):,} test digits: plain autoencoder {plain_mse:.4f}, VAE {vae_mse:.4f}")
 demo.record("reconstructions of the test digits", plain_autoencoder_mse=round(plain_mse, 5), vae_mse=round(vae_mse, 5))
 demo.save(plots.compare_reconstructions(originals, {
-    "plain autoencoder": to_numpy(plain.reconstruct(demo.to_device(originals))),
-    "VAE (decoded mu)": to_numpy(vae.reconstruct(demo.to_device(originals)))}, shape,
-    losses={"plain autoencoder": plain_mse, "VAE (decoded mu)": vae_mse},
+    f"plain autoencoder (test MSE {plain_mse:.4f})": to_numpy(plain.reconstruct(demo.to_device(originals))),
+    f"VAE, decoded mu (test MSE {vae_mse:.4f})": to_numpy(vae.reconstruct(demo.to_device(originals)))}, shape,
     title="Test digits, and what each model rebuilds"),
     "16_vae_reconstructions.png",
     f"Ten test digits (top), rebuilt by the plain autoencoder (middle) and by the VAE from its mean code (bottom); "
@@ -145,7 +149,7 @@ demo.save(plots.latent_scatter(codes, y_test[:n], title=f"The 2-d latent space: 
                                class_names=dataset.class_names, axis_labels=("z1", "z2")),
           "18_vae_latent_2d.png",
           f"The mean codes mu of {n:,} test digits in the 2-d VAE's latent space, coloured by digit (no t-SNE: the "
-          f"space has two dimensions); KL warm-up over {warmup} epochs.")
+          f"space has two dimensions); KL warm-up over {warmup} epoch{'s' if warmup != 1 else ''}.")
 
 # %% [markdown]
 # ## The manifold of digits

@@ -227,6 +227,15 @@ def test_a_quick_pass_has_a_folder_of_its_own_and_never_touches_a_full_one(tmp_p
     assert page.captions[0].startswith("Figure 0. Quick run")
 
 
+def test_a_demo_run_on_its_own_in_a_fresh_folder_writes_the_gallery(tmp_path):
+    with demo_command.demo_script("one_step") as script:
+        done = subprocess.run([sys.executable, str(script), "--quick", "--data", "digits", "--device", "cpu"],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    page = parse_page(tmp_path / "outputs-quick" / "index.html")  # its default folder: the page is made there
+    assert page.sources == ["one_step/00_one_step.png"]
+
+
 def test_a_demo_run_on_its_own_keeps_the_gallery_beside_it_true(tmp_path):
     out = tmp_path / "outputs"
     fake_outputs(out, "denoising", caption="An old caption")

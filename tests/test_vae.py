@@ -147,7 +147,8 @@ def test_bce_targets_outside_0_1_are_refused_before_training(digits):
     with pytest.raises(ValueError, match=r"probabilities in \[0, 1\], but the targets range from 0 to 16"):
         fit(vae, VAELoss("bce"), optimizer, digits.x_train * 16, epochs=1, batch_size=32, progress=False)
     assert optimizer.steps == 0 and vae.sampled_batches == 0
-    assert all(numpy.array_equal(a, b) for a, b in zip(before, weights(vae)))
+    after = weights(vae)
+    assert len(after) == len(before) > 0 and sum(numpy.array_equal(a, b) for a, b in zip(before, after)) == len(before)
     fit(vae, VAELoss("mse"), optimizer, digits.x_train * 16, epochs=1, batch_size=512, progress=False)  # any values
 
 
