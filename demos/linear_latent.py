@@ -31,8 +31,8 @@ LATENT_DIM = 16
 # ## Data and training
 #
 # 10,000 training and 1,000 test digits as in the notebook, which calls the test digits its validation set (the
-# whole of `mnist-5k`, 4,000 + 1,000, by default). Adam with learning rate 1e-3 and weight decay 1e-8, batches of 64, for as many gradient steps as the
-# notebook's 20 epochs on 10,000 digits.
+# whole of `mnist-5k`, 4,000 + 1,000, by default). Adam with learning rate 1e-3 and weight decay 1e-8, batches of
+# 64, for as many gradient steps as the notebook's 20 epochs on 10,000 digits.
 
 # %%
 dataset = demo.load_data(train_size=10_000, test_size=1_000)
