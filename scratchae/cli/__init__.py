@@ -4,6 +4,7 @@
     scratchae evaluate runs/simple/model.npz --data mnist-5k
     scratchae gradcheck
     scratchae demo --quick
+    scratchae explore runs/vae
 
 A wrong argument ends the command with status 2 and a one-line message; a failed gradient check with status 1.
 
@@ -20,6 +21,7 @@ from scratchae import checkpoint, data, gradcheck
 from scratchae.backend import DeviceError
 from scratchae.cli.arguments import count
 from scratchae.cli.demo import add_demo_command
+from scratchae.cli.explore import add_explore_command
 from scratchae.cli.runs import RunError, RunInterrupted, add_evaluate_command, add_train_command
 from scratchae.training import TrainingDiverged
 
@@ -76,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--seed", type=count(0), default=0)
     check.set_defaults(run=run_gradcheck)
     add_demo_command(commands)
+    add_explore_command(commands)
     return parser
 
 
