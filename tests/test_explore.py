@@ -386,3 +386,24 @@ def test_in_chromium_a_finger_moving_on_the_plane_draws_as_the_pointer_does(chro
     assert numpy.all(numpy.abs(code - code_at(view, lifted)) <= one_pixel(view))
     assert numpy.abs(image - gray_levels(vae, code, (8, 8))).max() <= 1
     assert console_errors(chromium) == []
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The demos' pages in the gallery
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def test_the_gallery_links_a_demos_explorer_page_and_the_check_wants_it(tmp_path):
+    from scratchae.cli import demo as demo_command, gallery
+
+    out = tmp_path / "outputs"
+    (out / "vae").mkdir(parents=True)
+    page = "18_vae_explorer.html"
+    metrics = {"demo": "vae", "figures": [], "pages": [{"file": page, "caption": "Walk <through> the plane"}]}
+    (out / "vae" / "metrics.json").write_text(json.dumps(metrics))
+    text = gallery.write_index(out).read_text()
+    assert f'<a href="vae/{page}">' in text and "Walk &lt;through&gt; the plane" in text
+    assert f"{out / 'vae' / page}: missing or not an HTML page" in demo_command.check_outputs(out, ["vae"])
+
+    (out / "vae" / page).write_text("<!DOCTYPE html>\n<html></html>\n")
+    assert not [problem for problem in demo_command.check_outputs(out, ["vae"]) if page in problem]
