@@ -4,7 +4,7 @@
     python docs/explorer_screenshot.py runs/vae-2d docs/explorer.png
 
 Writes the run's page, opens it from the disk in Debian's Chromium (through Selenium and the system's
-chromedriver), rests the pointer on the median code of the 6s, clicks the median codes of the 1s and of the 7s to draw
+chromedriver), rests the pointer on the median code of the 0s, clicks the median codes of the 1s and of the 7s to draw
 the walk between them, and saves what the browser shows.
 """
 
@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 import numpy
+from PIL import Image
 from selenium import webdriver
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
@@ -29,7 +30,7 @@ from scratchae.cli.explore import PLOT
 #: As in tests/test_explore.py: a headless Chromium, run as root, kept off the network and away from any profile.
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--disable-dev-shm-usage", "--hide-scrollbars", "--window-size=1150,1010")
+                  "--disable-dev-shm-usage", "--hide-scrollbars", "--window-size=1150,1220")
 
 
 def offset_of(code, view) -> tuple[int, int]:
@@ -63,12 +64,14 @@ def main_(argv=None) -> None:
             data = json.loads(browser.find_element(By.ID, "page-data").get_attribute("textContent"))
             codes = numpy.frombuffer(base64.b64decode(data["codes"]), dtype="<f4").reshape(-1, 2)
             labels = numpy.frombuffer(base64.b64decode(data["labels"]), dtype=numpy.uint8)
-            middle = {label: numpy.median(codes[labels == label], axis=0) for label in (1, 6, 7)}
+            middle = {label: numpy.median(codes[labels == label], axis=0) for label in (0, 1, 7)}
             overlay = browser.find_element(By.ID, "overlay")
             (ActionChains(browser).move_to_element_with_offset(overlay, *offset_of(middle[1], data["view"])).click()
              .move_to_element_with_offset(overlay, *offset_of(middle[7], data["view"])).click()
-             .move_to_element_with_offset(overlay, *offset_of(middle[6], data["view"])).perform())
+             .move_to_element_with_offset(overlay, *offset_of(middle[0], data["view"])).perform())
             browser.save_screenshot(arguments.out)
+            picture = Image.open(arguments.out).convert("RGB").quantize(256, dither=Image.Dither.NONE)  # a small file
+            picture.save(arguments.out, optimize=True)
         finally:
             browser.quit()
     print(f"saved {arguments.out}")

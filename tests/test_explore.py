@@ -159,7 +159,7 @@ def test_explore_writes_the_page_of_a_run_from_its_own_test_set(tmp_path, capsys
     assert run(["explore", str(out), "--points", "100"]) == 0
     assert f"saved {out / 'explorer.html'}" in capsys.readouterr().out
     page = (out / "explorer.html").read_text(encoding="utf-8")
-    assert "vae on digits, 2 epochs: its latent space" in page
+    assert '<p class="subtitle">vae on digits, 2 epochs &middot; Decoder: Dense(2 \u2192 400) \u2192 ReLU' in page
     labels = base64.b64decode(json.loads(script(page, "page-data"))["labels"])
     assert list(labels) == list(digits.y_test[:100])
 
