@@ -163,6 +163,8 @@ def explorer_page(model, images, labels, *, image_shape, class_names=DIGIT_NAMES
     if decoder.output_features(2) != rows * columns:
         raise ExploreError(f"the decoder draws {decoder.output_features(2)} pixels, not {rows} x {columns}")
     labels = numpy.asarray(labels)
+    if len(class_names) > 256:
+        raise ValueError(f"the page colours at most 256 classes (one byte per label), not {len(class_names)}")
     if len(labels) != len(images) or (len(labels) and not 0 <= labels.min() <= labels.max() < len(class_names)):
         raise ValueError(f"expected one label in [0, {len(class_names)}) per image; got {len(labels)} labels for "
                          f"{len(images)} images")
