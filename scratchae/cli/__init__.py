@@ -9,7 +9,8 @@
 A wrong argument ends the command with status 2 and a one-line message; a failed gradient check with status 1.
 
 The command is the application around the lesson: ``runs`` trains and evaluates into a run folder, ``demo`` runs
-the demo chapters, ``gallery`` writes the page of their figures, ``arguments`` holds the argument types.
+the demo chapters, ``gallery`` writes the page of their figures, ``explore`` the page that walks through a 2-d
+latent space in the browser, ``arguments`` holds the argument types.
 """
 
 from __future__ import annotations
