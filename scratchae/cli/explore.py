@@ -89,8 +89,8 @@ def run_explore(arguments) -> int:
         raise DataError(f"{path}: the decoder draws {decoder.output_features(2)} pixels but {dataset.name} has "
                         f"{dataset.n_features}")
     n = min(arguments.points, len(dataset.x_test))
-    settings = saved.meta.get("extra", {}).get("settings") or {}
-    model_name = settings.get("model") or type(saved.model).__name__
+    settings = _recorded_settings(saved.meta)  # None for a checkpoint saved from Python
+    model_name = settings["model"] if settings else type(saved.model).__name__
     title = f"{model_name} on {dataset.name}" + (f", {len(saved.history)} epochs" if saved.history else "")
     page = explorer_page(saved.model, dataset.x_test[:n], dataset.y_test[:n], image_shape=dataset.image_shape,
                          class_names=dataset.class_names, title=title)
