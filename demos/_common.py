@@ -11,7 +11,7 @@ sight; the helper only keeps a record:
 - ``demo.record(label, history, ...)`` keeps a model's final losses for ``metrics.json`` and the gallery;
 - ``demo.tsne(codes)`` maps latent codes to 2-D points with :func:`scratchae.plots.tsne_embedding`;
 - ``demo.save(fig, file, caption)`` writes a figure as a PNG and returns it, so that a notebook cell ending with it
-  shows it;
+  shows it; ``demo.save_page(html, file, caption)`` writes a page (the latent explorer) that the gallery links;
 - ``demo.finish()`` writes ``metrics.json`` (the data set, the epochs, the time taken and where it went, the final
   losses, every figure with its caption) and writes the gallery page of the folder above: always in the default
   ``outputs/`` (or ``outputs-quick/``), and in a folder given by ``--out`` if a page is already there.
@@ -125,6 +125,7 @@ class Demo:
         self.results: dict[str, dict] = {}
         self.timings: dict[str, float] = {}
         self.figures: list[dict] = []
+        self.pages: list[dict] = []
 
     @classmethod
     def start(cls, name: str, argv: list[str] | None = None) -> Demo:
@@ -241,6 +242,17 @@ class Demo:
         print(f"saved {path}")
         return fig
 
+    def save_page(self, text: str, filename: str, caption: str) -> Path:
+        """Write an HTML page (``text``) to ``out/filename`` and list it with its caption for the gallery."""
+        if self.quick:
+            caption = f"Quick run (a few hundred images, {QUICK_EPOCHS} epochs): {caption}"
+        with self.timed("figures"):
+            path = write_text_atomically(self.out / filename, text)
+        self.pages = [entry for entry in self.pages if entry["file"] != filename] + [
+            {"file": filename, "caption": caption}]
+        print(f"saved {path}")
+        return path
+
     def finish(self) -> Path:
         """Write ``metrics.json``, write the gallery page of the folder above (see the module's docstring), and print
         where the time went; returns the path of ``metrics.json``."""
@@ -257,6 +269,7 @@ class Demo:
             "timings": {what: round(value, 2) for what, value in self.timings.items()},
             "results": self.results,
             "figures": self.figures,
+            "pages": self.pages,
         }
         path = write_text_atomically(self.out / METRICS, json.dumps(metrics, indent=2) + "\n")
         if self.owns_gallery or (self.out.parent / INDEX).is_file():  # keep the page true to the figures beside it

@@ -19,6 +19,7 @@
 # %%
 from scratchae import models, plots
 from scratchae.backend import to_numpy
+from scratchae.cli.explore import explorer_page
 from scratchae.demos._common import Demo
 from scratchae.losses import MSELoss
 from scratchae.optim import Adam
@@ -58,7 +59,7 @@ def reconstruct(model):
 # The same 784-128-d-128-784 network with a code of d = 2, 4 and 32 numbers. Each row gives the final
 # validation loss. With 2 numbers the network can hardly say more than roughly which digit it saw: most digits
 # come out as blurred, typical shapes, some of them of another class. 4 numbers keep more of the shape; 32 keep
-# the details.
+# the details. The code of 2 numbers is a plane: `07_latent_2_explorer.html` opens it in the browser.
 
 # %%
 latent_sizes = (2, 4, 32)
@@ -68,6 +69,12 @@ for latent_dim in latent_sizes:
     model = models.simple_autoencoder(latent_dim=latent_dim, input_dim=dataset.n_features, seed=demo.seed)
     histories[label] = train(f"simple AE ({label})", model)
     reconstructions[label] = reconstruct(model)
+    if latent_dim == 2:  # a code of two numbers is a plane: a page to explore it in the browser
+        demo.save_page(explorer_page(model, x_test[:1000], dataset.y_test[:1000], image_shape=shape,
+                                     class_names=dataset.class_names, title="Exercise 1's autoencoder, latent 2"),
+                       "07_latent_2_explorer.html",
+                       "Exercise 1's code of 2 numbers in the browser: the codes of the test digits, the digit the "
+                       "decoder draws at the pointer, and the walk between two clicked codes (one file, offline).")
 
 final_losses = {label: history["val_loss"][-1] for label, history in histories.items()}
 demo.save(plots.compare_reconstructions(originals, reconstructions, shape, losses=final_losses,

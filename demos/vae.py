@@ -152,6 +152,21 @@ demo.save(plots.latent_scatter(codes, y_test[:n], title=f"The 2-d latent space: 
           f"space has two dimensions); KL warm-up over {warmup} epoch{'s' if warmup != 1 else ''}.")
 
 # %% [markdown]
+# The same plane as a page that opens in the browser, `18_vae_explorer.html` (or `scratchae explore RUN_DIR` for a
+# model trained with `scratchae train --model vae --latent-dim 2`): move the pointer and the decoder draws the
+# digit of the code under it; click two points to walk from one to the other. The page runs this decoder, Dense,
+# ReLU, Dense, Sigmoid, written out in plain JavaScript.
+
+# %%
+from scratchae.cli.explore import explorer_page
+
+demo.save_page(explorer_page(vae_2d, x_test[:n], y_test[:n], image_shape=shape, class_names=dataset.class_names,
+                             title="The VAE chapter's 2-d VAE"),
+               "18_vae_explorer.html",
+               f"The 2-d latent space in the browser: the mean codes of {n:,} test digits, the digit the decoder draws "
+               f"at the pointer, and the walk between two clicked codes (one file, offline).")
+
+# %% [markdown]
 # ## The manifold of digits
 #
 # A 20 x 20 grid of codes taken at evenly spaced *quantiles* of $\mathcal{N}(0, 1)$ in each coordinate (the inverse

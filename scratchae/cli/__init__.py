@@ -5,12 +5,13 @@
     scratchae gradcheck
     scratchae demo --quick
     scratchae notebooks notebooks
+    scratchae explore runs/vae
 
 A wrong argument ends the command with status 2 and a one-line message; a failed gradient check with status 1.
 
 The command is the application around the lesson: ``runs`` trains and evaluates into a run folder, ``demo`` runs
 the demo chapters, ``notebooks`` writes them as Jupyter notebooks, ``gallery`` writes the page of their figures,
-``arguments`` holds the argument types.
+``explore`` the page that walks through a 2-d latent space in the browser, ``arguments`` holds the argument types.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from scratchae.backend import DeviceError
 from scratchae.cli.arguments import count
 from scratchae.cli.demo import add_demo_command
 from scratchae.cli.notebooks import add_notebooks_command
+from scratchae.cli.explore import add_explore_command
 from scratchae.cli.runs import RunError, RunInterrupted, add_evaluate_command, add_train_command
 from scratchae.training import TrainingDiverged
 
@@ -80,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(run=run_gradcheck)
     add_demo_command(commands)
     add_notebooks_command(commands)
+    add_explore_command(commands)
     return parser
 
 

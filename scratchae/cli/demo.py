@@ -23,7 +23,8 @@ import time
 from pathlib import Path
 
 from scratchae.cli.arguments import add_run_options
-from scratchae.cli.gallery import DEMOS, INDEX, LOG, METRICS, PNG_SIGNATURE, read_metrics, read_text, write_index
+from scratchae.cli.gallery import (DEMOS, INDEX, LOG, METRICS, PAGES, PNG_SIGNATURE, read_metrics, read_text,
+                                   write_index)
 
 #: Where ``scratchae demo`` puts its figures, and where ``scratchae demo --quick`` puts its own.
 FULL_OUT = "outputs"
@@ -168,8 +169,8 @@ def check_outputs(out, names=None, *, index: bool = True) -> list[str]:
     """What is wrong with the figures in ``out``: one line per missing or broken file (none when all is well).
 
     Every expected PNG of each demo (:func:`expected_figures`) must exist, start with the PNG signature and decode
-    to a non-empty image; each demo's ``metrics.json`` must be readable and list its figures; with ``index``,
-    ``out/index.html`` must exist and show every figure.
+    to a non-empty image; each demo's ``metrics.json`` must be readable and list its figures; every page of
+    :data:`PAGES` must be there; with ``index``, ``out/index.html`` must exist and show every figure and page.
     """
     from matplotlib.image import imread  # matplotlib only when images are checked
 
@@ -192,6 +193,11 @@ def check_outputs(out, names=None, *, index: bool = True) -> list[str]:
                 problems.append(f"{out / name / METRICS}: does not list {figure}")
             if page is not None and f'src="{name}/{figure}"' not in page:
                 problems.append(f"{out / INDEX}: does not show {name}/{figure}")
+        for explorer in PAGES.get(name, ()):
+            if not (read_text(out / name / explorer) or "").startswith("<!DOCTYPE html>"):
+                problems.append(f"{out / name / explorer}: missing or not an HTML page")
+            if page is not None and f'href="{name}/{explorer}"' not in page:
+                problems.append(f"{out / INDEX}: does not link {name}/{explorer}")
     return problems
 
 

@@ -34,6 +34,9 @@ DEMOS = {
         "18_vae_latent_2d.png", "19_vae_manifold.png", "20_vae_interpolation.png")),
 }
 
+#: The pages (HTML files that open from the disk) a demo writes beside its figures: the 2-d latent explorers.
+PAGES = {"exercises": ("07_latent_2_explorer.html",), "vae": ("18_vae_explorer.html",)}
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 INDEX = "index.html"
 METRICS = "metrics.json"
@@ -229,6 +232,10 @@ def _section(name: str, metrics: dict | None, run: dict | None) -> str:
             label = f"Figure {int(number)}. " if number.isdigit() else ""
             parts.append(f'<figure><a href="{_e(source)}"><img src="{_e(source)}" alt="{_e(caption)}" '
                          f'loading="lazy"></a><figcaption><b>{_e(label)}</b>{_e(caption)}</figcaption></figure>')
+        for page in metrics.get("pages", []):  # pages to open, such as the latent explorer
+            source = f"{name}/{page.get('file', '')}"
+            parts.append(f'<p class="page"><a href="{_e(source)}">Open {_e(page.get("file", ""))}</a>: '
+                         f'{_e(page.get("caption", ""))}</p>')
     parts.append("</section>")
     return "\n".join(parts)
 
@@ -243,6 +250,7 @@ figure { margin: 1.5em 0; }
 figure img { max-width: 100%; border: 1px solid #ddd; }
 figcaption { font-size: 0.95em; color: #333; margin-top: 0.3em; }
 .meta { color: #555; font-size: 0.9em; }
+.page { background: #f3f7fb; border-left: 4px solid #1f77b4; padding: 0.5em 0.8em; }
 .failed { color: #b00020; font-weight: bold; }
 code { background: #f5f5f5; padding: 0 0.2em; }
 """

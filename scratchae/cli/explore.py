@@ -1,0 +1,254 @@
+"""``scratchae explore``: a page to walk through a 2-d latent space in the browser.
+
+    scratchae explore runs/vae-mnist-5k                 writes runs/vae-mnist-5k/explorer.html
+    scratchae explore runs/vae-mnist-5k --out vae.html
+
+The page is one HTML file that opens from the disk, with no server and no network. On the left, the codes of the
+run's test images (``mu`` for a VAE), coloured by label; on the right, the image that the decoder makes of the code
+under the pointer, redrawn as the pointer moves; below, the images along the segment between two clicked codes.
+
+The decoder runs in the page: the lesson's forward pass (``Dense``: x W + b, ``ReLU``, ``Sigmoid``, ``Identity``,
+``Sequential``) written out in plain JavaScript, with the weights embedded as base64 float32. A model whose latent
+space has another size than 2, or whose decoder has other layers, is refused with a one-line message.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import importlib.resources
+import json
+import re
+from pathlib import Path
+
+import numpy
+
+from scratchae import checkpoint
+from scratchae.backend import to_device, to_numpy
+from scratchae.cli.run_folder import CHECKPOINT
+from scratchae.cli.runs import RUN_DEFAULTS, RunError, _load_data, _recorded_settings
+from scratchae.data import DATASETS, DIGIT_NAMES, DataError
+from scratchae.files import write_text_atomically
+from scratchae.layers import Dense, Identity, ReLU, Sequential, Sigmoid
+from scratchae.models import VariationalAutoencoder
+
+#: The page's file name in a run folder, when ``--out`` is not given.
+PAGE = "explorer.html"
+
+#: Test images drawn on the plane by default: enough to see the classes, few enough to keep the page small.
+DEFAULT_POINTS = 1000
+
+#: Images in the row of a walk between two clicks.
+WALK_STEPS = 10
+
+#: The layers the page's JavaScript decoder knows.
+DECODER_LAYERS = (Dense, ReLU, Sigmoid, Identity)
+
+#: The plane: its size and the margins that hold its axes, in CSS pixels.
+PLOT = {"width": 540, "height": 540, "left": 54, "right": 14, "top": 12, "bottom": 44}
+
+#: How far the plane reaches beyond the codes, as a fraction of their spread.
+PADDING = 0.08
+
+
+class ExploreError(RunError):
+    """A model the page cannot show (the message says why)."""
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The command
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def add_explore_command(commands) -> None:
+    """Register ``scratchae explore`` on the sub-command parsers of the ``scratchae`` command."""
+    from scratchae.cli.arguments import count
+
+    explore = commands.add_parser("explore", help="write a page to explore a 2-d latent space in the browser",
+                                  description="Write one HTML file that opens from the disk: the codes of the run's "
+                                              "test images, and the image the decoder makes of the code under the "
+                                              "pointer.")
+    explore.add_argument("run_dir", metavar="RUN_DIR",
+                         help="a run folder (or its model.npz) whose model has a 2-d code")
+    explore.add_argument("--out", metavar="FILE", default=None, help=f"the page (default: RUN_DIR/{PAGE})")
+    explore.add_argument("--points", type=count(1), default=DEFAULT_POINTS,
+                         help=f"test images to draw on the plane (default: {DEFAULT_POINTS:,})")
+    explore.set_defaults(run=run_explore)
+
+
+def run_explore(arguments) -> int:
+    path = Path(arguments.run_dir)
+    if path.is_dir():
+        path = path / CHECKPOINT
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    saved = checkpoint.load(path)
+    decoder = explorable_decoder(saved.model, what=str(path))  # refuse before loading any data
+    dataset = _recorded_dataset(saved.meta)
+    if dataset.n_features != decoder.output_features(2):
+        raise DataError(f"{path}: the decoder draws {decoder.output_features(2)} pixels but {dataset.name} has "
+                        f"{dataset.n_features}")
+    n = min(arguments.points, len(dataset.x_test))
+    settings = _recorded_settings(saved.meta)  # None for a checkpoint saved from Python
+    model_name = settings["model"] if settings else type(saved.model).__name__
+    title = f"{model_name} on {dataset.name}" + (f", {len(saved.history)} epochs" if saved.history else "")
+    page = explorer_page(saved.model, dataset.x_test[:n], dataset.y_test[:n], image_shape=dataset.image_shape,
+                         class_names=dataset.class_names, title=title)
+    out = Path(arguments.out) if arguments.out else path.parent / PAGE
+    write_text_atomically(out, page)
+    print(f"saved {out} ({format_size(len(page.encode()))}, {n:,} test images): open it in a browser")
+    return 0
+
+
+def _recorded_dataset(meta: dict):
+    """The test set of the run: the data set its checkpoint records, loaded as ``scratchae train`` loaded it."""
+    recorded = _recorded_settings(meta)
+    extra = meta.get("extra") if isinstance(meta.get("extra"), dict) else {}
+    if recorded is None:  # a checkpoint saved from Python: the data set it names, or the embedded digits
+        name = extra.get("data") if extra.get("data") in DATASETS else "mnist-5k"
+        recorded = {**RUN_DEFAULTS, "data": name}
+    return _load_data(recorded)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# The page
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def explorable_decoder(model, *, what: str = "the model") -> Sequential:
+    """The decoder of ``model`` if the page can run it: a 2-d code, and only Dense, ReLU, Sigmoid, Identity layers.
+
+    Raises
+    ------
+    ExploreError
+        Naming what the page cannot show.
+    """
+    decoder = getattr(model, "decoder", None)
+    if not isinstance(decoder, Sequential) or not hasattr(model, "encode"):
+        raise ExploreError(f"{what}: a {type(model).__name__} has no decoder; the page shows what an autoencoder's "
+                           f"decoder makes of a code")
+    for index, layer in enumerate(decoder.layers):
+        if type(layer) not in DECODER_LAYERS:
+            raise ExploreError(f"{what}: the page's decoder knows {', '.join(t.__name__ for t in DECODER_LAYERS)} "
+                               f"layers; this decoder's layer {index} is a {type(layer).__name__}")
+    first = next((layer for layer in decoder.layers if isinstance(layer, Dense)), None)
+    if first is None:
+        raise ExploreError(f"{what}: the decoder has no Dense layer")
+    if first.in_features != 2:
+        raise ExploreError(f"{what}: the page draws a 2-d latent space, and this model's codes have "
+                           f"{first.in_features} numbers; train one with --latent-dim 2")
+    return decoder
+
+
+def explorer_page(model, images, labels, *, image_shape, class_names=DIGIT_NAMES, title: str) -> str:
+    """The explorer page of ``model`` as HTML text, with the codes of ``images`` on its plane.
+
+    Parameters
+    ----------
+    model : Autoencoder or VariationalAutoencoder
+        With a 2-d code and a decoder of Dense, ReLU, Sigmoid and Identity layers, on any device.
+    images : numpy.ndarray, shape (n, D)
+        Test images; their codes (``encode``: ``mu`` for a VAE) are the dots of the plane. 1,000 keep the page small.
+    labels : numpy.ndarray, shape (n,)
+        The class of each image, 0 <= label < len(class_names): the dots' colours.
+    image_shape : tuple of int
+        (rows, columns), with rows * columns = D.
+    class_names : sequence of str
+        The legend's name for each label.
+    title : str
+        What the model is, for the page's heading.
+    """
+    decoder = explorable_decoder(model)
+    rows, columns = (int(size) for size in image_shape)
+    if decoder.output_features(2) != rows * columns:
+        raise ExploreError(f"the decoder draws {decoder.output_features(2)} pixels, not {rows} x {columns}")
+    labels = numpy.asarray(labels)
+    if len(class_names) > 256:
+        raise ValueError(f"the page colours at most 256 classes (one byte per label), not {len(class_names)}")
+    if len(labels) != len(images) or (len(labels) and not 0 <= labels.min() <= labels.max() < len(class_names)):
+        raise ValueError(f"expected one label in [0, {len(class_names)}) per image; got {len(labels)} labels for "
+                         f"{len(images)} images")
+    codes = to_numpy(model.encode(to_device(numpy.asarray(images, dtype=model.dtype), model.device)))  # (n, 2)
+    layers = [_layer_description(layer) for layer in decoder.layers]
+    data = {"decoder": layers, "image_shape": [rows, columns], "class_names": [str(name) for name in class_names],
+            "codes": _base64(codes.astype("<f4")), "labels": _base64(labels.astype(numpy.uint8)),
+            "view": _view(codes), "plot": PLOT, "steps": WALK_STEPS}
+    weights = sum(len(layer.get("W", "")) + len(layer.get("b", "")) for layer in layers)  # bytes of base64 text
+    points = len(data["codes"]) + len(data["labels"])
+    n_weights = sum(parameter.size for parameter in decoder.parameters())
+    code_words = "its mean code mu" if isinstance(model, VariationalAutoencoder) else "its code z"
+    fields = {"TITLE": html.escape(title), "CODE_WORDS": code_words, "STEPS": str(WALK_STEPS),
+              "ARCHITECTURE": html.escape(_architecture(decoder)),
+              "DATA": json.dumps(data, separators=(",", ":")).replace("</", "<\\/")}
+
+    def size_words(page_bytes: int) -> str:
+        return (f"This page is {format_size(page_bytes)} ({page_bytes:,} bytes), all in this one file: nothing is "
+                f"loaded from elsewhere. The decoder's {n_weights:,} weights take {format_size(weights)} of it "
+                f"(float32, base64), the {len(codes):,} codes and their labels {format_size(points)}.")
+
+    return _with_its_own_size(_template(), fields, size_words)
+
+
+def _layer_description(layer) -> dict:
+    """A layer as the page's ``decoderFromLayers`` reads it; a Dense layer's W and b as base64 float32."""
+    description = {"type": type(layer).__name__}
+    if isinstance(layer, Dense):
+        description.update(in_features=layer.in_features, out_features=layer.out_features,
+                           W=_base64(to_numpy(layer.W.data).astype("<f4")),  # (D_in, D_out), row after row
+                           b=_base64(to_numpy(layer.b.data).astype("<f4")))  # (D_out,)
+    return description
+
+
+def _base64(array: numpy.ndarray) -> str:
+    return base64.b64encode(numpy.ascontiguousarray(array).tobytes()).decode("ascii")
+
+
+def _view(codes: numpy.ndarray) -> dict:
+    """The codes at the plane's edges: those of the dots, and a margin around them."""
+    view = {}
+    for axis, name in enumerate(("z1", "z2")):
+        low, high = (float(v) for v in (codes[:, axis].min(), codes[:, axis].max())) if len(codes) else (-1.0, 1.0)
+        spread = high - low if high > low else 1.0
+        view[name] = [low - PADDING * spread, high + PADDING * spread]
+    return view
+
+
+def _architecture(decoder: Sequential) -> str:
+    features, parts = 2, []
+    for layer in decoder.layers:
+        if isinstance(layer, Dense):
+            parts.append(f"Dense({features} \u2192 {layer.out_features})")
+            features = layer.out_features
+        else:
+            parts.append(type(layer).__name__)
+    return "Decoder: " + " \u2192 ".join(parts)
+
+
+def _template() -> str:
+    return importlib.resources.files("scratchae.cli").joinpath("explorer.html").read_text(encoding="utf-8")
+
+
+def _fill(template: str, fields: dict) -> str:
+    """Put each field's text where the template says ``{{NAME}}``, in one pass (a field's text is never read again)."""
+    return re.sub(r"\{\{([A-Z_]+)\}\}", lambda match: fields[match.group(1)], template)
+
+
+def _with_its_own_size(template: str, fields: dict, size_words) -> str:
+    """Fill the template, with ``size_words(bytes)`` saying how many bytes the filled page has: the words change the
+    size, so fill again until the size they state is the page's."""
+    page_bytes = 0
+    for _ in range(10):
+        page = _fill(template, {**fields, "SIZE": html.escape(size_words(page_bytes))})
+        if len(page.encode()) == page_bytes:
+            return page
+        page_bytes = len(page.encode())
+    raise RuntimeError("the page's size did not settle")  # the digits of the size settle in two or three rounds
+
+
+def format_size(n_bytes: int) -> str:
+    """1234567 -> '1.23 MB', 45678 -> '45.7 kB' (decimal units, as browsers and file managers show them)."""
+    if n_bytes >= 1_000_000:
+        return f"{n_bytes / 1_000_000:.2f} MB"
+    if n_bytes >= 1_000:
+        return f"{n_bytes / 1_000:.1f} kB"
+    return f"{n_bytes} bytes"
