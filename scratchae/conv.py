@@ -147,6 +147,41 @@ def add_taps(cols, channels: int, kh: int, kw: int, stride: int, out_h: int, out
     return x
 
 
+def sum_shifted(z, channels: int, kh: int, kw: int, stride: int, height: int, width: int, out_h: int, out_w: int):
+    """Add up, for each output pixel, the products that the ``KH * KW`` kernel positions made at the input pixels it
+    reads: the second step of a convolution computed "product first".
+
+    z: (N, C * KH * KW, height * width), ``z[n, (o, p, q), (u, v)]`` the product of kernel position (p, q) with input
+    pixel (u, v) -> y: (N, C, out_h, out_w), ``y[n, o, i, j] = sum over p, q of z[n, (o, p, q), (s i + p, s j + q)]``.
+    """
+    xp = get_namespace(z)
+    z = xp.reshape(z, (z.shape[0], channels, kh, kw, height, width))
+    y = None
+    for p in range(kh):
+        for q in range(kw):
+            shifted = z[:, :, p, q, strided(p, out_h, stride), strided(q, out_w, stride)]  # (N, C, out_h, out_w)
+            if y is None:
+                y = shifted + 0.0  # (N, C, out_h, out_w), a fresh array ...
+            else:
+                y += shifted  # ... that the other kernel positions add into, in place
+    return y
+
+
+def spread_shifted(dy, kh: int, kw: int, stride: int, height: int, width: int):
+    """The transpose of :func:`sum_shifted`: each output pixel's gradient goes to the ``KH * KW`` products it summed.
+
+    dy: (N, C, out_h, out_w) -> dz: (N, C * KH * KW, height * width),
+    ``dz[n, (o, p, q), (s i + p, s j + q)] = dy[n, o, i, j]``, zero where no output pixel read.
+    """
+    xp = get_namespace(dy)
+    n, c, out_h, out_w = dy.shape
+    dz = full_like_shape((n, c, kh, kw, height, width), 0.0, dy)
+    for p in range(kh):
+        for q in range(kw):
+            dz[:, :, p, q, strided(p, out_h, stride), strided(q, out_w, stride)] = dy  # (N, C, out_h, out_w)
+    return xp.reshape(dz, (n, c * kh * kw, height * width))
+
+
 def glorot_uniform(shape: tuple, fan_in: int, fan_out: int, rng: numpy.random.Generator) -> numpy.ndarray:
     r"""Keras's default initialisation, :math:`U(-a, a)`, :math:`a = \sqrt{6 / (\text{fan}_{in} + \text{fan}_{out})}`,
     where for a convolution each fan is the number of channels on its side times the kernel's area."""
@@ -262,6 +297,13 @@ class Conv2D(ShapedLayer):
                              f"after padding, got {height} x {width}")
         return self.out_channels, out_h, out_w
 
+    @property
+    def expands_input(self) -> bool:
+        """Which of two equal ways the convolution is computed (see the class docstring): copy the input's
+        ``KH * KW`` shifts and multiply ("im2col", when C_in <= C_out), or multiply first and add the shifted
+        products (when C_in > C_out). Either way the copies are made on the side with fewer channels."""
+        return self.in_channels <= self.out_channels
+
     def forward(self, x):
         """x: (N, C_in, H, W) -> y: (N, C_out, H_out, W_out)."""
         _check_images(self, x, self.in_channels, self.W.data.dtype)
@@ -271,31 +313,59 @@ class Conv2D(ShapedLayer):
         (top, bottom), (left, right) = self.paddings(height, width)
         kh, kw = self.kernel_size
         x_padded = pad(x, top, bottom, left, right)  # (N, C_in, H_p, W_p)
-        cols = taps(x_padded, kh, kw, self.stride, out_h, out_w)  # (N, C_in KH KW, H_out W_out)
-        weights = xp.reshape(self.W.data, (self.out_channels, self.in_channels * kh * kw))  # (C_out, C_in KH KW)
-        y = xp.matmul(weights, cols)  # (N, C_out, H_out W_out), one product per sample
-        y += xp.reshape(self.b.data, (self.out_channels, 1))  # (N, C_out, H_out W_out)
-        self.cache = (cols, x_padded.shape, (top, left), (height, width))
-        return xp.reshape(y, (n, self.out_channels, out_h, out_w))
+        padded_h, padded_w = x_padded.shape[2], x_padded.shape[3]
+        if self.expands_input:
+            cols = taps(x_padded, kh, kw, self.stride, out_h, out_w)  # (N, C_in KH KW, H_out W_out)
+            y = xp.matmul(self._weight_rows(), cols)  # (N, C_out, H_out W_out), one product per sample
+            y = xp.reshape(y, (n, self.out_channels, out_h, out_w))  # (N, C_out, H_out, W_out)
+            self.cache = (cols, (padded_h, padded_w), (top, left), (height, width))
+        else:
+            x_flat = xp.reshape(x_padded, (n, self.in_channels, padded_h * padded_w))  # (N, C_in, H_p W_p)
+            z = xp.matmul(self._weight_columns(), x_flat)  # (N, C_out KH KW, H_p W_p): every tap at every pixel
+            y = sum_shifted(z, self.out_channels, kh, kw, self.stride, padded_h, padded_w, out_h, out_w)
+            self.cache = (x_flat, (padded_h, padded_w), (top, left), (height, width))
+        return y + xp.reshape(self.b.data, (self.out_channels, 1, 1))  # (N, C_out, H_out, W_out)
 
     def backward(self, dy, input_grad: bool = True):
         """dy: (N, C_out, H_out, W_out) -> dx: (N, C_in, H, W); sets W.grad (C_out, C_in, KH, KW), b.grad (C_out,)."""
         _require_cache(self, self.cache)
-        cols, padded_shape, (top, left), (height, width) = self.cache
+        saved, (padded_h, padded_w), (top, left), (height, width) = self.cache
         xp = get_namespace(dy)
         n, _, out_h, out_w = dy.shape
         kh, kw = self.kernel_size
-        dy_flat = xp.reshape(dy, (n, self.out_channels, out_h * out_w))  # (N, C_out, H_out W_out)
-        per_sample = xp.matmul(dy_flat, xp.matrix_transpose(cols))  # (N, C_out, C_in KH KW)
-        self.W.grad = xp.reshape(xp.sum(per_sample, axis=0), self.W.shape)  # (C_out, C_in, KH, KW)
-        self.b.grad = xp.sum(dy, axis=(0, 2, 3))  # (C_out,)
-        if not input_grad:
-            return None
-        weights = xp.reshape(self.W.data, (self.out_channels, self.in_channels * kh * kw))  # (C_out, C_in KH KW)
-        dcols = xp.matmul(weights.T, dy_flat)  # (N, C_in KH KW, H_out W_out)
-        dx_padded = add_taps(dcols, self.in_channels, kh, kw, self.stride, out_h, out_w,
-                             padded_shape[2], padded_shape[3])  # (N, C_in, H_p, W_p)
+        self.b.grad = xp.sum(dy, axis=(0, 2, 3))  # (C_out,), each bias feeds every output pixel of its channel
+        if self.expands_input:
+            cols = saved  # (N, C_in KH KW, H_out W_out)
+            dy_flat = xp.reshape(dy, (n, self.out_channels, out_h * out_w))  # (N, C_out, H_out W_out)
+            per_sample = xp.matmul(dy_flat, xp.matrix_transpose(cols))  # (N, C_out, C_in KH KW)
+            self.W.grad = xp.reshape(xp.sum(per_sample, axis=0), self.W.shape)  # (C_out, C_in, KH, KW)
+            if not input_grad:
+                return None
+            dcols = xp.matmul(self._weight_rows().T, dy_flat)  # (N, C_in KH KW, H_out W_out)
+            dx_padded = add_taps(dcols, self.in_channels, kh, kw, self.stride, out_h, out_w,
+                                 padded_h, padded_w)  # (N, C_in, H_p, W_p)
+        else:
+            x_flat = saved  # (N, C_in, H_p W_p)
+            dz = spread_shifted(dy, kh, kw, self.stride, padded_h, padded_w)  # (N, C_out KH KW, H_p W_p)
+            per_sample = xp.matmul(dz, xp.matrix_transpose(x_flat))  # (N, C_out KH KW, C_in)
+            dw_columns = xp.sum(per_sample, axis=0)  # (C_out KH KW, C_in)
+            dw = xp.reshape(dw_columns, (self.out_channels, kh, kw, self.in_channels))  # (C_out, KH, KW, C_in)
+            self.W.grad = xp.permute_dims(dw, (0, 3, 1, 2))  # (C_out, C_in, KH, KW)
+            if not input_grad:
+                return None
+            dx_flat = xp.matmul(self._weight_columns().T, dz)  # (N, C_in, H_p W_p)
+            dx_padded = xp.reshape(dx_flat, (n, self.in_channels, padded_h, padded_w))  # (N, C_in, H_p, W_p)
         return dx_padded[:, :, top:top + height, left:left + width]  # (N, C_in, H, W)
+
+    def _weight_rows(self):
+        """W as one row per output channel: (C_out, C_in KH KW), the layout of :func:`taps`' columns."""
+        return get_namespace(self.W.data).reshape(self.W.data, (self.out_channels, -1))
+
+    def _weight_columns(self):
+        """W as one row per (output channel, kernel position): (C_out KH KW, C_in), for the product first."""
+        xp = get_namespace(self.W.data)
+        by_tap = xp.permute_dims(self.W.data, (0, 2, 3, 1))  # (C_out, KH, KW, C_in)
+        return xp.reshape(by_tap, (-1, self.in_channels))  # (C_out KH KW, C_in)
 
     def parameters(self):
         return [self.W, self.b]
@@ -490,7 +560,11 @@ class MaxPool2D(ShapedLayer):
         x_padded, y, (top, left), (_, _, height, width) = self.cache
         xp = get_namespace(dy)
         out_h, out_w = y.shape[2], y.shape[3]
-        dx_padded = full_like_shape(tuple(x_padded.shape), 0.0, dy)  # (N, C, H_p, W_p)
+        # Windows side by side (stride = pool size) that tile the whole padded input touch every input once: each
+        # slice can be written instead of added, into an array that needs no zeros first.
+        side_by_side = self.stride == self.pool_size
+        tiled = side_by_side and out_h * self.stride == x_padded.shape[2] and out_w * self.stride == x_padded.shape[3]
+        dx_padded = full_like_shape(tuple(x_padded.shape), None if tiled else 0.0, dy)  # (N, C, H_p, W_p)
         taken = None  # (N, C, H_out, W_out): the windows whose maximum has had its gradient
         for (p, q), window in self.windows(x_padded, out_h, out_w):
             is_max = window == y  # (N, C, H_out, W_out), bool
@@ -500,7 +574,11 @@ class MaxPool2D(ShapedLayer):
                 is_max = is_max & ~taken  # the first maximum only: later ties get nothing
                 taken = taken | is_max
             rows, cols = strided(p, out_h, self.stride), strided(q, out_w, self.stride)
-            dx_padded[:, :, rows, cols] += dy * xp.astype(is_max, dy.dtype)  # (N, C, H_out, W_out)
+            routed = dy * xp.astype(is_max, dy.dtype)  # (N, C, H_out, W_out), dy where this slice held the maximum
+            if side_by_side:
+                dx_padded[:, :, rows, cols] = routed
+            else:
+                dx_padded[:, :, rows, cols] += routed  # overlapping windows: an input may be the maximum of several
         return dx_padded[:, :, top:top + height, left:left + width]  # (N, C, H, W)
 
     def config(self):
@@ -546,7 +624,10 @@ class UpSampling2D(ShapedLayer):
         for a in range(f):
             for b in range(f):
                 block_part = dy[:, :, a::f, b::f]  # (N, C, H, W)
-                dx = block_part + 0.0 if dx is None else dx + block_part  # (N, C, H, W), a fresh array
+                if dx is None:
+                    dx = block_part + 0.0  # (N, C, H, W), a fresh array ...
+                else:
+                    dx += block_part  # ... that the rest of the block adds into, in place
         return dx
 
     def config(self):
