@@ -109,77 +109,88 @@ def strided(start: int, count: int, stride: int) -> slice:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# The copy step of every convolution, and its transpose
+# The copy steps of every convolution, on images stored as one long row
 
 
-def taps(x, kh: int, kw: int, stride: int, out_h: int, out_w: int):
-    """Line up the input pixels each output pixel reads ("im2col").
+def as_rows(images, row_length: int, rows: int):
+    """Store each image as one long row: (N, C, H, W) -> (N, C, rows * row_length), pixel (u, v) at
+    ``u * row_length + v``; the columns right of W and the rows below H are zeros."""
+    n, c, height, width = images.shape
+    padded = pad(images, 0, rows - height, 0, row_length - width)  # (N, C, rows, row_length)
+    return get_namespace(images).reshape(padded, (n, c, rows * row_length))
 
-    x: (N, C, H, W) -> cols: (N, C * KH * KW, out_h * out_w),
-    ``cols[n, (c, p, q), (i, j)] = x[n, c, s i + p, s j + q]``.
 
-    One strided slice per kernel position ``(p, q)``: each copies whole rows of the channels-first array, the
-    cheapest copies there are; then a convolution is one matrix product per sample.
+def from_rows(flat, row_length: int, height: int, width: int):
+    """The inverse of :func:`as_rows`: (N, C, S) -> the (N, C, height, width) image at its top left (a view)."""
+    n, c = flat.shape[0], flat.shape[1]
+    rows = get_namespace(flat).reshape(flat, (n, c, flat.shape[2] // row_length, row_length))
+    return rows[:, :, :height, :width]
+
+
+def tap_offsets(kh: int, kw: int, row_length: int) -> list[int]:
+    """Kernel position (p, q) reads ``p`` rows down and ``q`` columns right: ``p * row_length + q`` along the row."""
+    return [p * row_length + q for p in range(kh) for q in range(kw)]
+
+
+def taps(flat, offsets: list[int], stride: int, length: int):
+    """Line up, for each output pixel, the pixels its kernel positions read ("im2col").
+
+    flat: (N, C, S), images as long rows -> cols: (N, C * T, length), T = len(offsets),
+    ``cols[n, (c, t), k] = flat[n, c, stride * k + offsets[t]]``.
+
+    The output pixel (i, j) is ``k = i * row_length + j`` on a grid as wide as the input's rows: its kernel position
+    (p, q) reads row ``s i + p``, column ``s j + q``, that is ``s k + p * row_length + q``. So each kernel position
+    copies ONE long run of numbers (a slice of the row, step s), not a small block per image row. The grid's columns
+    ``j >= W_out`` wrap around into the next image row: they are computed, never used, and get zero gradient.
     """
-    n, c = x.shape[0], x.shape[1]
-    cols = full_like_shape((n, c, kh, kw, out_h, out_w), None, x)
-    for p in range(kh):
-        for q in range(kw):
-            cols[:, :, p, q, :, :] = x[:, :, strided(p, out_h, stride), strided(q, out_w, stride)]  # (N, C, oh, ow)
-    xp = get_namespace(x)
-    return xp.reshape(cols, (n, c * kh * kw, out_h * out_w))
+    n, c = flat.shape[0], flat.shape[1]
+    cols = full_like_shape((n, c, len(offsets), length), None, flat)  # (N, C, T, length)
+    for t, offset in enumerate(offsets):
+        cols[:, :, t, :] = flat[:, :, strided(offset, length, stride)]  # (N, C, length)
+    return get_namespace(flat).reshape(cols, (n, c * len(offsets), length))
 
 
-def add_taps(cols, channels: int, kh: int, kw: int, stride: int, out_h: int, out_w: int, height: int, width: int):
-    """The transpose of :func:`taps` ("col2im"): add each lined-up value back at the pixel it was copied from.
+def add_taps(cols, channels: int, offsets: list[int], stride: int, size: int):
+    """The transpose of :func:`taps` ("col2im"): add each lined-up value back where it was read.
 
-    cols: (N, C * KH * KW, out_h * out_w) -> x: (N, C, height, width),
-    ``x[n, c, u, v] = sum of cols[n, (c, p, q), (i, j)] over s i + p = u, s j + q = v``.
-    Pixels that no window reads get 0.
+    cols: (N, C * T, length) -> flat: (N, C, size), ``flat[n, c, stride * k + offsets[t]] += cols[n, (c, t), k]``.
     """
     xp = get_namespace(cols)
-    n = cols.shape[0]
-    cols = xp.reshape(cols, (n, channels, kh, kw, out_h, out_w))
-    x = full_like_shape((n, channels, height, width), 0.0, cols)
-    for p in range(kh):
-        for q in range(kw):
-            x[:, :, strided(p, out_h, stride), strided(q, out_w, stride)] += cols[:, :, p, q, :, :]  # (N, C, oh, ow)
-    return x
+    n, length = cols.shape[0], cols.shape[2]
+    cols = xp.reshape(cols, (n, channels, len(offsets), length))  # (N, C, T, length)
+    flat = full_like_shape((n, channels, size), 0.0, cols)  # (N, C, size)
+    for t, offset in enumerate(offsets):
+        flat[:, :, strided(offset, length, stride)] += cols[:, :, t, :]  # (N, C, length)
+    return flat
 
 
-def sum_shifted(z, channels: int, kh: int, kw: int, stride: int, height: int, width: int, out_h: int, out_w: int):
-    """Add up, for each output pixel, the products that the ``KH * KW`` kernel positions made at the input pixels it
-    reads: the second step of a convolution computed "product first".
+def sum_taps(z, channels: int, offsets: list[int], stride: int, length: int):
+    """Add up, for each output pixel, the products its kernel positions made where they read: the second step of a
+    convolution computed "product first".
 
-    z: (N, C * KH * KW, height * width), ``z[n, (o, p, q), (u, v)]`` the product of kernel position (p, q) with input
-    pixel (u, v) -> y: (N, C, out_h, out_w), ``y[n, o, i, j] = sum over p, q of z[n, (o, p, q), (s i + p, s j + q)]``.
+    z: (N, C * T, S), ``z[n, (o, t), m]`` the product of kernel position t with the input at m ->
+    y: (N, C, length), ``y[n, o, k] = sum over t of z[n, (o, t), stride * k + offsets[t]]``.
     """
     xp = get_namespace(z)
-    z = xp.reshape(z, (z.shape[0], channels, kh, kw, height, width))
-    y = None
-    for p in range(kh):
-        for q in range(kw):
-            shifted = z[:, :, p, q, strided(p, out_h, stride), strided(q, out_w, stride)]  # (N, C, out_h, out_w)
-            if y is None:
-                y = shifted + 0.0  # (N, C, out_h, out_w), a fresh array ...
-            else:
-                y += shifted  # ... that the other kernel positions add into, in place
+    n = z.shape[0]
+    z = xp.reshape(z, (n, channels, len(offsets), z.shape[2]))  # (N, C, T, S)
+    y = z[:, :, 0, strided(offsets[0], length, stride)] + 0.0  # (N, C, length), a fresh array ...
+    for t in range(1, len(offsets)):
+        y += z[:, :, t, strided(offsets[t], length, stride)]  # ... that the other kernel positions add into
     return y
 
 
-def spread_shifted(dy, kh: int, kw: int, stride: int, height: int, width: int):
-    """The transpose of :func:`sum_shifted`: each output pixel's gradient goes to the ``KH * KW`` products it summed.
+def spread_taps(dy, offsets: list[int], stride: int, size: int):
+    """The transpose of :func:`sum_taps`: each output pixel's gradient goes to the products it summed.
 
-    dy: (N, C, out_h, out_w) -> dz: (N, C * KH * KW, height * width),
-    ``dz[n, (o, p, q), (s i + p, s j + q)] = dy[n, o, i, j]``, zero where no output pixel read.
+    dy: (N, C, length) -> dz: (N, C * T, size), ``dz[n, (o, t), stride * k + offsets[t]] = dy[n, o, k]``, zero
+    where no output pixel read.
     """
-    xp = get_namespace(dy)
-    n, c, out_h, out_w = dy.shape
-    dz = full_like_shape((n, c, kh, kw, height, width), 0.0, dy)
-    for p in range(kh):
-        for q in range(kw):
-            dz[:, :, p, q, strided(p, out_h, stride), strided(q, out_w, stride)] = dy  # (N, C, out_h, out_w)
-    return xp.reshape(dz, (n, c * kh * kw, height * width))
+    n, c, length = dy.shape
+    dz = full_like_shape((n, c, len(offsets), size), 0.0, dy)  # (N, C, T, size)
+    for t, offset in enumerate(offsets):
+        dz[:, :, t, strided(offset, length, stride)] = dy  # (N, C, length)
+    return get_namespace(dy).reshape(dz, (n, c * len(offsets), size))
 
 
 def glorot_uniform(shape: tuple, fan_in: int, fan_out: int, rng: numpy.random.Generator) -> numpy.ndarray:
@@ -312,49 +323,51 @@ class Conv2D(ShapedLayer):
         _, out_h, out_w = self.output_shape(x.shape[1:])
         (top, bottom), (left, right) = self.paddings(height, width)
         kh, kw = self.kernel_size
-        x_padded = pad(x, top, bottom, left, right)  # (N, C_in, H_p, W_p)
-        padded_h, padded_w = x_padded.shape[2], x_padded.shape[3]
+        row, rows = left + width + right, self.stride * out_h + kh  # W_p, and rows enough for every tap's run
+        x_padded = pad(x, top, rows - top - height, left, right)  # (N, C_in, rows, W_p), zeros below the padding
+        x_flat = xp.reshape(x_padded, (n, self.in_channels, rows * row))  # (N, C_in, S), each image one long row
+        offsets, length = tap_offsets(kh, kw, row), out_h * row  # the output grid: H_out rows of W_p pixels
         if self.expands_input:
-            cols = taps(x_padded, kh, kw, self.stride, out_h, out_w)  # (N, C_in KH KW, H_out W_out)
-            y = xp.matmul(self._weight_rows(), cols)  # (N, C_out, H_out W_out), one product per sample
-            y = xp.reshape(y, (n, self.out_channels, out_h, out_w))  # (N, C_out, H_out, W_out)
-            self.cache = (cols, (padded_h, padded_w), (top, left), (height, width))
+            cols = taps(x_flat, offsets, self.stride, length)  # (N, C_in KH KW, L)
+            y = xp.matmul(self._weight_rows(), cols)  # (N, C_out, L), one product per sample
+            self.cache = (cols, row, rows, (top, left), (height, width))
         else:
-            x_flat = xp.reshape(x_padded, (n, self.in_channels, padded_h * padded_w))  # (N, C_in, H_p W_p)
-            z = xp.matmul(self._weight_columns(), x_flat)  # (N, C_out KH KW, H_p W_p): every tap at every pixel
-            y = sum_shifted(z, self.out_channels, kh, kw, self.stride, padded_h, padded_w, out_h, out_w)
-            self.cache = (x_flat, (padded_h, padded_w), (top, left), (height, width))
-        return y + xp.reshape(self.b.data, (self.out_channels, 1, 1))  # (N, C_out, H_out, W_out)
+            z = xp.matmul(self._weight_columns(), x_flat)  # (N, C_out KH KW, S): every tap at every input pixel
+            y = sum_taps(z, self.out_channels, offsets, self.stride, length)  # (N, C_out, L)
+            self.cache = (x_flat, row, rows, (top, left), (height, width))
+        y = from_rows(y, row, out_h, out_w)  # (N, C_out, H_out, W_out): the grid's extra columns dropped (a view)
+        y += xp.reshape(self.b.data, (self.out_channels, 1, 1))  # (N, C_out, H_out, W_out), in place: y is ours
+        return y
 
     def backward(self, dy, input_grad: bool = True):
         """dy: (N, C_out, H_out, W_out) -> dx: (N, C_in, H, W); sets W.grad (C_out, C_in, KH, KW), b.grad (C_out,)."""
         _require_cache(self, self.cache)
-        saved, (padded_h, padded_w), (top, left), (height, width) = self.cache
+        saved, row, rows, (top, left), (height, width) = self.cache
         xp = get_namespace(dy)
-        n, _, out_h, out_w = dy.shape
+        n, _, out_h, _ = dy.shape
         kh, kw = self.kernel_size
+        offsets = tap_offsets(kh, kw, row)
         self.b.grad = xp.sum(dy, axis=(0, 2, 3))  # (C_out,), each bias feeds every output pixel of its channel
+        dy_rows = as_rows(dy, row, out_h)  # (N, C_out, L), zero at the grid's extra columns
         if self.expands_input:
-            cols = saved  # (N, C_in KH KW, H_out W_out)
-            dy_flat = xp.reshape(dy, (n, self.out_channels, out_h * out_w))  # (N, C_out, H_out W_out)
-            per_sample = xp.matmul(dy_flat, xp.matrix_transpose(cols))  # (N, C_out, C_in KH KW)
+            cols = saved  # (N, C_in KH KW, L)
+            per_sample = xp.matmul(dy_rows, xp.matrix_transpose(cols))  # (N, C_out, C_in KH KW)
             self.W.grad = xp.reshape(xp.sum(per_sample, axis=0), self.W.shape)  # (C_out, C_in, KH, KW)
             if not input_grad:
                 return None
-            dcols = xp.matmul(self._weight_rows().T, dy_flat)  # (N, C_in KH KW, H_out W_out)
-            dx_padded = add_taps(dcols, self.in_channels, kh, kw, self.stride, out_h, out_w,
-                                 padded_h, padded_w)  # (N, C_in, H_p, W_p)
+            dcols = xp.matmul(self._weight_rows().T, dy_rows)  # (N, C_in KH KW, L)
+            dx_flat = add_taps(dcols, self.in_channels, offsets, self.stride, rows * row)  # (N, C_in, S)
         else:
-            x_flat = saved  # (N, C_in, H_p W_p)
-            dz = spread_shifted(dy, kh, kw, self.stride, padded_h, padded_w)  # (N, C_out KH KW, H_p W_p)
+            x_flat = saved  # (N, C_in, S)
+            dz = spread_taps(dy_rows, offsets, self.stride, rows * row)  # (N, C_out KH KW, S)
             per_sample = xp.matmul(dz, xp.matrix_transpose(x_flat))  # (N, C_out KH KW, C_in)
             dw_columns = xp.sum(per_sample, axis=0)  # (C_out KH KW, C_in)
             dw = xp.reshape(dw_columns, (self.out_channels, kh, kw, self.in_channels))  # (C_out, KH, KW, C_in)
             self.W.grad = xp.permute_dims(dw, (0, 3, 1, 2))  # (C_out, C_in, KH, KW)
             if not input_grad:
                 return None
-            dx_flat = xp.matmul(self._weight_columns().T, dz)  # (N, C_in, H_p W_p)
-            dx_padded = xp.reshape(dx_flat, (n, self.in_channels, padded_h, padded_w))  # (N, C_in, H_p, W_p)
+            dx_flat = xp.matmul(self._weight_columns().T, dz)  # (N, C_in, S)
+        dx_padded = xp.reshape(dx_flat, (n, self.in_channels, rows, row))  # (N, C_in, rows, W_p)
         return dx_padded[:, :, top:top + height, left:left + width]  # (N, C_in, H, W)
 
     def _weight_rows(self):
@@ -439,41 +452,45 @@ class ConvTranspose2D(ShapedLayer):
         xp = get_namespace(x)
         n, _, height, width = x.shape
         _, out_h, out_w = self.output_shape(x.shape[1:])
-        full_h, full_w = self.full_size(height, width)
         kh, kw = self.kernel_size
-        x_flat = xp.reshape(x, (n, self.in_channels, height * width))  # (N, C_in, H W)
+        _, row = self.full_size(height, width)  # the uncut output's row length
+        rows = self.stride * height + kh  # rows enough for every tap's run
+        x_rows = as_rows(x, row, height)  # (N, C_in, H row): pixel (i, j) at i * row + j, zeros right of W
         weights = xp.reshape(self.W.data, (self.in_channels, self.out_channels * kh * kw))  # (C_in, C_out KH KW)
-        contributions = xp.matmul(weights.T, x_flat)  # (N, C_out KH KW, H W): each pixel's weighted kernel
-        y_full = add_taps(contributions, self.out_channels, kh, kw, self.stride, height, width,
-                          full_h, full_w)  # (N, C_out, H_full, W_full)
+        contributions = xp.matmul(weights.T, x_rows)  # (N, C_out KH KW, H row): each pixel's weighted kernel
+        y_flat = add_taps(contributions, self.out_channels, tap_offsets(kh, kw, row), self.stride,
+                          rows * row)  # (N, C_out, rows row), pixel (i, j) added at (s i + p, s j + q)
+        y_full = xp.reshape(y_flat, (n, self.out_channels, rows, row))  # (N, C_out, rows, row)
         p = self.padding
-        y = y_full[:, :, p:p + out_h, p:p + out_w]  # (N, C_out, H_out, W_out)
-        self.cache = (x_flat, (height, width))
-        return y + xp.reshape(self.b.data, (self.out_channels, 1, 1))  # (N, C_out, H_out, W_out)
+        y = y_full[:, :, p:p + out_h, p:p + out_w]  # (N, C_out, H_out, W_out): the padding cut
+        self.cache = (x_rows, row, rows, (height, width))
+        y += xp.reshape(self.b.data, (self.out_channels, 1, 1))  # (N, C_out, H_out, W_out), in place: y is ours
+        return y
 
     def backward(self, dy, input_grad: bool = True):
         """dy: (N, C_out, H_out, W_out) -> dx: (N, C_in, H, W); sets W.grad (C_in, C_out, KH, KW), b.grad (C_out,).
 
         The forward added each pixel's kernel into the output; the backward reads the output gradient back through
-        the same windows: :func:`taps` of ``dy`` (padded back to the full size) and a product, a plain convolution.
+        the same windows: :func:`taps` of ``dy`` (put back where the padding was cut) and a product, a plain
+        convolution.
         """
         _require_cache(self, self.cache)
-        x_flat, (height, width) = self.cache  # (N, C_in, H W)
+        x_rows, row, rows, (height, width) = self.cache  # (N, C_in, H row)
         xp = get_namespace(dy)
         n, _, out_h, out_w = dy.shape
         kh, kw = self.kernel_size
-        full_h, full_w = self.full_size(height, width)
         p = self.padding
-        dy_full = pad(dy, p, full_h - p - out_h, p, full_w - p - out_w)  # (N, C_out, H_full, W_full)
-        dcols = taps(dy_full, kh, kw, self.stride, height, width)  # (N, C_out KH KW, H W)
-        per_sample = xp.matmul(x_flat, xp.matrix_transpose(dcols))  # (N, C_in, C_out KH KW)
+        dy_full = pad(dy, p, rows - p - out_h, p, row - p - out_w)  # (N, C_out, rows, row)
+        dy_flat = xp.reshape(dy_full, (n, self.out_channels, rows * row))  # (N, C_out, rows row)
+        dcols = taps(dy_flat, tap_offsets(kh, kw, row), self.stride, height * row)  # (N, C_out KH KW, H row)
+        per_sample = xp.matmul(x_rows, xp.matrix_transpose(dcols))  # (N, C_in, C_out KH KW)
         self.W.grad = xp.reshape(xp.sum(per_sample, axis=0), self.W.shape)  # (C_in, C_out, KH, KW)
         self.b.grad = xp.sum(dy, axis=(0, 2, 3))  # (C_out,)
         if not input_grad:
             return None
         weights = xp.reshape(self.W.data, (self.in_channels, self.out_channels * kh * kw))  # (C_in, C_out KH KW)
-        dx = xp.matmul(weights, dcols)  # (N, C_in, H W)
-        return xp.reshape(dx, (n, self.in_channels, height, width))  # (N, C_in, H, W)
+        dx_rows = xp.matmul(weights, dcols)  # (N, C_in, H row)
+        return from_rows(dx_rows, row, height, width)  # (N, C_in, H, W)
 
     def parameters(self):
         return [self.W, self.b]
