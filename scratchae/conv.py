@@ -16,7 +16,7 @@ input without being flipped,
 
 Every convolution here is computed in two steps: a *copy* step that lines up, for each output pixel, the
 ``KH x KW`` input pixels it reads (:func:`taps`, the "im2col" expansion), and one matrix product per sample over
-channels and kernel positions. The adjoint of the copy step, :func:`add_taps` ("col2im"), adds each lined-up value
+channels and kernel positions. The transpose of the copy step, :func:`add_taps` ("col2im"), adds each lined-up value
 back where it came from. The two are each other's transpose, and that is the whole story of the backward passes:
 
 * the backward of a convolution with respect to its input reads every output gradient back through the same
@@ -27,6 +27,19 @@ back where it came from. The two are each other's transpose, and that is the who
   transposed product followed by :func:`add_taps`, which is the same sum without writing the zeros;
 * a transposed convolution is defined as exactly that backward pass (its forward is the product followed by
   :func:`add_taps`), so its own backward is the forward of a convolution: :func:`taps` followed by the product.
+
+Two choices make it fast without changing a number of the sum above (the tests compare every layer with plain loops
+over pixels, with PyTorch, and with numerical gradients):
+
+* **Copies on the side with fewer channels.** The copy step multiplies the data by ``KH * KW``. When a layer has
+  more input than output channels, :class:`Conv2D` multiplies first, at every input pixel, and then adds the shifted
+  products (:func:`sum_taps`): the same terms of the same sum, grouped the other way, and the copies are of
+  ``C_out`` channels instead of ``C_in``.
+* **Images stored as one long row.** Pixel (u, v) of a padded image with rows of ``W_p`` numbers sits at
+  ``u W_p + v``, so kernel position (p, q) is one shift, ``p W_p + q``, and its copy is ONE slice of that row rather
+  than a short slice per image row (a copy's cost is mostly per slice, not per number). The output is computed on a
+  grid as wide as the input's rows, and the columns beyond ``W_out``, which wrap around into the next row, are
+  dropped (forward) or given zero gradient (backward).
 
 "same" padding follows Keras and TensorFlow: the output has ``ceil(H / stride)`` rows, and when the total padding
 this needs is odd, the extra row (and column) goes at the *end*: a stride-2 "same" convolution of 28 rows with a 3 x 3
@@ -127,69 +140,100 @@ def from_rows(flat, row_length: int, height: int, width: int):
     return rows[:, :, :height, :width]
 
 
-def tap_offsets(kh: int, kw: int, row_length: int) -> list[int]:
-    """Kernel position (p, q) reads ``p`` rows down and ``q`` columns right: ``p * row_length + q`` along the row."""
-    return [p * row_length + q for p in range(kh) for q in range(kw)]
+def as_phases(images, stride: int):
+    """Split each image into its ``s x s`` phases, each stored as one long row, one after the other.
+
+    images: (N, C, s R, s W) -> (N, C, s * s * R * W). Phase (a, b) holds the pixels (s u + a, s v + b), at
+    ``(a s + b) R W + u W + v``. With stride 1 this is the image itself, as one long row (no copy).
+    """
+    xp = get_namespace(images)
+    n, c, height, width = images.shape
+    if stride == 1:
+        return xp.reshape(images, (n, c, height * width))
+    split = xp.reshape(images, (n, c, height // stride, stride, width // stride, stride))  # (N, C, R, s, W, s)
+    phases = xp.permute_dims(split, (0, 1, 3, 5, 2, 4))  # (N, C, s, s, R, W)
+    return xp.reshape(phases, (n, c, height * width))
 
 
-def taps(flat, offsets: list[int], stride: int, length: int):
+def from_phases(flat, stride: int, rows: int, row_length: int):
+    """The inverse of :func:`as_phases`: (N, C, s * s * rows * row_length) -> (N, C, s rows, s row_length)."""
+    xp = get_namespace(flat)
+    n, c = flat.shape[0], flat.shape[1]
+    if stride == 1:
+        return xp.reshape(flat, (n, c, rows, row_length))
+    phases = xp.reshape(flat, (n, c, stride, stride, rows, row_length))  # (N, C, s, s, R, W)
+    split = xp.permute_dims(phases, (0, 1, 4, 2, 5, 3))  # (N, C, R, s, W, s)
+    return xp.reshape(split, (n, c, stride * rows, stride * row_length))
+
+
+def tap_offsets(kh: int, kw: int, stride: int, rows: int, row_length: int) -> list[int]:
+    """Where kernel position (p, q) starts reading, in images stored by :func:`as_phases` (phases of ``rows`` rows
+    of ``row_length``): output pixel (i, j) reads pixel (s i + p, s j + q), which is pixel
+    (i + p // s, j + q // s) of phase (p % s, q % s). So, for output pixel ``k = i * row_length + j``, position
+    (p, q) reads ``k + offset``: one shift per kernel position, the same for every output pixel."""
+    s = stride
+    return [((p % s) * s + q % s) * rows * row_length + (p // s) * row_length + q // s
+            for p in range(kh) for q in range(kw)]
+
+
+def taps(flat, offsets: list[int], length: int):
     """Line up, for each output pixel, the pixels its kernel positions read ("im2col").
 
-    flat: (N, C, S), images as long rows -> cols: (N, C * T, length), T = len(offsets),
-    ``cols[n, (c, t), k] = flat[n, c, stride * k + offsets[t]]``.
+    flat: (N, C, S), images stored by :func:`as_phases` -> cols: (N, C * T, length), T = len(offsets),
+    ``cols[n, (c, t), k] = flat[n, c, k + offsets[t]]``.
 
-    The output pixel (i, j) is ``k = i * row_length + j`` on a grid as wide as the input's rows: its kernel position
-    (p, q) reads row ``s i + p``, column ``s j + q``, that is ``s k + p * row_length + q``. So each kernel position
-    copies ONE long run of numbers (a slice of the row, step s), not a small block per image row. The grid's columns
-    ``j >= W_out`` wrap around into the next image row: they are computed, never used, and get zero gradient.
+    The output pixel (i, j) is ``k = i * row_length + j`` on a grid as wide as the input's (phases') rows, so each
+    kernel position copies ONE run of ``length`` consecutive numbers, not a short piece of every image row. The
+    grid's columns ``j >= W_out`` wrap around into the next row: they are computed, never used, and get zero
+    gradient.
     """
     n, c = flat.shape[0], flat.shape[1]
     cols = full_like_shape((n, c, len(offsets), length), None, flat)  # (N, C, T, length)
     for t, offset in enumerate(offsets):
-        cols[:, :, t, :] = flat[:, :, strided(offset, length, stride)]  # (N, C, length)
+        cols[:, :, t, :] = flat[:, :, offset:offset + length]  # (N, C, length)
     return get_namespace(flat).reshape(cols, (n, c * len(offsets), length))
 
 
-def add_taps(cols, channels: int, offsets: list[int], stride: int, size: int):
+def add_taps(cols, channels: int, offsets: list[int], size: int):
     """The transpose of :func:`taps` ("col2im"): add each lined-up value back where it was read.
 
-    cols: (N, C * T, length) -> flat: (N, C, size), ``flat[n, c, stride * k + offsets[t]] += cols[n, (c, t), k]``.
+    cols: (N, C * T, length) -> flat: (N, C, size), ``flat[n, c, k + offsets[t]] += cols[n, (c, t), k]``.
     """
     xp = get_namespace(cols)
     n, length = cols.shape[0], cols.shape[2]
     cols = xp.reshape(cols, (n, channels, len(offsets), length))  # (N, C, T, length)
     flat = full_like_shape((n, channels, size), 0.0, cols)  # (N, C, size)
     for t, offset in enumerate(offsets):
-        flat[:, :, strided(offset, length, stride)] += cols[:, :, t, :]  # (N, C, length)
+        flat[:, :, offset:offset + length] += cols[:, :, t, :]  # (N, C, length)
     return flat
 
 
-def sum_taps(z, channels: int, offsets: list[int], stride: int, length: int):
+def sum_taps(z, channels: int, offsets: list[int], length: int):
     """Add up, for each output pixel, the products its kernel positions made where they read: the second step of a
     convolution computed "product first".
 
     z: (N, C * T, S), ``z[n, (o, t), m]`` the product of kernel position t with the input at m ->
-    y: (N, C, length), ``y[n, o, k] = sum over t of z[n, (o, t), stride * k + offsets[t]]``.
+    y: (N, C, length), ``y[n, o, k] = sum over t of z[n, (o, t), k + offsets[t]]``.
     """
     xp = get_namespace(z)
     n = z.shape[0]
     z = xp.reshape(z, (n, channels, len(offsets), z.shape[2]))  # (N, C, T, S)
-    y = z[:, :, 0, strided(offsets[0], length, stride)] + 0.0  # (N, C, length), a fresh array ...
+    y = z[:, :, 0, offsets[0]:offsets[0] + length] + 0.0  # (N, C, length), a fresh array ...
     for t in range(1, len(offsets)):
-        y += z[:, :, t, strided(offsets[t], length, stride)]  # ... that the other kernel positions add into
+        y += z[:, :, t, offsets[t]:offsets[t] + length]  # ... that the other kernel positions add into
     return y
 
 
-def spread_taps(dy, offsets: list[int], stride: int, size: int):
+def spread_taps(dy, offsets: list[int], size: int):
     """The transpose of :func:`sum_taps`: each output pixel's gradient goes to the products it summed.
 
-    dy: (N, C, length) -> dz: (N, C * T, size), ``dz[n, (o, t), stride * k + offsets[t]] = dy[n, o, k]``, zero
-    where no output pixel read.
+    dy: (N, C, length) -> dz: (N, C * T, size), ``dz[n, (o, t), k + offsets[t]] = dy[n, o, k]``, zero where no
+    output pixel read.
     """
     n, c, length = dy.shape
     dz = full_like_shape((n, c, len(offsets), size), 0.0, dy)  # (N, C, T, size)
     for t, offset in enumerate(offsets):
-        dz[:, :, t, strided(offset, length, stride)] = dy  # (N, C, length)
+        dz[:, :, t, offset:offset + length] = dy  # (N, C, length)
     return get_namespace(dy).reshape(dz, (n, c * len(offsets), size))
 
 
@@ -275,6 +319,13 @@ class Conv2D(ShapedLayer):
     ----------
     W : Parameter, (C_out, C_in, KH, KW), PyTorch's layout.
     b : Parameter, (C_out,).
+
+    Notes
+    -----
+    With C_in <= C_out the input's shifts are copied and multiplied (:func:`taps`, then ``W`` as a
+    (C_out, C_in KH KW) matrix); with C_in > C_out ``W`` as a (C_out KH KW, C_in) matrix multiplies the input at every
+    pixel and :func:`sum_taps` adds up the shifted products. The backward passes are the transposes of the same
+    steps, in reverse order. See the module's docstring.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, *, stride: int = 1, padding="same",
@@ -323,17 +374,19 @@ class Conv2D(ShapedLayer):
         _, out_h, out_w = self.output_shape(x.shape[1:])
         (top, bottom), (left, right) = self.paddings(height, width)
         kh, kw = self.kernel_size
-        row, rows = left + width + right, self.stride * out_h + kh  # W_p, and rows enough for every tap's run
-        x_padded = pad(x, top, rows - top - height, left, right)  # (N, C_in, rows, W_p), zeros below the padding
-        x_flat = xp.reshape(x_padded, (n, self.in_channels, rows * row))  # (N, C_in, S), each image one long row
-        offsets, length = tap_offsets(kh, kw, row), out_h * row  # the output grid: H_out rows of W_p pixels
+        s = self.stride
+        row = -(-(left + width + right) // s)  # the row length of each phase (W_p itself for stride 1)
+        rows = max(out_h + (kh - 1) // s + 1, -(-(top + height + bottom) // s))  # enough rows for every run
+        x_padded = pad(x, top, s * rows - top - height, left, s * row - left - width)  # (N, C_in, s rows, s row)
+        x_flat = as_phases(x_padded, s)  # (N, C_in, S), each image (each phase) one long row
+        offsets, length = tap_offsets(kh, kw, s, rows, row), out_h * row  # the output grid: H_out rows of `row`
         if self.expands_input:
-            cols = taps(x_flat, offsets, self.stride, length)  # (N, C_in KH KW, L)
+            cols = taps(x_flat, offsets, length)  # (N, C_in KH KW, L)
             y = xp.matmul(self._weight_rows(), cols)  # (N, C_out, L), one product per sample
             self.cache = (cols, row, rows, (top, left), (height, width))
         else:
             z = xp.matmul(self._weight_columns(), x_flat)  # (N, C_out KH KW, S): every tap at every input pixel
-            y = sum_taps(z, self.out_channels, offsets, self.stride, length)  # (N, C_out, L)
+            y = sum_taps(z, self.out_channels, offsets, length)  # (N, C_out, L)
             self.cache = (x_flat, row, rows, (top, left), (height, width))
         y = from_rows(y, row, out_h, out_w)  # (N, C_out, H_out, W_out): the grid's extra columns dropped (a view)
         y += xp.reshape(self.b.data, (self.out_channels, 1, 1))  # (N, C_out, H_out, W_out), in place: y is ours
@@ -346,7 +399,7 @@ class Conv2D(ShapedLayer):
         xp = get_namespace(dy)
         n, _, out_h, _ = dy.shape
         kh, kw = self.kernel_size
-        offsets = tap_offsets(kh, kw, row)
+        offsets, size = tap_offsets(kh, kw, self.stride, rows, row), self.stride**2 * rows * row
         self.b.grad = xp.sum(dy, axis=(0, 2, 3))  # (C_out,), each bias feeds every output pixel of its channel
         dy_rows = as_rows(dy, row, out_h)  # (N, C_out, L), zero at the grid's extra columns
         if self.expands_input:
@@ -356,10 +409,10 @@ class Conv2D(ShapedLayer):
             if not input_grad:
                 return None
             dcols = xp.matmul(self._weight_rows().T, dy_rows)  # (N, C_in KH KW, L)
-            dx_flat = add_taps(dcols, self.in_channels, offsets, self.stride, rows * row)  # (N, C_in, S)
+            dx_flat = add_taps(dcols, self.in_channels, offsets, size)  # (N, C_in, S)
         else:
             x_flat = saved  # (N, C_in, S)
-            dz = spread_taps(dy_rows, offsets, self.stride, rows * row)  # (N, C_out KH KW, S)
+            dz = spread_taps(dy_rows, offsets, size)  # (N, C_out KH KW, S)
             per_sample = xp.matmul(dz, xp.matrix_transpose(x_flat))  # (N, C_out KH KW, C_in)
             dw_columns = xp.sum(per_sample, axis=0)  # (C_out KH KW, C_in)
             dw = xp.reshape(dw_columns, (self.out_channels, kh, kw, self.in_channels))  # (C_out, KH, KW, C_in)
@@ -367,7 +420,7 @@ class Conv2D(ShapedLayer):
             if not input_grad:
                 return None
             dx_flat = xp.matmul(self._weight_columns().T, dz)  # (N, C_in, S)
-        dx_padded = xp.reshape(dx_flat, (n, self.in_channels, rows, row))  # (N, C_in, rows, W_p)
+        dx_padded = from_phases(dx_flat, self.stride, rows, row)  # (N, C_in, s rows, s row)
         return dx_padded[:, :, top:top + height, left:left + width]  # (N, C_in, H, W)
 
     def _weight_rows(self):
@@ -453,14 +506,16 @@ class ConvTranspose2D(ShapedLayer):
         n, _, height, width = x.shape
         _, out_h, out_w = self.output_shape(x.shape[1:])
         kh, kw = self.kernel_size
-        _, row = self.full_size(height, width)  # the uncut output's row length
-        rows = self.stride * height + kh  # rows enough for every tap's run
+        full_h, full_w = self.full_size(height, width)
+        s = self.stride
+        row = -(-full_w // s)  # the row length of each phase of the uncut output
+        rows = max(height + (kh - 1) // s + 1, -(-full_h // s))  # enough rows for every run
         x_rows = as_rows(x, row, height)  # (N, C_in, H row): pixel (i, j) at i * row + j, zeros right of W
         weights = xp.reshape(self.W.data, (self.in_channels, self.out_channels * kh * kw))  # (C_in, C_out KH KW)
         contributions = xp.matmul(weights.T, x_rows)  # (N, C_out KH KW, H row): each pixel's weighted kernel
-        y_flat = add_taps(contributions, self.out_channels, tap_offsets(kh, kw, row), self.stride,
-                          rows * row)  # (N, C_out, rows row), pixel (i, j) added at (s i + p, s j + q)
-        y_full = xp.reshape(y_flat, (n, self.out_channels, rows, row))  # (N, C_out, rows, row)
+        y_flat = add_taps(contributions, self.out_channels, tap_offsets(kh, kw, s, rows, row),
+                          s * s * rows * row)  # (N, C_out, S), pixel (i, j) added at (s i + p, s j + q)
+        y_full = from_phases(y_flat, s, rows, row)  # (N, C_out, s rows, s row)
         p = self.padding
         y = y_full[:, :, p:p + out_h, p:p + out_w]  # (N, C_out, H_out, W_out): the padding cut
         self.cache = (x_rows, row, rows, (height, width))
@@ -480,9 +535,10 @@ class ConvTranspose2D(ShapedLayer):
         n, _, out_h, out_w = dy.shape
         kh, kw = self.kernel_size
         p = self.padding
-        dy_full = pad(dy, p, rows - p - out_h, p, row - p - out_w)  # (N, C_out, rows, row)
-        dy_flat = xp.reshape(dy_full, (n, self.out_channels, rows * row))  # (N, C_out, rows row)
-        dcols = taps(dy_flat, tap_offsets(kh, kw, row), self.stride, height * row)  # (N, C_out KH KW, H row)
+        s = self.stride
+        dy_full = pad(dy, p, s * rows - p - out_h, p, s * row - p - out_w)  # (N, C_out, s rows, s row)
+        dy_flat = as_phases(dy_full, s)  # (N, C_out, S)
+        dcols = taps(dy_flat, tap_offsets(kh, kw, s, rows, row), height * row)  # (N, C_out KH KW, H row)
         per_sample = xp.matmul(x_rows, xp.matrix_transpose(dcols))  # (N, C_in, C_out KH KW)
         self.W.grad = xp.reshape(xp.sum(per_sample, axis=0), self.W.shape)  # (C_in, C_out, KH, KW)
         self.b.grad = xp.sum(dy, axis=(0, 2, 3))  # (C_out,)
