@@ -5,7 +5,8 @@ keras-io convolutional VAE), float32. For every layer the two implementations ru
 and the same upstream gradient, interleaved round by round (which one goes first alternates), so a machine that gets
 busier or quieter affects both alike; the script prints the median time of each and their ratio (scratchae's time
 over PyTorch's: below 1 is faster), and the same for the fastest round (on a loaded machine the fastest round is the
-one the other processes interrupted least). The first layer of a network needs no gradient for its input, in either library.
+one the other processes interrupted least). The first layer of a network needs no gradient for its input, in either
+library.
 
 PyTorch's "same" for stride 1 is its symmetric ``padding``; the stride-2 "same" convolutions pad one row and column
 after, as Keras does, with ``F.pad`` first; "same" pooling of 7 -> 4 is ``ceil_mode=True``.

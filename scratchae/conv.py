@@ -39,7 +39,12 @@ over pixels, with PyTorch, and with numerical gradients):
   ``u W_p + v``, so kernel position (p, q) is one shift, ``p W_p + q``, and its copy is ONE slice of that row rather
   than a short slice per image row (a copy's cost is mostly per slice, not per number). The output is computed on a
   grid as wide as the input's rows, and the columns beyond ``W_out``, which wrap around into the next row, are
-  dropped (forward) or given zero gradient (backward).
+  dropped (forward) or given zero gradient (backward). A stride ``s`` becomes a shift too: the padded image is split
+  into its ``s x s`` phases (:func:`as_phases`; the pixels whose row and column leave the remainders a and b when
+  divided by s), and kernel position (p, q) reads phase (p mod s, q mod s), shifted by (p // s, q // s).
+* **One matrix product per sample.** The weight gradient is the sum over the batch of one (C_out x pixels) @
+  (pixels x C_in KH KW) product per sample, not one product over all the batch's pixels: BLAS runs such long, thin
+  products several times slower than many small ones.
 
 "same" padding follows Keras and TensorFlow: the output has ``ceil(H / stride)`` rows, and when the total padding
 this needs is odd, the extra row (and column) goes at the *end*: a stride-2 "same" convolution of 28 rows with a 3 x 3
@@ -621,7 +626,7 @@ class MaxPool2D(ShapedLayer):
         x_padded = pad(x, top, bottom, left, right, fill_value=-math.inf)  # (N, C, H_p, W_p)
         y = None
         for _, window in self.windows(x_padded, out_h, out_w):
-            y = xp.asarray(window, copy=True) if y is None else xp.maximum(y, window)  # (N, C, H_out, W_out)
+            y = window + 0.0 if y is None else xp.maximum(y, window)  # (N, C, H_out, W_out), fresh arrays
         self.cache = (x_padded, y, (top, left), tuple(x.shape))
         return y
 
