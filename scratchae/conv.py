@@ -279,8 +279,8 @@ class ShapedLayer(Layer):
 def output_shape(layer: Layer, input_shape: tuple) -> tuple:
     """The shape of one sample after ``layer`` (a Sequential too), from the shape of one sample before it.
 
-    Layers of this module answer with their own ``output_shape``; flat layers (Dense, activations) with
-    ``output_features``, and activations keep any shape.
+    Layers of this module answer with their own ``output_shape``; other layers with ``output_features`` on flat
+    samples; layers without parameters (ReLU, Sigmoid, Identity) act elementwise and keep any shape.
     """
     input_shape = tuple(input_shape)
     if hasattr(layer, "layers"):
@@ -291,8 +291,8 @@ def output_shape(layer: Layer, input_shape: tuple) -> tuple:
         return tuple(layer.output_shape(input_shape))
     if len(input_shape) == 1:
         return (layer.output_features(input_shape[0]),)
-    if layer.output_features(math.prod(input_shape)) == math.prod(input_shape):
-        return input_shape  # an elementwise layer (ReLU, Sigmoid, Identity)
+    if not layer.parameters():
+        return input_shape
     raise ValueError(f"{layer!r} takes flat features, not images of shape {input_shape}; put a Flatten() before it")
 
 

@@ -364,6 +364,29 @@ def test_the_backward_is_a_convolution_with_the_flipped_kernel_and_forgetting_th
     assert _fails(NotFlipped(2, 3, 3, rng=0, dtype=F64), x, rng)
 
 
+ADD_TAPS, SPREAD_TAPS = conv.add_taps, conv.spread_taps
+
+
+def add_taps_not_mirrored(cols, channels, offsets, size):
+    return ADD_TAPS(cols, channels, offsets[::-1], size)
+
+
+def spread_taps_not_mirrored(dy, offsets, size):
+    return SPREAD_TAPS(dy, offsets[::-1], size)
+
+
+@pytest.mark.parametrize("c_in, c_out, helper, mutant", [(2, 3, "add_taps", add_taps_not_mirrored),
+                                                          (3, 2, "spread_taps", spread_taps_not_mirrored)])
+def test_the_library_backward_with_its_kernel_not_flipped_is_caught(rng, monkeypatch, c_in, c_out, helper, mutant):
+    """Break the library's own backward: the copy step that sends dy back towards the input (add_taps when the
+    input was expanded, spread_taps when the product came first) with its kernel positions in reverse order, which
+    reads dy through the kernel without flipping it. The forward is untouched (it uses taps and sum_taps)."""
+    layer, x = Conv2D(c_in, c_out, 3, rng=0, dtype=F64), rng.standard_normal((2, c_in, 5, 5))
+    assert not _fails(layer, x, rng)
+    monkeypatch.setattr(conv, helper, mutant)
+    assert _fails(layer, x, rng)
+
+
 class UpSamplingEverySecond(UpSampling2D):
     """The mistake of taking one gradient of each block (every second one) instead of summing the block."""
 
