@@ -393,9 +393,8 @@ class Conv2D(ShapedLayer):
             z = xp.matmul(self._weight_columns(), x_flat)  # (N, C_out KH KW, S): every tap at every input pixel
             y = sum_taps(z, self.out_channels, offsets, length)  # (N, C_out, L)
             self.cache = (x_flat, row, rows, (top, left), (height, width))
-        y = from_rows(y, row, out_h, out_w)  # (N, C_out, H_out, W_out): the grid's extra columns dropped (a view)
-        y += xp.reshape(self.b.data, (self.out_channels, 1, 1))  # (N, C_out, H_out, W_out), in place: y is ours
-        return y
+        y += xp.reshape(self.b.data, (self.out_channels, 1))  # (N, C_out, L), in place (y is ours), in one pass
+        return from_rows(y, row, out_h, out_w)  # (N, C_out, H_out, W_out): the grid's extra columns dropped (a view)
 
     def backward(self, dy, input_grad: bool = True):
         """dy: (N, C_out, H_out, W_out) -> dx: (N, C_in, H, W); sets W.grad (C_out, C_in, KH, KW), b.grad (C_out,)."""
@@ -521,11 +520,10 @@ class ConvTranspose2D(ShapedLayer):
         y_flat = add_taps(contributions, self.out_channels, tap_offsets(kh, kw, s, rows, row),
                           s * s * rows * row)  # (N, C_out, S), pixel (i, j) added at (s i + p, s j + q)
         y_full = from_phases(y_flat, s, rows, row)  # (N, C_out, s rows, s row)
-        p = self.padding
-        y = y_full[:, :, p:p + out_h, p:p + out_w]  # (N, C_out, H_out, W_out): the padding cut
+        y_full += xp.reshape(self.b.data, (self.out_channels, 1, 1))  # in place (y_full is ours), in one pass
         self.cache = (x_rows, row, rows, (height, width))
-        y += xp.reshape(self.b.data, (self.out_channels, 1, 1))  # (N, C_out, H_out, W_out), in place: y is ours
-        return y
+        p = self.padding
+        return y_full[:, :, p:p + out_h, p:p + out_w]  # (N, C_out, H_out, W_out): the padding cut (a view)
 
     def backward(self, dy, input_grad: bool = True):
         """dy: (N, C_out, H_out, W_out) -> dx: (N, C_in, H, W); sets W.grad (C_in, C_out, KH, KW), b.grad (C_out,).
