@@ -399,7 +399,11 @@ class Conv2D(ShapedLayer):
         return from_rows(y, row, out_h, out_w)  # (N, C_out, H_out, W_out): the grid's extra columns dropped (a view)
 
     def backward(self, dy, input_grad: bool = True):
-        """dy: (N, C_out, H_out, W_out) -> dx: (N, C_in, H, W); sets W.grad (C_out, C_in, KH, KW), b.grad (C_out,)."""
+        """dy: (N, C_out, H_out, W_out) -> dx: (N, C_in, H, W); sets W.grad (C_out, C_in, KH, KW), b.grad (C_out,).
+
+        Each step of the forward is undone by its transpose, in reverse order. For dx that makes a convolution of
+        ``dy`` with the flipped kernel (see the module's docstring), computed without writing its zeros.
+        """
         _require_cache(self, self.cache)
         saved, row, rows, (top, left), (height, width) = self.cache
         xp = get_namespace(dy)
