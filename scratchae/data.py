@@ -58,7 +58,9 @@ from pathlib import Path
 
 import numpy
 
-from scratchae.backend import DEFAULT_DTYPE, get_namespace, is_floating, random_generator, standard_normal_like
+# add_gaussian_noise lives beside the random numbers, where the models (the lesson) take it without this module;
+# data.add_gaussian_noise stays the name the demos call.
+from scratchae.backend import DEFAULT_DTYPE, add_gaussian_noise  # noqa: F401
 from scratchae.checks import require_int
 from scratchae.files import remove_stale_temporaries, write_atomically, write_text_atomically
 
@@ -301,46 +303,6 @@ def load(name="mnist-5k", *, data_dir=None, download=True, train_size=None, test
         x_train, y_train, x_test, y_test = _split(x, y, train_size, test_size, rng)
     class_names = FASHION_NAMES if name == "fashion-mnist" else DIGIT_NAMES
     return Dataset(x_train, y_train, x_test, y_test, image_shape, name, class_names)
-
-
-def add_gaussian_noise(x, factor=0.5, rng=None, clip=(0.0, 1.0)):
-    """Corrupt images with Gaussian noise: ``clip(x + factor * N(0, 1), *clip)``.
-
-    The noise is drawn by ``rng`` directly in the dtype of ``x`` (float32 stays float32, no float64 temporary) and
-    on the device of ``x``: a NumPy generator for NumPy arrays, a CuPy generator for CuPy arrays.
-
-    Parameters
-    ----------
-    x : array, shape (N, D), floating
-        Clean images, usually in [0, 1].
-    factor : float
-        Standard deviation of the noise.
-    rng : Generator or int
-        A seeded generator (see :func:`scratchae.backend.random_generator`), or a seed to make one.
-    clip : (float, float) or None
-        Range to clip the noisy images to; ``None`` leaves them unclipped.
-
-    Returns
-    -------
-    array, shape (N, D)
-        New noisy images, same dtype and array library as ``x``.
-    """
-    if not is_floating(x):
-        raise TypeError(f"add_gaussian_noise expects floating images in [0, 1], got dtype {x.dtype}")
-    noise = _standard_normal_like(x, rng)  # (N, D), N(0, 1)
-    noisy = x + float(factor) * noise  # a Python float keeps float32 arrays float32
-    if clip is not None:
-        noisy = get_namespace(x).clip(noisy, float(clip[0]), float(clip[1]))
-    return noisy
-
-
-def _standard_normal_like(x, rng):
-    """N(0, 1) noise of the shape, dtype and array library of ``x``, drawn by ``rng`` (a generator or a seed)."""
-    if rng is None:
-        raise TypeError("add_gaussian_noise needs rng: a seeded generator, e.g. random_generator(0, like=x), or a seed")
-    if isinstance(rng, (int, numpy.integer)):
-        rng = random_generator(int(rng), like=x)
-    return standard_normal_like(x, rng)
 
 
 def cache_dir() -> Path:

@@ -23,7 +23,6 @@ import threading
 import time
 
 import numpy
-from tqdm.auto import tqdm
 
 from scratchae.backend import (asarray_like, copy_of, get_namespace, has_non_finite, ignore_overflow, is_floating,
                                to_device)
@@ -429,6 +428,8 @@ def _take(xp, data, index):
 
 
 def _progress_bar(n_batches: int, epoch: int, progress, done: int = 0):
+    from tqdm.auto import tqdm  # imported here: importing the lesson (train_step) never loads a progress bar
+
     disable = {True: None, "always": False, False: True}[progress]  # None: tqdm shows it only on a terminal
     return tqdm(total=n_batches, initial=done, desc=f"epoch {epoch + 1}", leave=False, disable=disable, unit="batch")
 
