@@ -1,8 +1,8 @@
 """The command line's argument types and the options every run shares.
 
 Each type turns a string into a checked number with :mod:`scratchae.checks`, the checks the library itself uses, or
-says why not. :func:`add_run_options` declares ``--data``, ``--device``, ``--seed``, ``--epochs``, ``--out`` and ``--threads`` once,
-for ``scratchae train``, ``scratchae demo`` and every demo script.
+says why not. :func:`add_run_options` declares ``--data``, ``--device``, ``--seed``, ``--epochs``, ``--out`` and
+``--threads`` once, for ``scratchae train``, ``scratchae demo`` and every demo script.
 """
 
 from __future__ import annotations
