@@ -16,7 +16,7 @@ sight; the helper only keeps a record:
   losses, every figure with its caption) and writes the gallery page of the folder above: always in the default
   ``outputs/`` (or ``outputs-quick/``), and in a folder given by ``--out`` if a page is already there.
 
-The command line of every demo (``--data``, ``--device``, ``--seed``, ``--epochs``, ``--out`` as for
+The command line of every demo (``--data``, ``--device``, ``--seed``, ``--epochs``, ``--out``, ``--threads`` as for
 ``scratchae train``, and ``--quick``: a few hundred images, 2 epochs, a short t-SNE, the same code otherwise).
 Arguments a demo does not know are ignored, so that it also runs inside a Jupyter kernel, whose command line holds
 the kernel's own arguments; there the options can come from the environment variable ``SCRATCHAE_DEMO_OPTIONS``
@@ -36,7 +36,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from scratchae import data, plots
+from scratchae import data, plots, threads
 from scratchae.backend import DeviceError, resolve_device, to_device, to_numpy
 from scratchae.cli.arguments import add_run_options
 from scratchae.cli.gallery import INDEX, METRICS, write_index
@@ -95,6 +95,8 @@ class Demo:
         ``"cpu"`` or ``"gpu"``.
     seed : int
         Seed for everything random.
+    threads : int
+        Threads of NumPy's BLAS for the whole demo (``--threads``, default 1).
     quick : bool
         Whether this is a quick run.
     results : dict[str, dict]
@@ -119,6 +121,7 @@ class Demo:
             self.device = resolve_device(arguments.device)
         except DeviceError as error:
             raise SystemExit(f"{name}: error: {error}") from None
+        self.threads = threads.use(arguments.threads)  # NumPy's BLAS threads for the whole demo (fit's too)
         self.out.mkdir(parents=True, exist_ok=True)
         self.data_info: dict = {"data": self.data_name}
         self.train_size = None
@@ -264,6 +267,7 @@ class Demo:
             "device": self.device,
             "quick": self.quick,
             "seed": self.seed,
+            "blas_threads": self.threads,
             "epochs": max(epochs) if epochs else None,
             "seconds": round(seconds, 2),
             "timings": {what: round(value, 2) for what, value in self.timings.items()},

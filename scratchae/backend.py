@@ -266,6 +266,47 @@ def box_muller(rng: numpy.random.Generator, shape: tuple, dtype=numpy.float32) -
     return values[:n].reshape(shape)
 
 
+def add_gaussian_noise(x, factor=0.5, rng=None, clip=(0.0, 1.0)):
+    """Corrupt images with Gaussian noise: ``clip(x + factor * N(0, 1), *clip)``.
+
+    The noise is drawn by ``rng`` directly in the dtype of ``x`` (float32 stays float32, no float64 temporary) and
+    on the device of ``x``: a NumPy generator for NumPy arrays, a CuPy generator for CuPy arrays.
+
+    Parameters
+    ----------
+    x : array, shape (N, D), floating
+        Clean images, usually in [0, 1].
+    factor : float
+        Standard deviation of the noise.
+    rng : Generator or int
+        A seeded generator (see :func:`scratchae.backend.random_generator`), or a seed to make one.
+    clip : (float, float) or None
+        Range to clip the noisy images to; ``None`` leaves them unclipped.
+
+    Returns
+    -------
+    array, shape (N, D)
+        New noisy images, same dtype and array library as ``x``.
+    """
+    if not is_floating(x):
+        raise TypeError(f"add_gaussian_noise expects floating images in [0, 1], got dtype {x.dtype}")
+    noise = _standard_normal_like(x, rng)  # (N, D), N(0, 1)
+    noisy = x + float(factor) * noise  # a Python float keeps float32 arrays float32
+    if clip is not None:
+        noisy = get_namespace(x).clip(noisy, float(clip[0]), float(clip[1]))
+    return noisy
+
+
+def _standard_normal_like(x, rng):
+    """N(0, 1) noise of the shape, dtype and array library of ``x``, drawn by ``rng`` (a generator or a seed)."""
+    if rng is None:
+        raise TypeError("add_gaussian_noise needs rng: a seeded generator, e.g. random_generator(0, like=x), or a seed")
+    if isinstance(rng, (int, numpy.integer)):
+        rng = random_generator(int(rng), like=x)
+    return standard_normal_like(x, rng)
+
+
+
 def asarray_like(values: numpy.ndarray, like):
     """NumPy ``values`` as an array of ``like``'s library, on ``like``'s device (a batch order, made on the CPU)."""
     if isinstance(like, numpy.ndarray):

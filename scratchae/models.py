@@ -16,9 +16,9 @@ import abc
 
 import numpy
 
-from scratchae.backend import DEFAULT_DTYPE, device_of, get_namespace, random_generator, standard_normal_like
+from scratchae.backend import (DEFAULT_DTYPE, add_gaussian_noise, device_of, get_namespace, random_generator,
+                               standard_normal_like)
 from scratchae.checks import require_float, require_int
-from scratchae.data import add_gaussian_noise
 from scratchae.layers import Dense, Identity, ReLU, Sequential, Sigmoid
 
 MNIST_FEATURES = 28 * 28

@@ -604,17 +604,22 @@ def tsne_embedding(codes, *, seed=42, max_iter=1000, perplexity=30.0):
     -----
     The PCA initialisation and the "auto" learning rate make the result stable and reproducible. t-SNE runs with
     NumPy's linear-algebra library held to one thread: its own parallel loops and a multi-threaded BLAS would
-    otherwise compete for the same cores, which can make it many times slower on a small machine.
+    otherwise compete for the same cores, which can make it many times slower on a small machine. Its parallel
+    loops (OpenMP) run as many threads as :func:`scratchae.threads.resolve` says (one unless ``--threads`` says
+    otherwise): their threads spin while they wait for each other, so beside one busy program two of them made a
+    quick demo's t-SNE more than ten times slower.
     """
     from sklearn.manifold import TSNE  # scikit-learn is only needed by this function: import it when called
     from threadpoolctl import threadpool_limits
+
+    from scratchae.threads import resolve
 
     codes = np.asarray(codes, dtype=np.float64)
     if codes.ndim != 2 or len(codes) < 2:
         raise ValueError(f"codes must have shape (n, latent_dim) with n >= 2, got shape {codes.shape}")
     tsne = TSNE(n_components=2, init="pca", learning_rate="auto", max_iter=int(max_iter),
                 perplexity=min(float(perplexity), len(codes) - 1.0), random_state=seed)
-    with threadpool_limits(limits=1, user_api="blas"):
+    with threadpool_limits(limits=1, user_api="blas"), threadpool_limits(limits=resolve(), user_api="openmp"):
         points = tsne.fit_transform(codes)
     return np.asarray(points, dtype=np.float64)
 

@@ -23,11 +23,11 @@ import threading
 import time
 
 import numpy
-from tqdm.auto import tqdm
 
 from scratchae.backend import (asarray_like, copy_of, get_namespace, has_non_finite, ignore_overflow, is_floating,
                                to_device)
 from scratchae.checks import require_int
+from scratchae.threads import blas_threads
 from scratchae.losses import check_labels
 
 
@@ -144,7 +144,7 @@ def _csv_value(values: list[float], index: int) -> str:
 
 def fit(model, loss, optimizer, x, y=None, *, epochs: int, batch_size: int, shuffle: bool = True,
         validation=None, seed: int = 0, progress: bool | str = True, history: History | None = None,
-        on_epoch_end=None, stop: StopRequest | None = None) -> History:
+        on_epoch_end=None, stop: StopRequest | None = None, threads: int | None = None) -> History:
     """Train ``model`` on ``x`` (and targets ``y``) with mini-batch gradient descent: :func:`train_step` per batch.
 
     Parameters
@@ -177,6 +177,10 @@ def fit(model, loss, optimizer, x, y=None, *, epochs: int, batch_size: int, shuf
         Training stops after the batch during which ``stop.requested`` becomes true. By default ``fit`` makes its
         own, which Ctrl-C sets while it runs; a program that has one already (which catches Ctrl-C for longer than
         ``fit`` runs) passes it in.
+    threads : int, optional
+        Threads of NumPy's BLAS while training. By default one (:data:`scratchae.threads.DEFAULT_THREADS`: beside
+        other busy programs a second thread makes training several times slower, and alone it gains little), or
+        the count a command or a demo chose with ``--threads``. The count changes the last bits of the results.
 
     Returns
     -------
@@ -200,7 +204,8 @@ def fit(model, loss, optimizer, x, y=None, *, epochs: int, batch_size: int, shuf
     history = history if history is not None else History()
     history.interrupted = False
     model.train()
-    with (contextlib.nullcontext(stop) if stop is not None else StopRequest().on_ctrl_c()) as stop, ignore_overflow():
+    with (contextlib.nullcontext(stop) if stop is not None else StopRequest().on_ctrl_c()) as stop, ignore_overflow(), \
+            blas_threads(threads):
         for epoch in range(len(history), len(history) + epochs):
             if stop.requested:  # Ctrl-C during validation or a callback: stop before the next epoch starts
                 history.interrupted = True
@@ -429,6 +434,8 @@ def _take(xp, data, index):
 
 
 def _progress_bar(n_batches: int, epoch: int, progress, done: int = 0):
+    from tqdm.auto import tqdm  # imported here: importing the lesson (train_step) never loads a progress bar
+
     disable = {True: None, "always": False, False: True}[progress]  # None: tqdm shows it only on a terminal
     return tqdm(total=n_batches, initial=done, desc=f"epoch {epoch + 1}", leave=False, disable=disable, unit="batch")
 

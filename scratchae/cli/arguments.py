@@ -1,8 +1,8 @@
 """The command line's argument types and the options every run shares.
 
 Each type turns a string into a checked number with :mod:`scratchae.checks`, the checks the library itself uses, or
-says why not. :func:`add_run_options` declares ``--data``, ``--device``, ``--seed``, ``--epochs`` and ``--out`` once,
-for ``scratchae train``, ``scratchae demo`` and every demo script.
+says why not. :func:`add_run_options` declares ``--data``, ``--device``, ``--seed``, ``--epochs``, ``--out`` and
+``--threads`` once, for ``scratchae train``, ``scratchae demo`` and every demo script.
 """
 
 from __future__ import annotations
@@ -53,7 +53,8 @@ def _checked(check, name, value, **bounds):
 
 def add_run_options(parser: argparse.ArgumentParser, *, epochs: int | None, epochs_help: str,
                     min_epochs: int = 1, out: str | None, out_help: str) -> None:
-    """Add ``--data``, ``--device``, ``--seed``, ``--epochs`` and ``--out`` to ``parser``, with the given defaults."""
+    """Add ``--data``, ``--device``, ``--seed``, ``--epochs``, ``--out`` and ``--threads`` to ``parser``, with the
+    given defaults."""
     parser.add_argument("--data", choices=DATASETS, default="mnist-5k",
                         help="data set (default: mnist-5k, 5,000 real digits that need no download)")
     parser.add_argument("--device", choices=DEVICES, default="auto",
@@ -62,3 +63,11 @@ def add_run_options(parser: argparse.ArgumentParser, *, epochs: int | None, epoc
                                                                 "the noise (default: 0)")
     parser.add_argument("--epochs", type=count(min_epochs), default=epochs, help=epochs_help)
     parser.add_argument("--out", default=out, help=out_help)
+    add_threads_option(parser)
+
+
+def add_threads_option(parser: argparse.ArgumentParser) -> None:
+    """Add ``--threads``: NumPy's BLAS threads (default: one, see :mod:`scratchae.threads`)."""
+    parser.add_argument("--threads", type=count(1), default=None,
+                        help="threads of NumPy's matrix products (default: 1, which keeps training fast beside other "
+                             "busy programs; the count changes the last bits of the results)")

@@ -62,6 +62,8 @@ def run_demo_command(arguments) -> int:
         options += ["--epochs", str(arguments.epochs)]
     if arguments.quick:
         options.append("--quick")
+    if arguments.threads is not None:
+        options += ["--threads", str(arguments.threads)]
     started = time.perf_counter()
     command = " ".join(["scratchae demo", *_shown_options(arguments)])
     try:
@@ -99,6 +101,8 @@ def _shown_options(arguments) -> list[str]:
         shown += ["--epochs", str(arguments.epochs)]
     if arguments.seed != 0:
         shown += ["--seed", str(arguments.seed)]
+    if arguments.threads is not None:
+        shown += ["--threads", str(arguments.threads)]
     if arguments.only:
         shown += ["--only", *arguments.only]
     return shown

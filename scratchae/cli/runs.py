@@ -12,10 +12,10 @@ import json
 import math
 import time
 
-from scratchae import checkpoint, data
+from scratchae import checkpoint, data, threads
 from scratchae.backend import DEVICES, resolve_device, to_device, to_numpy
 from scratchae.checks import fits, require_float, require_int
-from scratchae.cli.arguments import add_run_options, count, non_negative_float, positive_float
+from scratchae.cli.arguments import add_run_options, add_threads_option, count, non_negative_float, positive_float
 from scratchae.cli.run_folder import CHECKPOINT, RunFolder
 from scratchae.files import write_text_atomically
 from scratchae.losses import BCELoss, MSELoss, SoftmaxCrossEntropyLoss, VAELoss
@@ -86,6 +86,7 @@ def add_evaluate_command(commands) -> None:
     evaluate_.add_argument("--seed", type=count(0), default=None, help="default: the run's")
     evaluate_.add_argument("--device", choices=DEVICES, default="auto")
     evaluate_.add_argument("--out", default=None, help="folder for the figure (default: the checkpoint's folder)")
+    add_threads_option(evaluate_)
     evaluate_.set_defaults(run=run_evaluate)
 
 
@@ -156,8 +157,20 @@ def _resumed_run(folder: RunFolder, given: dict, device: str) -> _Run:
               f"{saved.model.device.upper()}, "
               f"where random numbers come from another generator; from here on it no longer repeats a run that was "
               f"never stopped")
+    _say_if_threads_change(saved.meta.get("extra", {}).get("blas_threads"), saved.model.device)
     settings = {**settings, **{option: given[option] for option in CHANGEABLE_ON_RESUME if option in given}}
     return _Run(settings, _load_data(settings), saved.model, saved.optimizer, saved.history)
+
+
+def _say_if_threads_change(recorded, device: str) -> None:
+    """On the CPU, a run resumed with another BLAS thread count than it trained with sums its products in another
+    order: say that its bits may differ from here on (as for a change of device)."""
+    now = threads.current()
+    if device != "cpu" or not fits(require_int, recorded, minimum=1) or now is None or recorded == now:
+        return
+    print(f"note: the run trained with {_plural(recorded, 'BLAS thread')} and resumes with {now}, which add up the "
+          f"matrix products in another order; from here on its last bits may differ from a run that was never "
+          f"stopped (resume with --threads {recorded} to repeat it exactly)")
 
 
 def _train(run: _Run, folder: RunFolder, arguments) -> int:
@@ -232,14 +245,15 @@ class _Saver:
         """Commit the run's state: the checkpoint and history, and when the training stops the figures too."""
         run, history, settings = self.run, self.run.history, self.run.settings
         extra = {"settings": settings, "loss": _loss_name(run.model, settings), "data": run.dataset.name,
-                 "image_shape": list(run.dataset.image_shape), "device": str(run.model.device)}
+                 "image_shape": list(run.dataset.image_shape), "device": str(run.model.device),
+                 "blas_threads": threads.current()}
         writers = {CHECKPOINT: lambda path: checkpoint.save(path, run.model, run.optimizer, history, extra=extra),
                    "history.json": lambda path: write_text_atomically(path, json.dumps(history.to_dict(), indent=2)),
                    "history.csv": lambda path: write_text_atomically(path, history.to_csv())}
         if final:
             writers.update(_figures(run, history))
         about = {"model": settings["model"], "data": run.dataset.name, "epochs": len(history),
-                 "unfinished": history.unfinished is not None}
+                 "unfinished": history.unfinished is not None, "blas_threads": extra["blas_threads"]}
         self.saved = self.folder.commit(writers, about)
         self.last_save = time.monotonic()
         return self.saved

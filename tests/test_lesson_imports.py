@@ -1,0 +1,42 @@
+"""The lesson's promise: reading (and importing) layers, losses, optim, models and ``train_step`` never pulls in a
+progress bar, a network or archive module, a plotting library, CuPy, or the application modules around the lesson.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+LESSON_IMPORTS = """
+import scratchae.layers, scratchae.losses, scratchae.optim, scratchae.models
+from scratchae.training import train_step
+"""
+
+#: Top-level modules (and a few submodules) the lesson must not load: progress bars, network, archives, plots, GPU.
+FORBIDDEN = ("tqdm", "http", "urllib.request", "urllib.error", "socket", "ssl", "email", "zipfile", "gzip", "tarfile",
+             "bz2", "lzma", "shutil", "matplotlib", "pooch", "sklearn", "pandas", "cupy",
+             "scratchae.data", "scratchae.plots", "scratchae.checkpoint", "scratchae.cli", "scratchae.files")
+
+
+def modules_loaded_by(code: str) -> set[str]:
+    """The names in ``sys.modules`` after running ``code`` in a fresh interpreter."""
+    script = code + "\nimport json, sys\nprint(json.dumps(sorted(sys.modules)))\n"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    return set(json.loads(result.stdout.splitlines()[-1]))
+
+
+def forbidden_among(modules: set[str]) -> list[str]:
+    return sorted(name for name in modules if any(name == bad or name.startswith(bad + ".") for bad in FORBIDDEN))
+
+
+def test_importing_the_lesson_loads_no_progress_bar_network_archive_or_plotting_module():
+    loaded = modules_loaded_by(LESSON_IMPORTS)
+    assert {"scratchae.models", "scratchae.training"} <= loaded  # the imports did run
+    assert forbidden_among(loaded) == []
+
+
+def test_the_check_sees_a_forbidden_module():
+    """The same check on code that imports the data module (downloads, archives) finds them: it can fail."""
+    loaded = modules_loaded_by(LESSON_IMPORTS + "import scratchae.data\n")
+    assert {"scratchae.data", "gzip", "zipfile", "http.client"} <= set(forbidden_among(loaded))
