@@ -14,6 +14,7 @@ the demo chapters, ``gallery`` writes the page of their figures, ``arguments`` h
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
 from scratchae import checkpoint, data, gradcheck
@@ -46,9 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingDiverged as error:
         print(f"scratchae: training stopped: {error}", file=sys.stderr)
         return 1
-    except RunInterrupted as stopped:
-        print(f"scratchae: {stopped}", file=sys.stderr)
-        return 130
+    except RunInterrupted as stopped:  # its state is saved; a terminal that is gone (SIGHUP) cannot be told
+        with contextlib.suppress(OSError, ValueError):
+            print(f"scratchae: {stopped}", file=sys.stderr)
+        return stopped.status
     except MemoryError:
         print("scratchae: error: not enough memory for this model and data (try smaller sizes or a smaller "
               "--batch-size)", file=sys.stderr)

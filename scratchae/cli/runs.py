@@ -1,15 +1,20 @@
 """``scratchae train`` and ``scratchae evaluate``: a run folder with a checkpoint, its history and its figures.
 
-``train`` checks ``--out`` before anything else, refuses to replace a run it holds unless told (``--resume``
-continues it exactly, ``--overwrite`` starts again), saves the run now and then while it trains and whenever it
-stops (at the end, on Ctrl-C, or with the last finite state when the loss or the weights stop being numbers), and
-writes every state of the folder at once (:mod:`scratchae.cli.run_folder`).
+``train`` checks and locks ``--out`` before anything else (one process writes a run folder at a time), refuses to
+replace a run it holds unless told (``--resume`` continues it exactly, ``--overwrite`` starts again), saves the run
+after its first epoch, now and then while it trains and whenever it stops (at the end, on Ctrl-C, SIGTERM or SIGHUP,
+or with the last finite state when the loss or the weights stop being numbers), and writes every state of the
+folder at once (:mod:`scratchae.cli.run_folder`). A disk too full to take a state is named, with the state the
+folder keeps and how to go on.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import math
+import signal
+import sys
 import time
 
 from scratchae import checkpoint, data
@@ -43,7 +48,12 @@ class RunError(Exception):
 
 
 class RunInterrupted(Exception):
-    """Ctrl-C stopped the training; its state is saved."""
+    """A signal (Ctrl-C, SIGTERM, SIGHUP) stopped the training; its state is saved. ``status`` is the exit status
+    that says which: 128 + the signal's number (130, 143, 129)."""
+
+    def __init__(self, message: str, status: int = 128 + signal.SIGINT):
+        super().__init__(message)
+        self.status = status
 
 
 def add_train_command(commands) -> None:
@@ -104,17 +114,17 @@ def run_train(arguments) -> int:
     name = f"{given.get('model', 'simple')}-{given.get('data', 'mnist-5k')}"
     device = resolve_device(arguments.device)  # before the folder: a device that cannot be used leaves nothing
     folder = RunFolder(arguments.out or f"runs/{name}")
-    folder.prepare()
-    if folder.holds_run() and not (arguments.resume or arguments.overwrite):
-        raise RunError(f"{folder.path} holds a run ({_describe(folder)}); continue it with --resume (to --epochs "
-                       f"epochs in total) or start again with --overwrite")
-    if arguments.resume and folder.holds_run():
-        run = _resumed_run(folder, given, device)
-    else:
-        if arguments.resume:
-            print(f"note: {folder.path} holds no run to resume; starting one")
-        run = _new_run({**RUN_DEFAULTS, **given}, device)
-    return _train(run, folder, arguments)
+    with folder.writing():  # locked until the command ends: a second train into it is refused, changing nothing
+        if folder.holds_run() and not (arguments.resume or arguments.overwrite):
+            raise RunError(f"{folder.path} holds a run ({_describe(folder)}); continue it with --resume (to --epochs "
+                           f"epochs in total) or start again with --overwrite")
+        if arguments.resume and folder.holds_run():
+            run = _resumed_run(folder, given, device)
+        else:
+            if arguments.resume:
+                print(f"note: {folder.path} holds no run to resume; starting one")
+            run = _new_run({**RUN_DEFAULTS, **given}, device)
+        return _train(run, folder, arguments)
 
 
 class _Run:
@@ -125,6 +135,7 @@ class _Run:
         self.settings, self.dataset, self.model, self.optimizer = settings, dataset, model, optimizer
         self.history = history if history is not None else History()
         self.loss = _loss(model, settings)
+        self.resumed = False  # continues a run that the folder holds
 
 
 def _new_run(settings: dict, device: str) -> _Run:
@@ -157,7 +168,25 @@ def _resumed_run(folder: RunFolder, given: dict, device: str) -> _Run:
               f"where random numbers come from another generator; from here on it no longer repeats a run that was "
               f"never stopped")
     settings = {**settings, **{option: given[option] for option in CHANGEABLE_ON_RESUME if option in given}}
-    return _Run(settings, _load_data(settings), saved.model, saved.optimizer, saved.history)
+    settings["data_dir"] = given.get("data_dir")  # a folder a file names is used only when the user names it again
+    dataset = _load_data(settings)
+    _check_unfinished_epoch(saved.history, settings["batch_size"], len(dataset.x_train), folder.checkpoint)
+    run = _Run(settings, dataset, saved.model, saved.optimizer, saved.history)
+    run.resumed = True
+    return run
+
+
+def _check_unfinished_epoch(history, batch_size: int, n_samples: int, path) -> None:
+    """An interrupted epoch that the checkpoint records must be one of this data: fewer batches than an epoch has,
+    each of them full (only an epoch's last batch may be smaller, and it ends the epoch)."""
+    if history.unfinished is None:
+        return
+    batches, samples = history.unfinished["batches"], history.unfinished["samples"]
+    n_batches = math.ceil(n_samples / batch_size)
+    if batches >= n_batches or samples != batches * batch_size:
+        raise RunError(f"{path} records an interrupted epoch of {batches:,} batches and {samples:,} samples, which "
+                       f"is not part of an epoch of {n_batches:,} batches of {batch_size}; start again with "
+                       f"--overwrite")
 
 
 def _train(run: _Run, folder: RunFolder, arguments) -> int:
@@ -172,24 +201,30 @@ def _train(run: _Run, folder: RunFolder, arguments) -> int:
     print(f"{settings['model']} on {dataset.name}: {len(dataset.x_train):,} training and {len(dataset.x_test):,} test "
           f"samples, {model.device}" + (f"; resuming after {_plural(done, 'epoch')}" if done or unfinished else ""))
     print(model.summary())
-    saver = _Saver(run, folder, arguments.save_every)
+    saver = _Saver(run, folder, arguments.save_every, arguments.epochs, resumed=run.resumed)
     stop = StopRequest()
     started = time.perf_counter()
-    with stop.on_ctrl_c():  # from here on Ctrl-C asks the training to stop after a batch, and a save to finish first
-        trained = _fit_and_save(run, saver, arguments, epochs, done, folder, stop)
+    with stop.on_signals():  # from here on Ctrl-C, SIGTERM and SIGHUP ask the training to stop after a batch, and a
+        trained = _fit_and_save(run, saver, arguments, epochs, done, folder, stop)  # save to finish first
     seconds = time.perf_counter() - started
     if not trained:
-        raise RunInterrupted("interrupted before the training started; nothing was saved")
+        raise _interrupted(stop, "before the training started; nothing was saved")
     if history.interrupted:
         where = _where_stopped(history, settings["batch_size"], len(dataset.x_train))
-        raise RunInterrupted(f"interrupted {where}; the state is saved in {folder.path}: continue with scratchae train "
-                             f"--out {folder.path} --resume --epochs {arguments.epochs}")
-    if stop.requested:  # pressed while the last state was being saved, which is done all the same
-        raise RunInterrupted(f"interrupted; the run is saved in {folder.path} ({_plural(len(history), 'epoch')}): "
-                             f"continue with scratchae train --out {folder.path} --resume --epochs {arguments.epochs}")
+        raise _interrupted(stop, f"{where}; the state is saved in {folder.path}: continue with {saver.resume_command}")
+    if stop.requested:  # asked while the last state was being saved, which is done all the same
+        raise _interrupted(stop, f"after the last epoch; the run is saved in {folder.path} "
+                                 f"({_plural(len(history), 'epoch')}): continue with {saver.resume_command}")
     print(f"trained {_plural(len(history) - done, 'epoch')} in {seconds:.1f} s; {folder.path} holds "
           f"{_plural(len(history), 'epoch')}: {', '.join(saver.saved)}")
     return 0
+
+
+def _interrupted(stop: StopRequest, what: str) -> RunInterrupted:
+    """"interrupted [by SIGTERM] <what>", with the exit status of the signal that asked (Ctrl-C's is not named)."""
+    signum = stop.signal or signal.SIGINT
+    named = "" if signum == signal.SIGINT else f" by {signum.name}"
+    return RunInterrupted(f"interrupted{named} {what}", status=128 + int(signum))
 
 
 def _fit_and_save(run: _Run, saver, arguments, epochs: int, done: int, folder: RunFolder, stop) -> bool:
@@ -206,27 +241,68 @@ def _fit_and_save(run: _Run, saver, arguments, epochs: int, done: int, folder: R
             stop=stop)
     except TrainingDiverged as error:  # fit has put the model back at its last finite state
         if len(history) > done:
-            saver.save(final=True)
+            saver.save_last()
             raise TrainingDiverged(f"{error}; that state is saved in {folder.path}") from None
         raise TrainingDiverged(f"{error}; nothing new was saved") from None
     if history.interrupted and (len(history), json.dumps(history.unfinished)) == before:
         return False
-    saver.save(final=True)
+    saver.save_last()
     return True
 
 
 class _Saver:
-    """Saves the run now and then at the end of an epoch, and whenever the training stops."""
+    """Saves the run after its first epoch, then now and then at the end of an epoch, and whenever the training
+    stops. A disk too full to take a state is said at once (the training goes on, and the save is tried again after
+    each epoch); if it is still full when the training stops, the error names the state the folder keeps."""
 
-    def __init__(self, run: _Run, folder: RunFolder, every: float):
+    def __init__(self, run: _Run, folder: RunFolder, every: float, epochs: int, *, resumed: bool):
         self.run, self.folder, self.every = run, folder, every
         self.last_save = time.monotonic()
         self.saved: list[str] = []  # the files of the last save
+        self.saved_once = False
+        self.disk_full = False  # the last save found no room
+        #: Where the state of this run that the folder holds stands ("after epoch 3"), None while it holds none.
+        self.kept = self._where() if resumed else None
+        self.resume_command = f"scratchae train --out {folder.path} --resume --epochs {epochs}"
 
     def after_epoch(self, epoch: int, logs: dict) -> None:
-        print(f"epoch {epoch:3d}  " + "  ".join(f"{name} {value:.4f}" for name, value in logs.items()), flush=True)
-        if time.monotonic() - self.last_save >= self.every:
-            self.save(final=False)
+        _say(f"epoch {epoch:3d}  " + "  ".join(f"{name} {value:.4f}" for name, value in logs.items()))
+        if not self.saved_once or self.disk_full or time.monotonic() - self.last_save >= self.every:
+            try:
+                self.save(final=False)
+            except OSError as error:
+                if not _is_disk_full(error):
+                    raise
+                self.disk_full = True
+                _say(f"warning: {self._disk_full_message(error)}; the training goes on, and the save is tried again "
+                     f"after each epoch", file=sys.stderr)
+
+    def save_last(self) -> None:
+        """The save when the training stops (figures included); a full disk is a RunError that says what is kept."""
+        try:
+            self.save(final=True)
+        except OSError as error:
+            if not _is_disk_full(error):
+                raise
+            raise RunError(self._disk_full_message(error)) from None
+
+    def _where(self) -> str:
+        history = self.run.history
+        if not len(history) and history.unfinished is None:
+            return "before any epoch"
+        return _where_stopped(history, self.run.settings["batch_size"], len(self.run.dataset.x_train))
+
+    def _disk_full_message(self, error: OSError) -> str:
+        """Which folder, which state could not be saved, which one it keeps, and how to go on."""
+        problem = (f"the disk is full: {self.folder.path} could not take the state {self._where()} "
+                   f"({error.strerror or error})")
+        if self.kept is not None:
+            return (f"{problem}; it keeps the state {self.kept}: free some space, then continue with "
+                    f"{self.resume_command}")
+        lost = f"the {_plural(len(self.run.history), 'epoch')} trained are lost"
+        held = f" (it still holds the run it held before: {_describe(self.folder)})" if self.folder.holds_run() else ""
+        return (f"{problem}, and it keeps no state of this run{held}: {lost}; free some space or give another "
+                f"--out, then start again")
 
     def save(self, *, final: bool) -> list[str]:
         """Commit the run's state: the checkpoint and history, and when the training stops the figures too."""
@@ -241,8 +317,24 @@ class _Saver:
         about = {"model": settings["model"], "data": run.dataset.name, "epochs": len(history),
                  "unfinished": history.unfinished is not None}
         self.saved = self.folder.commit(writers, about)
-        self.last_save = time.monotonic()
+        self.last_save, self.saved_once, self.disk_full, self.kept = time.monotonic(), True, False, self._where()
         return self.saved
+
+
+#: The errors that say a file found no room: a full disk, a full quota, a file larger than the process may write.
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def _is_disk_full(error: OSError) -> bool:
+    return error.errno in DISK_FULL
+
+
+def _say(*line, file=None) -> None:
+    """Print a line of progress; a terminal that is gone (closed, with SIGHUP) does not stop the run or its save."""
+    try:
+        print(*line, file=file or sys.stdout, flush=True)
+    except (OSError, ValueError):
+        pass
 
 
 def _figures(run: _Run, history) -> dict:
@@ -366,12 +458,15 @@ def _finite(value, minimum: float | None = None, above: float | None = None) -> 
 
 
 def _describe(folder: RunFolder) -> str:
+    """What ``run.json`` says of the run in a folder, each field checked (the file is data anyone can edit): "simple
+    on digits, 3 epochs", or "a checkpoint" when ``run.json`` is missing or says nothing usable."""
     manifest = folder.manifest()
-    if not manifest:
+    model, dataset, epochs = manifest.get("model"), manifest.get("data"), manifest.get("epochs")
+    if model not in BUILDERS or dataset not in data.DATASETS or not _whole(epochs, 0) or \
+            not isinstance(manifest.get("unfinished", False), bool):
         return "a checkpoint"
     partial = ", part of another" if manifest.get("unfinished") else ""
-    epochs = _plural(manifest.get("epochs", 0), "epoch")
-    return f"{manifest.get('model', '?')} on {manifest.get('data', '?')}, {epochs}{partial}"
+    return f"{model} on {dataset}, {_plural(epochs, 'epoch')}{partial}"
 
 
 def _where_stopped(history, batch_size: int, n_samples: int) -> str:
@@ -404,9 +499,10 @@ def run_evaluate(arguments) -> int:
     recorded_data = recorded.get("data") if recorded.get("data") in data.DATASETS else None
     settings["data"] = arguments.data or (settings["data"] if _recorded_settings(saved.meta) else recorded_data) \
         or "mnist-5k"
-    for option in ("data_dir", "train_size", "test_size", "seed"):
+    for option in ("train_size", "test_size", "seed"):
         if getattr(arguments, option) is not None:
             settings[option] = getattr(arguments, option)
+    settings["data_dir"] = arguments.data_dir  # a folder a file names is used only when the user names it again
     dataset = _load_data(settings)
     model = saved.model
     if dataset.n_features != model.input_features:
