@@ -26,7 +26,7 @@ from scratchae.files import write_text_atomically
 from scratchae.losses import BCELoss, MSELoss, SoftmaxCrossEntropyLoss, VAELoss
 from scratchae.models import BUILDERS, Classifier, DenoisingAutoencoder, VariationalAutoencoder
 from scratchae.optim import Adam
-from scratchae.training import History, StopRequest, TrainingDiverged, evaluate, fit
+from scratchae.training import STOP_SIGNALS, History, StopRequest, TrainingDiverged, evaluate, fit
 
 LOSSES = {"mse": MSELoss, "bce": BCELoss}
 
@@ -177,13 +177,13 @@ def _resumed_run(folder: RunFolder, given: dict, device: str) -> _Run:
 
 
 def _check_unfinished_epoch(history, batch_size: int, n_samples: int, path) -> None:
-    """An interrupted epoch that the checkpoint records must be one of this data: fewer batches than an epoch has,
-    each of them full (only an epoch's last batch may be smaller, and it ends the epoch)."""
+    """An interrupted epoch that the checkpoint records must be one of this data: at most the batches an epoch has
+    (all of them when the stop came during the validation), each of them full but an epoch's last."""
     if history.unfinished is None:
         return
     batches, samples = history.unfinished["batches"], history.unfinished["samples"]
     n_batches = math.ceil(n_samples / batch_size)
-    if batches >= n_batches or samples != batches * batch_size:
+    if batches > n_batches or samples != min(batches * batch_size, n_samples):
         raise RunError(f"{path} records an interrupted epoch of {batches:,} batches and {samples:,} samples, which "
                        f"is not part of an epoch of {n_batches:,} batches of {batch_size}; start again with "
                        f"--overwrite")
