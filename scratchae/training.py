@@ -379,9 +379,9 @@ def check_optimizer(model, optimizer) -> None:
     own = {id(parameter) for parameter in model.parameters()}
     foreign = sum(id(parameter) not in own for parameter in params)
     if foreign:
-        raise ValueError(f"the optimizer updates {foreign} of its {len(params)} parameters that are not this model's "
-                         f"(was the model built again, e.g. by running its cell twice?); build the optimizer again "
-                         f"on this model: optimizer = {type(optimizer).__name__}(model.parameters())")
+        raise ValueError(f"{foreign} of the optimizer's {len(params)} parameters are not this model's (was the model "
+                         f"built again, e.g. by running its cell twice?); build the optimizer again on this model: "
+                         f"optimizer = {type(optimizer).__name__}(model.parameters())")
 
 
 

@@ -21,7 +21,7 @@ from test_runs import COMMON, assert_same_weights, folder_is_one_consistent_run,
 
 from scratchae import checkpoint
 from scratchae.cli import runs
-from scratchae.cli.run_folder import LOCK, MANIFEST, STAGING_PREFIX, RunFolder
+from scratchae.cli.run_folder import MANIFEST, STAGING_PREFIX, RunFolder
 from scratchae.data import DataError
 from scratchae.files import TEMPORARY_SUFFIX
 
@@ -275,7 +275,7 @@ def test_a_disk_full_from_the_start_says_that_the_trained_epochs_are_lost_and_ho
     assert lines[-1].endswith("and it keeps no state of this run: the 2 epochs trained are lost; free some space or "
                               "give another --out, then start again")
     assert not RunFolder(disk / "run").holds_run()
-    assert not [path for path in (disk / "run").iterdir() if path.name != LOCK]  # no staging or temporary file left
+    assert list((disk / "run").iterdir()) == []  # no staging, temporary or lock file left
 
 
 def test_a_disk_that_fills_up_names_the_state_it_keeps_and_how_to_resume(tmp_path, monkeypatch, capsys):

@@ -16,7 +16,7 @@ import numpy
 import pytest
 
 from scratchae import checkpoint
-from scratchae.cli.run_folder import LOCK, MANIFEST, STAGING_PREFIX, RunFolder
+from scratchae.cli.run_folder import MANIFEST, STAGING_PREFIX, RunFolder
 from scratchae.files import TEMPORARY_SUFFIX
 
 EPOCHS = 10

@@ -8,8 +8,9 @@ manifest (the new state is complete; the next start finishes moving it into plac
 the new one does not have are removed, so the folder never shows a new checkpoint beside old figures.
 
 One process writes a folder at a time: :meth:`RunFolder.writing` holds an OS lock (``flock``) on the file
-``.scratchae-lock`` in it, which the kernel releases when the process ends, however it ends. A second process
-is refused before it changes anything, and what a killed run left is finished or cleared only under the lock.
+``.scratchae-lock`` in it, which the kernel releases when the process ends, however it ends (a killed run leaves
+the file, never the lock; one that ends deletes it). A second process is refused before it changes anything, and
+what a killed run left is finished or cleared only under the lock.
 
 The folder's files are data, never instructions: recovery looks only at staging folders that are real folders
 (never a symbolic link), moves and deletes only plain files of the names a run has (:data:`RUN_FILES`), and a
@@ -108,23 +109,7 @@ class RunFolder:
         if self._lock is not None:  # held already by this object
             yield
             return
-        try:
-            descriptor = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-        except OSError as error:
-            raise RunFolderError(f"--out {self.path} cannot be used for the run: its lock file {LOCK} cannot be "
-                                 f"opened ({error.strerror or error})") from None
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as error:
-            holder = _lock_holder(descriptor)
-            os.close(descriptor)
-            if error.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise RunFolderError(f"--out {self.path} cannot be locked for the run: {error.strerror or error}") \
-                    from None
-            named, stop = (f"pid {holder}", f"kill -TERM {holder}") if holder else ("its pid is not known", "kill -TERM")
-            raise RunFolderBusy(f"--out {self.path} is being written by another scratchae train ({named}); nothing in "
-                                f"it was changed: wait for that run to end, or stop it ({stop} saves its state), "
-                                f"then try again") from None
+        descriptor = self._acquire()
         self._lock = descriptor
         with contextlib.suppress(OSError):  # the pid only names the holder in others' messages; a full disk may
             os.ftruncate(descriptor, 0)      # refuse it
@@ -134,8 +119,38 @@ class RunFolder:
         finally:
             self._lock = None
             with contextlib.suppress(OSError):
-                os.ftruncate(descriptor, 0)  # no pid once no one holds the lock
+                os.unlink(self.path / LOCK)  # while still locked: no lock file is left in a folder at rest
             os.close(descriptor)  # releases the lock
+
+    def _acquire(self) -> int:
+        """Open the lock file and lock it; returns its descriptor.
+
+        The holder deletes the file before it lets go, so a lock taken on a file that is no longer the folder's
+        lock file (opened just before that deletion) is worthless: it is let go and taken again on the new file.
+        """
+        while True:
+            try:
+                descriptor = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+            except OSError as error:
+                raise RunFolderError(f"--out {self.path} cannot be used for the run: its lock file {LOCK} cannot be "
+                                     f"opened ({error.strerror or error})") from None
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as error:
+                holder = _lock_holder(descriptor) if error.errno in (errno.EWOULDBLOCK, errno.EACCES) else None
+                os.close(descriptor)
+                raise self._refusal(error, holder) from None
+            if _same_file(descriptor, self.path / LOCK):
+                return descriptor
+            os.close(descriptor)
+
+    def _refusal(self, error: OSError, holder: int | None) -> RunFolderError:
+        if error.errno not in (errno.EWOULDBLOCK, errno.EACCES):
+            return RunFolderError(f"--out {self.path} cannot be locked for the run: {error.strerror or error}")
+        named, stop = (f"pid {holder}", f"kill -TERM {holder}") if holder else ("its pid is not known", "kill -TERM")
+        return RunFolderBusy(f"--out {self.path} is being written by another scratchae train ({named}); nothing in "
+                             f"it was changed: wait for that run to end, or stop it ({stop} saves its state), then "
+                             f"try again")
 
     def recover(self) -> None:
         """Finish moving a complete staged state into place, and delete incomplete ones and stale temporary files;
@@ -240,6 +255,14 @@ def _lock_holder(descriptor: int) -> int | None:
         if time.monotonic() >= deadline:
             return None
         time.sleep(0.05)
+
+
+def _same_file(descriptor: int, path: Path) -> bool:
+    """Whether the open file ``descriptor`` is the file at ``path`` now."""
+    with contextlib.suppress(OSError):
+        here, there = os.fstat(descriptor), os.lstat(path)
+        return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
+    return False
 
 
 def _is_real_folder(path: Path) -> bool:
