@@ -356,7 +356,8 @@ def _check_options(*, shuffle, progress, history, on_epoch_end, stop) -> None:
         raise ValueError(f"history must be a History (from an earlier fit or a checkpoint), got "
                          f"{type(history).__name__}")
     if on_epoch_end is not None and not callable(on_epoch_end):
-        raise ValueError(f"on_epoch_end must be a function on_epoch_end(epoch, logs), got {type(on_epoch_end).__name__}")
+        raise ValueError(f"on_epoch_end must be a function on_epoch_end(epoch, logs), got "
+                         f"{type(on_epoch_end).__name__}")
     if stop is not None and not isinstance(stop, StopRequest):
         raise ValueError(f"stop must be a StopRequest, got {type(stop).__name__}")
 

@@ -484,8 +484,8 @@ def test_an_optimizer_of_a_model_built_again_is_refused(digits):
     model = simple_autoencoder(input_dim=64)
     optimizer = Adam(model.parameters())
     model = simple_autoencoder(input_dim=64)  # the model's cell run again, the optimizer's not
-    with pytest.raises(ValueError, match=r"8 of the optimizer's 8 parameters are not this model's \(was the model built again.*"
-                                         r"build the optimizer again on this model: optimizer = "
+    with pytest.raises(ValueError, match=r"8 of the optimizer's 8 parameters are not this model's \(was the model "
+                                         r"built again.*build the optimizer again on this model: optimizer = "
                                          r"Adam\(model.parameters\(\)\)"):
         fit(model, MSELoss(), optimizer, digits.x_train, epochs=1, batch_size=64, progress=False)
     assert optimizer.steps == 0

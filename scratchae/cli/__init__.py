@@ -5,7 +5,8 @@
     scratchae gradcheck
     scratchae demo --quick
 
-A wrong argument ends the command with status 2 and a one-line message; a failed gradient check with status 1.
+A wrong argument ends the command with status 2 and a one-line message; a failed gradient check with status 1; a
+training stopped by a signal, its state saved, with 128 + the signal's number (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP).
 
 The command is the application around the lesson: ``runs`` trains and evaluates into a run folder, ``demo`` runs
 the demo chapters, ``gallery`` writes the page of their figures, ``arguments`` holds the argument types.

@@ -132,8 +132,8 @@ class RunFolder:
             try:
                 descriptor = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
             except OSError as error:
-                raise RunFolderError(f"--out {self.path} cannot be used for the run: its lock file {LOCK} cannot be "
-                                     f"opened ({error.strerror or error})") from None
+                raise RunFolderError(f"--out {self.path} cannot be used for the run: {error.strerror or error}") \
+                    from None
             try:
                 fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as error:

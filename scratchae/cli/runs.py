@@ -26,7 +26,7 @@ from scratchae.files import write_text_atomically
 from scratchae.losses import BCELoss, MSELoss, SoftmaxCrossEntropyLoss, VAELoss
 from scratchae.models import BUILDERS, Classifier, DenoisingAutoencoder, VariationalAutoencoder
 from scratchae.optim import Adam
-from scratchae.training import STOP_SIGNALS, History, StopRequest, TrainingDiverged, evaluate, fit
+from scratchae.training import History, StopRequest, TrainingDiverged, evaluate, fit
 
 LOSSES = {"mse": MSELoss, "bce": BCELoss}
 
@@ -81,8 +81,8 @@ def add_train_command(commands) -> None:
     again.add_argument("--resume", action="store_true", help="continue the run in --out to --epochs epochs in total")
     again.add_argument("--overwrite", action="store_true", help="replace the run in --out with a new one")
     train.add_argument("--save-every", type=non_negative_float, default=SAVE_EVERY_SECONDS, metavar="SECONDS",
-                       help="save the run at the end of an epoch at most this often, besides when it stops "
-                            f"(default: {SAVE_EVERY_SECONDS:g})")
+                       help="save the run at the end of an epoch at most this often, besides after its first "
+                            f"epoch and when it stops (default: {SAVE_EVERY_SECONDS:g})")
     train.add_argument("--progress", action="store_true", help="show a progress bar even when not on a terminal")
     train.set_defaults(run=run_train)
 
@@ -273,9 +273,10 @@ class _Saver:
             except OSError as error:
                 if not _is_disk_full(error):
                     raise
+                if not self.disk_full:  # said once; the save is tried again silently
+                    _say(f"warning: {self._disk_full_message(error)}; the training goes on, and the save is tried "
+                         f"again after each epoch", file=sys.stderr)
                 self.disk_full = True
-                _say(f"warning: {self._disk_full_message(error)}; the training goes on, and the save is tried again "
-                     f"after each epoch", file=sys.stderr)
 
     def save_last(self) -> None:
         """The save when the training stops (figures included); a full disk is a RunError that says what is kept."""
