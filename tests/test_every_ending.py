@@ -201,13 +201,31 @@ def test_a_run_json_that_lies_is_one_clear_line(tmp_path, capsys):
     assert in_process(["train", *COMMON, "--epochs", "1", "--out", str(out)]) == 0
     written = json.loads((out / MANIFEST).read_text())
     for field, value in [("epochs", "many"), ("epochs", [1]), ("epochs", None), ("epochs", True),
-                         ("model", "m" * 5000), ("unfinished", "yes"), (None, [])]:
+                         ("model", "m" * 5000), ("model", ["simple"]), ("data", {"a": 1}), ("unfinished", "yes"),
+                         (None, [])]:
         (out / MANIFEST).write_text(json.dumps({**written, field: value} if field else value))
         capsys.readouterr()
         assert in_process(["train", *COMMON, "--epochs", "1", "--out", str(out)]) == 2, (field, value)
         error = capsys.readouterr().err
         assert error.count("\n") == 1 and len(error) < 300
         assert f"{out} holds a run (a checkpoint); continue it with --resume" in error
+
+
+def test_checkpoint_settings_that_lie_are_one_clear_line(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert in_process(["train", *COMMON, "--epochs", "1", "--out", str(out)]) == 0
+    saved = checkpoint.load(out / "model.npz")
+    extra = saved.meta["extra"]
+    for settings, loss in [({**extra["settings"], "model": ["simple"]}, "mse"),
+                           ({**extra["settings"], "loss": {"mse": 1}}, "mse"), (extra["settings"], "l" * 5000)]:
+        checkpoint.save(out / "model.npz", saved.model, saved.optimizer, saved.history,
+                        extra={**extra, "settings": settings, "loss": loss})
+        capsys.readouterr()
+        command = ["evaluate", str(out), "--device", "cpu"] if len(loss) > 40 else \
+            ["train", *COMMON, "--epochs", "2", "--out", str(out), "--resume"]
+        assert in_process(command) == 2
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1 and len(error) < 300 and "Traceback" not in error
 
 
 def test_an_interrupted_epoch_the_data_cannot_have_is_one_clear_line(tmp_path, capsys):

@@ -431,12 +431,12 @@ def _test_pair(model, dataset):
 
 
 #: What each recorded setting may be: a check that a checkpoint's settings (which a file could fake) are usable.
-_SETTING_KINDS = {"model": lambda v: v in BUILDERS, "data": lambda v: v in data.DATASETS,
+_SETTING_KINDS = {"model": lambda v: _one_of(v, BUILDERS), "data": lambda v: _one_of(v, data.DATASETS),
                   "data_dir": lambda v: v is None or isinstance(v, str),
                   "train_size": lambda v: v is None or _whole(v, 1), "test_size": lambda v: v is None or _whole(v, 1),
                   "seed": lambda v: _whole(v, 0), "batch_size": lambda v: _whole(v, 1),
                   "latent_dim": lambda v: v is None or _whole(v, 1), "lr": lambda v: _finite(v, above=0.0),
-                  "weight_decay": lambda v: _finite(v, minimum=0.0), "loss": lambda v: v is None or v in LOSSES,
+                  "weight_decay": lambda v: _finite(v, minimum=0.0), "loss": lambda v: v is None or _one_of(v, LOSSES),
                   "noise_factor": lambda v: _finite(v, minimum=0.0), "beta": lambda v: _finite(v, minimum=0.0),
                   "kl_warmup": lambda v: _whole(v, 0)}
 
@@ -448,6 +448,17 @@ def _recorded_settings(meta: dict) -> dict | None:
     if not isinstance(settings, dict) or set(settings) != set(RUN_DEFAULTS):
         return None
     return settings if all(_SETTING_KINDS[name](value) for name, value in settings.items()) else None
+
+
+def _shown(value) -> str:
+    """A value read from a file, in a few words for a message: never more than 40 characters of it."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."
+
+
+def _one_of(value, names) -> bool:
+    """Whether a value read from a file is one of ``names`` (a list there is not even a name to look up)."""
+    return isinstance(value, str) and value in names
 
 
 def _whole(value, minimum: int) -> bool:
@@ -463,7 +474,7 @@ def _describe(folder: RunFolder) -> str:
     on digits, 3 epochs", or "a checkpoint" when ``run.json`` is missing or says nothing usable."""
     manifest = folder.manifest()
     model, dataset, epochs = manifest.get("model"), manifest.get("data"), manifest.get("epochs")
-    if model not in BUILDERS or dataset not in data.DATASETS or not _whole(epochs, 0) or \
+    if not _one_of(model, BUILDERS) or not _one_of(dataset, data.DATASETS) or not _whole(epochs, 0) or \
             not isinstance(manifest.get("unfinished", False), bool):
         return "a checkpoint"
     partial = ", part of another" if manifest.get("unfinished") else ""
@@ -497,7 +508,7 @@ def run_evaluate(arguments) -> int:
     saved = checkpoint.load(path, device=device)
     recorded = saved.meta.get("extra", {})
     settings = {**RUN_DEFAULTS, **(_recorded_settings(saved.meta) or {})}
-    recorded_data = recorded.get("data") if recorded.get("data") in data.DATASETS else None
+    recorded_data = recorded.get("data") if _one_of(recorded.get("data"), data.DATASETS) else None
     settings["data"] = arguments.data or (settings["data"] if _recorded_settings(saved.meta) else recorded_data) \
         or "mnist-5k"
     for option in ("train_size", "test_size", "seed"):
@@ -509,10 +520,10 @@ def run_evaluate(arguments) -> int:
     if dataset.n_features != model.input_features:
         raise data.DataError(f"the model takes {model.input_features} features but {dataset.name} has "
                              f"{dataset.n_features}; evaluate it on the data it was trained on")
-    if recorded.get("loss") not in (None, "softmax-cross-entropy", *LOSSES):
-        raise RunError(f"{path} records an unknown loss {recorded.get('loss')!r}")
+    if recorded.get("loss") is not None and not _one_of(recorded.get("loss"), ("softmax-cross-entropy", *LOSSES)):
+        raise RunError(f"{path} records an unknown loss {_shown(recorded.get('loss'))}")
     # a VAE is scored by its whole negative ELBO: the KL weight a warm-up gave its first epochs is over
-    loss = _loss(model, {**settings, "loss": recorded.get("loss") if recorded.get("loss") in LOSSES else None,
+    loss = _loss(model, {**settings, "loss": recorded.get("loss") if _one_of(recorded.get("loss"), LOSSES) else None,
                          "kl_warmup": 0})
     pair = _test_pair(model, dataset)
     x_test, y_test = pair if isinstance(pair, tuple) else (pair, None)
