@@ -74,7 +74,12 @@ class Model(abc.ABC):
         return self.train(False)
 
     def to(self, device: str | None = None, *, dtype=None):
-        """Move every parameter to ``device`` and/or cast it to ``dtype``, in place; returns self."""
+        """Move every parameter to ``device`` and/or cast it to ``dtype``, in place; returns self.
+
+        An optimizer built on the model keeps working: its state (Adam's moments) is cast and moved to its
+        parameters' dtype and device at its next step or save (:meth:`scratchae.optim.Optimizer.follow_parameters`),
+        so a checkpoint saved after ``model.to(dtype=numpy.float64)`` loads.
+        """
         for part in self.parts().values():
             part.to(device, dtype=dtype)
         return self

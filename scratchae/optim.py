@@ -1,7 +1,9 @@
 """Optimizers: they read ``Parameter.grad`` (set by the last backward) and update ``Parameter.data`` in place.
 
 State (momentum, Adam's moments) belongs to one Parameter object each, is created on the first ``step`` on the
-parameter's own device and in its dtype, and is never shared: two parameters of the same shape get two states.
+parameter's own device and in its dtype, and is never shared: two parameters of the same shape get two states. It
+follows its parameter: a model cast or moved with ``Model.to`` after training has its optimizer's state cast and
+moved with it at the next step or save.
 Hyperparameters are kept as Python floats, so float32 arrays stay float32.
 """
 

@@ -187,7 +187,9 @@ def fit(model, loss, optimizer, x, y=None, *, epochs: int, batch_size: int, shuf
     Raises
     ------
     ValueError
-        Before training, if the data do not fit the model or the loss (shape, dtype, range, NaN or infinity).
+        Before training, if the data do not fit the model or the loss (shape, dtype, range, NaN or infinity, targets
+        on another scale than a sigmoid output gives), an option is not of a kind ``fit`` takes, or the optimizer
+        holds parameters that are not the model's (built on an earlier model: build it again).
     TypeError
         Before training, if a classifier's labels are not integers.
     TrainingDiverged
