@@ -89,6 +89,28 @@ def test_sigterm_and_sighup_at_a_random_moment_save_a_state_that_resumes_bit_for
     assert_same_weights(tmp_path / "run" / "model.npz", straight_simple)
 
 
+def test_a_closed_terminal_saves_the_run(tmp_path):
+    """The run shows its progress bar on a terminal that then closes (SIGHUP, and writes that fail after it)."""
+    import pty
+
+    pid, terminal = pty.fork()
+    if pid == 0:  # the child: the run, on the terminal (never back into pytest, even if exec fails)
+        try:
+            os.chdir(tmp_path)
+            os.execv(sys.executable, [sys.executable, "-m", "scratchae", "train", *COMMON, "--epochs", "50", "--out",
+                                      "run"])
+        finally:
+            os._exit(127)
+    shown, deadline = b"", time.monotonic() + 120
+    while b"epoch   2" not in shown and time.monotonic() < deadline:
+        shown += os.read(terminal, 4096)
+    os.close(terminal)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 128 + signal.SIGHUP, shown.decode(errors="replace")[-2000:]
+    folder_is_one_consistent_run(tmp_path / "run")
+    assert len(checkpoint.load(tmp_path / "run" / "model.npz").history) >= 2
+
+
 def test_a_stop_signal_mid_epoch_exits_with_its_own_status_in_process(tmp_path, monkeypatch, capsys):
     """Deterministic: SIGTERM arrives during the 50th step (epoch 2 of 45 batches), SIGHUP in a second run during
     its 10th."""
