@@ -199,7 +199,7 @@ def fit(model, loss, optimizer, x, y=None, *, epochs: int, batch_size: int, shuf
     require_int("epochs", epochs, minimum=0)
     require_int("batch_size", batch_size, minimum=1)
     _check_options(shuffle=shuffle, progress=progress, history=history, on_epoch_end=on_epoch_end, stop=stop)
-    check_optimizer(model, optimizer)
+    _check_optimizer(model, optimizer)
     x, y = prepare_data(model, loss, x, y, "training data")
     validation = _prepare_validation(model, loss, validation)
     history = history if history is not None else History()
@@ -364,7 +364,7 @@ def _check_options(*, shuffle, progress, history, on_epoch_end, stop) -> None:
         raise ValueError(f"stop must be a StopRequest, got {type(stop).__name__}")
 
 
-def check_optimizer(model, optimizer) -> None:
+def _check_optimizer(model, optimizer) -> None:
     """The optimizer updates this model's parameters, the very objects (compared by identity, which is cheap).
 
     An optimizer built on a model that was then built again (a notebook cell run twice) steps the old model's

@@ -309,10 +309,12 @@ def test_a_disk_full_from_the_start_says_that_the_trained_epochs_are_lost_and_ho
                           preexec_fn=limit)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     lines = done.stderr.strip().splitlines()
-    assert lines[0].startswith(f"warning: the disk is full: {disk / 'run'} could not take the state after epoch 1")
-    assert "the save is tried again after each epoch" in lines[0] and len(lines) == 2  # said once, then the end
-    assert lines[-1].startswith(f"scratchae: error: the disk is full: {disk / 'run'} could not take the state after "
-                                f"epoch 2 (")
+    full = "the disk is full" if limit is None else "the file size limit is reached"
+    assert lines[0].startswith(f"warning: {full}: {disk / 'run'} could not take the state after epoch 1 (")
+    assert lines[0].endswith("; it keeps no state of this run; the training goes on, and the save is tried again "
+                             "after each epoch: free some space")
+    assert len(lines) == 2  # said once, then the end
+    assert lines[-1].startswith(f"scratchae: error: {full}: {disk / 'run'} could not take the state after epoch 2 (")
     assert lines[-1].endswith("and it keeps no state of this run: the 2 epochs trained are lost; free some space or "
                               "give another --out, then start again")
     assert not RunFolder(disk / "run").holds_run()

@@ -274,8 +274,10 @@ class _Saver:
                 if not _is_disk_full(error):
                     raise
                 if not self.disk_full:  # said once; the save is tried again silently
-                    _say(f"warning: {self._disk_full_message(error)}; the training goes on, and the save is tried "
-                         f"again after each epoch", file=sys.stderr)
+                    _say(f"warning: {self._problem(error)}; "
+                         f"{'it keeps the state ' + self.kept if self.kept else 'it keeps no state of this run'}; "
+                         f"the training goes on, and the save is tried again after each epoch: free some space",
+                         file=sys.stderr)
                 self.disk_full = True
 
     def save_last(self) -> None:
@@ -293,17 +295,20 @@ class _Saver:
             return "before any epoch"
         return _where_stopped(history, self.run.settings["batch_size"], len(self.run.dataset.x_train))
 
+    def _problem(self, error: OSError) -> str:
+        return (f"{DISK_FULL[error.errno]}: {self.folder.path} could not take the state {self._where()} "
+                f"({error.strerror or error})")
+
     def _disk_full_message(self, error: OSError) -> str:
         """Which folder, which state could not be saved, which one it keeps, and how to go on."""
-        problem = (f"the disk is full: {self.folder.path} could not take the state {self._where()} "
-                   f"({error.strerror or error})")
         if self.kept is not None:
-            return (f"{problem}; it keeps the state {self.kept}: free some space, then continue with "
+            return (f"{self._problem(error)}; it keeps the state {self.kept}: free some space, then continue with "
                     f"{self.resume_command}")
-        lost = f"the {_plural(len(self.run.history), 'epoch')} trained are lost"
+        epochs = len(self.run.history)
+        lost = f"the {_plural(epochs, 'epoch')} trained {'is' if epochs == 1 else 'are'} lost"
         held = f" (it still holds the run it held before: {_describe(self.folder)})" if self.folder.holds_run() else ""
-        return (f"{problem}, and it keeps no state of this run{held}: {lost}; free some space or give another "
-                f"--out, then start again")
+        return (f"{self._problem(error)}, and it keeps no state of this run{held}: {lost}; free some space or give "
+                f"another --out, then start again")
 
     def save(self, *, final: bool) -> list[str]:
         """Commit the run's state: the checkpoint and history, and when the training stops the figures too."""
@@ -322,8 +327,10 @@ class _Saver:
         return self.saved
 
 
-#: The errors that say a file found no room: a full disk, a full quota, a file larger than the process may write.
-DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+#: The errors that say a file found no room, in words: a full disk, a full quota, a file larger than the process
+#: may write (``ulimit -f``).
+DISK_FULL = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is full",
+             errno.EFBIG: "the file size limit is reached"}
 
 
 def _is_disk_full(error: OSError) -> bool:
