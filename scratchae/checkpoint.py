@@ -110,6 +110,7 @@ def _optimizer_meta(optimizer: Optimizer) -> dict:
 
 
 def _optimizer_arrays(optimizer: Optimizer) -> dict[str, numpy.ndarray]:
+    optimizer.follow_parameters()  # state of the parameters' dtype, even after a Model.to(dtype=...)
     arrays = {}
     for state_name, values in optimizer.state_arrays().items():
         for index, value in enumerate(values):

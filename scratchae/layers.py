@@ -42,12 +42,16 @@ class Parameter:
         ``dL/data``, same shape as ``data``; set by the owning layer's ``backward``.
     name : str
         A short name such as ``"W"`` or ``"b"``; :meth:`Sequential.named_parameters` prefixes the layer index.
+    path : str
+        The full name within its model (``"encoder.0.W"``) once the model has listed it, else ``name``: what
+        messages about the parameter (an optimizer's) call it.
     """
 
     def __init__(self, data, name: str):
         self.data = data
         self.grad = None
         self.name = name
+        self.path = name
 
     @property
     def shape(self):

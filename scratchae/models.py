@@ -51,12 +51,19 @@ class Model(abc.ABC):
         return self.forward(x)
 
     def parameters(self):
-        return [parameter for part in self.parts().values() for parameter in part.parameters()]
+        return [parameter for _, parameter in self.named_parameters()]
 
     def named_parameters(self):
-        """``[("encoder.0.W", W), ...]``: the part's name, the layer index, the parameter's name."""
-        return [(f"{part_name}.{name}", parameter)
-                for part_name, part in self.parts().items() for name, parameter in part.named_parameters()]
+        """``[("encoder.0.W", W), ...]``: the part's name, the layer index, the parameter's name.
+
+        Each parameter keeps its full name as ``parameter.path``, so that an optimizer built on
+        ``model.parameters()`` can name it in a message.
+        """
+        named = [(f"{part_name}.{name}", parameter)
+                 for part_name, part in self.parts().items() for name, parameter in part.named_parameters()]
+        for name, parameter in named:
+            parameter.path = name
+        return named
 
     def train(self, mode: bool = True):
         """Switch training behaviour (the denoising model's noise) on or off; returns self."""
@@ -67,7 +74,12 @@ class Model(abc.ABC):
         return self.train(False)
 
     def to(self, device: str | None = None, *, dtype=None):
-        """Move every parameter to ``device`` and/or cast it to ``dtype``, in place; returns self."""
+        """Move every parameter to ``device`` and/or cast it to ``dtype``, in place; returns self.
+
+        An optimizer built on the model keeps working: its state (Adam's moments) is cast and moved to its
+        parameters' dtype and device at its next step or save (:meth:`scratchae.optim.Optimizer.follow_parameters`),
+        so a checkpoint saved after ``model.to(dtype=numpy.float64)`` loads.
+        """
         for part in self.parts().values():
             part.to(device, dtype=dtype)
         return self

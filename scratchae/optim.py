@@ -1,7 +1,9 @@
 """Optimizers: they read ``Parameter.grad`` (set by the last backward) and update ``Parameter.data`` in place.
 
 State (momentum, Adam's moments) belongs to one Parameter object each, is created on the first ``step`` on the
-parameter's own device and in its dtype, and is never shared: two parameters of the same shape get two states.
+parameter's own device and in its dtype, and is never shared: two parameters of the same shape get two states. It
+follows its parameter: a model cast or moved with ``Model.to`` after training has its optimizer's state cast and
+moved with it at the next step or save.
 Hyperparameters are kept as Python floats, so float32 arrays stay float32.
 """
 
@@ -10,7 +12,7 @@ from __future__ import annotations
 import abc
 import math
 
-from scratchae.backend import fused, get_namespace
+from scratchae.backend import device_of, fused, get_namespace, to_device
 from scratchae.checks import require_float
 
 
@@ -26,10 +28,11 @@ class Optimizer(abc.ABC):
 
     def step(self) -> None:
         """Apply the gradients that the last backward set, to every parameter."""
-        missing = [parameter.name for parameter in self.params if parameter.grad is None]
+        missing = [getattr(parameter, "path", parameter.name) for parameter in self.params if parameter.grad is None]
         if missing:
             raise RuntimeError(f"{type(self).__name__}.step: no gradient for parameter(s) {missing}; "
                                f"call backward before step")
+        self.follow_parameters()
         self.steps += 1
         for index, parameter in enumerate(self.params):
             self.update(index, parameter)
@@ -38,8 +41,22 @@ class Optimizer(abc.ABC):
     def update(self, index: int, parameter) -> None:
         """Update one parameter in place from its gradient (each optimizer's own rule)."""
 
+    def follow_parameters(self) -> None:
+        """Give every state array its parameter's dtype and device, which ``Model.to`` may have changed since the
+        state was made (``model.to(dtype=numpy.float64)`` after training): the state is cast and moved with the
+        parameters, so that the next step and a saved checkpoint see one dtype. One comparison per array when
+        nothing changed."""
+        for arrays in self.state_arrays().values():
+            for index, (array, parameter) in enumerate(zip(arrays, self.params)):
+                if array is None:
+                    continue
+                device = device_of(parameter.data)
+                if array.dtype != parameter.data.dtype or device_of(array) != device:
+                    arrays[index] = to_device(array, device).astype(parameter.data.dtype)
+
     def state_dict(self) -> dict:
         """Step count, hyperparameters and per-parameter state arrays (for checkpoints)."""
+        self.follow_parameters()
         return {"steps": self.steps, "hyperparameters": self.hyperparameters(), "state": self.state_arrays()}
 
     def hyperparameters(self) -> dict:

@@ -27,8 +27,9 @@ import numpy
 from scratchae.backend import (asarray_like, copy_of, get_namespace, has_non_finite, ignore_overflow, is_floating,
                                to_device)
 from scratchae.checks import require_int
-from scratchae.threads import blas_threads
+from scratchae.layers import Sigmoid
 from scratchae.losses import check_labels
+from scratchae.threads import blas_threads
 
 
 class TrainingDiverged(FloatingPointError):
@@ -190,7 +191,9 @@ def fit(model, loss, optimizer, x, y=None, *, epochs: int, batch_size: int, shuf
     Raises
     ------
     ValueError
-        Before training, if the data do not fit the model or the loss (shape, dtype, range, NaN or infinity).
+        Before training, if the data do not fit the model or the loss (shape, dtype, range, NaN or infinity, targets
+        on another scale than a sigmoid output gives), an option is not of a kind ``fit`` takes, or the optimizer
+        holds parameters that are not the model's (built on an earlier model: build it again).
     TypeError
         Before training, if a classifier's labels are not integers.
     TrainingDiverged
@@ -199,6 +202,8 @@ def fit(model, loss, optimizer, x, y=None, *, epochs: int, batch_size: int, shuf
     """
     require_int("epochs", epochs, minimum=0)
     require_int("batch_size", batch_size, minimum=1)
+    _check_options(shuffle=shuffle, progress=progress, history=history, on_epoch_end=on_epoch_end, stop=stop)
+    _check_optimizer(model, optimizer)
     x, y = prepare_data(model, loss, x, y, "training data")
     validation = _prepare_validation(model, loss, validation)
     history = history if history is not None else History()
@@ -344,7 +349,48 @@ def _evaluate(model, loss, x, y=None, batch_size: int = 1024) -> dict[str, float
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Checking data where it enters training
+# Checking the options, the optimizer and the data where they enter training
+
+
+def _check_options(*, shuffle, progress, history, on_epoch_end, stop) -> None:
+    """Each of fit's options is of a kind it takes: a wrong one is a ValueError that names it, not a failure deep
+    inside the loop (``progress="yes"`` would otherwise be a bare KeyError)."""
+    if not isinstance(shuffle, bool):
+        raise ValueError(f"shuffle must be True or False, got {shuffle!r}")
+    if not (isinstance(progress, bool) or (isinstance(progress, str) and progress == "always")):
+        raise ValueError(f"progress must be True (a bar on a terminal), False or 'always', got {progress!r}")
+    if history is not None and not isinstance(history, History):
+        raise ValueError(f"history must be a History (from an earlier fit or a checkpoint), got "
+                         f"{type(history).__name__}")
+    if on_epoch_end is not None and not callable(on_epoch_end):
+        raise ValueError(f"on_epoch_end must be a function on_epoch_end(epoch, logs), got "
+                         f"{type(on_epoch_end).__name__}")
+    if stop is not None and not isinstance(stop, StopRequest):
+        raise ValueError(f"stop must be a StopRequest, got {type(stop).__name__}")
+
+
+def _check_optimizer(model, optimizer) -> None:
+    """The optimizer updates this model's parameters, the very objects (compared by identity, which is cheap).
+
+    An optimizer built on a model that was then built again (a notebook cell run twice) steps the old model's
+    weights: the new one would never learn, and nothing would say so.
+
+    Raises
+    ------
+    ValueError
+        If the optimizer holds a parameter that is not one of ``model.parameters()``.
+    """
+    params = getattr(optimizer, "params", None)
+    if not isinstance(params, list):
+        raise ValueError(f"optimizer must be an Optimizer such as Adam(model.parameters()), got "
+                         f"{type(optimizer).__name__}")
+    own = {id(parameter) for parameter in model.parameters()}
+    foreign = sum(id(parameter) not in own for parameter in params)
+    if foreign:
+        raise ValueError(f"{foreign} of the optimizer's {len(params)} parameters are not this model's (was the model "
+                         f"built again, e.g. by running its cell twice?); build the optimizer again on this model: "
+                         f"optimizer = {type(optimizer).__name__}(model.parameters())")
+
 
 
 def prepare_data(model, loss, x, y, what: str):
@@ -396,11 +442,33 @@ def _check_targets(model, loss, target, what: str) -> None:
     if has_non_finite(target):
         raise ValueError(f"{what}: targets contain NaN or infinite values")
     if loss.targets == "probabilities":
-        xp = get_namespace(target)
-        low, high = float(xp.min(target)), float(xp.max(target))
+        low, high = _target_range(target)
         if low < 0.0 or high > 1.0:
             raise ValueError(f"{what}: {type(loss).__name__} compares the outputs with probabilities in [0, 1], but "
                              f"the targets range from {low:g} to {high:g} (scale images to [0, 1], e.g. x / 255)")
+    elif _ends_in_sigmoid(model):
+        low, high = _target_range(target)
+        if low < -SIGMOID_SLACK or high > 1.0 + SIGMOID_SLACK:
+            raise ValueError(f"{what}: the model's output is a sigmoid, between 0 and 1, but the targets range from "
+                             f"{low:g} to {high:g}, a scale it can never reach (scale images to [0, 1], e.g. x / 255)")
+
+
+#: How far beyond (0, 1) the targets of a model with a sigmoid output may lie before they are refused as data on
+#: another scale (0..255 pixels): a little beyond is only a loss the model cannot bring to zero.
+SIGMOID_SLACK = 0.5
+
+
+def _target_range(target) -> tuple[float, float]:
+    xp = get_namespace(target)
+    return float(xp.min(target)), float(xp.max(target))
+
+
+def _ends_in_sigmoid(model) -> bool:
+    """Whether the model's output is its last part's last layer, a Sigmoid (a model of the library's kind)."""
+    parts = model.parts() if hasattr(model, "parts") else {}
+    last = list(parts.values())[-1] if parts else None
+    layers = getattr(last, "layers", None)
+    return bool(layers) and isinstance(layers[-1], Sigmoid)
 
 
 def _prepare_validation(model, loss, validation):
@@ -440,25 +508,40 @@ def _progress_bar(n_batches: int, epoch: int, progress, done: int = 0):
     return tqdm(total=n_batches, initial=done, desc=f"epoch {epoch + 1}", leave=False, disable=disable, unit="batch")
 
 
+#: The signals that ask ``scratchae train`` to stop after the current batch and save: Ctrl-C (SIGINT), ``kill`` or a
+#: batch scheduler's time limit (SIGTERM), a closed terminal (SIGHUP, where the system has it).
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
 class StopRequest:
-    """A request to stop training after the current batch: ``requested`` becomes true, ``fit`` stops."""
+    """A request to stop training after the current batch: ``requested`` becomes true, ``fit`` stops.
+
+    ``signal`` is the signal that asked first (``signal.SIGINT`` for Ctrl-C), or None.
+    """
 
     def __init__(self):
         self.requested = False
+        self.signal = None
+
+    def on_ctrl_c(self):
+        """While the block runs, Ctrl-C sets ``requested`` instead of raising KeyboardInterrupt."""
+        return self.on_signals((signal.SIGINT,))
 
     @contextlib.contextmanager
-    def on_ctrl_c(self):
-        """While the block runs, Ctrl-C sets ``requested`` instead of raising KeyboardInterrupt (only the main
-        thread receives signals; elsewhere nothing changes)."""
+    def on_signals(self, signals=STOP_SIGNALS):
+        """While the block runs, each of ``signals`` sets ``requested`` instead of ending the program (only the main
+        thread receives signals; elsewhere nothing changes). The handlers before the block are put back after it."""
         if threading.current_thread() is not threading.main_thread():
             yield self
             return
 
         def request_stop(signum, frame):
             self.requested = True
+            self.signal = self.signal or signal.Signals(signum)
 
-        previous = signal.signal(signal.SIGINT, request_stop)
+        previous = {signum: signal.signal(signum, request_stop) for signum in signals}
         try:
             yield self
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)

@@ -254,3 +254,33 @@ def test_step_before_backward(make):
         optimizer.step()
     numpy.testing.assert_array_equal(w.data, [1.0])
     assert optimizer.steps == 0
+
+
+def test_a_missing_gradient_is_named_by_its_place_in_the_model():
+    model = models.simple_autoencoder(input_dim=8, latent_dim=2, hidden_dim=4)
+    optimizer = Adam(model.parameters())
+    for parameter in model.encoder.parameters():
+        parameter.grad = numpy.zeros_like(parameter.data)
+    with pytest.raises(RuntimeError, match=r"no gradient for parameter\(s\) \['decoder.0.W', 'decoder.0.b', "
+                                           r"'decoder.2.W', 'decoder.2.b'\]"):
+        optimizer.step()
+
+
+@pytest.mark.parametrize("make", [Adam, lambda ps: SGD(ps, lr=0.1, momentum=0.9)], ids=["adam", "sgd"])
+def test_state_follows_a_model_cast_after_training_and_the_checkpoint_loads(make, tmp_path, rng):
+    from scratchae import checkpoint
+    from scratchae.losses import MSELoss
+    from scratchae.training import fit
+
+    model = models.simple_autoencoder(input_dim=8, latent_dim=2, hidden_dim=4)
+    optimizer = make(model.parameters())
+    x = rng.uniform(0.0, 1.0, (16, 8)).astype(F32)
+    fit(model, MSELoss(), optimizer, x, epochs=1, batch_size=8, progress=False)
+    model.to(dtype=F64)  # the state the optimizer holds is float32
+    checkpoint.save(tmp_path / "f64.npz", model, optimizer)
+    loaded = checkpoint.load(tmp_path / "f64.npz")
+    assert loaded.model.dtype == F64
+    assert all(array.dtype == F64 for arrays in loaded.optimizer.state_arrays().values() for array in arrays)
+    fit(model, MSELoss(), optimizer, x.astype(F64), epochs=1, batch_size=8, progress=False)  # steps in float64
+    assert all(array.dtype == F64 for arrays in optimizer.state_arrays().values() for array in arrays)
+    assert model.dtype == F64

@@ -133,7 +133,8 @@ def test_kill_9_at_a_random_moment_leaves_a_folder_that_loads_and_resumes(trial,
 
 def test_a_commit_that_fails_half_way_leaves_the_old_state(tmp_path):
     folder = RunFolder(tmp_path)
-    folder.commit({"a.txt": lambda path: path.write_text("old a"), "b.txt": lambda path: path.write_text("old b")},
+    a, b = "history.csv", "history.json"
+    folder.commit({a: lambda path: path.write_text("old a"), b: lambda path: path.write_text("old b")},
                   {"epochs": 1})
 
     def breaks(path):
@@ -141,10 +142,10 @@ def test_a_commit_that_fails_half_way_leaves_the_old_state(tmp_path):
         raise OSError(28, "No space left on device")
 
     with pytest.raises(OSError, match="No space left"):
-        folder.commit({"a.txt": lambda path: path.write_text("new a"), "b.txt": breaks}, {"epochs": 2})
-    assert (tmp_path / "a.txt").read_text() == "old a" and (tmp_path / "b.txt").read_text() == "old b"
+        folder.commit({a: lambda path: path.write_text("new a"), b: breaks}, {"epochs": 2})
+    assert (tmp_path / a).read_text() == "old a" and (tmp_path / b).read_text() == "old b"
     assert folder.manifest()["epochs"] == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt", MANIFEST]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [a, b, MANIFEST]
 
 
 def test_a_commit_stopped_after_its_manifest_is_finished_on_the_next_start(tmp_path):
@@ -338,7 +339,8 @@ def test_a_manifest_cannot_name_files_outside_its_folder(tmp_path):
     folder.prepare()
     victim = tmp_path / "victim.txt"
     victim.write_text("not the run's")
-    (folder.path / MANIFEST).write_text(json.dumps({"epochs": 1, "files": ["../victim.txt", "/etc/hostname", "a"]}))
-    folder.commit({"b": lambda path: path.write_text("b")}, {"epochs": 2})
+    (folder.path / MANIFEST).write_text(json.dumps({"epochs": 1, "files": ["../victim.txt", "/etc/hostname",
+                                                                          "loss.png"]}))
+    folder.commit({"history.csv": lambda path: path.write_text("b")}, {"epochs": 2})
     assert victim.read_text() == "not the run's"
-    assert folder.manifest()["files"] == ["b"]
+    assert folder.manifest()["files"] == ["history.csv"]

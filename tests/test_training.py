@@ -474,3 +474,61 @@ def test_evaluate_names_what_is_wrong_with_its_data(digits, make, phrase):
     x, y = make(digits.x_test, digits.y_test)
     with pytest.raises(ValueError, match=phrase):
         evaluate(model, SoftmaxCrossEntropyLoss(), x, y)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# A notebook's mistakes, named
+# --------------------------------------------------------------------------------------------------------------------
+
+def test_an_optimizer_of_a_model_built_again_is_refused(digits):
+    model = simple_autoencoder(input_dim=64)
+    optimizer = Adam(model.parameters())
+    model = simple_autoencoder(input_dim=64)  # the model's cell run again, the optimizer's not
+    with pytest.raises(ValueError, match=r"8 of the optimizer's 8 parameters are not this model's \(was the model "
+                                         r"built again.*build the optimizer again on this model: optimizer = "
+                                         r"Adam\(model.parameters\(\)\)"):
+        fit(model, MSELoss(), optimizer, digits.x_train, epochs=1, batch_size=64, progress=False)
+    assert optimizer.steps == 0
+
+
+def test_an_optimizer_of_part_of_the_model_is_allowed(digits):
+    model = simple_autoencoder(input_dim=64)
+    frozen = [parameter.data.copy() for parameter in model.encoder.parameters()]
+    fit(model, MSELoss(), Adam(model.decoder.parameters()), digits.x_train, epochs=1, batch_size=64, progress=False)
+    assert all(numpy.array_equal(parameter.data, old) for parameter, old in zip(model.encoder.parameters(), frozen))
+
+
+@pytest.mark.parametrize("option, value, phrase", [
+    ("progress", "yes", r"progress must be True \(a bar on a terminal\), False or 'always', got 'yes'"),
+    ("progress", 1, "progress must be True"),
+    ("shuffle", "no", "shuffle must be True or False, got 'no'"),
+    ("history", {"loss": []}, "history must be a History"),
+    ("on_epoch_end", "print", "on_epoch_end must be a function"),
+    ("stop", True, "stop must be a StopRequest"),
+])
+def test_a_bad_option_of_fit_is_a_clear_value_error(option, value, phrase, rng):
+    model = simple_autoencoder(input_dim=64)
+    optimizer = Adam(model.parameters())
+    with pytest.raises(ValueError, match=phrase):
+        fit(model, MSELoss(), optimizer, uniform(rng, 32), epochs=1, batch_size=16, **{"progress": False,
+                                                                                        option: value})
+    assert optimizer.steps == 0
+
+
+def test_mse_targets_on_another_scale_than_a_sigmoid_output_are_refused(digits):
+    model = simple_autoencoder(input_dim=64)  # its output is a sigmoid
+    optimizer = Adam(model.parameters())
+    with pytest.raises(ValueError, match=r"the model's output is a sigmoid, between 0 and 1, but the targets range "
+                                         r"from 0 to 255, a scale it can never reach \(scale images to \[0, 1\]"):
+        fit(model, MSELoss(), optimizer, (digits.x_train * 255).round(), epochs=1, batch_size=32, progress=False)
+    assert optimizer.steps == 0
+    slightly = numpy.clip(digits.x_train * 1.2 - 0.1, -0.1, 1.1).astype(numpy.float32)  # a little beyond: trains
+    fit(model, MSELoss(), optimizer, slightly, epochs=1, batch_size=256, progress=False)
+    assert optimizer.steps > 0
+
+
+def test_mse_targets_beyond_0_1_are_fine_for_an_output_that_is_not_a_sigmoid(rng):
+    model = mlp_classifier(input_dim=64, n_classes=64)  # logits: any real number
+    targets = (uniform(rng, 32) * 255).round()
+    fit(model, MSELoss(), Adam(model.parameters()), uniform(rng, 32), targets, epochs=1, batch_size=16,
+        progress=False)

@@ -7,7 +7,8 @@
     scratchae notebooks notebooks
     scratchae explore runs/vae
 
-A wrong argument ends the command with status 2 and a one-line message; a failed gradient check with status 1.
+A wrong argument ends the command with status 2 and a one-line message; a failed gradient check with status 1; a
+training stopped by a signal, its state saved, with 128 + the signal's number (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP).
 
 The command is the application around the lesson: ``runs`` trains and evaluates into a run folder, ``demo`` runs
 the demo chapters, ``notebooks`` writes them as Jupyter notebooks, ``gallery`` writes the page of their figures,
@@ -17,6 +18,7 @@ the demo chapters, ``notebooks`` writes them as Jupyter notebooks, ``gallery`` w
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
 from scratchae import checkpoint, data, gradcheck
@@ -53,9 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingDiverged as error:
         print(f"scratchae: training stopped: {error}", file=sys.stderr)
         return 1
-    except RunInterrupted as stopped:
-        print(f"scratchae: {stopped}", file=sys.stderr)
-        return 130
+    except RunInterrupted as stopped:  # its state is saved; a terminal that is gone (SIGHUP) cannot be told
+        with contextlib.suppress(OSError, ValueError):
+            print(f"scratchae: {stopped}", file=sys.stderr)
+        return stopped.status
     except MemoryError:
         print("scratchae: error: not enough memory for this model and data (try smaller sizes or a smaller "
               "--batch-size)", file=sys.stderr)

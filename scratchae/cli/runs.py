@@ -1,15 +1,20 @@
 """``scratchae train`` and ``scratchae evaluate``: a run folder with a checkpoint, its history and its figures.
 
-``train`` checks ``--out`` before anything else, refuses to replace a run it holds unless told (``--resume``
-continues it exactly, ``--overwrite`` starts again), saves the run now and then while it trains and whenever it
-stops (at the end, on Ctrl-C, or with the last finite state when the loss or the weights stop being numbers), and
-writes every state of the folder at once (:mod:`scratchae.cli.run_folder`).
+``train`` checks and locks ``--out`` before anything else (one process writes a run folder at a time), refuses to
+replace a run it holds unless told (``--resume`` continues it exactly, ``--overwrite`` starts again), saves the run
+after its first epoch, now and then while it trains and whenever it stops (at the end, on Ctrl-C, SIGTERM or SIGHUP,
+or with the last finite state when the loss or the weights stop being numbers), and writes every state of the
+folder at once (:mod:`scratchae.cli.run_folder`). A disk too full to take a state is named, with the state the
+folder keeps and how to go on.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import math
+import signal
+import sys
 import time
 
 from scratchae import checkpoint, data, threads
@@ -43,7 +48,12 @@ class RunError(Exception):
 
 
 class RunInterrupted(Exception):
-    """Ctrl-C stopped the training; its state is saved."""
+    """A signal (Ctrl-C, SIGTERM, SIGHUP) stopped the training; its state is saved. ``status`` is the exit status
+    that says which: 128 + the signal's number (130, 143, 129)."""
+
+    def __init__(self, message: str, status: int = 128 + signal.SIGINT):
+        super().__init__(message)
+        self.status = status
 
 
 def add_train_command(commands) -> None:
@@ -71,8 +81,8 @@ def add_train_command(commands) -> None:
     again.add_argument("--resume", action="store_true", help="continue the run in --out to --epochs epochs in total")
     again.add_argument("--overwrite", action="store_true", help="replace the run in --out with a new one")
     train.add_argument("--save-every", type=non_negative_float, default=SAVE_EVERY_SECONDS, metavar="SECONDS",
-                       help="save the run at the end of an epoch at most this often, besides when it stops "
-                            f"(default: {SAVE_EVERY_SECONDS:g})")
+                       help="save the run at the end of an epoch at most this often, besides after its first "
+                            f"epoch and when it stops (default: {SAVE_EVERY_SECONDS:g})")
     train.add_argument("--progress", action="store_true", help="show a progress bar even when not on a terminal")
     train.set_defaults(run=run_train)
 
@@ -105,17 +115,17 @@ def run_train(arguments) -> int:
     name = f"{given.get('model', 'simple')}-{given.get('data', 'mnist-5k')}"
     device = resolve_device(arguments.device)  # before the folder: a device that cannot be used leaves nothing
     folder = RunFolder(arguments.out or f"runs/{name}")
-    folder.prepare()
-    if folder.holds_run() and not (arguments.resume or arguments.overwrite):
-        raise RunError(f"{folder.path} holds a run ({_describe(folder)}); continue it with --resume (to --epochs "
-                       f"epochs in total) or start again with --overwrite")
-    if arguments.resume and folder.holds_run():
-        run = _resumed_run(folder, given, device)
-    else:
-        if arguments.resume:
-            print(f"note: {folder.path} holds no run to resume; starting one")
-        run = _new_run({**RUN_DEFAULTS, **given}, device)
-    return _train(run, folder, arguments)
+    with folder.writing():  # locked until the command ends: a second train into it is refused, changing nothing
+        if folder.holds_run() and not (arguments.resume or arguments.overwrite):
+            raise RunError(f"{folder.path} holds a run ({_describe(folder)}); continue it with --resume (to --epochs "
+                           f"epochs in total) or start again with --overwrite")
+        if arguments.resume and folder.holds_run():
+            run = _resumed_run(folder, given, device)
+        else:
+            if arguments.resume:
+                print(f"note: {folder.path} holds no run to resume; starting one")
+            run = _new_run({**RUN_DEFAULTS, **given}, device)
+        return _train(run, folder, arguments)
 
 
 class _Run:
@@ -126,6 +136,7 @@ class _Run:
         self.settings, self.dataset, self.model, self.optimizer = settings, dataset, model, optimizer
         self.history = history if history is not None else History()
         self.loss = _loss(model, settings)
+        self.resumed = False  # continues a run that the folder holds
 
 
 def _new_run(settings: dict, device: str) -> _Run:
@@ -159,7 +170,25 @@ def _resumed_run(folder: RunFolder, given: dict, device: str) -> _Run:
               f"never stopped")
     _say_if_threads_change(saved.meta.get("extra", {}).get("blas_threads"), saved.model.device)
     settings = {**settings, **{option: given[option] for option in CHANGEABLE_ON_RESUME if option in given}}
-    return _Run(settings, _load_data(settings), saved.model, saved.optimizer, saved.history)
+    settings["data_dir"] = given.get("data_dir")  # a folder a file names is used only when the user names it again
+    dataset = _load_data(settings)
+    _check_unfinished_epoch(saved.history, settings["batch_size"], len(dataset.x_train), folder.checkpoint)
+    run = _Run(settings, dataset, saved.model, saved.optimizer, saved.history)
+    run.resumed = True
+    return run
+
+
+def _check_unfinished_epoch(history, batch_size: int, n_samples: int, path) -> None:
+    """An interrupted epoch that the checkpoint records must be one of this data: at most the batches an epoch has
+    (all of them when the stop came during the validation), each of them full but an epoch's last."""
+    if history.unfinished is None:
+        return
+    batches, samples = history.unfinished["batches"], history.unfinished["samples"]
+    n_batches = math.ceil(n_samples / batch_size)
+    if batches > n_batches or samples != min(batches * batch_size, n_samples):
+        raise RunError(f"{path} records an interrupted epoch of {batches:,} batches and {samples:,} samples, which "
+                       f"is not part of an epoch of {n_batches:,} batches of {batch_size}; start again with "
+                       f"--overwrite")
 
 
 def _say_if_threads_change(recorded, device: str) -> None:
@@ -185,24 +214,30 @@ def _train(run: _Run, folder: RunFolder, arguments) -> int:
     print(f"{settings['model']} on {dataset.name}: {len(dataset.x_train):,} training and {len(dataset.x_test):,} test "
           f"samples, {model.device}" + (f"; resuming after {_plural(done, 'epoch')}" if done or unfinished else ""))
     print(model.summary())
-    saver = _Saver(run, folder, arguments.save_every)
+    saver = _Saver(run, folder, arguments.save_every, arguments.epochs, resumed=run.resumed)
     stop = StopRequest()
     started = time.perf_counter()
-    with stop.on_ctrl_c():  # from here on Ctrl-C asks the training to stop after a batch, and a save to finish first
-        trained = _fit_and_save(run, saver, arguments, epochs, done, folder, stop)
+    with stop.on_signals():  # from here on Ctrl-C, SIGTERM and SIGHUP ask the training to stop after a batch, and a
+        trained = _fit_and_save(run, saver, arguments, epochs, done, folder, stop)  # save to finish first
     seconds = time.perf_counter() - started
     if not trained:
-        raise RunInterrupted("interrupted before the training started; nothing was saved")
+        raise _interrupted(stop, "before the training started; nothing was saved")
     if history.interrupted:
         where = _where_stopped(history, settings["batch_size"], len(dataset.x_train))
-        raise RunInterrupted(f"interrupted {where}; the state is saved in {folder.path}: continue with scratchae train "
-                             f"--out {folder.path} --resume --epochs {arguments.epochs}")
-    if stop.requested:  # pressed while the last state was being saved, which is done all the same
-        raise RunInterrupted(f"interrupted; the run is saved in {folder.path} ({_plural(len(history), 'epoch')}): "
-                             f"continue with scratchae train --out {folder.path} --resume --epochs {arguments.epochs}")
+        raise _interrupted(stop, f"{where}; the state is saved in {folder.path}: continue with {saver.resume_command}")
+    if stop.requested:  # asked while the last state was being saved, which is done all the same
+        raise _interrupted(stop, f"after the last epoch; the run is saved in {folder.path} "
+                                 f"({_plural(len(history), 'epoch')}): continue with {saver.resume_command}")
     print(f"trained {_plural(len(history) - done, 'epoch')} in {seconds:.1f} s; {folder.path} holds "
           f"{_plural(len(history), 'epoch')}: {', '.join(saver.saved)}")
     return 0
+
+
+def _interrupted(stop: StopRequest, what: str) -> RunInterrupted:
+    """"interrupted [by SIGTERM] <what>", with the exit status of the signal that asked (Ctrl-C's is not named)."""
+    signum = stop.signal or signal.SIGINT
+    named = "" if signum == signal.SIGINT else f" by {signum.name}"
+    return RunInterrupted(f"interrupted{named} {what}", status=128 + int(signum))
 
 
 def _fit_and_save(run: _Run, saver, arguments, epochs: int, done: int, folder: RunFolder, stop) -> bool:
@@ -219,27 +254,74 @@ def _fit_and_save(run: _Run, saver, arguments, epochs: int, done: int, folder: R
             stop=stop)
     except TrainingDiverged as error:  # fit has put the model back at its last finite state
         if len(history) > done:
-            saver.save(final=True)
+            saver.save_last()
             raise TrainingDiverged(f"{error}; that state is saved in {folder.path}") from None
         raise TrainingDiverged(f"{error}; nothing new was saved") from None
     if history.interrupted and (len(history), json.dumps(history.unfinished)) == before:
         return False
-    saver.save(final=True)
+    saver.save_last()
     return True
 
 
 class _Saver:
-    """Saves the run now and then at the end of an epoch, and whenever the training stops."""
+    """Saves the run after its first epoch, then now and then at the end of an epoch, and whenever the training
+    stops. A disk too full to take a state is said at once (the training goes on, and the save is tried again after
+    each epoch); if it is still full when the training stops, the error names the state the folder keeps."""
 
-    def __init__(self, run: _Run, folder: RunFolder, every: float):
+    def __init__(self, run: _Run, folder: RunFolder, every: float, epochs: int, *, resumed: bool):
         self.run, self.folder, self.every = run, folder, every
         self.last_save = time.monotonic()
         self.saved: list[str] = []  # the files of the last save
+        self.saved_once = False
+        self.disk_full = False  # the last save found no room
+        #: Where the state of this run that the folder holds stands ("after epoch 3"), None while it holds none.
+        self.kept = self._where() if resumed else None
+        self.resume_command = f"scratchae train --out {folder.path} --resume --epochs {epochs}"
 
     def after_epoch(self, epoch: int, logs: dict) -> None:
-        print(f"epoch {epoch:3d}  " + "  ".join(f"{name} {value:.4f}" for name, value in logs.items()), flush=True)
-        if time.monotonic() - self.last_save >= self.every:
-            self.save(final=False)
+        _say(f"epoch {epoch:3d}  " + "  ".join(f"{name} {value:.4f}" for name, value in logs.items()))
+        if not self.saved_once or self.disk_full or time.monotonic() - self.last_save >= self.every:
+            try:
+                self.save(final=False)
+            except OSError as error:
+                if not _is_disk_full(error):
+                    raise
+                if not self.disk_full:  # said once; the save is tried again silently
+                    _say(f"warning: {self._problem(error)}; "
+                         f"{'it keeps the state ' + self.kept if self.kept else 'it keeps no state of this run'}; "
+                         f"the training goes on, and the save is tried again after each epoch: free some space",
+                         file=sys.stderr)
+                self.disk_full = True
+
+    def save_last(self) -> None:
+        """The save when the training stops (figures included); a full disk is a RunError that says what is kept."""
+        try:
+            self.save(final=True)
+        except OSError as error:
+            if not _is_disk_full(error):
+                raise
+            raise RunError(self._disk_full_message(error)) from None
+
+    def _where(self) -> str:
+        history = self.run.history
+        if not len(history) and history.unfinished is None:
+            return "before any epoch"
+        return _where_stopped(history, self.run.settings["batch_size"], len(self.run.dataset.x_train))
+
+    def _problem(self, error: OSError) -> str:
+        return (f"{DISK_FULL[error.errno]}: {self.folder.path} could not take the state {self._where()} "
+                f"({error.strerror or error})")
+
+    def _disk_full_message(self, error: OSError) -> str:
+        """Which folder, which state could not be saved, which one it keeps, and how to go on."""
+        if self.kept is not None:
+            return (f"{self._problem(error)}; it keeps the state {self.kept}: free some space, then continue with "
+                    f"{self.resume_command}")
+        epochs = len(self.run.history)
+        lost = f"the {_plural(epochs, 'epoch')} trained {'is' if epochs == 1 else 'are'} lost"
+        held = f" (it still holds the run it held before: {_describe(self.folder)})" if self.folder.holds_run() else ""
+        return (f"{self._problem(error)}, and it keeps no state of this run{held}: {lost}; free some space or give "
+                f"another --out, then start again")
 
     def save(self, *, final: bool) -> list[str]:
         """Commit the run's state: the checkpoint and history, and when the training stops the figures too."""
@@ -255,8 +337,26 @@ class _Saver:
         about = {"model": settings["model"], "data": run.dataset.name, "epochs": len(history),
                  "unfinished": history.unfinished is not None, "blas_threads": extra["blas_threads"]}
         self.saved = self.folder.commit(writers, about)
-        self.last_save = time.monotonic()
+        self.last_save, self.saved_once, self.disk_full, self.kept = time.monotonic(), True, False, self._where()
         return self.saved
+
+
+#: The errors that say a file found no room, in words: a full disk, a full quota, a file larger than the process
+#: may write (``ulimit -f``).
+DISK_FULL = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is full",
+             errno.EFBIG: "the file size limit is reached"}
+
+
+def _is_disk_full(error: OSError) -> bool:
+    return error.errno in DISK_FULL
+
+
+def _say(*line, file=None) -> None:
+    """Print a line of progress; a terminal that is gone (closed, with SIGHUP) does not stop the run or its save."""
+    try:
+        print(*line, file=file or sys.stdout, flush=True)
+    except (OSError, ValueError):
+        pass
 
 
 def _figures(run: _Run, history) -> dict:
@@ -352,12 +452,12 @@ def _test_pair(model, dataset):
 
 
 #: What each recorded setting may be: a check that a checkpoint's settings (which a file could fake) are usable.
-_SETTING_KINDS = {"model": lambda v: v in BUILDERS, "data": lambda v: v in data.DATASETS,
+_SETTING_KINDS = {"model": lambda v: _one_of(v, BUILDERS), "data": lambda v: _one_of(v, data.DATASETS),
                   "data_dir": lambda v: v is None or isinstance(v, str),
                   "train_size": lambda v: v is None or _whole(v, 1), "test_size": lambda v: v is None or _whole(v, 1),
                   "seed": lambda v: _whole(v, 0), "batch_size": lambda v: _whole(v, 1),
                   "latent_dim": lambda v: v is None or _whole(v, 1), "lr": lambda v: _finite(v, above=0.0),
-                  "weight_decay": lambda v: _finite(v, minimum=0.0), "loss": lambda v: v is None or v in LOSSES,
+                  "weight_decay": lambda v: _finite(v, minimum=0.0), "loss": lambda v: v is None or _one_of(v, LOSSES),
                   "noise_factor": lambda v: _finite(v, minimum=0.0), "beta": lambda v: _finite(v, minimum=0.0),
                   "kl_warmup": lambda v: _whole(v, 0)}
 
@@ -371,6 +471,17 @@ def _recorded_settings(meta: dict) -> dict | None:
     return settings if all(_SETTING_KINDS[name](value) for name, value in settings.items()) else None
 
 
+def _shown(value) -> str:
+    """A value read from a file, in a few words for a message: never more than 40 characters of it."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."
+
+
+def _one_of(value, names) -> bool:
+    """Whether a value read from a file is one of ``names`` (a list there is not even a name to look up)."""
+    return isinstance(value, str) and value in names
+
+
 def _whole(value, minimum: int) -> bool:
     return fits(require_int, value, minimum=minimum)
 
@@ -380,12 +491,15 @@ def _finite(value, minimum: float | None = None, above: float | None = None) -> 
 
 
 def _describe(folder: RunFolder) -> str:
+    """What ``run.json`` says of the run in a folder, each field checked (the file is data anyone can edit): "simple
+    on digits, 3 epochs", or "a checkpoint" when ``run.json`` is missing or says nothing usable."""
     manifest = folder.manifest()
-    if not manifest:
+    model, dataset, epochs = manifest.get("model"), manifest.get("data"), manifest.get("epochs")
+    if not _one_of(model, BUILDERS) or not _one_of(dataset, data.DATASETS) or not _whole(epochs, 0) or \
+            not isinstance(manifest.get("unfinished", False), bool):
         return "a checkpoint"
     partial = ", part of another" if manifest.get("unfinished") else ""
-    epochs = _plural(manifest.get("epochs", 0), "epoch")
-    return f"{manifest.get('model', '?')} on {manifest.get('data', '?')}, {epochs}{partial}"
+    return f"{model} on {dataset}, {_plural(epochs, 'epoch')}{partial}"
 
 
 def _where_stopped(history, batch_size: int, n_samples: int) -> str:
@@ -415,21 +529,22 @@ def run_evaluate(arguments) -> int:
     saved = checkpoint.load(path, device=device)
     recorded = saved.meta.get("extra", {})
     settings = {**RUN_DEFAULTS, **(_recorded_settings(saved.meta) or {})}
-    recorded_data = recorded.get("data") if recorded.get("data") in data.DATASETS else None
+    recorded_data = recorded.get("data") if _one_of(recorded.get("data"), data.DATASETS) else None
     settings["data"] = arguments.data or (settings["data"] if _recorded_settings(saved.meta) else recorded_data) \
         or "mnist-5k"
-    for option in ("data_dir", "train_size", "test_size", "seed"):
+    for option in ("train_size", "test_size", "seed"):
         if getattr(arguments, option) is not None:
             settings[option] = getattr(arguments, option)
+    settings["data_dir"] = arguments.data_dir  # a folder a file names is used only when the user names it again
     dataset = _load_data(settings)
     model = saved.model
     if dataset.n_features != model.input_features:
         raise data.DataError(f"the model takes {model.input_features} features but {dataset.name} has "
                              f"{dataset.n_features}; evaluate it on the data it was trained on")
-    if recorded.get("loss") not in (None, "softmax-cross-entropy", *LOSSES):
-        raise RunError(f"{path} records an unknown loss {recorded.get('loss')!r}")
+    if recorded.get("loss") is not None and not _one_of(recorded.get("loss"), ("softmax-cross-entropy", *LOSSES)):
+        raise RunError(f"{path} records an unknown loss {_shown(recorded.get('loss'))}")
     # a VAE is scored by its whole negative ELBO: the KL weight a warm-up gave its first epochs is over
-    loss = _loss(model, {**settings, "loss": recorded.get("loss") if recorded.get("loss") in LOSSES else None,
+    loss = _loss(model, {**settings, "loss": recorded.get("loss") if _one_of(recorded.get("loss"), LOSSES) else None,
                          "kl_warmup": 0})
     pair = _test_pair(model, dataset)
     x_test, y_test = pair if isinstance(pair, tuple) else (pair, None)
