@@ -1,0 +1,620 @@
+r"""Convolutional layers with hand-written backpropagation: the lesson's second half, read after ``layers.py``.
+
+Every layer here takes and returns image batches of shape ``(N, C, H, W)`` (batch, channels, height, width), as
+PyTorch's do, and follows the protocol of :mod:`scratchae.layers` (``forward`` caches, ``backward`` overwrites the
+parameter gradients, never modifies ``dy``, and returns None when ``input_grad=False``).
+
+Which way the convolution is computed
+-------------------------------------
+Deep-learning libraries call *convolution* what mathematicians call *cross-correlation*: the kernel slides over the
+input without being flipped,
+
+.. math:: y_{n,o,i,j} = b_o + \sum_{c,p,q} W_{o,c,p,q}\; x_{n,c,\,s i + p,\; s j + q}
+
+(``x`` zero-padded, ``s`` the stride, ``p, q`` the kernel's rows and columns). That is PyTorch's and Keras's
+``Conv2D``, so the same weights give the same outputs.
+
+Every convolution here is computed in two steps: a *copy* step that lines up, for each output pixel, the
+``KH x KW`` input pixels it reads (:func:`taps`, the "im2col" expansion), and one matrix product per sample over
+channels and kernel positions. The adjoint of the copy step, :func:`add_taps` ("col2im"), adds each lined-up value
+back where it came from. The two are each other's transpose, and that is the whole story of the backward passes:
+
+* the backward of a convolution with respect to its input reads every output gradient back through the same
+  kernel position it was computed from: :math:`dx_{c,u,v} = \sum_{o,p,q} W_{o,c,p,q}\, dy_{o,(u-p)/s,(v-q)/s}`.
+  Written as a sliding window over ``dy`` (zero-padded and, for stride 2, with zeros between its rows), the window
+  meets ``dy`` at ``u - p``, that is with the kernel's rows and columns in reverse order: it is a convolution of
+  ``dy`` with the *flipped* kernel (and the channel axes swapped). :meth:`Conv2D.backward` computes it as the
+  transposed product followed by :func:`add_taps`, which is the same sum without writing the zeros;
+* a transposed convolution is defined as exactly that backward pass (its forward is the product followed by
+  :func:`add_taps`), so its own backward is the forward of a convolution: :func:`taps` followed by the product.
+
+"same" padding follows Keras and TensorFlow: the output has ``ceil(H / stride)`` rows, and when the total padding
+this needs is odd, the extra row (and column) goes at the *end*: a stride-2 "same" convolution of 28 rows with a 3 x 3
+kernel pads one row below and none above (PyTorch's symmetric ``padding=1`` would pad one on both sides).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy
+
+from scratchae.backend import DEFAULT_DTYPE, full_like_shape, get_namespace
+from scratchae.checks import require_int
+from scratchae.layers import Layer, Parameter
+
+PADDINGS = ("same", "valid")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Sizes and padding
+
+
+def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """Keras's "same" padding of one axis: (before, after) so that the output has ``ceil(size / stride)`` elements;
+    an odd total puts the extra element after. 28 rows, kernel 3, stride 2: (0, 1); kernel 3, stride 1: (1, 1)."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+def axis_padding(size: int, kernel: int, stride: int, padding) -> tuple[int, int]:
+    """(before, after) for ``padding`` "same", "valid" or a number of zeros on both sides."""
+    if padding == "same":
+        return same_padding(size, kernel, stride)
+    if padding == "valid":
+        return 0, 0
+    return padding, padding
+
+
+def output_size(size: int, kernel: int, stride: int, before: int, after: int) -> int:
+    """How many windows of ``kernel`` elements, ``stride`` apart, fit in ``size + before + after`` elements."""
+    return (size + before + after - kernel) // stride + 1
+
+
+def _pair(name: str, value) -> tuple[int, int]:
+    """An int or a pair of ints, each >= 1, as (rows, columns)."""
+    if isinstance(value, (tuple, list)) and len(value) == 2:
+        return require_int(f"{name}[0]", value[0], minimum=1), require_int(f"{name}[1]", value[1], minimum=1)
+    size = require_int(name, value, minimum=1)
+    return size, size
+
+
+def _pair_config(pair: tuple[int, int]):
+    return pair[0] if pair[0] == pair[1] else list(pair)
+
+
+def _require_padding(padding, allowed=PADDINGS):
+    if isinstance(padding, str):
+        if padding not in allowed:
+            raise ValueError(f"padding must be one of {', '.join(map(repr, allowed))} or a whole number >= 0, "
+                             f"got {padding!r}")
+        return padding
+    return require_int("padding", padding, minimum=0)
+
+
+def pad(x, top: int, bottom: int, left: int, right: int, fill_value: float = 0.0):
+    """x: (N, C, H, W) -> (N, C, top + H + bottom, left + W + right), the border filled with ``fill_value``."""
+    if top == bottom == left == right == 0:
+        return x
+    n, c, h, w = x.shape
+    padded = full_like_shape((n, c, top + h + bottom, left + w + right), fill_value, x)
+    padded[:, :, top:top + h, left:left + w] = x
+    return padded
+
+
+def strided(start: int, count: int, stride: int) -> slice:
+    """The slice of ``count`` indices ``start, start + stride, ...``."""
+    return slice(start, start + stride * (count - 1) + 1, stride)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The copy step of every convolution, and its transpose
+
+
+def taps(x, kh: int, kw: int, stride: int, out_h: int, out_w: int):
+    """Line up the input pixels each output pixel reads ("im2col").
+
+    x: (N, C, H, W) -> cols: (N, C * KH * KW, out_h * out_w),
+    ``cols[n, (c, p, q), (i, j)] = x[n, c, s i + p, s j + q]``.
+
+    One strided slice per kernel position ``(p, q)``: each copies whole rows of the channels-first array, the
+    cheapest copies there are; then a convolution is one matrix product per sample.
+    """
+    n, c = x.shape[0], x.shape[1]
+    cols = full_like_shape((n, c, kh, kw, out_h, out_w), None, x)
+    for p in range(kh):
+        for q in range(kw):
+            cols[:, :, p, q, :, :] = x[:, :, strided(p, out_h, stride), strided(q, out_w, stride)]  # (N, C, oh, ow)
+    xp = get_namespace(x)
+    return xp.reshape(cols, (n, c * kh * kw, out_h * out_w))
+
+
+def add_taps(cols, channels: int, kh: int, kw: int, stride: int, out_h: int, out_w: int, height: int, width: int):
+    """The transpose of :func:`taps` ("col2im"): add each lined-up value back at the pixel it was copied from.
+
+    cols: (N, C * KH * KW, out_h * out_w) -> x: (N, C, height, width),
+    ``x[n, c, u, v] = sum of cols[n, (c, p, q), (i, j)] over s i + p = u, s j + q = v``.
+    Pixels that no window reads get 0.
+    """
+    xp = get_namespace(cols)
+    n = cols.shape[0]
+    cols = xp.reshape(cols, (n, channels, kh, kw, out_h, out_w))
+    x = full_like_shape((n, channels, height, width), 0.0, cols)
+    for p in range(kh):
+        for q in range(kw):
+            x[:, :, strided(p, out_h, stride), strided(q, out_w, stride)] += cols[:, :, p, q, :, :]  # (N, C, oh, ow)
+    return x
+
+
+def glorot_uniform(shape: tuple, fan_in: int, fan_out: int, rng: numpy.random.Generator) -> numpy.ndarray:
+    r"""Keras's default initialisation, :math:`U(-a, a)`, :math:`a = \sqrt{6 / (\text{fan}_{in} + \text{fan}_{out})}`,
+    where for a convolution each fan is the number of channels on its side times the kernel's area."""
+    limit = math.sqrt(6.0 / (fan_in + fan_out))
+    return rng.uniform(-limit, limit, size=shape)
+
+
+def _check_images(layer: Layer, x, channels: int, dtype=None) -> None:
+    """Shape and dtype checks at the door of a convolutional layer."""
+    if len(x.shape) != 4 or x.shape[1] != channels:
+        raise ValueError(f"{layer!r} expects images of shape (N, {channels}, H, W), got {tuple(x.shape)}")
+    if dtype is not None and x.dtype != dtype:
+        raise TypeError(f"{layer!r} has {dtype} weights but got {x.dtype} input; convert the input with "
+                        f"x.astype(...) (mixing dtypes would silently upcast)")
+
+
+def _require_cache(layer: Layer, cached) -> None:
+    if cached is None:
+        raise RuntimeError(f"{type(layer).__name__}.backward was called before forward: there is nothing to "
+                           f"differentiate")
+
+
+class ShapedLayer(Layer):
+    """A layer whose output size depends on the image shape, not on one feature count: ``output_shape`` maps the
+    shape of one sample, such as ``(1, 28, 28)``, to the shape of its output (the batch axis left out)."""
+
+    def output_shape(self, input_shape: tuple) -> tuple:
+        raise NotImplementedError
+
+    def output_features(self, input_features: int) -> int:
+        raise TypeError(f"{type(self).__name__} works on images: its output size depends on their shape, not only "
+                        f"on the number of features; use output_shape((C, H, W))")
+
+
+def output_shape(layer: Layer, input_shape: tuple) -> tuple:
+    """The shape of one sample after ``layer`` (a Sequential too), from the shape of one sample before it.
+
+    Layers of this module answer with their own ``output_shape``; flat layers (Dense, activations) with
+    ``output_features``, and activations keep any shape.
+    """
+    input_shape = tuple(input_shape)
+    if hasattr(layer, "layers"):
+        for inner in layer.layers:
+            input_shape = output_shape(inner, input_shape)
+        return input_shape
+    if isinstance(layer, ShapedLayer):
+        return tuple(layer.output_shape(input_shape))
+    if len(input_shape) == 1:
+        return (layer.output_features(input_shape[0]),)
+    if layer.output_features(math.prod(input_shape)) == math.prod(input_shape):
+        return input_shape  # an elementwise layer (ReLU, Sigmoid, Identity)
+    raise ValueError(f"{layer!r} takes flat features, not images of shape {input_shape}; put a Flatten() before it")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Convolution
+
+
+class Conv2D(ShapedLayer):
+    r"""2-d convolution (cross-correlation, as in PyTorch and Keras):
+    :math:`y_{n,o,i,j} = b_o + \sum_{c,p,q} W_{o,c,p,q}\, x_{n,c,\,s i+p,\,s j+q}` over the zero-padded input.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+        ``C_in`` and ``C_out``.
+    kernel_size : int or (int, int)
+        ``KH, KW``.
+    stride : int
+        ``s``, the step between windows, in both directions.
+    padding : "same", "valid" or int
+        "valid": no padding; an int: that many zeros on every side (PyTorch's ``padding``); "same": Keras's rule, an
+        output of ``ceil(H / s)`` rows, the extra row of an odd total padding at the end (bottom and right).
+    rng : numpy.random.Generator or int, optional
+        Where the initial weights come from (glorot-uniform, fans = channels x kernel area; bias 0).
+    dtype : dtype
+        float32 for training, float64 for gradient checks.
+
+    Attributes
+    ----------
+    W : Parameter, (C_out, C_in, KH, KW), PyTorch's layout.
+    b : Parameter, (C_out,).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, *, stride: int = 1, padding="same",
+                 rng=None, dtype=DEFAULT_DTYPE):
+        self.in_channels = require_int("in_channels", in_channels, minimum=1)
+        self.out_channels = require_int("out_channels", out_channels, minimum=1)
+        self.kernel_size = _pair("kernel_size", kernel_size)
+        self.stride = require_int("stride", stride, minimum=1)
+        self.padding = _require_padding(padding)
+        kh, kw = self.kernel_size
+        rng = numpy.random.default_rng(rng)
+        weights = glorot_uniform((out_channels, in_channels, kh, kw), in_channels * kh * kw, out_channels * kh * kw,
+                                 rng)
+        self.W = Parameter(weights.astype(dtype), "W")  # (C_out, C_in, KH, KW)
+        self.b = Parameter(numpy.zeros(out_channels, dtype=dtype), "b")  # (C_out,)
+        self.cache = None
+
+    def paddings(self, height: int, width: int) -> tuple[tuple[int, int], tuple[int, int]]:
+        """((top, bottom), (left, right)) for an input of ``height x width``."""
+        kh, kw = self.kernel_size
+        return (axis_padding(height, kh, self.stride, self.padding),
+                axis_padding(width, kw, self.stride, self.padding))
+
+    def output_shape(self, input_shape):
+        channels, height, width = _image_shape(self, input_shape, self.in_channels)
+        (top, bottom), (left, right) = self.paddings(height, width)
+        out_h = output_size(height, self.kernel_size[0], self.stride, top, bottom)
+        out_w = output_size(width, self.kernel_size[1], self.stride, left, right)
+        if out_h < 1 or out_w < 1:
+            raise ValueError(f"{self!r} needs images of at least {self.kernel_size[0]} x {self.kernel_size[1]} "
+                             f"after padding, got {height} x {width}")
+        return self.out_channels, out_h, out_w
+
+    def forward(self, x):
+        """x: (N, C_in, H, W) -> y: (N, C_out, H_out, W_out)."""
+        _check_images(self, x, self.in_channels, self.W.data.dtype)
+        xp = get_namespace(x)
+        n, _, height, width = x.shape
+        _, out_h, out_w = self.output_shape(x.shape[1:])
+        (top, bottom), (left, right) = self.paddings(height, width)
+        kh, kw = self.kernel_size
+        x_padded = pad(x, top, bottom, left, right)  # (N, C_in, H_p, W_p)
+        cols = taps(x_padded, kh, kw, self.stride, out_h, out_w)  # (N, C_in KH KW, H_out W_out)
+        weights = xp.reshape(self.W.data, (self.out_channels, self.in_channels * kh * kw))  # (C_out, C_in KH KW)
+        y = xp.matmul(weights, cols)  # (N, C_out, H_out W_out), one product per sample
+        y += xp.reshape(self.b.data, (self.out_channels, 1))  # (N, C_out, H_out W_out)
+        self.cache = (cols, x_padded.shape, (top, left), (height, width))
+        return xp.reshape(y, (n, self.out_channels, out_h, out_w))
+
+    def backward(self, dy, input_grad: bool = True):
+        """dy: (N, C_out, H_out, W_out) -> dx: (N, C_in, H, W); sets W.grad (C_out, C_in, KH, KW), b.grad (C_out,)."""
+        _require_cache(self, self.cache)
+        cols, padded_shape, (top, left), (height, width) = self.cache
+        xp = get_namespace(dy)
+        n, _, out_h, out_w = dy.shape
+        kh, kw = self.kernel_size
+        dy_flat = xp.reshape(dy, (n, self.out_channels, out_h * out_w))  # (N, C_out, H_out W_out)
+        per_sample = xp.matmul(dy_flat, xp.matrix_transpose(cols))  # (N, C_out, C_in KH KW)
+        self.W.grad = xp.reshape(xp.sum(per_sample, axis=0), self.W.shape)  # (C_out, C_in, KH, KW)
+        self.b.grad = xp.sum(dy, axis=(0, 2, 3))  # (C_out,)
+        if not input_grad:
+            return None
+        weights = xp.reshape(self.W.data, (self.out_channels, self.in_channels * kh * kw))  # (C_out, C_in KH KW)
+        dcols = xp.matmul(weights.T, dy_flat)  # (N, C_in KH KW, H_out W_out)
+        dx_padded = add_taps(dcols, self.in_channels, kh, kw, self.stride, out_h, out_w,
+                             padded_shape[2], padded_shape[3])  # (N, C_in, H_p, W_p)
+        return dx_padded[:, :, top:top + height, left:left + width]  # (N, C_in, H, W)
+
+    def parameters(self):
+        return [self.W, self.b]
+
+    def config(self):
+        return {"in_channels": self.in_channels, "out_channels": self.out_channels,
+                "kernel_size": _pair_config(self.kernel_size), "stride": self.stride, "padding": self.padding}
+
+
+def _image_shape(layer: Layer, input_shape, channels: int | None) -> tuple[int, int, int]:
+    shape = tuple(int(size) for size in input_shape)
+    if len(shape) != 3 or (channels is not None and shape[0] != channels):
+        wanted = "C" if channels is None else channels
+        raise ValueError(f"{layer!r} expects images of shape ({wanted}, H, W) per sample, got {shape}")
+    return shape
+
+
+class ConvTranspose2D(ShapedLayer):
+    r"""2-d transposed convolution, as PyTorch's ``ConvTranspose2d``: the backward pass of a :class:`Conv2D` with
+    respect to its input, used as a layer. Each input pixel adds its weighted kernel into the output at
+    ``s`` times its position:
+
+    .. math:: y_{n,o,\,s i+p-P,\,s j+q-P} \mathrel{+}= \sum_c x_{n,c,i,j}\, W_{c,o,p,q}, \quad + b_o,
+
+    then ``padding`` (``P``) rows and columns are cut from each side. The output has
+    ``(H - 1) s - 2P + KH + output_padding`` rows: ``output_padding`` adds rows at the end only, to pick among the
+    input sizes that a stride-``s`` convolution maps to the same size (7 -> 14 for stride 2 needs
+    ``padding=1, output_padding=1`` with a 3 x 3 kernel, as Keras's "same" transposed convolution).
+
+    Attributes
+    ----------
+    W : Parameter, (C_in, C_out, KH, KW), PyTorch's layout.
+    b : Parameter, (C_out,).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, *, stride: int = 1, padding: int = 0,
+                 output_padding: int = 0, rng=None, dtype=DEFAULT_DTYPE):
+        self.in_channels = require_int("in_channels", in_channels, minimum=1)
+        self.out_channels = require_int("out_channels", out_channels, minimum=1)
+        self.kernel_size = _pair("kernel_size", kernel_size)
+        self.stride = require_int("stride", stride, minimum=1)
+        self.padding = require_int("padding", padding, minimum=0)
+        self.output_padding = require_int("output_padding", output_padding, minimum=0)
+        if self.output_padding >= self.stride:
+            raise ValueError(f"output_padding must be smaller than the stride ({self.stride}), got {output_padding}")
+        kh, kw = self.kernel_size
+        rng = numpy.random.default_rng(rng)
+        weights = glorot_uniform((in_channels, out_channels, kh, kw), in_channels * kh * kw, out_channels * kh * kw,
+                                 rng)
+        self.W = Parameter(weights.astype(dtype), "W")  # (C_in, C_out, KH, KW)
+        self.b = Parameter(numpy.zeros(out_channels, dtype=dtype), "b")  # (C_out,)
+        self.cache = None
+
+    def full_size(self, height: int, width: int) -> tuple[int, int]:
+        """The rows and columns the kernels cover before ``padding`` is cut: ``(H - 1) s + KH + output_padding``."""
+        kh, kw = self.kernel_size
+        return ((height - 1) * self.stride + kh + self.output_padding,
+                (width - 1) * self.stride + kw + self.output_padding)
+
+    def output_shape(self, input_shape):
+        _, height, width = _image_shape(self, input_shape, self.in_channels)
+        full_h, full_w = self.full_size(height, width)
+        out_h, out_w = full_h - 2 * self.padding, full_w - 2 * self.padding
+        if out_h < 1 or out_w < 1:
+            raise ValueError(f"{self!r} would cut more than the whole output from {height} x {width} images")
+        return self.out_channels, out_h, out_w
+
+    def forward(self, x):
+        """x: (N, C_in, H, W) -> y: (N, C_out, H_out, W_out)."""
+        _check_images(self, x, self.in_channels, self.W.data.dtype)
+        xp = get_namespace(x)
+        n, _, height, width = x.shape
+        _, out_h, out_w = self.output_shape(x.shape[1:])
+        full_h, full_w = self.full_size(height, width)
+        kh, kw = self.kernel_size
+        x_flat = xp.reshape(x, (n, self.in_channels, height * width))  # (N, C_in, H W)
+        weights = xp.reshape(self.W.data, (self.in_channels, self.out_channels * kh * kw))  # (C_in, C_out KH KW)
+        contributions = xp.matmul(weights.T, x_flat)  # (N, C_out KH KW, H W): each pixel's weighted kernel
+        y_full = add_taps(contributions, self.out_channels, kh, kw, self.stride, height, width,
+                          full_h, full_w)  # (N, C_out, H_full, W_full)
+        p = self.padding
+        y = y_full[:, :, p:p + out_h, p:p + out_w]  # (N, C_out, H_out, W_out)
+        self.cache = (x_flat, (height, width))
+        return y + xp.reshape(self.b.data, (self.out_channels, 1, 1))  # (N, C_out, H_out, W_out)
+
+    def backward(self, dy, input_grad: bool = True):
+        """dy: (N, C_out, H_out, W_out) -> dx: (N, C_in, H, W); sets W.grad (C_in, C_out, KH, KW), b.grad (C_out,).
+
+        The forward added each pixel's kernel into the output; the backward reads the output gradient back through
+        the same windows: :func:`taps` of ``dy`` (padded back to the full size) and a product, a plain convolution.
+        """
+        _require_cache(self, self.cache)
+        x_flat, (height, width) = self.cache  # (N, C_in, H W)
+        xp = get_namespace(dy)
+        n, _, out_h, out_w = dy.shape
+        kh, kw = self.kernel_size
+        full_h, full_w = self.full_size(height, width)
+        p = self.padding
+        dy_full = pad(dy, p, full_h - p - out_h, p, full_w - p - out_w)  # (N, C_out, H_full, W_full)
+        dcols = taps(dy_full, kh, kw, self.stride, height, width)  # (N, C_out KH KW, H W)
+        per_sample = xp.matmul(x_flat, xp.matrix_transpose(dcols))  # (N, C_in, C_out KH KW)
+        self.W.grad = xp.reshape(xp.sum(per_sample, axis=0), self.W.shape)  # (C_in, C_out, KH, KW)
+        self.b.grad = xp.sum(dy, axis=(0, 2, 3))  # (C_out,)
+        if not input_grad:
+            return None
+        weights = xp.reshape(self.W.data, (self.in_channels, self.out_channels * kh * kw))  # (C_in, C_out KH KW)
+        dx = xp.matmul(weights, dcols)  # (N, C_in, H W)
+        return xp.reshape(dx, (n, self.in_channels, height, width))  # (N, C_in, H, W)
+
+    def parameters(self):
+        return [self.W, self.b]
+
+    def config(self):
+        return {"in_channels": self.in_channels, "out_channels": self.out_channels,
+                "kernel_size": _pair_config(self.kernel_size), "stride": self.stride, "padding": self.padding,
+                "output_padding": self.output_padding}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Pooling and upsampling
+
+
+class MaxPool2D(ShapedLayer):
+    r"""Max pooling: each output pixel is the largest input in its ``pool_size x pool_size`` window,
+    :math:`y_{n,c,i,j} = \max_{p,q} x_{n,c,\,s i+p,\,s j+q}`.
+
+    Parameters
+    ----------
+    pool_size : int
+        ``K``, the window's side.
+    stride : int, optional
+        ``s``, the step between windows; None means ``pool_size`` (windows side by side). A stride smaller than the
+        window makes windows overlap, and one input can then be the maximum of several windows.
+    padding : "valid" or "same"
+        "valid": only whole windows. "same": ``ceil(H / s)`` output rows, as Keras: the missing rows and columns are
+        added as :math:`-\infty` (never a maximum), the extra one of an odd total at the end, so 7 rows pooled by 2
+        give 4, the last window holding row 6 alone.
+
+    The derivative of a maximum is 1 for the input that is the maximum and 0 for the others. When several inputs of
+    a window tie for the maximum, the whole gradient goes to ONE of them, the first in reading order (row by row,
+    left to right), as PyTorch does; the other tied inputs get 0.
+    """
+
+    def __init__(self, pool_size: int = 2, *, stride: int | None = None, padding: str = "valid"):
+        self.pool_size = require_int("pool_size", pool_size, minimum=1)
+        self.stride = self.pool_size if stride is None else require_int("stride", stride, minimum=1)
+        self.padding = _require_padding(padding)
+        if not isinstance(self.padding, str):
+            raise ValueError(f"padding must be 'valid' or 'same', got {padding!r}")
+        self.cache = None
+
+    def paddings(self, height: int, width: int):
+        return (axis_padding(height, self.pool_size, self.stride, self.padding),
+                axis_padding(width, self.pool_size, self.stride, self.padding))
+
+    def output_shape(self, input_shape):
+        channels, height, width = _image_shape(self, input_shape, None)
+        (top, bottom), (left, right) = self.paddings(height, width)
+        out_h = output_size(height, self.pool_size, self.stride, top, bottom)
+        out_w = output_size(width, self.pool_size, self.stride, left, right)
+        if out_h < 1 or out_w < 1:
+            raise ValueError(f"{self!r} needs images of at least {self.pool_size} x {self.pool_size}, "
+                             f"got {height} x {width}")
+        return channels, out_h, out_w
+
+    def windows(self, x_padded, out_h: int, out_w: int):
+        """The ``K * K`` strided slices of the padded input, in reading order: slice ``(p, q)`` holds, for every
+        output pixel, the input at row ``p`` and column ``q`` of its window. Each is (N, C, H_out, W_out)."""
+        for p in range(self.pool_size):
+            for q in range(self.pool_size):
+                yield (p, q), x_padded[:, :, strided(p, out_h, self.stride), strided(q, out_w, self.stride)]
+
+    def forward(self, x):
+        """x: (N, C, H, W) -> y: (N, C, H_out, W_out), by pairwise maxima of the window slices."""
+        if len(x.shape) != 4:
+            raise ValueError(f"{self!r} expects images of shape (N, C, H, W), got {tuple(x.shape)}")
+        xp = get_namespace(x)
+        _, out_h, out_w = self.output_shape(x.shape[1:])
+        (top, bottom), (left, right) = self.paddings(x.shape[2], x.shape[3])
+        x_padded = pad(x, top, bottom, left, right, fill_value=-math.inf)  # (N, C, H_p, W_p)
+        y = None
+        for _, window in self.windows(x_padded, out_h, out_w):
+            y = xp.asarray(window, copy=True) if y is None else xp.maximum(y, window)  # (N, C, H_out, W_out)
+        self.cache = (x_padded, y, (top, left), tuple(x.shape))
+        return y
+
+    def backward(self, dy, input_grad: bool = True):
+        """dy: (N, C, H_out, W_out) -> dx: (N, C, H, W): each window's gradient goes to its (first) maximum."""
+        _require_cache(self, self.cache)
+        if not input_grad:
+            return None
+        x_padded, y, (top, left), (_, _, height, width) = self.cache
+        xp = get_namespace(dy)
+        out_h, out_w = y.shape[2], y.shape[3]
+        dx_padded = full_like_shape(tuple(x_padded.shape), 0.0, dy)  # (N, C, H_p, W_p)
+        taken = None  # (N, C, H_out, W_out): the windows whose maximum has had its gradient
+        for (p, q), window in self.windows(x_padded, out_h, out_w):
+            is_max = window == y  # (N, C, H_out, W_out), bool
+            if taken is None:
+                taken = is_max
+            else:
+                is_max = is_max & ~taken  # the first maximum only: later ties get nothing
+                taken = taken | is_max
+            rows, cols = strided(p, out_h, self.stride), strided(q, out_w, self.stride)
+            dx_padded[:, :, rows, cols] += dy * xp.astype(is_max, dy.dtype)  # (N, C, H_out, W_out)
+        return dx_padded[:, :, top:top + height, left:left + width]  # (N, C, H, W)
+
+    def config(self):
+        return {"pool_size": self.pool_size, "stride": self.stride, "padding": self.padding}
+
+
+class UpSampling2D(ShapedLayer):
+    r"""Nearest-neighbour upsampling: every pixel becomes a ``factor x factor`` block of copies,
+    :math:`y_{n,c,\,f i+a,\,f j+b} = x_{n,c,i,j}` for :math:`0 \le a, b < f`.
+
+    Each input feeds ``f * f`` outputs, so its gradient is the SUM of the gradients of its whole block (taking one
+    of them, as some from-scratch code does, is wrong by a factor of about ``f * f``).
+    """
+
+    def __init__(self, factor: int = 2):
+        self.factor = require_int("factor", factor, minimum=1)
+        self.input_shape = None
+
+    def output_shape(self, input_shape):
+        channels, height, width = _image_shape(self, input_shape, None)
+        return channels, height * self.factor, width * self.factor
+
+    def forward(self, x):
+        """x: (N, C, H, W) -> y: (N, C, f H, f W), by one strided copy per position in the block."""
+        if len(x.shape) != 4:
+            raise ValueError(f"{self!r} expects images of shape (N, C, H, W), got {tuple(x.shape)}")
+        n, c, height, width = x.shape
+        f = self.factor
+        y = full_like_shape((n, c, f * height, f * width), None, x)  # (N, C, f H, f W), every element written below
+        for a in range(f):
+            for b in range(f):
+                y[:, :, a::f, b::f] = x  # (N, C, H, W)
+        self.input_shape = tuple(x.shape)
+        return y
+
+    def backward(self, dy, input_grad: bool = True):
+        """dy: (N, C, f H, f W) -> dx: (N, C, H, W), the sum of each block, by pairwise adds of strided slices."""
+        _require_cache(self, self.input_shape)
+        if not input_grad:
+            return None
+        f = self.factor
+        dx = None
+        for a in range(f):
+            for b in range(f):
+                block_part = dy[:, :, a::f, b::f]  # (N, C, H, W)
+                dx = block_part + 0.0 if dx is None else dx + block_part  # (N, C, H, W), a fresh array
+        return dx
+
+    def config(self):
+        return {"factor": self.factor}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Between images and flat vectors
+
+
+class Flatten(ShapedLayer):
+    """(N, C, H, W), or any (N, ...), -> (N, C * H * W): the images as rows of features for a Dense layer."""
+
+    def __init__(self):
+        self.input_shape = None
+
+    def output_shape(self, input_shape):
+        return (math.prod(input_shape),)
+
+    def output_features(self, input_features):
+        return input_features
+
+    def forward(self, x):
+        """x: (N, ...) -> y: (N, D), D the product of the other sizes."""
+        xp = get_namespace(x)
+        self.input_shape = tuple(x.shape)
+        return xp.reshape(x, (x.shape[0], math.prod(x.shape[1:])))
+
+    def backward(self, dy, input_grad: bool = True):
+        """dy: (N, D) -> dx: (N, ...), the same numbers in the input's shape."""
+        _require_cache(self, self.input_shape)
+        if not input_grad:
+            return None
+        return get_namespace(dy).reshape(dy, self.input_shape)
+
+
+class Reshape(ShapedLayer):
+    """(N, ...) -> (N, *shape): flat rows of features as images, e.g. ``Reshape((1, 28, 28))`` for (N, 784)
+    MNIST batches."""
+
+    def __init__(self, shape):
+        if isinstance(shape, (str, bytes)) or not hasattr(shape, "__len__") or len(shape) == 0:
+            raise ValueError(f"shape must be a sequence of whole numbers >= 1, such as (1, 28, 28), got {shape!r}")
+        self.shape = tuple(require_int(f"shape[{i}]", size, minimum=1) for i, size in enumerate(shape))
+        self.input_shape = None
+
+    def output_shape(self, input_shape):
+        if math.prod(input_shape) != math.prod(self.shape):
+            raise ValueError(f"{self!r} cannot reshape samples of shape {tuple(input_shape)} "
+                             f"({math.prod(input_shape)} numbers) to {self.shape} ({math.prod(self.shape)} numbers)")
+        return self.shape
+
+    def output_features(self, input_features):
+        self.output_shape((input_features,))
+        return input_features
+
+    def forward(self, x):
+        """x: (N, ...) -> y: (N, *shape)."""
+        self.output_shape(x.shape[1:])
+        self.input_shape = tuple(x.shape)
+        return get_namespace(x).reshape(x, (x.shape[0], *self.shape))
+
+    def backward(self, dy, input_grad: bool = True):
+        """dy: (N, *shape) -> dx: (N, ...), the input's shape."""
+        _require_cache(self, self.input_shape)
+        if not input_grad:
+            return None
+        return get_namespace(dy).reshape(dy, self.input_shape)
+
+    def config(self):
+        return {"shape": list(self.shape)}
