@@ -16,7 +16,7 @@ input without being flipped,
 
 Every convolution here is computed in two steps: a *copy* step that lines up, for each output pixel, the
 ``KH x KW`` input pixels it reads (:func:`taps`, the "im2col" expansion), and one matrix product per sample over
-channels and kernel positions. The adjoint of the copy step, :func:`add_taps` ("col2im"), adds each lined-up value
+channels and kernel positions. The transpose of the copy step, :func:`add_taps` ("col2im"), adds each lined-up value
 back where it came from. The two are each other's transpose, and that is the whole story of the backward passes:
 
 * the backward of a convolution with respect to its input reads every output gradient back through the same
@@ -27,6 +27,24 @@ back where it came from. The two are each other's transpose, and that is the who
   transposed product followed by :func:`add_taps`, which is the same sum without writing the zeros;
 * a transposed convolution is defined as exactly that backward pass (its forward is the product followed by
   :func:`add_taps`), so its own backward is the forward of a convolution: :func:`taps` followed by the product.
+
+Two choices make it fast without changing a number of the sum above (the tests compare every layer with plain loops
+over pixels, with PyTorch, and with numerical gradients):
+
+* **Copies on the side with fewer channels.** The copy step multiplies the data by ``KH * KW``. When a layer has
+  more input than output channels, :class:`Conv2D` multiplies first, at every input pixel, and then adds the shifted
+  products (:func:`sum_taps`): the same terms of the same sum, grouped the other way, and the copies are of
+  ``C_out`` channels instead of ``C_in``.
+* **Images stored as one long row.** Pixel (u, v) of a padded image with rows of ``W_p`` numbers sits at
+  ``u W_p + v``, so kernel position (p, q) is one shift, ``p W_p + q``, and its copy is ONE slice of that row rather
+  than a short slice per image row (a copy's cost is mostly per slice, not per number). The output is computed on a
+  grid as wide as the input's rows, and the columns beyond ``W_out``, which wrap around into the next row, are
+  dropped (forward) or given zero gradient (backward). A stride ``s`` becomes a shift too: the padded image is split
+  into its ``s x s`` phases (:func:`as_phases`; the pixels whose row and column leave the remainders a and b when
+  divided by s), and kernel position (p, q) reads phase (p mod s, q mod s), shifted by (p // s, q // s).
+* **One matrix product per sample.** The weight gradient is the sum over the batch of one (C_out x pixels) @
+  (pixels x C_in KH KW) product per sample, not one product over all the batch's pixels: BLAS runs such long, thin
+  products several times slower than many small ones.
 
 "same" padding follows Keras and TensorFlow: the output has ``ceil(H / stride)`` rows, and when the total padding
 this needs is odd, the extra row (and column) goes at the *end*: a stride-2 "same" convolution of 28 rows with a 3 x 3
@@ -109,42 +127,119 @@ def strided(start: int, count: int, stride: int) -> slice:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# The copy step of every convolution, and its transpose
+# The copy steps of every convolution, on images stored as one long row
 
 
-def taps(x, kh: int, kw: int, stride: int, out_h: int, out_w: int):
-    """Line up the input pixels each output pixel reads ("im2col").
+def as_rows(images, row_length: int, rows: int):
+    """Store each image as one long row: (N, C, H, W) -> (N, C, rows * row_length), pixel (u, v) at
+    ``u * row_length + v``; the columns right of W and the rows below H are zeros."""
+    n, c, height, width = images.shape
+    padded = pad(images, 0, rows - height, 0, row_length - width)  # (N, C, rows, row_length)
+    return get_namespace(images).reshape(padded, (n, c, rows * row_length))
 
-    x: (N, C, H, W) -> cols: (N, C * KH * KW, out_h * out_w),
-    ``cols[n, (c, p, q), (i, j)] = x[n, c, s i + p, s j + q]``.
 
-    One strided slice per kernel position ``(p, q)``: each copies whole rows of the channels-first array, the
-    cheapest copies there are; then a convolution is one matrix product per sample.
+def from_rows(flat, row_length: int, height: int, width: int):
+    """The inverse of :func:`as_rows`: (N, C, S) -> the (N, C, height, width) image at its top left (a view)."""
+    n, c = flat.shape[0], flat.shape[1]
+    rows = get_namespace(flat).reshape(flat, (n, c, flat.shape[2] // row_length, row_length))
+    return rows[:, :, :height, :width]
+
+
+def as_phases(images, stride: int):
+    """Split each image into its ``s x s`` phases, each stored as one long row, one after the other.
+
+    images: (N, C, s R, s W) -> (N, C, s * s * R * W). Phase (a, b) holds the pixels (s u + a, s v + b), at
+    ``(a s + b) R W + u W + v``. With stride 1 this is the image itself, as one long row (no copy).
     """
-    n, c = x.shape[0], x.shape[1]
-    cols = full_like_shape((n, c, kh, kw, out_h, out_w), None, x)
-    for p in range(kh):
-        for q in range(kw):
-            cols[:, :, p, q, :, :] = x[:, :, strided(p, out_h, stride), strided(q, out_w, stride)]  # (N, C, oh, ow)
-    xp = get_namespace(x)
-    return xp.reshape(cols, (n, c * kh * kw, out_h * out_w))
+    xp = get_namespace(images)
+    n, c, height, width = images.shape
+    if stride == 1:
+        return xp.reshape(images, (n, c, height * width))
+    split = xp.reshape(images, (n, c, height // stride, stride, width // stride, stride))  # (N, C, R, s, W, s)
+    phases = xp.permute_dims(split, (0, 1, 3, 5, 2, 4))  # (N, C, s, s, R, W)
+    return xp.reshape(phases, (n, c, height * width))
 
 
-def add_taps(cols, channels: int, kh: int, kw: int, stride: int, out_h: int, out_w: int, height: int, width: int):
-    """The transpose of :func:`taps` ("col2im"): add each lined-up value back at the pixel it was copied from.
+def from_phases(flat, stride: int, rows: int, row_length: int):
+    """The inverse of :func:`as_phases`: (N, C, s * s * rows * row_length) -> (N, C, s rows, s row_length)."""
+    xp = get_namespace(flat)
+    n, c = flat.shape[0], flat.shape[1]
+    if stride == 1:
+        return xp.reshape(flat, (n, c, rows, row_length))
+    phases = xp.reshape(flat, (n, c, stride, stride, rows, row_length))  # (N, C, s, s, R, W)
+    split = xp.permute_dims(phases, (0, 1, 4, 2, 5, 3))  # (N, C, R, s, W, s)
+    return xp.reshape(split, (n, c, stride * rows, stride * row_length))
 
-    cols: (N, C * KH * KW, out_h * out_w) -> x: (N, C, height, width),
-    ``x[n, c, u, v] = sum of cols[n, (c, p, q), (i, j)] over s i + p = u, s j + q = v``.
-    Pixels that no window reads get 0.
+
+def tap_offsets(kh: int, kw: int, stride: int, rows: int, row_length: int) -> list[int]:
+    """Where kernel position (p, q) starts reading, in images stored by :func:`as_phases` (phases of ``rows`` rows
+    of ``row_length``): output pixel (i, j) reads pixel (s i + p, s j + q), which is pixel
+    (i + p // s, j + q // s) of phase (p % s, q % s). So, for output pixel ``k = i * row_length + j``, position
+    (p, q) reads ``k + offset``: one shift per kernel position, the same for every output pixel."""
+    s = stride
+    return [((p % s) * s + q % s) * rows * row_length + (p // s) * row_length + q // s
+            for p in range(kh) for q in range(kw)]
+
+
+def taps(flat, offsets: list[int], length: int):
+    """Line up, for each output pixel, the pixels its kernel positions read ("im2col").
+
+    flat: (N, C, S), images stored by :func:`as_phases` -> cols: (N, C * T, length), T = len(offsets),
+    ``cols[n, (c, t), k] = flat[n, c, k + offsets[t]]``.
+
+    The output pixel (i, j) is ``k = i * row_length + j`` on a grid as wide as the input's (phases') rows, so each
+    kernel position copies ONE run of ``length`` consecutive numbers, not a short piece of every image row. The
+    grid's columns ``j >= W_out`` wrap around into the next row: they are computed, never used, and get zero
+    gradient.
+    """
+    n, c = flat.shape[0], flat.shape[1]
+    cols = full_like_shape((n, c, len(offsets), length), None, flat)  # (N, C, T, length)
+    for t, offset in enumerate(offsets):
+        cols[:, :, t, :] = flat[:, :, offset:offset + length]  # (N, C, length)
+    return get_namespace(flat).reshape(cols, (n, c * len(offsets), length))
+
+
+def add_taps(cols, channels: int, offsets: list[int], size: int):
+    """The transpose of :func:`taps` ("col2im"): add each lined-up value back where it was read.
+
+    cols: (N, C * T, length) -> flat: (N, C, size), ``flat[n, c, k + offsets[t]] += cols[n, (c, t), k]``.
     """
     xp = get_namespace(cols)
-    n = cols.shape[0]
-    cols = xp.reshape(cols, (n, channels, kh, kw, out_h, out_w))
-    x = full_like_shape((n, channels, height, width), 0.0, cols)
-    for p in range(kh):
-        for q in range(kw):
-            x[:, :, strided(p, out_h, stride), strided(q, out_w, stride)] += cols[:, :, p, q, :, :]  # (N, C, oh, ow)
-    return x
+    n, length = cols.shape[0], cols.shape[2]
+    cols = xp.reshape(cols, (n, channels, len(offsets), length))  # (N, C, T, length)
+    flat = full_like_shape((n, channels, size), 0.0, cols)  # (N, C, size)
+    for t, offset in enumerate(offsets):
+        flat[:, :, offset:offset + length] += cols[:, :, t, :]  # (N, C, length)
+    return flat
+
+
+def sum_taps(z, channels: int, offsets: list[int], length: int):
+    """Add up, for each output pixel, the products its kernel positions made where they read: the second step of a
+    convolution computed "product first".
+
+    z: (N, C * T, S), ``z[n, (o, t), m]`` the product of kernel position t with the input at m ->
+    y: (N, C, length), ``y[n, o, k] = sum over t of z[n, (o, t), k + offsets[t]]``.
+    """
+    xp = get_namespace(z)
+    n = z.shape[0]
+    z = xp.reshape(z, (n, channels, len(offsets), z.shape[2]))  # (N, C, T, S)
+    y = z[:, :, 0, offsets[0]:offsets[0] + length] + 0.0  # (N, C, length), a fresh array ...
+    for t in range(1, len(offsets)):
+        y += z[:, :, t, offsets[t]:offsets[t] + length]  # ... that the other kernel positions add into
+    return y
+
+
+def spread_taps(dy, offsets: list[int], size: int):
+    """The transpose of :func:`sum_taps`: each output pixel's gradient goes to the products it summed.
+
+    dy: (N, C, length) -> dz: (N, C * T, size), ``dz[n, (o, t), k + offsets[t]] = dy[n, o, k]``, zero where no
+    output pixel read.
+    """
+    n, c, length = dy.shape
+    dz = full_like_shape((n, c, len(offsets), size), 0.0, dy)  # (N, C, T, size)
+    for t, offset in enumerate(offsets):
+        dz[:, :, t, offset:offset + length] = dy  # (N, C, length)
+    return get_namespace(dy).reshape(dz, (n, c * len(offsets), size))
 
 
 def glorot_uniform(shape: tuple, fan_in: int, fan_out: int, rng: numpy.random.Generator) -> numpy.ndarray:
@@ -184,8 +279,8 @@ class ShapedLayer(Layer):
 def output_shape(layer: Layer, input_shape: tuple) -> tuple:
     """The shape of one sample after ``layer`` (a Sequential too), from the shape of one sample before it.
 
-    Layers of this module answer with their own ``output_shape``; flat layers (Dense, activations) with
-    ``output_features``, and activations keep any shape.
+    Layers of this module answer with their own ``output_shape``; other layers with ``output_features`` on flat
+    samples; layers without parameters (ReLU, Sigmoid, Identity) act elementwise and keep any shape.
     """
     input_shape = tuple(input_shape)
     if hasattr(layer, "layers"):
@@ -196,8 +291,8 @@ def output_shape(layer: Layer, input_shape: tuple) -> tuple:
         return tuple(layer.output_shape(input_shape))
     if len(input_shape) == 1:
         return (layer.output_features(input_shape[0]),)
-    if layer.output_features(math.prod(input_shape)) == math.prod(input_shape):
-        return input_shape  # an elementwise layer (ReLU, Sigmoid, Identity)
+    if not layer.parameters():
+        return input_shape
     raise ValueError(f"{layer!r} takes flat features, not images of shape {input_shape}; put a Flatten() before it")
 
 
@@ -229,6 +324,13 @@ class Conv2D(ShapedLayer):
     ----------
     W : Parameter, (C_out, C_in, KH, KW), PyTorch's layout.
     b : Parameter, (C_out,).
+
+    Notes
+    -----
+    With C_in <= C_out the input's shifts are copied and multiplied (:func:`taps`, then ``W`` as a
+    (C_out, C_in KH KW) matrix); with C_in > C_out ``W`` as a (C_out KH KW, C_in) matrix multiplies the input at every
+    pixel and :func:`sum_taps` adds up the shifted products. The backward passes are the transposes of the same
+    steps, in reverse order. See the module's docstring.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, *, stride: int = 1, padding="same",
@@ -262,6 +364,13 @@ class Conv2D(ShapedLayer):
                              f"after padding, got {height} x {width}")
         return self.out_channels, out_h, out_w
 
+    @property
+    def expands_input(self) -> bool:
+        """Which of two equal ways the convolution is computed (see the class docstring): copy the input's
+        ``KH * KW`` shifts and multiply ("im2col", when C_in <= C_out), or multiply first and add the shifted
+        products (when C_in > C_out). Either way the copies are made on the side with fewer channels."""
+        return self.in_channels <= self.out_channels
+
     def forward(self, x):
         """x: (N, C_in, H, W) -> y: (N, C_out, H_out, W_out)."""
         _check_images(self, x, self.in_channels, self.W.data.dtype)
@@ -270,32 +379,63 @@ class Conv2D(ShapedLayer):
         _, out_h, out_w = self.output_shape(x.shape[1:])
         (top, bottom), (left, right) = self.paddings(height, width)
         kh, kw = self.kernel_size
-        x_padded = pad(x, top, bottom, left, right)  # (N, C_in, H_p, W_p)
-        cols = taps(x_padded, kh, kw, self.stride, out_h, out_w)  # (N, C_in KH KW, H_out W_out)
-        weights = xp.reshape(self.W.data, (self.out_channels, self.in_channels * kh * kw))  # (C_out, C_in KH KW)
-        y = xp.matmul(weights, cols)  # (N, C_out, H_out W_out), one product per sample
-        y += xp.reshape(self.b.data, (self.out_channels, 1))  # (N, C_out, H_out W_out)
-        self.cache = (cols, x_padded.shape, (top, left), (height, width))
-        return xp.reshape(y, (n, self.out_channels, out_h, out_w))
+        s = self.stride
+        row = -(-(left + width + right) // s)  # the row length of each phase (W_p itself for stride 1)
+        rows = max(out_h + (kh - 1) // s + 1, -(-(top + height + bottom) // s))  # enough rows for every run
+        x_padded = pad(x, top, s * rows - top - height, left, s * row - left - width)  # (N, C_in, s rows, s row)
+        x_flat = as_phases(x_padded, s)  # (N, C_in, S), each image (each phase) one long row
+        offsets, length = tap_offsets(kh, kw, s, rows, row), out_h * row  # the output grid: H_out rows of `row`
+        if self.expands_input:
+            cols = taps(x_flat, offsets, length)  # (N, C_in KH KW, L)
+            y = xp.matmul(self._weight_rows(), cols)  # (N, C_out, L), one product per sample
+            self.cache = (cols, row, rows, (top, left), (height, width))
+        else:
+            z = xp.matmul(self._weight_columns(), x_flat)  # (N, C_out KH KW, S): every tap at every input pixel
+            y = sum_taps(z, self.out_channels, offsets, length)  # (N, C_out, L)
+            self.cache = (x_flat, row, rows, (top, left), (height, width))
+        y += xp.reshape(self.b.data, (self.out_channels, 1))  # (N, C_out, L), in place (y is ours), in one pass
+        return from_rows(y, row, out_h, out_w)  # (N, C_out, H_out, W_out): the grid's extra columns dropped (a view)
 
     def backward(self, dy, input_grad: bool = True):
         """dy: (N, C_out, H_out, W_out) -> dx: (N, C_in, H, W); sets W.grad (C_out, C_in, KH, KW), b.grad (C_out,)."""
         _require_cache(self, self.cache)
-        cols, padded_shape, (top, left), (height, width) = self.cache
+        saved, row, rows, (top, left), (height, width) = self.cache
         xp = get_namespace(dy)
-        n, _, out_h, out_w = dy.shape
+        n, _, out_h, _ = dy.shape
         kh, kw = self.kernel_size
-        dy_flat = xp.reshape(dy, (n, self.out_channels, out_h * out_w))  # (N, C_out, H_out W_out)
-        per_sample = xp.matmul(dy_flat, xp.matrix_transpose(cols))  # (N, C_out, C_in KH KW)
-        self.W.grad = xp.reshape(xp.sum(per_sample, axis=0), self.W.shape)  # (C_out, C_in, KH, KW)
-        self.b.grad = xp.sum(dy, axis=(0, 2, 3))  # (C_out,)
-        if not input_grad:
-            return None
-        weights = xp.reshape(self.W.data, (self.out_channels, self.in_channels * kh * kw))  # (C_out, C_in KH KW)
-        dcols = xp.matmul(weights.T, dy_flat)  # (N, C_in KH KW, H_out W_out)
-        dx_padded = add_taps(dcols, self.in_channels, kh, kw, self.stride, out_h, out_w,
-                             padded_shape[2], padded_shape[3])  # (N, C_in, H_p, W_p)
+        offsets, size = tap_offsets(kh, kw, self.stride, rows, row), self.stride**2 * rows * row
+        self.b.grad = xp.sum(dy, axis=(0, 2, 3))  # (C_out,), each bias feeds every output pixel of its channel
+        dy_rows = as_rows(dy, row, out_h)  # (N, C_out, L), zero at the grid's extra columns
+        if self.expands_input:
+            cols = saved  # (N, C_in KH KW, L)
+            per_sample = xp.matmul(dy_rows, xp.matrix_transpose(cols))  # (N, C_out, C_in KH KW)
+            self.W.grad = xp.reshape(xp.sum(per_sample, axis=0), self.W.shape)  # (C_out, C_in, KH, KW)
+            if not input_grad:
+                return None
+            dcols = xp.matmul(self._weight_rows().T, dy_rows)  # (N, C_in KH KW, L)
+            dx_flat = add_taps(dcols, self.in_channels, offsets, size)  # (N, C_in, S)
+        else:
+            x_flat = saved  # (N, C_in, S)
+            dz = spread_taps(dy_rows, offsets, size)  # (N, C_out KH KW, S)
+            per_sample = xp.matmul(dz, xp.matrix_transpose(x_flat))  # (N, C_out KH KW, C_in)
+            dw_columns = xp.sum(per_sample, axis=0)  # (C_out KH KW, C_in)
+            dw = xp.reshape(dw_columns, (self.out_channels, kh, kw, self.in_channels))  # (C_out, KH, KW, C_in)
+            self.W.grad = xp.permute_dims(dw, (0, 3, 1, 2))  # (C_out, C_in, KH, KW)
+            if not input_grad:
+                return None
+            dx_flat = xp.matmul(self._weight_columns().T, dz)  # (N, C_in, S)
+        dx_padded = from_phases(dx_flat, self.stride, rows, row)  # (N, C_in, s rows, s row)
         return dx_padded[:, :, top:top + height, left:left + width]  # (N, C_in, H, W)
+
+    def _weight_rows(self):
+        """W as one row per output channel: (C_out, C_in KH KW), the layout of :func:`taps`' columns."""
+        return get_namespace(self.W.data).reshape(self.W.data, (self.out_channels, -1))
+
+    def _weight_columns(self):
+        """W as one row per (output channel, kernel position): (C_out KH KW, C_in), for the product first."""
+        xp = get_namespace(self.W.data)
+        by_tap = xp.permute_dims(self.W.data, (0, 2, 3, 1))  # (C_out, KH, KW, C_in)
+        return xp.reshape(by_tap, (-1, self.in_channels))  # (C_out KH KW, C_in)
 
     def parameters(self):
         return [self.W, self.b]
@@ -369,41 +509,47 @@ class ConvTranspose2D(ShapedLayer):
         xp = get_namespace(x)
         n, _, height, width = x.shape
         _, out_h, out_w = self.output_shape(x.shape[1:])
-        full_h, full_w = self.full_size(height, width)
         kh, kw = self.kernel_size
-        x_flat = xp.reshape(x, (n, self.in_channels, height * width))  # (N, C_in, H W)
+        full_h, full_w = self.full_size(height, width)
+        s = self.stride
+        row = -(-full_w // s)  # the row length of each phase of the uncut output
+        rows = max(height + (kh - 1) // s + 1, -(-full_h // s))  # enough rows for every run
+        x_rows = as_rows(x, row, height)  # (N, C_in, H row): pixel (i, j) at i * row + j, zeros right of W
         weights = xp.reshape(self.W.data, (self.in_channels, self.out_channels * kh * kw))  # (C_in, C_out KH KW)
-        contributions = xp.matmul(weights.T, x_flat)  # (N, C_out KH KW, H W): each pixel's weighted kernel
-        y_full = add_taps(contributions, self.out_channels, kh, kw, self.stride, height, width,
-                          full_h, full_w)  # (N, C_out, H_full, W_full)
+        contributions = xp.matmul(weights.T, x_rows)  # (N, C_out KH KW, H row): each pixel's weighted kernel
+        y_flat = add_taps(contributions, self.out_channels, tap_offsets(kh, kw, s, rows, row),
+                          s * s * rows * row)  # (N, C_out, S), pixel (i, j) added at (s i + p, s j + q)
+        y_full = from_phases(y_flat, s, rows, row)  # (N, C_out, s rows, s row)
+        y_full += xp.reshape(self.b.data, (self.out_channels, 1, 1))  # in place (y_full is ours), in one pass
+        self.cache = (x_rows, row, rows, (height, width))
         p = self.padding
-        y = y_full[:, :, p:p + out_h, p:p + out_w]  # (N, C_out, H_out, W_out)
-        self.cache = (x_flat, (height, width))
-        return y + xp.reshape(self.b.data, (self.out_channels, 1, 1))  # (N, C_out, H_out, W_out)
+        return y_full[:, :, p:p + out_h, p:p + out_w]  # (N, C_out, H_out, W_out): the padding cut (a view)
 
     def backward(self, dy, input_grad: bool = True):
         """dy: (N, C_out, H_out, W_out) -> dx: (N, C_in, H, W); sets W.grad (C_in, C_out, KH, KW), b.grad (C_out,).
 
         The forward added each pixel's kernel into the output; the backward reads the output gradient back through
-        the same windows: :func:`taps` of ``dy`` (padded back to the full size) and a product, a plain convolution.
+        the same windows: :func:`taps` of ``dy`` (put back where the padding was cut) and a product, a plain
+        convolution.
         """
         _require_cache(self, self.cache)
-        x_flat, (height, width) = self.cache  # (N, C_in, H W)
+        x_rows, row, rows, (height, width) = self.cache  # (N, C_in, H row)
         xp = get_namespace(dy)
         n, _, out_h, out_w = dy.shape
         kh, kw = self.kernel_size
-        full_h, full_w = self.full_size(height, width)
         p = self.padding
-        dy_full = pad(dy, p, full_h - p - out_h, p, full_w - p - out_w)  # (N, C_out, H_full, W_full)
-        dcols = taps(dy_full, kh, kw, self.stride, height, width)  # (N, C_out KH KW, H W)
-        per_sample = xp.matmul(x_flat, xp.matrix_transpose(dcols))  # (N, C_in, C_out KH KW)
+        s = self.stride
+        dy_full = pad(dy, p, s * rows - p - out_h, p, s * row - p - out_w)  # (N, C_out, s rows, s row)
+        dy_flat = as_phases(dy_full, s)  # (N, C_out, S)
+        dcols = taps(dy_flat, tap_offsets(kh, kw, s, rows, row), height * row)  # (N, C_out KH KW, H row)
+        per_sample = xp.matmul(x_rows, xp.matrix_transpose(dcols))  # (N, C_in, C_out KH KW)
         self.W.grad = xp.reshape(xp.sum(per_sample, axis=0), self.W.shape)  # (C_in, C_out, KH, KW)
         self.b.grad = xp.sum(dy, axis=(0, 2, 3))  # (C_out,)
         if not input_grad:
             return None
         weights = xp.reshape(self.W.data, (self.in_channels, self.out_channels * kh * kw))  # (C_in, C_out KH KW)
-        dx = xp.matmul(weights, dcols)  # (N, C_in, H W)
-        return xp.reshape(dx, (n, self.in_channels, height, width))  # (N, C_in, H, W)
+        dx_rows = xp.matmul(weights, dcols)  # (N, C_in, H row)
+        return from_rows(dx_rows, row, height, width)  # (N, C_in, H, W)
 
     def parameters(self):
         return [self.W, self.b]
@@ -478,7 +624,7 @@ class MaxPool2D(ShapedLayer):
         x_padded = pad(x, top, bottom, left, right, fill_value=-math.inf)  # (N, C, H_p, W_p)
         y = None
         for _, window in self.windows(x_padded, out_h, out_w):
-            y = xp.asarray(window, copy=True) if y is None else xp.maximum(y, window)  # (N, C, H_out, W_out)
+            y = window + 0.0 if y is None else xp.maximum(y, window)  # (N, C, H_out, W_out), fresh arrays
         self.cache = (x_padded, y, (top, left), tuple(x.shape))
         return y
 
@@ -490,7 +636,11 @@ class MaxPool2D(ShapedLayer):
         x_padded, y, (top, left), (_, _, height, width) = self.cache
         xp = get_namespace(dy)
         out_h, out_w = y.shape[2], y.shape[3]
-        dx_padded = full_like_shape(tuple(x_padded.shape), 0.0, dy)  # (N, C, H_p, W_p)
+        # Windows side by side (stride = pool size) that tile the whole padded input touch every input once: each
+        # slice can be written instead of added, into an array that needs no zeros first.
+        side_by_side = self.stride == self.pool_size
+        tiled = side_by_side and out_h * self.stride == x_padded.shape[2] and out_w * self.stride == x_padded.shape[3]
+        dx_padded = full_like_shape(tuple(x_padded.shape), None if tiled else 0.0, dy)  # (N, C, H_p, W_p)
         taken = None  # (N, C, H_out, W_out): the windows whose maximum has had its gradient
         for (p, q), window in self.windows(x_padded, out_h, out_w):
             is_max = window == y  # (N, C, H_out, W_out), bool
@@ -500,7 +650,11 @@ class MaxPool2D(ShapedLayer):
                 is_max = is_max & ~taken  # the first maximum only: later ties get nothing
                 taken = taken | is_max
             rows, cols = strided(p, out_h, self.stride), strided(q, out_w, self.stride)
-            dx_padded[:, :, rows, cols] += dy * xp.astype(is_max, dy.dtype)  # (N, C, H_out, W_out)
+            routed = dy * xp.astype(is_max, dy.dtype)  # (N, C, H_out, W_out), dy where this slice held the maximum
+            if side_by_side:
+                dx_padded[:, :, rows, cols] = routed
+            else:
+                dx_padded[:, :, rows, cols] += routed  # overlapping windows: an input may be the maximum of several
         return dx_padded[:, :, top:top + height, left:left + width]  # (N, C, H, W)
 
     def config(self):
@@ -546,7 +700,10 @@ class UpSampling2D(ShapedLayer):
         for a in range(f):
             for b in range(f):
                 block_part = dy[:, :, a::f, b::f]  # (N, C, H, W)
-                dx = block_part + 0.0 if dx is None else dx + block_part  # (N, C, H, W), a fresh array
+                if dx is None:
+                    dx = block_part + 0.0  # (N, C, H, W), a fresh array ...
+                else:
+                    dx += block_part  # ... that the rest of the block adds into, in place
         return dx
 
     def config(self):

@@ -96,6 +96,9 @@ CONV_CASES = {
     "2x3 padding 1, stride 2": (dict(kernel_size=(2, 3), stride=2, padding=1), 3, 2, (2, 3, 7, 8)),
     "3x3 valid, more channels in than out": (dict(kernel_size=3, padding="valid"), 4, 2, (2, 4, 6, 5)),
     "4x4 same, even kernel": (dict(kernel_size=4), 1, 2, (2, 1, 5, 5)),
+    "5x5 stride 2, padding 2": (dict(kernel_size=5, stride=2, padding=2), 1, 2, (2, 1, 9, 8)),
+    "3x2 stride 3 valid, more channels in than out": (dict(kernel_size=(3, 2), stride=3, padding="valid"), 3, 2,
+                                                       (2, 3, 10, 8)),
 }
 
 
@@ -185,6 +188,69 @@ def test_conv2d_matches_the_loops(rng, case):
     numpy.testing.assert_allclose(layer.backward(dy), dx, atol=1e-12)
     numpy.testing.assert_allclose(layer.W.grad, dw, atol=1e-12)
     numpy.testing.assert_allclose(layer.b.grad, db, atol=1e-12)
+
+
+class ExpandingInput(Conv2D):
+    expands_input = True
+
+
+class ProductFirst(Conv2D):
+    expands_input = False
+
+
+@pytest.mark.parametrize("strategy", [ExpandingInput, ProductFirst])
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_both_ways_of_computing_a_convolution_match_the_loops(rng, case, strategy):
+    """Copying the input's shifts then multiplying, and multiplying first then adding the shifted products, give
+    the same forward and backward whatever the channel counts (the layer picks one by them)."""
+    options, c_in, c_out, shape = CONV_CASES[case]
+    layer = strategy(c_in, c_out, rng=rng, dtype=F64, **options)
+    layer.b.data = rng.standard_normal(c_out)
+    x = rng.standard_normal(shape)
+    pads = layer.paddings(shape[2], shape[3])
+    y = layer.forward(x)
+    numpy.testing.assert_allclose(y, reference_conv2d(x, layer.W.data, layer.b.data, layer.stride, pads), atol=1e-12)
+    dy = rng.standard_normal(y.shape)
+    dx, dw, db = reference_conv2d_backward(x, layer.W.data, dy, layer.stride, pads)
+    numpy.testing.assert_allclose(layer.backward(dy), dx, atol=1e-12)
+    numpy.testing.assert_allclose(layer.W.grad, dw, atol=1e-12)
+    numpy.testing.assert_allclose(layer.b.grad, db, atol=1e-12)
+
+
+def test_the_long_row_copies_match_their_definitions(rng):
+    """taps, add_taps, sum_taps and spread_taps against their one-line definitions, element by element."""
+    n, c, size, length = 2, 3, 40, 9
+    offsets = [0, 1, 2, 7, 8, 9, 30]
+    flat = rng.standard_normal((n, c, size))
+    cols = conv.taps(flat, offsets, length).reshape(n, c, len(offsets), length)
+    added = numpy.zeros((n, c, size))
+    for t, k in numpy.ndindex(len(offsets), length):
+        assert numpy.array_equal(cols[:, :, t, k], flat[:, :, k + offsets[t]])
+        added[:, :, k + offsets[t]] += cols[:, :, t, k]
+    numpy.testing.assert_allclose(conv.add_taps(cols.reshape(n, -1, length), c, offsets, size), added)
+    z = rng.standard_normal((n, c * len(offsets), size))
+    summed = sum(z.reshape(n, c, len(offsets), size)[:, :, t, numpy.arange(length) + offsets[t]]
+                 for t in range(len(offsets)))
+    numpy.testing.assert_allclose(conv.sum_taps(z, c, offsets, length), summed)
+    dy = rng.standard_normal((n, c, length))
+    spread = numpy.zeros((n, c, len(offsets), size))
+    for t in range(len(offsets)):
+        spread[:, :, t, numpy.arange(length) + offsets[t]] = dy
+    numpy.testing.assert_array_equal(conv.spread_taps(dy, offsets, size), spread.reshape(n, -1, size))
+
+
+@pytest.mark.parametrize("stride", [1, 2, 3])
+def test_phases_turn_a_stride_into_one_shift_per_kernel_position(rng, stride):
+    rows, row = 4, 5
+    image = rng.standard_normal((2, 3, stride * rows, stride * row))
+    flat = conv.as_phases(image, stride)
+    numpy.testing.assert_array_equal(conv.from_phases(flat, stride, rows, row), image)
+    offsets = conv.tap_offsets(3, 2, stride, rows, row)
+    for (p, q), offset in zip(numpy.ndindex(3, 2), offsets, strict=True):
+        for i, j in numpy.ndindex(rows, row):
+            if stride * i + p < stride * rows and stride * j + q < stride * row:
+                numpy.testing.assert_array_equal(flat[:, :, i * row + j + offset],
+                                                 image[:, :, stride * i + p, stride * j + q])
 
 
 @pytest.mark.parametrize("case", TRANSPOSED_CASES)
@@ -296,6 +362,29 @@ def test_the_backward_is_a_convolution_with_the_flipped_kernel_and_forgetting_th
     x = rng.standard_normal((2, 2, 5, 5))
     assert not _fails(FlippedOrNot(2, 3, 3, rng=0, dtype=F64), x, rng)
     assert _fails(NotFlipped(2, 3, 3, rng=0, dtype=F64), x, rng)
+
+
+ADD_TAPS, SPREAD_TAPS = conv.add_taps, conv.spread_taps
+
+
+def add_taps_not_mirrored(cols, channels, offsets, size):
+    return ADD_TAPS(cols, channels, offsets[::-1], size)
+
+
+def spread_taps_not_mirrored(dy, offsets, size):
+    return SPREAD_TAPS(dy, offsets[::-1], size)
+
+
+@pytest.mark.parametrize("c_in, c_out, helper, mutant", [(2, 3, "add_taps", add_taps_not_mirrored),
+                                                          (3, 2, "spread_taps", spread_taps_not_mirrored)])
+def test_the_library_backward_with_its_kernel_not_flipped_is_caught(rng, monkeypatch, c_in, c_out, helper, mutant):
+    """Break the library's own backward: the copy step that sends dy back towards the input (add_taps when the
+    input was expanded, spread_taps when the product came first) with its kernel positions in reverse order, which
+    reads dy through the kernel without flipping it. The forward is untouched (it uses taps and sum_taps)."""
+    layer, x = Conv2D(c_in, c_out, 3, rng=0, dtype=F64), rng.standard_normal((2, c_in, 5, 5))
+    assert not _fails(layer, x, rng)
+    monkeypatch.setattr(conv, helper, mutant)
+    assert _fails(layer, x, rng)
 
 
 class UpSamplingEverySecond(UpSampling2D):
