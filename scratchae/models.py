@@ -8,6 +8,11 @@ codes for a t-SNE plot, ``model.decode(z)`` turns any code (an interpolation, a 
 
 Backpropagation through the whole model is the chain rule twice: the decoder turns ``dL/dx_hat`` into ``dL/dz``,
 the encoder turns ``dL/dz`` into the gradients of its weights.
+
+The convolutional models (:func:`conv_autoencoder`, :func:`conv_denoising_autoencoder`,
+:func:`conv_variational_autoencoder`) are the same classes with the image layers of :mod:`scratchae.conv` inside
+their parts: a ``Reshape`` turns the flat (N, D) rows into (N, C, H, W) images first and a ``Flatten`` turns them
+back last, so they take and give the same batches as the dense models.
 """
 
 from __future__ import annotations
