@@ -411,13 +411,6 @@ def _vae_cases(rng) -> list[CheckedCase]:
     return cases
 
 
-#: How far from a kink (a ReLU input from 0, the largest input of a pooling window from the next) the whole-model
-#: checks of the convolutional models keep every value. They have hundreds of pre-activations, and a margin of 1e-2
-#: would rarely be met by any draw; a step of MODEL_STEP moves each by about MODEL_STEP times an input below 1, a
-#: fifth of this.
-CONV_MARGIN = 3e-4
-
-
 def _conv_model_cases(rng) -> list[CheckedCase]:
     """The three convolutional models, small (two or three channels, 12 x 12 and 6 x 6 images) but with every layer
     and size rule of the full ones: the conv autoencoder's "same" pooling of 3 rows to 2 and its "valid" convolution,
@@ -428,6 +421,27 @@ def _conv_model_cases(rng) -> list[CheckedCase]:
     from scratchae.models import conv_autoencoder, conv_denoising_autoencoder, conv_variational_autoencoder
 
     n, f64 = 3, numpy.float64
+    # How far from a kink every value is kept (a ReLU input from 0, the largest input of a pooling window from the
+    # next). These models have hundreds of pre-activations, and the margin of 1e-2 of the dense checks would rarely
+    # be met by any draw; a step of MODEL_STEP moves each by about MODEL_STEP times an input below 1, a fifth of this.
+    margin = 3e-4
+
+    def pooling_gaps(model, x) -> list[float]:
+        """For every max-pooling layer, the smallest gap between the largest input of a window and the next (the
+        gradient jumps from one to the other where they cross). Windows side by side, as in these models."""
+        gaps = []
+        for part in model.parts().values():
+            for layer in part.layers:
+                if isinstance(layer, MaxPool2D):
+                    k, (batch, channels, height, width) = layer.pool_size, x.shape
+                    rows, cols = -(-height // k) * k, -(-width // k) * k
+                    padded = numpy.full((batch, channels, rows, cols), -numpy.inf)
+                    padded[:, :, :height, :width] = x
+                    windows = padded.reshape(batch, channels, rows // k, k, cols // k, k).transpose(0, 1, 2, 4, 3, 5)
+                    ranked = numpy.sort(windows.reshape(batch, channels, rows // k, cols // k, k * k), axis=-1)
+                    gaps.append(float(numpy.min(ranked[..., -1] - ranked[..., -2])))
+                x = layer.forward(x)
+        return gaps
 
     def seed():
         return int(rng.integers(1 << 31))
@@ -439,7 +453,7 @@ def _conv_model_cases(rng) -> list[CheckedCase]:
         def draw_clear():
             for _ in range(100):
                 model, inputs = draw()
-                if all(gap > CONV_MARGIN for gap in _pooling_gaps(model, inputs, MaxPool2D)):
+                if all(gap > margin for gap in pooling_gaps(model, inputs)):
                     return model, inputs
             raise RuntimeError("no draw in 100 gave max-pooling windows without near ties")
         return draw_clear
@@ -453,7 +467,7 @@ def _conv_model_cases(rng) -> list[CheckedCase]:
     cases = []
     for what, draw in autoencoders:
         loss = BCELoss()
-        model, inputs = _well_posed(draw, loss, margin=CONV_MARGIN)
+        model, inputs = _well_posed(draw, loss, margin=margin)
         cases.append(CheckedCase(f"{what} + BCELoss", MODEL_TOLERANCE,
                                  check_model(model, loss, inputs, inputs, rng, h=MODEL_STEP)))
     target = images(6)
@@ -464,29 +478,10 @@ def _conv_model_cases(rng) -> list[CheckedCase]:
         return WithFixedEps(_biases_off_zero(vae, rng).train(), rng.standard_normal((n, 2))), target
 
     loss = VAELoss("bce")
-    fixed, _ = _well_posed(draw_vae, loss, margin=CONV_MARGIN)
+    fixed, _ = _well_posed(draw_vae, loss, margin=margin)
     cases.append(CheckedCase("conv VAE (1, 6, 6), channels 2-3, eps held fixed + VAELoss('bce')", MODEL_TOLERANCE,
                              check_model(fixed, loss, target, target, rng, h=MODEL_STEP)))
     return cases
-
-
-def _pooling_gaps(model, x, pool_type) -> list[float]:
-    """For every max-pooling layer of ``model``, the smallest gap between the largest input of a window and the
-    next (the gradient jumps from one input to the other where they cross). Windows side by side only."""
-    gaps = []
-    for part in model.parts().values():
-        for layer in part.layers:
-            if isinstance(layer, pool_type):
-                k = layer.pool_size
-                n, c, height, width = x.shape
-                rows, cols = -(-height // k) * k, -(-width // k) * k
-                padded = numpy.full((n, c, rows, cols), -numpy.inf)
-                padded[:, :, :height, :width] = x
-                windows = padded.reshape(n, c, rows // k, k, cols // k, k).transpose(0, 1, 2, 4, 3, 5)
-                ranked = numpy.sort(windows.reshape(n, c, rows // k, cols // k, k * k), axis=-1)
-                gaps.append(float(numpy.min(ranked[..., -1] - ranked[..., -2])))
-            x = layer.forward(x)
-    return gaps
 
 
 def _biases_off_zero(model, rng):
