@@ -461,7 +461,7 @@ def _conv_model_cases(rng) -> list[CheckedCase]:
     autoencoders = (
         ("conv autoencoder (1, 12, 12), channels 2-3-2", clear_of_ties(lambda: (_biases_off_zero(conv_autoencoder(
             image_shape=(1, 12, 12), channels=(2, 3, 2), seed=seed(), dtype=f64), rng), images(12)))),
-        ("conv denoiser (1, 8, 8), 2 channels, no noise", clear_of_ties(lambda: (_biases_off_zero(
+        ("conv denoising autoencoder (1, 8, 8), 2 channels, no noise", clear_of_ties(lambda: (_biases_off_zero(
             conv_denoising_autoencoder(image_shape=(1, 8, 8), channels=2, seed=seed(), dtype=f64), rng),
             images(8)))))
     cases = []

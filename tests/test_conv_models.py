@@ -135,7 +135,7 @@ def _model_of(what: str):
     """A model of the same architecture as the case ``what`` describes (for the names of its parameters)."""
     if what.startswith("conv autoencoder"):
         return conv_autoencoder(image_shape=(1, 12, 12), channels=(2, 3, 2))
-    if what.startswith("conv denoiser"):
+    if what.startswith("conv denoising"):
         return conv_denoising_autoencoder(image_shape=(1, 8, 8), channels=2)
     return conv_variational_autoencoder(image_shape=(1, 6, 6), channels=(2, 3), hidden_dim=4)
 
