@@ -236,9 +236,11 @@ def spread_taps(dy, offsets: list[int], size: int):
     output pixel read.
     """
     n, c, length = dy.shape
-    dz = full_like_shape((n, c, len(offsets), size), 0.0, dy)  # (N, C, T, size)
+    dz = full_like_shape((n, c, len(offsets), size), None, dy)  # (N, C, T, size), each number written once below
     for t, offset in enumerate(offsets):
+        dz[:, :, t, :offset] = 0.0
         dz[:, :, t, offset:offset + length] = dy  # (N, C, length)
+        dz[:, :, t, offset + length:] = 0.0
     return get_namespace(dy).reshape(dz, (n, c * len(offsets), size))
 
 

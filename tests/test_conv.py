@@ -99,6 +99,7 @@ CONV_CASES = {
     "5x5 stride 2, padding 2": (dict(kernel_size=5, stride=2, padding=2), 1, 2, (2, 1, 9, 8)),
     "3x2 stride 3 valid, more channels in than out": (dict(kernel_size=(3, 2), stride=3, padding="valid"), 3, 2,
                                                        (2, 3, 10, 8)),
+    "1x1 stride 2 (the kernel smaller than the stride)": (dict(kernel_size=1, stride=2), 2, 3, (2, 2, 5, 6)),
 }
 
 
@@ -116,6 +117,7 @@ TRANSPOSED_CASES = {
     "stride 1, no padding": (dict(kernel_size=2), 2, 3, (2, 2, 3, 3)),
     "stride 3, 2x3 kernel, output_padding 2": (dict(kernel_size=(2, 3), stride=3, output_padding=2), 2, 2,
                                                (1, 2, 3, 2)),
+    "1x1 kernel, stride 2, output_padding 1": (dict(kernel_size=1, stride=2, output_padding=1), 2, 3, (2, 2, 3, 4)),
 }
 
 
