@@ -43,7 +43,7 @@ shape = dataset.image_shape
 image_shape = (1, *shape)  # one grey channel: (C, H, W)
 BATCH = 128
 # One schedule for every model of the chapter, so that each comparison is after the same number of gradient steps.
-schedule = demo.schedule(notebook_epochs=5, notebook_samples=60_000, batch_size=BATCH,
+schedule = demo.schedule(notebook_epochs=3, notebook_samples=60_000, batch_size=BATCH,
                          source="this chapter's reference run (the blog trains 50)")
 
 
