@@ -181,7 +181,8 @@ demo.save(plots.image_grid(rows, shape, title="The same noisy digits, denoised")
 # The keras-io VAE: two stride-2 convolutions (32 and 64 channels, 28 -> 14 -> 7), a Dense layer of 16, heads for
 # $\mu$ and $\log\sigma^2$ in a 2-d latent space; the decoder goes back with a Dense layer to (64, 7, 7) and
 # stride-2 *transposed* convolutions. Beside it, the dense VAE of the VAE chapter with the same 2-d latent space.
-# Both are decoded on the same 20 x 20 grid of codes, at quantiles of $\mathcal{N}(0, 1)$.
+# Both are trained as there, the KL term's weight rising from 0 over the first tenth of the epochs, and decoded on
+# the same 20 x 20 grid of codes, at quantiles of $\mathcal{N}(0, 1)$.
 
 # %%
 vaes = {"dense VAE": models.variational_autoencoder(2, input_dim=dataset.n_features, seed=demo.seed),
@@ -190,9 +191,10 @@ print(vaes["conv VAE"].summary())
 quantiles = [NormalDist().inv_cdf(p) for p in numpy.linspace(0.05, 0.95, 20)]  # 20 values of z
 grid = numpy.array([[z1, z2] for z2 in reversed(quantiles) for z1 in quantiles], dtype=numpy.float32)  # (400, 2)
 manifolds, elbo = {}, {}
+warmup = max(1, schedule.epochs // 10)
 for name, vae in vaes.items():
     vae.to(demo.device)
-    elbo[name] = train(vae, VAELoss("bce"), name)["val_loss"][-1]
+    elbo[name] = train(vae, VAELoss("bce", warmup_epochs=warmup), name)["val_loss"][-1]
     manifolds[f"{name}: {weights(vae):,} weights, test loss {elbo[name]:.1f}"] = to_numpy(
         vae.decode(demo.to_device(grid)))
 demo.save(plots.side_by_side_mosaics(manifolds, shape, columns=20, title="Two 2-d latent spaces, decoded",
@@ -201,7 +203,7 @@ demo.save(plots.side_by_side_mosaics(manifolds, shape, columns=20, title="Two 2-
           f"The same 20 x 20 grid of codes (5 % to 95 % quantiles of N(0, 1)) decoded by the dense VAE (left, "
           f"{weights(vaes['dense VAE']):,} weights, test loss {elbo['dense VAE']:.1f} nats per image) and by the "
           f"convolutional VAE (right, {weights(vaes['conv VAE']):,} weights, test loss {elbo['conv VAE']:.1f}); "
-          f"{schedule.text}.")
+          f"{schedule.text}, KL warm-up over {warmup} epochs.")
 
 # %%
 demo.finish()
