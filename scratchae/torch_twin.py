@@ -168,8 +168,8 @@ def _linear(torch, layer: Dense):
 
 
 def torch_gradients(net) -> list[numpy.ndarray]:
-    """The gradients of a twin after ``backward``, in scratchae's layout and order: W (in, out) then b, layer by
-    layer, as ``model.parameters()`` lists them."""
+    """The gradients of a twin after ``backward``, in scratchae's layout and order: W (a Dense layer's as (in, out),
+    a convolution's as it is) then b, layer by layer, as ``model.parameters()`` lists them."""
     import torch
 
     gradients = []
