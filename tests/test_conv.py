@@ -241,6 +241,18 @@ def test_the_long_row_copies_match_their_definitions(rng):
     numpy.testing.assert_array_equal(conv.spread_taps(dy, offsets, size), spread.reshape(n, -1, size))
 
 
+def test_add_taps_writing_its_first_kernel_position_equals_adding_every_position_to_zeros(rng):
+    """add_taps writes the first kernel position instead of adding it to zeros: the plain sum, whatever the first
+    offset (the numbers before and after it must still be zeros)."""
+    n, c, size, length = 2, 3, 30, 6
+    for offsets in ([0, 1, 5, 11], [4, 2, 20], [24, 0]):
+        cols = rng.standard_normal((n, c, len(offsets), length))
+        added = numpy.zeros((n, c, size))
+        for t, offset in enumerate(offsets):
+            added[:, :, offset:offset + length] += cols[:, :, t, :]
+        numpy.testing.assert_array_equal(conv.add_taps(cols.reshape(n, -1, length), c, offsets, size), added)
+
+
 @pytest.mark.parametrize("stride", [1, 2, 3])
 def test_phases_turn_a_stride_into_one_shift_per_kernel_position(rng, stride):
     rows, row = 4, 5
