@@ -203,13 +203,20 @@ def add_taps(cols, channels: int, offsets: list[int], size: int):
     """The transpose of :func:`taps` ("col2im"): add each lined-up value back where it was read.
 
     cols: (N, C * T, length) -> flat: (N, C, size), ``flat[n, c, k + offsets[t]] += cols[n, (c, t), k]``.
+
+    The first kernel position is written, not added to zeros: only the numbers it does not reach are zeroed first
+    (the same sum, as 0 + a = a exactly, with one pass over the result fewer).
     """
     xp = get_namespace(cols)
     n, length = cols.shape[0], cols.shape[2]
     cols = xp.reshape(cols, (n, channels, len(offsets), length))  # (N, C, T, length)
-    flat = full_like_shape((n, channels, size), 0.0, cols)  # (N, C, size)
-    for t, offset in enumerate(offsets):
-        flat[:, :, offset:offset + length] += cols[:, :, t, :]  # (N, C, length)
+    flat = full_like_shape((n, channels, size), None, cols)  # (N, C, size), every number written below
+    first = offsets[0]
+    flat[:, :, :first] = 0.0
+    flat[:, :, first:first + length] = cols[:, :, 0, :]  # (N, C, length)
+    flat[:, :, first + length:] = 0.0
+    for t in range(1, len(offsets)):
+        flat[:, :, offsets[t]:offsets[t] + length] += cols[:, :, t, :]  # (N, C, length)
     return flat
 
 
@@ -399,7 +406,11 @@ class Conv2D(ShapedLayer):
         return from_rows(y, row, out_h, out_w)  # (N, C_out, H_out, W_out): the grid's extra columns dropped (a view)
 
     def backward(self, dy, input_grad: bool = True):
-        """dy: (N, C_out, H_out, W_out) -> dx: (N, C_in, H, W); sets W.grad (C_out, C_in, KH, KW), b.grad (C_out,)."""
+        """dy: (N, C_out, H_out, W_out) -> dx: (N, C_in, H, W); sets W.grad (C_out, C_in, KH, KW), b.grad (C_out,).
+
+        Each step of the forward is undone by its transpose, in reverse order. For dx that makes a convolution of
+        ``dy`` with the flipped kernel (see the module's docstring), computed without writing its zeros.
+        """
         _require_cache(self, self.cache)
         saved, row, rows, (top, left), (height, width) = self.cache
         xp = get_namespace(dy)
@@ -566,6 +577,17 @@ class ConvTranspose2D(ShapedLayer):
 # Pooling and upsampling
 
 
+def maximum_of(slices: list):
+    """The elementwise maximum of equally shaped arrays, by pairwise maxima, as a fresh array."""
+    xp = get_namespace(slices[0])
+    if len(slices) == 1:
+        return slices[0] + 0.0  # a copy: the slices may be views of the input
+    largest = xp.maximum(slices[0], slices[1])
+    for more in slices[2:]:
+        largest = xp.maximum(largest, more)
+    return largest
+
+
 class MaxPool2D(ShapedLayer):
     r"""Max pooling: each output pixel is the largest input in its ``pool_size x pool_size`` window,
     :math:`y_{n,c,i,j} = \max_{p,q} x_{n,c,\,s i+p,\,s j+q}`.
@@ -617,16 +639,21 @@ class MaxPool2D(ShapedLayer):
                 yield (p, q), x_padded[:, :, strided(p, out_h, self.stride), strided(q, out_w, self.stride)]
 
     def forward(self, x):
-        """x: (N, C, H, W) -> y: (N, C, H_out, W_out), by pairwise maxima of the window slices."""
+        """x: (N, C, H, W) -> y: (N, C, H_out, W_out), by pairwise maxima of strided slices, rows first.
+
+        A window is ``K`` rows by ``K`` columns, so its maximum is the maximum over its columns of the maxima over
+        its rows: first the ``K`` slices of whole rows (row ``p`` of every window, full width), then the ``K``
+        column slices of that. The same numbers as the maximum of the ``K * K`` window slices (a maximum is exact
+        in any order), with 2 K comparisons instead of K * K, the first K of them on whole contiguous rows.
+        """
         if len(x.shape) != 4:
             raise ValueError(f"{self!r} expects images of shape (N, C, H, W), got {tuple(x.shape)}")
-        xp = get_namespace(x)
         _, out_h, out_w = self.output_shape(x.shape[1:])
         (top, bottom), (left, right) = self.paddings(x.shape[2], x.shape[3])
         x_padded = pad(x, top, bottom, left, right, fill_value=-math.inf)  # (N, C, H_p, W_p)
-        y = None
-        for _, window in self.windows(x_padded, out_h, out_w):
-            y = window + 0.0 if y is None else xp.maximum(y, window)  # (N, C, H_out, W_out), fresh arrays
+        k, s = self.pool_size, self.stride
+        row_max = maximum_of([x_padded[:, :, strided(p, out_h, s), :] for p in range(k)])  # (N, C, H_out, W_p)
+        y = maximum_of([row_max[:, :, :, strided(q, out_w, s)] for q in range(k)])  # (N, C, H_out, W_out)
         self.cache = (x_padded, y, (top, left), tuple(x.shape))
         return y
 
@@ -643,16 +670,16 @@ class MaxPool2D(ShapedLayer):
         side_by_side = self.stride == self.pool_size
         tiled = side_by_side and out_h * self.stride == x_padded.shape[2] and out_w * self.stride == x_padded.shape[3]
         dx_padded = full_like_shape(tuple(x_padded.shape), None if tiled else 0.0, dy)  # (N, C, H_p, W_p)
-        taken = None  # (N, C, H_out, W_out): the windows whose maximum has had its gradient
-        for (p, q), window in self.windows(x_padded, out_h, out_w):
-            is_max = window == y  # (N, C, H_out, W_out), bool
-            if taken is None:
-                taken = is_max
-            else:
-                is_max = is_max & ~taken  # the first maximum only: later ties get nothing
-                taken = taken | is_max
+        # Each window's gradient is handed out once: the first slice (in reading order) that holds the maximum
+        # takes what is left of it, all of dy, and leaves 0 for later ties (dy - dy * 1 = 0 exactly).
+        remaining = dy  # (N, C, H_out, W_out), the gradient of each window not given yet
+        last = self.pool_size**2 - 1
+        for index, ((p, q), window) in enumerate(self.windows(x_padded, out_h, out_w)):
+            is_max = xp.astype(window == y, dy.dtype)  # (N, C, H_out, W_out), 1 where this slice holds the maximum
+            routed = remaining * is_max  # (N, C, H_out, W_out)
+            if index < last:
+                remaining = remaining - routed  # 0 in the windows whose maximum has had the gradient
             rows, cols = strided(p, out_h, self.stride), strided(q, out_w, self.stride)
-            routed = dy * xp.astype(is_max, dy.dtype)  # (N, C, H_out, W_out), dy where this slice held the maximum
             if side_by_side:
                 dx_padded[:, :, rows, cols] = routed
             else:

@@ -241,6 +241,18 @@ def test_the_long_row_copies_match_their_definitions(rng):
     numpy.testing.assert_array_equal(conv.spread_taps(dy, offsets, size), spread.reshape(n, -1, size))
 
 
+def test_add_taps_writing_its_first_kernel_position_equals_adding_every_position_to_zeros(rng):
+    """add_taps writes the first kernel position instead of adding it to zeros: the plain sum, whatever the first
+    offset (the numbers before and after it must still be zeros)."""
+    n, c, size, length = 2, 3, 30, 6
+    for offsets in ([0, 1, 5, 11], [4, 2, 20], [24, 0]):
+        cols = rng.standard_normal((n, c, len(offsets), length))
+        added = numpy.zeros((n, c, size))
+        for t, offset in enumerate(offsets):
+            added[:, :, offset:offset + length] += cols[:, :, t, :]
+        numpy.testing.assert_array_equal(conv.add_taps(cols.reshape(n, -1, length), c, offsets, size), added)
+
+
 @pytest.mark.parametrize("stride", [1, 2, 3])
 def test_phases_turn_a_stride_into_one_shift_per_kernel_position(rng, stride):
     rows, row = 4, 5
@@ -347,10 +359,14 @@ class FlippedOrNot(Conv2D):
 
     flip = True
 
+    def forward(self, x):
+        self.input_size = x.shape[2:]
+        return super().forward(x)
+
     def backward(self, dy, input_grad=True):
         super().backward(dy, input_grad=False)  # W.grad and b.grad
         kernel = self.W.data[:, :, ::-1, ::-1] if self.flip else self.W.data
-        (top, bottom), (left, right) = self.paddings(*self.cache[3])
+        (top, bottom), (left, right) = self.paddings(*self.input_size)
         k = self.kernel_size[0]
         pads = ((k - 1 - top, k - 1 - bottom), (k - 1 - left, k - 1 - right))
         return reference_conv2d(dy, kernel.transpose(1, 0, 2, 3), numpy.zeros(self.in_channels), 1, pads)
@@ -361,9 +377,9 @@ class NotFlipped(FlippedOrNot):
 
 
 def test_the_backward_is_a_convolution_with_the_flipped_kernel_and_forgetting_the_flip_is_caught(rng):
-    x = rng.standard_normal((2, 2, 5, 5))
-    assert not _fails(FlippedOrNot(2, 3, 3, rng=0, dtype=F64), x, rng)
-    assert _fails(NotFlipped(2, 3, 3, rng=0, dtype=F64), x, rng)
+    for padding, x in (("same", rng.standard_normal((2, 2, 5, 6))), ("valid", rng.standard_normal((2, 2, 6, 5)))):
+        assert not _fails(FlippedOrNot(2, 3, 3, padding=padding, rng=0, dtype=F64), x, rng)
+        assert _fails(NotFlipped(2, 3, 3, padding=padding, rng=0, dtype=F64), x, rng)
 
 
 ADD_TAPS, SPREAD_TAPS = conv.add_taps, conv.spread_taps
@@ -421,6 +437,31 @@ def test_a_pooling_mask_of_the_wrong_window_is_caught_only_with_overlapping_wind
     assert not _fails(PoolMaskOfSideBySideWindows(2), side_by_side, rng)  # why overlapping windows must be checked
     assert _fails(PoolMaskOfSideBySideWindows(3, stride=2), distinct_values(rng, (2, 2, 7, 7)), rng)
     assert _fails(PoolMaskOfSideBySideWindows(2, stride=1), distinct_values(rng, (2, 1, 5, 5)), rng)
+
+
+class PoolEveryTiedMaximum(MaxPool2D):
+    """The mistake of giving the gradient to every input that equals its window's maximum."""
+
+    def backward(self, dy, input_grad=True):
+        x_padded, y, (top, left), (_, _, height, width) = self.cache
+        dx = numpy.zeros_like(x_padded)
+        for (p, q), window in self.windows(x_padded, y.shape[2], y.shape[3]):
+            rows, cols = conv.strided(p, y.shape[2], self.stride), conv.strided(q, y.shape[3], self.stride)
+            dx[:, :, rows, cols] += dy * (window == y)
+        return dx[:, :, top:top + height, left:left + width]
+
+
+def test_a_pooling_backward_that_rewards_every_tie_is_caught_by_the_tie_rule(rng):
+    """A gradient check cannot judge ties (the maximum has no derivative there); the stated rule, checked against
+    numpy.argmax's first maximum in the reference, can."""
+    x = rng.integers(0, 2, (2, 2, 6, 6)).astype(F64)
+    _, backward = reference_max_pool(x, 2, 2, ((0, 0), (0, 0)))
+    dy = rng.standard_normal((2, 2, 3, 3))
+    mutant, layer = PoolEveryTiedMaximum(2), MaxPool2D(2)
+    mutant.forward(x)
+    layer.forward(x)
+    numpy.testing.assert_allclose(layer.backward(dy), backward(dy), atol=1e-12)
+    assert not numpy.allclose(mutant.backward(dy), backward(dy))
 
 
 # --------------------------------------------------------------------------------------------------- protocol
