@@ -301,3 +301,25 @@ def test_options_a_conv_model_ignores_are_refused(argv, phrase, tmp_path, capsys
     assert run(["train", *argv, "--data", "digits", "--device", "cpu", "--out", str(tmp_path / "run")]) == 2
     error = capsys.readouterr().err
     assert phrase in error and "Traceback" not in error
+
+
+def test_backward_stops_at_the_first_layer_with_weights(monkeypatch):
+    """The Reshape in front of the first convolution has nothing to learn and the data needs no gradient: the first
+    convolution is asked for no dL/dx, and the Reshape's backward is never run."""
+    model = conv_autoencoder(image_shape=(1, 8, 8))
+    calls = []
+    original = Conv2D.backward
+
+    def recorded(self, dy, input_grad=True):
+        calls.append((self, input_grad))
+        return original(self, dy, input_grad)
+
+    monkeypatch.setattr(Conv2D, "backward", recorded)
+    monkeypatch.setattr(Reshape, "backward", lambda *args, **kwargs: pytest.fail("Reshape.backward was run"))
+    loss = BCELoss()
+    x = images(2, side=8)
+    loss.forward(model.forward(x), x)
+    model.backward(loss.backward())
+    assert calls[-1] == (model.encoder.layers[1], False)
+    assert all(input_grad for _, input_grad in calls[:-1])
+    assert all(parameter.grad is not None for parameter in model.parameters())
