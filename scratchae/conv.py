@@ -588,6 +588,16 @@ def maximum_of(slices: list):
     return largest
 
 
+def sum_of(slices: list):
+    """The elementwise sum of equally shaped arrays, by pairwise adds, as a fresh array."""
+    if len(slices) == 1:
+        return slices[0] + 0.0  # a copy: the slices may be views of the input
+    total = slices[0] + slices[1]
+    for more in slices[2:]:
+        total += more  # in place: total is ours
+    return total
+
+
 class MaxPool2D(ShapedLayer):
     r"""Max pooling: each output pixel is the largest input in its ``pool_size x pool_size`` window,
     :math:`y_{n,c,i,j} = \max_{p,q} x_{n,c,\,s i+p,\,s j+q}`.
@@ -720,20 +730,19 @@ class UpSampling2D(ShapedLayer):
         return y
 
     def backward(self, dy, input_grad: bool = True):
-        """dy: (N, C, f H, f W) -> dx: (N, C, H, W), the sum of each block, by pairwise adds of strided slices."""
+        """dy: (N, C, f H, f W) -> dx: (N, C, H, W), the sum of each block, rows first.
+
+        A block is ``f`` rows by ``f`` columns, so its sum is the sum over its columns of the sums over its rows:
+        first the ``f`` slices of whole rows (row ``a`` of every block, full width), then the ``f`` column slices of
+        that. The same terms as adding the ``f * f`` strided slices one by one, grouped differently, and 2 f adds
+        instead of f * f, the first f of them on whole contiguous rows.
+        """
         _require_cache(self, self.input_shape)
         if not input_grad:
             return None
         f = self.factor
-        dx = None
-        for a in range(f):
-            for b in range(f):
-                block_part = dy[:, :, a::f, b::f]  # (N, C, H, W)
-                if dx is None:
-                    dx = block_part + 0.0  # (N, C, H, W), a fresh array ...
-                else:
-                    dx += block_part  # ... that the rest of the block adds into, in place
-        return dx
+        row_sums = sum_of([dy[:, :, a::f, :] for a in range(f)])  # (N, C, H, f W): each block's rows added
+        return sum_of([row_sums[:, :, :, b::f] for b in range(f)])  # (N, C, H, W): and then its columns
 
     def config(self):
         return {"factor": self.factor}
