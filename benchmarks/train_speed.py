@@ -14,6 +14,7 @@ Usage::
     python benchmarks/train_speed.py --model denoising --threads 1
     python benchmarks/train_speed.py --model linear-latent --epochs 10 --json results.json
     python benchmarks/train_speed.py --data synthetic --device gpu
+    python benchmarks/train_speed.py --model conv --threads 1 --samples 6400 --epochs 3
 
 Run it from the repository's root with scratchae installed (``pip install -e .``); PyTorch is optional.
 
@@ -28,6 +29,7 @@ import argparse
 import gc
 import importlib.util
 import json
+import math
 import os
 import platform
 import statistics
@@ -53,12 +55,19 @@ class Setup:
     weight_decay: float = 0.0
     noisy: bool = False
     vae: bool = False
+    loss: str = "mse"  # the autoencoders' loss: "mse" or "bce" (a VAE's is always BCE + KL)
+    latent_dim: int | None = None  # None: the builder's default
+    images: bool = False  # a convolutional model: PyTorch is also timed in its channels-last layout
 
 
 SETUPS = {
     "simple": Setup("simple", batch_size=256, samples=60_000),  # 784-128-32-128-784
     "denoising": Setup("denoising", batch_size=128, samples=60_000, noisy=True),  # 784-128-64-32-64-128-784
-    "vae": Setup("vae", batch_size=128, samples=60_000, vae=True),  # 784-400-(20, 20)-400-784, BCE + KL
+    "vae": Setup("vae", batch_size=128, samples=60_000, vae=True, latent_dim=20),  # 784-400-(20, 20)-400-784
+    # the Keras blog's convolutional autoencoder, trained with BCE as there
+    "conv": Setup("conv", batch_size=128, samples=60_000, loss="bce", images=True),
+    # the keras-io convolutional VAE, latent 2, BCE + KL
+    "conv-vae": Setup("conv-vae", batch_size=128, samples=60_000, vae=True, images=True),
     "linear-latent": Setup("linear-latent", batch_size=64, samples=10_000, weight_decay=1e-8),  # ...-16 linear-...
 }
 
@@ -71,6 +80,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Time scratchae against PyTorch on the same training run.")
     parser.add_argument("--model", choices=sorted(SETUPS), default="simple")
     parser.add_argument("--epochs", type=_positive_int, default=5, help="measured epochs, after one warm-up epoch")
+    parser.add_argument("--samples", type=_positive_int, default=None,
+                        help="train on the first N samples only (default: the model's own, 60,000 for most); for "
+                             "short runs of the slow convolutional models")
     parser.add_argument("--threads", type=_positive_int, default=available_cores(),
                         help="BLAS / OpenMP / PyTorch threads (default: every core this process may use)")
     parser.add_argument("--data", choices=("auto", "fashion-mnist", "synthetic"), default="auto",
@@ -78,15 +90,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", metavar="PATH", help="also write the results to this JSON file")
-    parser.add_argument("--samples", type=_positive_int, default=None,
-                        help="train on this many samples instead of the model's own (a rehearsal: the figures then "
-                             "compare nothing published)")
     parser.add_argument("--memory", action=argparse.BooleanOptionalAction, default=True,
                         help="measure the peak memory of each implementation in a fresh process (default: yes)")
     parser.add_argument("--native-blas", action="store_true",
                         help="run with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset, on the machine's own BLAS kernel")
     # Internal: measure one implementation's peak memory in a process of its own (see measure_memory).
-    parser.add_argument("--memory-child", choices=("scratchae", "torch"), help=argparse.SUPPRESS)
+    parser.add_argument("--memory-child", choices=("scratchae", "torch", "torch-channels-last"),
+                        help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -218,8 +228,8 @@ def build_model(setup: Setup, seed: int):
     from scratchae.models import BUILDERS
 
     options = {"noise_factor": NOISE_FACTOR} if setup.noisy else {}
-    if setup.vae:
-        options = {"latent_dim": 20}
+    if setup.latent_dim is not None:
+        options["latent_dim"] = setup.latent_dim
     return BUILDERS[setup.builder](seed=seed, **options)
 
 
@@ -231,14 +241,55 @@ def dense_shapes(model) -> list[tuple[int, int]]:
             for part in model.parts().values() for layer in part.layers if isinstance(layer, Dense)]
 
 
+def weighted_layers(model) -> list[tuple[object, int]]:
+    """Every layer with weights, input to output, with its multiply-adds per sample: ``in * out`` for a Dense
+    layer, ``C_in * KH * KW`` per output value for a convolution, ``C_out * KH * KW`` per input value for a transposed
+    one (each input pixel adds its weighted kernel into the output)."""
+    from scratchae.conv import Conv2D, ConvTranspose2D, output_shape
+    from scratchae.layers import Dense
+
+    found, inputs = [], {}
+    shape = (model.input_features,)
+    for name, part in model.parts().items():
+        shape = inputs[model.PART_INPUTS[name]] if name in model.PART_INPUTS else shape
+        inputs[name] = shape
+        for layer in part.layers:
+            after = output_shape(layer, shape)
+            if isinstance(layer, Dense):
+                found.append((layer, layer.in_features * layer.out_features))
+            elif isinstance(layer, Conv2D):
+                found.append((layer, layer.in_channels * math.prod(layer.kernel_size) * math.prod(after)))
+            elif isinstance(layer, ConvTranspose2D):
+                found.append((layer, layer.out_channels * math.prod(layer.kernel_size) * math.prod(shape)))
+            shape = after
+        inputs[name] = shape
+    return found
+
+
 def epoch_flops(model, samples: int) -> float:
     """Matrix-product FLOPs of one epoch: forward, weight gradients, and input gradients of every layer but the
-    first (the data needs no gradient). Element-wise work (activations, loss, Adam) is left out: it is small."""
-    shapes = dense_shapes(model)
-    products = sum(n_in * n_out for n_in, n_out in shapes)
-    forward = weight_grads = 2 * samples * products
-    input_grads = 2 * samples * (products - shapes[0][0] * shapes[0][1])
+    first (the data needs no gradient); a convolution counts as the products it is (its padding zeros included).
+    Element-wise work (activations, pooling, loss, Adam) is left out: it is small."""
+    products = [macs for _, macs in weighted_layers(model)]
+    forward = weight_grads = 2 * samples * sum(products)
+    input_grads = 2 * samples * (sum(products) - products[0])
     return float(forward + weight_grads + input_grads)
+
+
+def architecture(model) -> str:
+    """The network in a few characters: its Dense sizes (784-128-32-128-784), or for an image model its layers
+    (c16 = a convolution to 16 channels, t64 a transposed one, p a pooling, u an upsampling, d16 a Dense layer)."""
+    from scratchae.conv import Conv2D, ConvTranspose2D, MaxPool2D, UpSampling2D
+    from scratchae.layers import Dense
+
+    layers = [layer for part in model.parts().values() for layer in part.layers]
+    if not any(isinstance(layer, (Conv2D, ConvTranspose2D)) for layer in layers):
+        shapes = dense_shapes(model)
+        return "-".join(str(size) for size in [shapes[0][0]] + [n_out for _, n_out in shapes])
+    codes = {Conv2D: lambda layer: f"c{layer.out_channels}", ConvTranspose2D: lambda layer: f"t{layer.out_channels}",
+             MaxPool2D: lambda layer: "p", UpSampling2D: lambda layer: "u",
+             Dense: lambda layer: f"d{layer.out_features}"}
+    return "-".join(codes[type(layer)](layer) for layer in layers if type(layer) in codes)
 
 
 def parameter_bytes(model) -> int:
@@ -292,13 +343,13 @@ class ScratchaeRun:
 
     def __init__(self, model, setup: Setup, x, device: str, seed: int):
         from scratchae.backend import to_device
-        from scratchae.losses import MSELoss, VAELoss
+        from scratchae.losses import BCELoss, MSELoss, VAELoss
         from scratchae.optim import Adam
         from scratchae.training import History
 
         self.model = model.to(device)  # on the CPU the arrays stay where they are
         self.x = to_device(x, device)  # moved once; fit keeps data that is already on the model's device
-        self.loss = VAELoss("bce") if setup.vae else MSELoss()
+        self.loss = VAELoss("bce") if setup.vae else {"mse": MSELoss, "bce": BCELoss}[setup.loss]()
         self.optimizer = Adam(self.model.parameters(), lr=LEARNING_RATE, weight_decay=setup.weight_decay)
         self.history = History()
         self.setup, self.device, self.seed = setup, device, seed
@@ -327,6 +378,7 @@ class TorchRun:
 
     name = "PyTorch"
     child = "torch"
+    channels_last = False
 
     def __init__(self, model, setup: Setup, x, device: str, seed: int):
         import torch
@@ -336,9 +388,10 @@ class TorchRun:
         torch.manual_seed(seed)  # the denoising noise and the VAE's eps; the weights come from the scratchae model
         self.torch = torch
         self.device = torch.device("cuda" if device == "gpu" else "cpu")
-        self.net = (torch_vae_twin(model) if setup.vae else torch_twin(model)).to(self.device)
+        layout = {"memory_format": torch.channels_last} if self.channels_last else {}
+        self.net = (torch_vae_twin(model, **layout) if setup.vae else torch_twin(model, **layout)).to(self.device)
         self.x = torch.from_numpy(x).to(self.device)  # shares the NumPy array's memory on the CPU
-        self.loss = torch_vae_loss if setup.vae else torch.nn.MSELoss()
+        self.loss = torch_vae_loss if setup.vae else {"mse": torch.nn.MSELoss, "bce": torch.nn.BCELoss}[setup.loss]()
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=LEARNING_RATE, weight_decay=setup.weight_decay)
         self.setup, self.seed = setup, seed
 
@@ -364,6 +417,15 @@ class TorchRun:
     def synchronize(self) -> None:
         if self.device.type == "cuda":
             self.torch.cuda.synchronize()
+
+
+class TorchChannelsLastRun(TorchRun):
+    """The same PyTorch training with the images and convolution weights channels-last (NHWC in memory), the layout
+    PyTorch's CPU convolutions are fastest in; the default layout stays the reference of the ratios."""
+
+    name = "PyTorch channels_last"
+    child = "torch-channels-last"
+    channels_last = True
 
 
 def timed_epoch(run, epoch: int) -> tuple[float, float]:
@@ -425,7 +487,7 @@ def reset_peak_rss() -> bool:
 def memory_child(args: argparse.Namespace) -> None:
     """In the child process: baseline RSS, load the data, build, train one epoch, peak RSS; prints one JSON line."""
     setup = SETUPS[args.model]
-    run_class = ScratchaeRun if args.memory_child == "scratchae" else TorchRun
+    run_class = {run.child: run for run in (ScratchaeRun, TorchRun, TorchChannelsLastRun)}[args.memory_child]
     start_libraries(run_class, setup, args.device, args.seed)
     baseline = proc_status("VmRSS")  # before the data and the model
     device_baseline = device_memory_baseline(args.memory_child, args.device)
@@ -528,6 +590,9 @@ def summarize(results: dict[str, dict], flops: float, sgemm_gflops: float) -> No
     if "PyTorch" in results:
         for result in results.values():
             result["ratio_vs_torch"] = result["median"] / results["PyTorch"]["median"]
+    if TorchChannelsLastRun.name in results:  # convolutional models: PyTorch's faster layout as a second reference
+        for result in results.values():
+            result["ratio_vs_channels_last"] = result["median"] / results[TorchChannelsLastRun.name]["median"]
 
 
 def memory_cell(memory: dict | None, device: str) -> str:
@@ -543,12 +608,15 @@ def memory_cell(memory: dict | None, device: str) -> str:
 
 def format_table(results: dict[str, dict], device: str) -> str:
     memory = "peak GPU memory" if device == "gpu" else "peak memory"
-    header = ("implementation", "median s/epoch", "min-max", "ratio vs PyTorch", "sgemm fraction",
+    channels_last = any("ratio_vs_channels_last" in r for r in results.values())
+    header = ("implementation", "median s/epoch", "min-max", "ratio vs PyTorch",
+              *(("ratio vs channels_last",) if channels_last else ()), "sgemm fraction",
               f"{memory} (x data+model)", "final loss")
     rows = [header]
     for name, r in results.items():
         ratio = f"{r['ratio_vs_torch']:.2f}" if "ratio_vs_torch" in r else "n/a"
-        rows.append((name, f"{r['median']:.3f}", f"{r['min']:.3f}-{r['max']:.3f}", ratio,
+        second = (f"{r['ratio_vs_channels_last']:.2f}",) if channels_last else ()
+        rows.append((name, f"{r['median']:.3f}", f"{r['min']:.3f}-{r['max']:.3f}", ratio, *second,
                      f"{r['sgemm_fraction']:.1%}", memory_cell(r.get("memory"), device), f"{r['final_loss']:.5f}"))
     widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
     lines = [" | ".join(cell.ljust(width) for cell, width in zip(row, widths)) for row in rows]
@@ -560,7 +628,9 @@ def loss_mismatch(results: dict[str, dict]) -> str | None:
     """A loud message when scratchae's and PyTorch's last-epoch mean losses differ by more than LOSS_TOLERANCE."""
     if "PyTorch" not in results:
         return None
-    ours, theirs = results["scratchae"]["final_loss"], results["PyTorch"]["final_loss"]
+    ours = results["scratchae"]["final_loss"]
+    theirs = max((r["final_loss"] for name, r in results.items() if name != "scratchae"),
+                 key=lambda loss: abs(ours - loss) / abs(loss))  # the PyTorch run furthest from scratchae
     difference = abs(ours - theirs) / abs(theirs)
     if difference <= LOSS_TOLERANCE:
         return None
@@ -579,7 +649,7 @@ def main(argv=None) -> int:
         use_native_blas()  # runs this script again without the overrides; returns only when there are none
     set_thread_environment(args.threads)  # before the first import of NumPy or PyTorch
     if args.memory_child:
-        if args.memory_child == "torch":
+        if args.memory_child.startswith("torch"):
             import_torch(args.threads)
         memory_child(args)
         return 0
@@ -604,7 +674,8 @@ def main(argv=None) -> int:
     print_header(info)
 
     # PyTorch's copy is built first: it takes the scratchae model's initial weights before anything trains.
-    runs = [TorchRun(model, setup, x, args.device, args.seed)] if torch else []
+    torch_runs = [TorchRun] + ([TorchChannelsLastRun] if setup.images else [])
+    runs = [run(model, setup, x, args.device, args.seed) for run in torch_runs] if torch else []
     runs.insert(0, ScratchaeRun(model, setup, x, args.device, args.seed))
     results = interleave(runs, args.epochs)
     summarize(results, info["flops_per_epoch"], info["sgemm_gflops"])
@@ -651,11 +722,10 @@ def describe_run(args, setup: Setup, model, x, data_name: str, torch, notes: lis
     # threadpoolctl sees only the libraries already loaded: asked after NumPy's BLAS and PyTorch have run
     threads_in_use, thread_problems = thread_report(args.threads, torch is not None)
     kernel, kernel_warnings = blas_report(args.threads)
-    shapes = dense_shapes(model)
     return {"machine": machine_description(args.device), "device": args.device, "threads": args.threads,
             "threads_in_use": threads_in_use, "blas_kernel": kernel, "data": data_name, "samples": len(x),
             "model": args.model,
-            "architecture": "-".join(str(size) for size in [shapes[0][0]] + [n_out for _, n_out in shapes]),
+            "architecture": architecture(model), "loss": "BCE + KL" if setup.vae else setup.loss.upper(),
             "batch_size": setup.batch_size, "weight_decay": setup.weight_decay, "epochs": args.epochs,
             "seed": args.seed, "flops_per_epoch": epoch_flops(model, len(x)), "sgemm_gflops": sgemm_gflops,
             "sgemm_size": sgemm_size,
@@ -667,7 +737,7 @@ def print_header(info: dict) -> None:
     print(f"machine: {info['machine']} | threads: {info['threads']} ({info['threads_in_use']}) | "
           f"BLAS kernel: {info['blas_kernel']} | data: {info['data']} {info['samples']}x{FEATURES} float32 | "
           f"device: {info['device']}")
-    loss = "VAE loss (BCE + KL)" if info["model"] == "vae" else "MSE"
+    loss = "VAE loss (BCE + KL)" if info["loss"] == "BCE + KL" else info["loss"]
     print(f"model: {info['model']} {info['architecture']}, batch {info['batch_size']}, "
           f"Adam lr {LEARNING_RATE:g}{decay}, {loss} | {info['flops_per_epoch'] / 1e9:.1f} GFLOP/epoch | "
           f"sgemm limit {info['sgemm_gflops']:.1f} GFLOP/s (float32 {info['sgemm_size']}x{info['sgemm_size']}, "

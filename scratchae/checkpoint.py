@@ -41,6 +41,7 @@ from numpy.lib import format as npy_format
 from scratchae.backend import DEFAULT_DTYPE, has_non_finite, ignore_overflow, to_device, to_numpy
 from scratchae.checks import require_float, require_int
 from scratchae.files import write_atomically
+from scratchae.conv import Conv2D, ConvTranspose2D, Flatten, MaxPool2D, Reshape, UpSampling2D
 from scratchae.layers import INITS, Dense, Identity, Layer, ReLU, Sequential, Sigmoid
 from scratchae.models import Autoencoder, Classifier, DenoisingAutoencoder, Model, VariationalAutoencoder
 from scratchae.optim import SGD, Adam, Optimizer
@@ -56,6 +57,11 @@ DTYPES = {name: numpy.dtype(name) for name in ("float16", "float32", "float64")}
 #: The largest feature size a saved layer may have: far beyond any data this library trains on, and small enough
 #: that nothing computed from it overflows.
 MAX_FEATURES = 2**24
+
+#: The largest channel count, kernel side, stride, padding and upsampling factor a saved image layer may have; with
+#: MAX_FEATURES numbers per sample at every layer, they bound what a forward pass of the model may allocate.
+MAX_CHANNELS = 2**16
+MAX_WINDOW = 2**10
 
 #: The longest meta text read, in characters (4 bytes each in the file): a history of 20,000 epochs fits.
 MAX_META_CHARACTERS = 2**22
@@ -379,10 +385,23 @@ def _shown(value) -> str:
 # Rebuilding an architecture from the JSON a checkpoint holds
 
 #: The layer classes a saved architecture may name.
-LAYER_TYPES = {cls.__name__: cls for cls in (Dense, ReLU, Sigmoid, Identity)}
+LAYER_TYPES = {cls.__name__: cls for cls in (Dense, ReLU, Sigmoid, Identity, Conv2D, ConvTranspose2D, MaxPool2D,
+                                             UpSampling2D, Flatten, Reshape)}
 
 #: The options each layer type's config holds (what its ``config()`` returns).
-LAYER_OPTIONS = {"Dense": ("in_features", "out_features", "init"), "ReLU": (), "Sigmoid": (), "Identity": ()}
+LAYER_OPTIONS = {"Dense": ("in_features", "out_features", "init"), "ReLU": (), "Sigmoid": (), "Identity": (),
+                 "Conv2D": ("in_channels", "out_channels", "kernel_size", "stride", "padding"),
+                 "ConvTranspose2D": ("in_channels", "out_channels", "kernel_size", "stride", "padding",
+                                     "output_padding"),
+                 "MaxPool2D": ("pool_size", "stride", "padding"), "UpSampling2D": ("factor",), "Flatten": (),
+                 "Reshape": ("shape",)}
+
+#: The layers with weights, and the shape of their ``W`` from their config (``b`` has one number per output).
+WEIGHT_SHAPES = {
+    "Dense": lambda config: (config["in_features"], config["out_features"]),
+    "Conv2D": lambda config: (config["out_channels"], config["in_channels"], *_kernel(config)),
+    "ConvTranspose2D": lambda config: (config["in_channels"], config["out_channels"], *_kernel(config)),
+}
 
 #: The model classes a saved architecture may name.
 MODEL_TYPES = {cls.__name__: cls for cls in (Autoencoder, DenoisingAutoencoder, Classifier, VariationalAutoencoder)}
@@ -391,51 +410,128 @@ MODEL_TYPES = {cls.__name__: cls for cls in (Autoencoder, DenoisingAutoencoder, 
 def expected_parameters(config) -> dict[str, tuple[int, ...]]:
     """The name and shape of every weight an architecture has, found from its JSON alone, without building it.
 
-    A Dense layer has ``W`` of shape (in_features, out_features) and ``b`` of shape (out_features,), named as
-    :meth:`Model.named_parameters` names them (``encoder.0.W``); activations have none.
+    A Dense layer has ``W`` of shape (in_features, out_features), a Conv2D ``W`` of shape (C_out, C_in, KH, KW), a
+    ConvTranspose2D ``W`` of shape (C_in, C_out, KH, KW), and each of them a ``b`` with one number per output
+    feature or channel, named as :meth:`Model.named_parameters` names them (``encoder.0.W``); the other layers
+    have none.
 
     Raises
     ------
     CheckpointError
         If the architecture is not one a model's ``config()`` gives: an unknown model or layer type, a part missing
-        or empty, sizes that are not whole numbers from 1 to :data:`MAX_FEATURES`, Dense layers whose sizes do not
-        chain (each takes what the one before gives), or a first part without a Dense layer (the model's input
-        size is its first Dense layer's).
+        or empty, sizes that are not whole numbers within bounds, layers whose shapes do not chain (each takes what
+        the one before gives: features, channels, or images large enough for its kernel), a sample of more than
+        :data:`MAX_FEATURES` numbers at any layer, or a first part that starts with neither a Dense layer nor a
+        Reshape (the model's input size is the first of them).
     """
     kind = _model_type(config)
-    shapes, features, gives = {}, None, {}  # features: what the last Dense layer so far gives; gives: per part
+    shapes, shape, gives = {}, None, {}  # shape: one sample's, after the layers so far; gives: each part's output
+    first_input = None  # the model's input size
     model_type = MODEL_TYPES[kind]
     for part in model_type.PARTS:
         if part in model_type.PART_INPUTS:  # a part that takes another's output than the one just before it
-            features = gives[model_type.PART_INPUTS[part]]
+            shape = gives[model_type.PART_INPUTS[part]]
         layers = _list(_field(config, part, "the architecture"), f"the architecture's {part}")
         if not layers:
             raise CheckpointError(f"the architecture's {part} has no layers")
         for index, layer in enumerate(layers):
-            if _layer_type(layer, f"layer {part}.{index}") != "Dense":
-                continue
-            if features is not None and layer["in_features"] != features:
-                raise CheckpointError(f"layer {part}.{index} takes {layer['in_features']} features, but the layer "
-                                      f"before it gives {features}")
-            features = layer["out_features"]
-            shapes[f"{part}.{index}.W"] = (layer["in_features"], features)
-            shapes[f"{part}.{index}.b"] = (features,)
-        if features is None:
-            raise CheckpointError(f"the architecture's {part} has no Dense layer, so the model has no input size")
-        gives[part] = features
-    _check_sizes_agree(model_type, gives, first_input=next(iter(shapes.values()))[0])
+            where = f"layer {part}.{index}"
+            layer_kind = _layer_type(layer, where)
+            if shape is None:
+                shape = _input_shape(layer_kind, layer)
+                first_input = None if shape is None else shape[0]
+            shape = _shape_after(layer_kind, layer, shape, where)
+            if layer_kind in WEIGHT_SHAPES:
+                weights = WEIGHT_SHAPES[layer_kind](layer)
+                shapes[f"{part}.{index}.W"] = weights
+                shapes[f"{part}.{index}.b"] = (weights[1] if layer_kind != "Conv2D" else weights[0],)
+        if shape is None:
+            raise CheckpointError(f"the architecture's {part} has no Dense layer and no Reshape, so the model has no "
+                                  f"input size")
+        gives[part] = shape
+    _check_sizes_agree(model_type, gives, first_input=first_input)
     return shapes
+
+
+def _kernel(config) -> tuple[int, int]:
+    size = config["kernel_size"]
+    return (size, size) if isinstance(size, int) else tuple(size)
+
+
+def _input_shape(kind: str, config) -> tuple | None:
+    """The shape of one sample a model's first layers take: known at its first Dense layer or Reshape."""
+    if kind == "Dense":
+        return (config["in_features"],)
+    if kind == "Reshape":
+        return (math.prod(config["shape"]),)
+    if kind in LAYER_OPTIONS and LAYER_OPTIONS[kind] == ():  # activations, Flatten: any input, sized later
+        return None
+    raise CheckpointError(f"the model begins with a {kind} layer, which takes images of a size the architecture "
+                          f"does not give; a model begins with a Dense layer or a Reshape")
+
+
+def _shape_after(kind: str, config, shape: tuple | None, where: str) -> tuple | None:
+    """The shape of one sample after the layer, from the shape before it (None: not known yet), or a
+    CheckpointError that says why the layer cannot take it."""
+    if shape is None:
+        return None
+    if kind == "Dense":
+        if shape != (config["in_features"],):
+            raise CheckpointError(f"{where} takes {config['in_features']} features, but the layer before it gives "
+                                  f"{_described(shape)}")
+        return (config["out_features"],)
+    if kind in ("Conv2D", "ConvTranspose2D") and (len(shape) != 3 or shape[0] != config["in_channels"]):
+        raise CheckpointError(f"{where} takes images of {config['in_channels']} channels, but the layer before it "
+                              f"gives {_described(shape)}")
+    if kind in ("MaxPool2D", "UpSampling2D") and len(shape) != 3:
+        raise CheckpointError(f"{where} takes images, but the layer before it gives {_described(shape)}")
+    try:
+        after = tuple(_stand_in(kind, config).output_shape(shape)) if kind not in ("ReLU", "Sigmoid", "Identity") \
+            else shape
+    except ValueError as error:
+        raise CheckpointError(f"{where}: {error}") from None
+    if math.prod(after) > MAX_FEATURES:
+        raise CheckpointError(f"{where} gives {_described(after)}, more than {MAX_FEATURES:,} numbers a sample")
+    return after
+
+
+def _stand_in(kind: str, config) -> Layer:
+    """A layer with the config's sizes, for its ``output_shape``. A convolution's stand-in has one channel on each
+    side, so that its weights are a kernel's few numbers whatever the config claims: the rows and columns of the
+    output do not depend on the channels, and the channels are the config's own."""
+    options = {key: value for key, value in config.items() if key != "type"}
+    if kind in ("Conv2D", "ConvTranspose2D"):
+        layer = LAYER_TYPES[kind](**{**options, "in_channels": 1, "out_channels": 1}, rng=0)
+        return _Channels(layer, config["in_channels"], config["out_channels"])
+    return LAYER_TYPES[kind](**options)
+
+
+class _Channels:
+    """A one-channel convolution's ``output_shape`` for images of ``in_channels``, giving ``out_channels``."""
+
+    def __init__(self, layer, in_channels: int, out_channels: int):
+        self.layer, self.in_channels, self.out_channels = layer, in_channels, out_channels
+
+    def output_shape(self, shape):
+        _, height, width = self.layer.output_shape((1, *shape[1:]))
+        return self.out_channels, height, width
+
+
+def _described(shape: tuple) -> str:
+    return f"{shape[0]} features" if len(shape) == 1 else f"samples of shape {shape}"
 
 
 def _check_sizes_agree(model_type, gives: dict, first_input: int) -> None:
     """What the model's structure needs of its sizes: an autoencoder gives back as many features as it takes, and a
     VAE's two heads give codes of one size."""
-    if "decoder" in model_type.PARTS and gives["decoder"] != first_input:
-        raise CheckpointError(f"the decoder gives {gives['decoder']} features but the model takes {first_input}: an "
-                              f"autoencoder gives back as many as it takes")
+    if "decoder" in model_type.PARTS and gives["decoder"] != (first_input,):
+        raise CheckpointError(f"the decoder gives {_described(gives['decoder'])} but the model takes {first_input} "
+                              f"features: an autoencoder gives back as many as it takes")
     if "logvar_head" in model_type.PARTS and gives["logvar_head"] != gives["mu_head"]:
-        raise CheckpointError(f"the mean head gives codes of {gives['mu_head']} numbers but the log-variance head of "
-                              f"{gives['logvar_head']}: a Gaussian has one of each per number")
+        raise CheckpointError(f"the mean head gives codes of {_described(gives['mu_head'])} but the log-variance head "
+                              f"of {_described(gives['logvar_head'])}: a Gaussian has one of each per number")
+    if "head" in model_type.PARTS and len(gives["head"]) != 1:
+        raise CheckpointError(f"the head gives {_described(gives['head'])}; a classifier gives one score per class")
 
 
 def _model_type(config) -> str:
@@ -459,16 +555,62 @@ def _layer_type(config, where: str) -> str:
         init = config.get("init", "glorot_uniform")
         if not isinstance(init, str) or init not in INITS:
             raise CheckpointError(f"{where}: unknown init {_shown(init)}; known: {', '.join(INITS)}")
+    elif kind in IMAGE_OPTION_CHECKS:
+        IMAGE_OPTION_CHECKS[kind](config, where)
     return kind
+
+
+def _check_convolution(config, where: str) -> None:
+    for name in ("in_channels", "out_channels"):
+        _whole(_field(config, name, f"{where} (convolution)"), f"{where}: {name}", 1, MAX_CHANNELS)
+    kernel = _field(config, "kernel_size", f"{where} (convolution)")
+    for index, size in enumerate(kernel if isinstance(kernel, list) and len(kernel) == 2 else [kernel]):
+        _whole(size, f"{where}: kernel_size", 1, MAX_WINDOW)
+    _whole(config.get("stride", 1), f"{where}: stride", 1, MAX_WINDOW)
+    padding = config.get("padding", 0)
+    if config["type"] == "Conv2D" and padding in ("same", "valid"):
+        return
+    _whole(padding, f"{where}: padding (a number, or 'same' or 'valid' for Conv2D)", 0, MAX_WINDOW)
+    if config["type"] == "ConvTranspose2D":
+        _whole(config.get("output_padding", 0), f"{where}: output_padding", 0, MAX_WINDOW)
+
+
+def _check_pooling(config, where: str) -> None:
+    _whole(config.get("pool_size", 2), f"{where}: pool_size", 1, MAX_WINDOW)
+    if config.get("stride") is not None:
+        _whole(config["stride"], f"{where}: stride", 1, MAX_WINDOW)
+    if config.get("padding", "valid") not in ("valid", "same"):
+        raise CheckpointError(f"{where}: padding must be 'valid' or 'same', got {_shown(config['padding'])}")
+
+
+def _check_reshape(config, where: str) -> None:
+    shape = _list(_field(config, "shape", f"{where} (Reshape)"), f"{where}: shape")
+    if not 1 <= len(shape) <= 3:
+        raise CheckpointError(f"{where}: shape has {len(shape)} sizes; a Reshape gives features or (C, H, W) images")
+    for size in shape:
+        _whole(size, f"{where}: shape", 1, MAX_FEATURES)
+    if math.prod(shape) > MAX_FEATURES:
+        raise CheckpointError(f"{where}: shape {shape} holds more than {MAX_FEATURES:,} numbers")
+
+
+#: The checks of each image layer's options, before any is built.
+IMAGE_OPTION_CHECKS = {"Conv2D": _check_convolution, "ConvTranspose2D": _check_convolution,
+                       "MaxPool2D": _check_pooling,
+                       "UpSampling2D": lambda config, where: _whole(config.get("factor", 2), f"{where}: factor", 1,
+                                                                    MAX_WINDOW),
+                       "Reshape": _check_reshape}
 
 
 def layer_from_config(config: dict, dtype=DEFAULT_DTYPE) -> Layer:
     """Rebuild a layer from ``{"type": "Dense", "in_features": ..., ...}`` (weights are loaded separately)."""
     kind = _layer_type(config, "the layer")
     options = {key: value for key, value in config.items() if key != "type"}
-    if kind == "Dense":
-        return Dense(**options, rng=0, dtype=dtype)
-    return LAYER_TYPES[kind](**options)
+    try:
+        if kind in WEIGHT_SHAPES:
+            return LAYER_TYPES[kind](**options, rng=0, dtype=dtype)
+        return LAYER_TYPES[kind](**options)
+    except ValueError as error:  # an option the layer refuses (output_padding not below the stride)
+        raise CheckpointError(f"a {kind} layer refuses its options: {error}") from error
 
 
 def model_from_config(config: dict, dtype=DEFAULT_DTYPE) -> Model:

@@ -258,7 +258,8 @@ def check_everything(seed: int = 0) -> list[CheckedCase]:
     Returns one :class:`CheckedCase` per layer, loss or model; :func:`format_report` lays them out as a table.
     """
     rng = numpy.random.default_rng(seed)
-    return _layer_cases(rng) + _conv_cases(rng) + _loss_cases(rng) + _model_cases(rng) + _vae_cases(rng)
+    return (_layer_cases(rng) + _conv_cases(rng) + _loss_cases(rng) + _model_cases(rng) + _vae_cases(rng)
+            + _conv_model_cases(rng))
 
 
 def _layer_cases(rng) -> list[CheckedCase]:
@@ -409,6 +410,79 @@ def _vae_cases(rng) -> list[CheckedCase]:
         fixed, _ = _well_posed(draw, loss)
         cases.append(CheckedCase(f"VAE 12-8-(3, 3)-8-12 + VAELoss({reconstruction!r}), eps held fixed",
                                  MODEL_TOLERANCE, check_model(fixed, loss, target, target, rng, h=MODEL_STEP)))
+    return cases
+
+
+def _conv_model_cases(rng) -> list[CheckedCase]:
+    """The three convolutional models, small (two or three channels, 12 x 12 and 6 x 6 images) but with every layer
+    and size rule of the full ones: the conv autoencoder's "same" pooling of 3 rows to 2 and its "valid" convolution,
+    the denoiser (checked without noise: the noise has no gradient), and the VAE's stride-2 convolutions and
+    transposed convolutions with and without output_padding. Max-pooling windows are drawn again until their two
+    largest inputs are apart, as ReLU inputs are kept off their kink."""
+    from scratchae.conv import MaxPool2D
+    from scratchae.models import conv_autoencoder, conv_denoising_autoencoder, conv_variational_autoencoder
+
+    n, f64 = 3, numpy.float64
+    # How far from a kink every value is kept (a ReLU input from 0, the largest input of a pooling window from the
+    # next). These models have hundreds of pre-activations, and the margin of 1e-2 of the dense checks would rarely
+    # be met by any draw; a step of MODEL_STEP moves each by about MODEL_STEP times an input below 1, a fifth of this.
+    margin = 3e-4
+
+    def pooling_gaps(model, x) -> list[float]:
+        """For every max-pooling layer, the smallest gap between the largest input of a window and the next (the
+        gradient jumps from one to the other where they cross). Windows side by side, as in these models."""
+        gaps = []
+        for part in model.parts().values():
+            for layer in part.layers:
+                if isinstance(layer, MaxPool2D):
+                    k, (batch, channels, height, width) = layer.pool_size, x.shape
+                    rows, cols = -(-height // k) * k, -(-width // k) * k
+                    padded = numpy.full((batch, channels, rows, cols), -numpy.inf)
+                    padded[:, :, :height, :width] = x
+                    windows = padded.reshape(batch, channels, rows // k, k, cols // k, k).transpose(0, 1, 2, 4, 3, 5)
+                    ranked = numpy.sort(windows.reshape(batch, channels, rows // k, cols // k, k * k), axis=-1)
+                    gaps.append(float(numpy.min(ranked[..., -1] - ranked[..., -2])))
+                x = layer.forward(x)
+        return gaps
+
+    def seed():
+        return int(rng.integers(1 << 31))
+
+    def images(side):
+        return rng.uniform(0.0, 1.0, (n, side * side))
+
+    def clear_of_ties(draw):
+        def draw_clear():
+            for _ in range(100):
+                model, inputs = draw()
+                if all(gap > margin for gap in pooling_gaps(model, inputs)):
+                    return model, inputs
+            raise RuntimeError("no draw in 100 gave max-pooling windows without near ties")
+        return draw_clear
+
+    autoencoders = (
+        ("conv autoencoder (1, 12, 12), channels 2-3-2", clear_of_ties(lambda: (_biases_off_zero(conv_autoencoder(
+            image_shape=(1, 12, 12), channels=(2, 3, 2), seed=seed(), dtype=f64), rng), images(12)))),
+        ("conv denoising autoencoder (1, 8, 8), 2 channels, no noise", clear_of_ties(lambda: (_biases_off_zero(
+            conv_denoising_autoencoder(image_shape=(1, 8, 8), channels=2, seed=seed(), dtype=f64), rng),
+            images(8)))))
+    cases = []
+    for what, draw in autoencoders:
+        loss = BCELoss()
+        model, inputs = _well_posed(draw, loss, margin=margin)
+        cases.append(CheckedCase(f"{what} + BCELoss", MODEL_TOLERANCE,
+                                 check_model(model, loss, inputs, inputs, rng, h=MODEL_STEP)))
+    target = images(6)
+
+    def draw_vae():
+        vae = conv_variational_autoencoder(2, image_shape=(1, 6, 6), channels=(2, 3), hidden_dim=4, seed=seed(),
+                                           dtype=f64)
+        return WithFixedEps(_biases_off_zero(vae, rng).train(), rng.standard_normal((n, 2))), target
+
+    loss = VAELoss("bce")
+    fixed, _ = _well_posed(draw_vae, loss, margin=margin)
+    cases.append(CheckedCase("conv VAE (1, 6, 6), channels 2-3, eps held fixed + VAELoss('bce')", MODEL_TOLERANCE,
+                             check_model(fixed, loss, target, target, rng, h=MODEL_STEP)))
     return cases
 
 

@@ -299,10 +299,13 @@ class Sequential(Layer):
         return x
 
     def backward(self, dy, input_grad: bool = True):
-        """Chain rule through the layers, last to first; the first layer skips dL/dx unless ``input_grad``."""
-        for layer in reversed(self.layers[1:]):
+        """Chain rule through the layers, last to first. Without ``input_grad`` the chain stops at the first layer
+        with parameters, which skips dL/dx: the layers before it (a Reshape at the front of a convolutional network)
+        have no gradient to set, and nothing needs theirs."""
+        first = 0 if input_grad else next((i for i, layer in enumerate(self.layers) if layer.parameters()), 0)
+        for layer in reversed(self.layers[first + 1:]):
             dy = layer.backward(dy)
-        return self.layers[0].backward(dy, input_grad=input_grad)
+        return self.layers[first].backward(dy, input_grad=input_grad)
 
     def parameters(self):
         return [parameter for layer in self.layers for parameter in layer.parameters()]

@@ -23,7 +23,9 @@ The figures, by notebook chapter:
 - t-SNE of latent codes: :func:`tsne_embedding`, then :func:`latent_scatter` or :func:`side_by_side_scatter`
 - interpolation between two codes: :func:`interpolation_strip`
 - a variational autoencoder's total loss beside its two terms: :func:`history_panels`; the manifold of a 2-d
-  latent space: :func:`image_mosaic`
+  latent space: :func:`image_mosaic`, two of them side by side: :func:`side_by_side_mosaics`
+- a convolution's learned kernels: :func:`filter_grid`; an image's feature maps through a network:
+  :func:`feature_maps`
 """
 
 from __future__ import annotations
@@ -572,6 +574,133 @@ def image_mosaic(images, image_shape, *, columns, title=None, axis_labels=None, 
         ax.set_ylabel(axis_labels[1])
     if title:
         ax.set_title(title)
+    return fig
+
+
+def _mosaic(images, columns):
+    """(rows * columns, height, width) -> one (rows * height, columns * width) picture, row by row."""
+    height, width = images.shape[1:]
+    if columns < 1 or len(images) % columns:
+        raise ValueError(f"{len(images)} images do not fill rows of {columns}")
+    rows = len(images) // columns
+    return images.reshape(rows, columns, height, width).transpose(0, 2, 1, 3).reshape(rows * height, columns * width)
+
+
+def side_by_side_mosaics(panels, image_shape, *, columns, title=None, axis_labels=None, ticks=None):
+    """Two or more mosaics of :func:`image_mosaic` side by side, one per model, on the same grey scale (the
+    manifolds of two 2-d latent spaces decoded from the same grid of codes).
+
+    Parameters
+    ----------
+    panels : dict[str, array]
+        Panel title -> its images, shape (rows * columns, height * width) or (rows * columns, height, width).
+    image_shape, columns, axis_labels, ticks
+        As in :func:`image_mosaic`, the same for every panel.
+    title : str, optional
+        Title of the whole figure.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axis per panel, each holding its whole mosaic.
+    """
+    named = _named_rows(panels)
+    mosaics = [(name, _mosaic(_as_images(images, image_shape, f"panel {name!r}"), columns)) for name, images in named]
+    height, width = _check_image_shape(image_shape)
+    rows = mosaics[0][1].shape[0] // height
+    side = min(8.0, 0.45 * max(rows, columns) + 1.5)
+    fig = Figure(figsize=(side * len(mosaics), side + (0.5 if title else 0.0)), layout="constrained")
+    axes = fig.subplots(1, len(mosaics), squeeze=False)[0]
+    for ax, (name, mosaic) in zip(axes, mosaics):
+        ax.imshow(mosaic, cmap="gray", vmin=0.0, vmax=1.0)
+        ax.set_title(name)
+        if ticks is None:
+            ax.set_axis_off()
+        else:
+            column_values, row_values = ticks
+            ax.set_xticks(np.arange(columns) * width + width / 2, [f"{value:.1f}" for value in column_values],
+                          fontsize="x-small", rotation=90)
+            ax.set_yticks(np.arange(rows) * height + height / 2, [f"{value:.1f}" for value in row_values],
+                          fontsize="x-small")
+        if axis_labels is not None:
+            ax.set_xlabel(axis_labels[0])
+            ax.set_ylabel(axis_labels[1])
+    if title:
+        fig.suptitle(title, fontsize="x-large")
+    return fig
+
+
+def filter_grid(filters, *, columns=8, title=None):
+    """Draw convolution kernels as small images, on one colour scale centred on 0 (red positive, blue negative).
+
+    Parameters
+    ----------
+    filters : array, shape (k, kh, kw)
+        The kernels, e.g. ``W[:, 0]`` of a first :class:`~scratchae.conv.Conv2D` layer, (C_out, KH, KW).
+    columns : int
+        Kernels per row.
+    title : str, optional
+        Title of the figure.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One image axis per kernel (titled by its index), all on the colour scale [-m, m] where m is the largest
+        absolute weight, and a colour bar.
+    """
+    filters = np.asarray(filters, dtype=float)
+    if filters.ndim != 3 or len(filters) == 0:
+        raise ValueError(f"filters must have shape (k, kh, kw), got {filters.shape}")
+    limit = float(np.max(np.abs(filters))) or 1.0
+    columns = min(columns, len(filters))
+    rows = -(-len(filters) // columns)
+    fig = Figure(figsize=(1.1 * columns + 1.0, 1.1 * rows + (0.5 if title else 0.2)), layout="constrained")
+    axes = fig.subplots(rows, columns, squeeze=False)
+    for index, ax in enumerate(axes.flat):
+        ax.set_axis_off()
+        if index < len(filters):
+            shown = ax.imshow(filters[index], cmap="RdBu_r", vmin=-limit, vmax=limit)
+            ax.set_title(str(index), fontsize="small")
+    fig.colorbar(shown, ax=axes, shrink=0.8, label="weight")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def feature_maps(stages, *, columns=16, title=None):
+    """Draw the channels of one image at several stages of a network, one row of maps per stage.
+
+    Parameters
+    ----------
+    stages : dict[str, array]
+        Row title -> the maps of one image at that stage, shape (channels, height, width).
+    columns : int
+        At most this many maps per row (the first channels).
+    title : str, optional
+        Title of the figure.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One image axis per map drawn. Each row has a grey scale of its own, from its smallest to its largest value
+        (black to white), so that the maps of one stage compare with each other.
+    """
+    named = [(name, np.asarray(maps, dtype=float)) for name, maps in _named_rows(stages)]
+    for name, maps in named:
+        if maps.ndim != 3 or len(maps) == 0:
+            raise ValueError(f"stage {name!r}: maps must have shape (channels, height, width), got {maps.shape}")
+    n_columns = min(columns, max(len(maps) for _, maps in named))
+    fig = Figure(figsize=(0.9 * n_columns + 0.4, 1.3 * len(named) + (0.6 if title else 0.0)), layout="constrained")
+    subfigures = fig.subfigures(len(named), 1, squeeze=False)[:, 0]
+    for subfigure, (name, maps) in zip(subfigures, named):
+        subfigure.suptitle(name, fontsize="medium")
+        low, high = float(maps.min()), float(maps.max())
+        for column, image in enumerate(maps[:n_columns]):
+            ax = subfigure.add_subplot(1, n_columns, column + 1)
+            ax.imshow(image, cmap="gray", vmin=low, vmax=high if high > low else low + 1.0)
+            ax.set_axis_off()
+    if title:
+        fig.suptitle(title, fontsize="large")
     return fig
 
 

@@ -22,8 +22,8 @@ from scratchae import checkpoint, data
 from scratchae.checkpoint import CheckpointError, load, save
 from scratchae.losses import MSELoss, SoftmaxCrossEntropyLoss
 from scratchae.layers import Dense, Identity, ReLU, Sigmoid
-from scratchae.models import (BUILDERS, Classifier, DenoisingAutoencoder, denoising_autoencoder, mlp_classifier,
-                              simple_autoencoder)
+from scratchae.models import (BUILDERS, IMAGE_BUILDERS, Classifier, DenoisingAutoencoder, denoising_autoencoder,
+                              mlp_classifier, simple_autoencoder)
 from scratchae.optim import SGD, Adam
 from scratchae.training import fit
 
@@ -498,7 +498,7 @@ def test_a_weight_saved_in_fortran_order_loads_bit_exact(tmp_path):
 
 @pytest.mark.parametrize("name", sorted(BUILDERS))
 def test_the_weights_an_architecture_expects_are_those_its_model_has(name):
-    model = BUILDERS[name](input_dim=64)
+    model = BUILDERS[name](**({"image_shape": (1, 8, 8)} if name in IMAGE_BUILDERS else {"input_dim": 64}))
     expected = checkpoint.expected_parameters(json.loads(json.dumps(model.config())))
     assert expected == {key: parameter.data.shape for key, parameter in model.named_parameters()}
 

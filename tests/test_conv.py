@@ -241,6 +241,18 @@ def test_the_long_row_copies_match_their_definitions(rng):
     numpy.testing.assert_array_equal(conv.spread_taps(dy, offsets, size), spread.reshape(n, -1, size))
 
 
+def test_add_taps_writing_its_first_kernel_position_equals_adding_every_position_to_zeros(rng):
+    """add_taps writes the first kernel position instead of adding it to zeros: the plain sum, whatever the first
+    offset (the numbers before and after it must still be zeros)."""
+    n, c, size, length = 2, 3, 30, 6
+    for offsets in ([0, 1, 5, 11], [4, 2, 20], [24, 0]):
+        cols = rng.standard_normal((n, c, len(offsets), length))
+        added = numpy.zeros((n, c, size))
+        for t, offset in enumerate(offsets):
+            added[:, :, offset:offset + length] += cols[:, :, t, :]
+        numpy.testing.assert_array_equal(conv.add_taps(cols.reshape(n, -1, length), c, offsets, size), added)
+
+
 @pytest.mark.parametrize("stride", [1, 2, 3])
 def test_phases_turn_a_stride_into_one_shift_per_kernel_position(rng, stride):
     rows, row = 4, 5
@@ -273,6 +285,38 @@ def test_conv_transpose2d_matches_the_loops_and_is_the_backward_of_a_convolution
     dy_uncut[:, :, p:p + y.shape[2], p:p + y.shape[3]] = dy
     as_a_convolution = reference_conv2d(dy_uncut, layer.W.data, numpy.zeros(c_in), layer.stride, ((0, 0), (0, 0)))
     numpy.testing.assert_allclose(layer.backward(dy), as_a_convolution, atol=1e-12)
+
+
+def test_sample_blocks_cover_the_batch_in_order_within_the_budget():
+    assert conv.sample_blocks(10, 3, budget=7) == [slice(0, 2), slice(2, 4), slice(4, 6), slice(6, 8), slice(8, 10)]
+    assert conv.sample_blocks(5, 100, budget=7) == [slice(i, i + 1) for i in range(5)]  # at least one sample
+    assert conv.sample_blocks(128, 60480) == [slice(i, i + 8) for i in range(0, 128, 8)]  # the VAE's 64 -> 32
+
+
+@pytest.mark.parametrize("case", TRANSPOSED_CASES)
+def test_conv_transpose2d_in_blocks_of_samples_equals_the_whole_batch_and_the_loops(rng, monkeypatch, case):
+    """The layer computes a block of samples at a time: blocks of one sample give the loops' output and input
+    gradient, and the weight and bias gradients of the whole batch at once."""
+    options, c_in, c_out, shape = TRANSPOSED_CASES[case]
+    shape = (5,) + shape[1:]
+    layer = ConvTranspose2D(c_in, c_out, rng=rng, dtype=F64, **options)
+    layer.b.data = rng.standard_normal(c_out)
+    x = rng.standard_normal(shape)
+    y_whole = layer.forward(x)
+    dy = rng.standard_normal(y_whole.shape)
+    dx_whole, dw_whole, db_whole = layer.backward(dy), layer.W.grad, layer.b.grad
+    blocks = []
+    monkeypatch.setattr(conv, "sample_blocks", lambda n, size: blocks.append(n) or [slice(i, i + 1) for i in range(n)])
+    y = layer.forward(x)
+    dx = layer.backward(dy)
+    assert blocks == [5, 5]  # the forward and the backward went through the blocks
+    expected = reference_conv_transpose2d(x, layer.W.data, layer.b.data, layer.stride, layer.padding,
+                                          layer.output_padding)
+    numpy.testing.assert_allclose(y, expected, atol=1e-12)
+    numpy.testing.assert_allclose(y_whole, expected, atol=1e-12)
+    numpy.testing.assert_allclose(dx, dx_whole, atol=1e-12)
+    numpy.testing.assert_allclose(layer.W.grad, dw_whole, atol=1e-12)
+    numpy.testing.assert_allclose(layer.b.grad, db_whole, atol=1e-12)
 
 
 POOL_REFERENCE_CASES = {**POOL_CASES, "3x3 stride 2, same, 8 -> 4": (dict(pool_size=3, stride=2, padding="same"),

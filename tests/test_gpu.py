@@ -185,3 +185,41 @@ def test_conv_layers_match_numpy(rng, name):
     assert_on_gpu_and_close(dx, dx_ref, rtol=1e-5, atol=1e-4)
     for p_ref, p in zip(reference.parameters(), layer.parameters(), strict=True):
         assert_on_gpu_and_close(p.grad, p_ref.grad, rtol=1e-5, atol=1e-3)
+
+
+def _conv_model_and_input(name, rng):
+    """A full-size conv model (its float32 weights), the batch it takes and the target its loss compares with."""
+    x = rng.random((8, 784), dtype=F32)
+    if name == "conv-denoising":  # the noise drawn once on the CPU: the GPU's generator gives other numbers
+        return models.conv_denoising_autoencoder(seed=4), models.conv_denoising_autoencoder(seed=4).corrupt(
+            x, numpy.random.default_rng(1)), x
+    return models.BUILDERS[name](seed=4), x, x
+
+
+@pytest.mark.parametrize("name", ["conv", "conv-denoising", "conv-vae"])
+def test_the_conv_models_match_numpy(rng, name):
+    """The same outputs, loss and gradients on both devices (scaled to each gradient's largest entry: float32 sums
+    in another order), and one Adam step lands on the same weights."""
+    reference, inputs, target = _conv_model_and_input(name, rng)
+    model = _conv_model_and_input(name, numpy.random.default_rng(0))[0].to("gpu")
+    loss_ref, loss = (VAELoss("bce"), VAELoss("bce")) if name == "conv-vae" else (BCELoss(), BCELoss())
+    extra = {}
+    if name == "conv-vae":
+        reference.train(), model.train()
+        extra = {"eps": rng.standard_normal((8, 2)).astype(F32)}
+    outputs_ref = reference.forward(inputs, **extra)
+    outputs = model.forward(to_device(inputs, "gpu"), **{key: to_device(value, "gpu") for key, value in extra.items()})
+    for on_gpu, expected in zip(outputs if isinstance(outputs, tuple) else (outputs,),
+                                outputs_ref if isinstance(outputs_ref, tuple) else (outputs_ref,), strict=True):
+        assert_on_gpu_and_close(on_gpu, expected, rtol=1e-4, atol=1e-5)
+    assert_on_gpu_and_close(loss.forward(outputs, to_device(target, "gpu")), loss_ref.forward(outputs_ref, target),
+                            rtol=1e-5)
+    reference.backward(loss_ref.backward())
+    model.backward(loss.backward())
+    for p_ref, p in zip(reference.parameters(), model.parameters(), strict=True):
+        scale = float(numpy.max(numpy.abs(p_ref.grad)))
+        assert_on_gpu_and_close(p.grad, p_ref.grad, rtol=1e-4, atol=1e-4 * scale)
+    for optimizer in (Adam(reference.parameters()), Adam(model.parameters())):
+        optimizer.step()
+    for p_ref, p in zip(reference.parameters(), model.parameters(), strict=True):
+        assert_on_gpu_and_close(p.data, p_ref.data, rtol=1e-4, atol=1e-5)

@@ -301,7 +301,7 @@ def test_simple_autoencoder_summary():
 
 def test_sequential_summary_output_shapes():
     network = Sequential([Dense(10, 4, rng=0), ReLU(), Dense(4, 2, rng=0)])
-    text = models.summary(network, input_features=10)
+    text = models.summary(network, input_shape=10)
     assert "(None, 4)" in text and "(None, 2)" in text
     assert "Total params: 54" in text  # 10*4 + 4 + 4*2 + 2
     assert "Output Shape" in text and "Param #" in text

@@ -341,3 +341,65 @@ def test_every_figure_can_be_saved(tmp_path):
     for index, fig in enumerate(figures):
         path = plots.save_figure(fig, tmp_path / f"figure_{index}.png", dpi=30)
         assert path.read_bytes().startswith(PNG_SIGNATURE)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Convolution: kernels, feature maps, two manifolds
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def test_filter_grid_draws_each_kernel_on_one_scale_centred_on_zero():
+    filters = np.random.default_rng(0).standard_normal((16, 3, 3))
+    fig = plots.filter_grid(filters, columns=8, title="First layer")
+    axes = _image_axes(fig)
+    assert len(axes) == 16
+    limit = np.abs(filters).max()
+    for index, ax in enumerate(axes):
+        image = ax.images[0]
+        np.testing.assert_array_equal(image.get_array(), filters[index])  # the weights themselves, not rescaled
+        assert image.get_clim() == (-limit, limit)
+        assert ax.get_title() == str(index)
+    assert len(fig.axes) == 2 * 8 + 1  # 16 cells and a colour bar
+
+
+def test_filter_grid_refuses_what_is_not_a_stack_of_kernels():
+    with pytest.raises(ValueError, match=r"\(k, kh, kw\)"):
+        plots.filter_grid(np.zeros((3, 3)))
+
+
+def test_feature_maps_draws_every_channel_of_every_stage_on_the_stages_own_scale():
+    rng = np.random.default_rng(1)
+    stages = {"input": rng.random((1, 8, 8)), "block 1": 3.0 * rng.random((4, 4, 4)), "code": rng.random((2, 2, 2))}
+    fig = plots.feature_maps(stages)
+    assert [subfigure.get_suptitle() for subfigure in fig.subfigs] == list(stages)
+    drawn = [[ax.images[0] for ax in subfigure.axes] for subfigure in fig.subfigs]
+    assert [len(row) for row in drawn] == [1, 4, 2]
+    for (name, maps), images in zip(stages.items(), drawn):
+        for channel, image in enumerate(images):
+            np.testing.assert_array_equal(image.get_array(), maps[channel])
+            assert image.get_clim() == (maps.min(), maps.max())
+
+
+def test_feature_maps_draws_at_most_columns_maps_a_stage():
+    fig = plots.feature_maps({"block": np.random.default_rng(2).random((20, 4, 4))}, columns=16)
+    assert len(_image_axes(fig)) == 16
+
+
+def test_side_by_side_mosaics_tile_each_panel_row_by_row():
+    panels = {"dense VAE": _images(6), "conv VAE": _images(6, seed=1)}
+    fig = plots.side_by_side_mosaics(panels, SHAPE, columns=3, title="Two manifolds", axis_labels=("z1", "z2"),
+                                     ticks=([0.0, 1.0, 2.0], [1.0, 0.0]))
+    axes = _image_axes(fig)
+    assert [ax.get_title() for ax in axes] == list(panels)
+    for ax, images in zip(axes, panels.values()):
+        mosaic = ax.images[0].get_array()
+        assert mosaic.shape == (2 * 8, 3 * 8)
+        np.testing.assert_array_equal(mosaic[:8, 8:16], images[1].reshape(SHAPE))  # row 0, column 1
+        np.testing.assert_array_equal(mosaic[8:, :8], images[3].reshape(SHAPE))  # row 1, column 0
+        assert ax.images[0].get_clim() == (0.0, 1.0)
+        assert [label.get_text() for label in ax.get_yticklabels()] == ["1.0", "0.0"]
+
+
+def test_side_by_side_mosaics_refuse_images_that_do_not_fill_the_rows():
+    with pytest.raises(ValueError, match="do not fill rows of 4"):
+        plots.side_by_side_mosaics({"a": _images(6)}, SHAPE, columns=4)

@@ -68,3 +68,63 @@ def test_vae_reaches_the_elbo_of_the_same_vae_in_pytorch_on_fashion_mnist():
     theirs /= len(x_test)
     print(f"negative ELBO per test image: scratchae {ours:.2f}, PyTorch {theirs:.2f}")
     assert abs(ours - theirs) / theirs <= 0.02, (ours, theirs)
+
+
+def _train_torch_twin(torch, net, loss_of, x_train, epochs: int, batch_size: int, seed: int) -> None:
+    """Train a twin as scratchae's fit trains its model: Adam lr 1e-3, the same batches in the same order."""
+    import numpy
+
+    torch.manual_seed(seed)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    for epoch in range(epochs):
+        order = torch.from_numpy(numpy.random.default_rng((seed, epoch)).permutation(len(x_train)))
+        for batch in x_train[order].split(batch_size):
+            optimizer.zero_grad()
+            loss_of(net, batch).backward()
+            optimizer.step()
+
+
+def _torch_test_loss(torch, net, loss_of, x_test) -> float:
+    with torch.no_grad():
+        return sum(loss_of(net, batch).item() * len(batch) for batch in x_test.split(1000)) / len(x_test)
+
+
+#: Epochs of the convolutional comparisons (the blog trains 50, keras-io 30): 1,407 steps, time enough for two runs
+#: in float32 to drift apart if their arithmetic differed, and short enough for a slow test.
+CONV_EPOCHS = 3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["conv", "conv-vae"])
+def test_conv_models_reach_the_test_loss_of_their_pytorch_twins_on_fashion_mnist(name):
+    """The Keras blog's conv autoencoder (BCE) and the keras-io conv VAE (BCE + KL, latent 2), 3 epochs, batch 128,
+    Adam lr 1e-3, from the same initial weights in both; the final test loss within 2 %."""
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed; the comparison is optional")
+
+    from scratchae.losses import BCELoss, VAELoss
+    from scratchae.torch_twin import torch_twin, torch_vae_loss, torch_vae_twin
+    from scratchae.training import evaluate
+
+    try:
+        fashion = data.load("fashion-mnist", download=False)
+    except data.DataNotFoundError as error:
+        pytest.skip(f"Fashion-MNIST is not on this machine: {error}")
+    model = models.BUILDERS[name](seed=0)
+    if name == "conv-vae":
+        net, loss = torch_vae_twin(model), VAELoss("bce")  # built before training: the same start
+
+        def loss_of(net, batch):
+            return torch_vae_loss(net(batch), batch)
+    else:
+        net, loss = torch_twin(model), BCELoss()
+
+        def loss_of(net, batch):
+            return torch.nn.functional.binary_cross_entropy(net(batch), batch)
+    fit(model, loss, Adam(model.parameters(), lr=1e-3), fashion.x_train, epochs=CONV_EPOCHS, batch_size=128, seed=0,
+        progress=False)
+    ours = evaluate(model, loss, fashion.x_test)["loss"]
+    x_train, x_test = torch.from_numpy(fashion.x_train), torch.from_numpy(fashion.x_test)
+    _train_torch_twin(torch, net, loss_of, x_train, CONV_EPOCHS, 128, seed=0)
+    theirs = _torch_test_loss(torch, net, loss_of, x_test)
+    print(f"{name} test loss: scratchae {ours:.4f}, PyTorch {theirs:.4f}")
+    assert abs(ours - theirs) / theirs <= 0.02, (ours, theirs)

@@ -157,3 +157,57 @@ def test_max_pool_matches_pytorch_ties_included(pool_size, stride, padding, size
 def test_upsampling_matches_pytorch(factor):
     x = numpy.random.default_rng(15).standard_normal((2, 3, 7, 5))
     _assert_parity(UpSampling2D(factor), x, lambda x: F.interpolate(x, scale_factor=factor, mode="nearest"))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The convolutional models against their twins: one training step each (outputs, loss, gradients, the Adam step)
+
+
+def _conv_step_matches(model, net, forward, torch_forward, loss, torch_loss, x, target):
+    """One step of ``model`` and of its twin ``net`` from the same weights: the same outputs, loss, gradients and
+    weights after one Adam step."""
+    optimizer, torch_optimizer = Adam(model.parameters(), lr=1e-2), torch.optim.Adam(net.parameters(), lr=1e-2)
+    out = forward(x)
+    value = loss.forward(out, target)
+    model.backward(loss.backward())
+    optimizer.step()
+    torch_out = torch_forward(torch.from_numpy(x))
+    torch_value = torch_loss(torch_out, torch.from_numpy(target))
+    torch_value.backward()
+    torch_optimizer.step()
+    for ours, theirs in zip(out if isinstance(out, tuple) else (out,),
+                            torch_out if isinstance(torch_out, tuple) else (torch_out,), strict=True):
+        numpy.testing.assert_allclose(ours, theirs.detach().numpy(), rtol=1e-10, atol=1e-13)
+    numpy.testing.assert_allclose(float(value), torch_value.item(), rtol=1e-10)
+    for parameter, torch_grad in zip(model.parameters(), torch_gradients(net), strict=True):
+        numpy.testing.assert_allclose(parameter.grad, torch_grad, rtol=1e-8, atol=1e-12)
+    for parameter, expected in zip(model.parameters(), torch_weights(net), strict=True):
+        numpy.testing.assert_allclose(parameter.data, expected, rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.parametrize("memory_format", [None, "channels_last"])
+def test_conv_autoencoder_step_matches_pytorch(memory_format):
+    rng = numpy.random.default_rng(21)
+    x = rng.uniform(0.0, 1.0, (6, 784))
+    model = models.conv_autoencoder(seed=21, dtype=numpy.float64)
+    net = torch_twin(model, memory_format=None if memory_format is None else torch.channels_last)
+    _conv_step_matches(model, net, model.forward, net, BCELoss(), torch.nn.BCELoss(), x, x)
+
+
+def test_conv_denoiser_step_matches_pytorch():
+    """On the same noisy images (the noise is drawn once, by scratchae), against the clean ones."""
+    rng = numpy.random.default_rng(22)
+    clean = rng.uniform(0.0, 1.0, (4, 784))
+    model = models.conv_denoising_autoencoder(seed=22, dtype=numpy.float64)
+    noisy = model.corrupt(clean, numpy.random.default_rng(5))
+    net = torch_twin(model)
+    _conv_step_matches(model, net, model.forward, net, BCELoss(), torch.nn.BCELoss(), noisy, clean)
+
+
+def test_conv_vae_step_matches_pytorch():
+    rng = numpy.random.default_rng(23)
+    x, eps = rng.uniform(0.0, 1.0, (6, 784)), rng.standard_normal((6, 2))
+    vae = models.conv_variational_autoencoder(seed=23, dtype=numpy.float64).train()
+    net = torch_vae_twin(vae)
+    _conv_step_matches(vae, net, lambda x: vae.forward(x, eps=eps), lambda x: net(x, torch.from_numpy(eps)),
+                       VAELoss("bce"), lambda out, x: torch_vae_loss(out, x), x, x)

@@ -32,6 +32,9 @@ DEMOS = {
     "vae": ("The variational autoencoder: generating from N(0, I)", (
         "15_vae_loss.png", "16_vae_reconstructions.png", "17_vae_vs_autoencoder_generation.png",
         "18_vae_latent_2d.png", "19_vae_manifold.png", "20_vae_interpolation.png")),
+    "convolutional": ("Convolutional autoencoders: kernels, feature maps, dense against convolutional", (
+        "21_conv_filters.png", "22_conv_feature_maps.png", "23_dense_vs_conv_reconstructions.png",
+        "24_dense_vs_conv_denoising.png", "25_dense_vs_conv_vae_manifold.png")),
 }
 
 #: The pages (HTML files that open from the disk) a demo writes beside its figures: the 2-d latent explorers.

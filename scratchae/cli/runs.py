@@ -24,7 +24,7 @@ from scratchae.cli.arguments import add_run_options, add_threads_option, count, 
 from scratchae.cli.run_folder import CHECKPOINT, RunFolder
 from scratchae.files import write_text_atomically
 from scratchae.losses import BCELoss, MSELoss, SoftmaxCrossEntropyLoss, VAELoss
-from scratchae.models import BUILDERS, Classifier, DenoisingAutoencoder, VariationalAutoencoder
+from scratchae.models import BUILDERS, IMAGE_BUILDERS, Classifier, DenoisingAutoencoder, VariationalAutoencoder
 from scratchae.optim import Adam
 from scratchae.training import History, StopRequest, TrainingDiverged, evaluate, fit
 
@@ -66,17 +66,20 @@ def add_train_command(commands) -> None:
     train.set_defaults(data=None, seed=None)  # not given: the run's own (see RUN_DEFAULTS)
     train.add_argument("--batch-size", type=count(1), default=None, help="default: 256")
     train.add_argument("--latent-dim", type=count(1), default=None,
-                       help="size of the latent code (default: 32; 16 for linear-latent and classifier; 20 for vae)")
+                       help="size of the latent code (default: 32; 16 for linear-latent and classifier; 20 for vae; 2 "
+                            "for conv-vae; conv and conv-denoising have codes of images, set by their layers)")
     train.add_argument("--lr", type=positive_float, default=None, help="Adam's learning rate (default: 1e-3)")
     train.add_argument("--weight-decay", type=non_negative_float, default=None, help="default: 0")
     train.add_argument("--loss", choices=sorted(LOSSES), default=None,
-                       help="reconstruction loss of autoencoders (default: mse; bce for vae)")
+                       help="reconstruction loss of autoencoders (default: mse; bce for vae and the conv models, as "
+                            "their sources train them)")
     train.add_argument("--noise-factor", type=non_negative_float, default=None,
-                       help="for --model denoising (default: 0.5)")
+                       help="for --model denoising and conv-denoising (default: 0.5)")
     train.add_argument("--beta", type=non_negative_float, default=None,
-                       help="for --model vae: the weight of the KL term (default: 1)")
+                       help="for --model vae and conv-vae: the weight of the KL term (default: 1)")
     train.add_argument("--kl-warmup", type=count(0), default=None,
-                       help="for --model vae: epochs over which the KL term's weight rises from 0 (default: 0)")
+                       help="for --model vae and conv-vae: epochs over which the KL term's weight rises from 0 "
+                            "(default: 0)")
     again = train.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true", help="continue the run in --out to --epochs epochs in total")
     again.add_argument("--overwrite", action="store_true", help="replace the run in --out with a new one")
@@ -393,14 +396,20 @@ def _save_samples(model, dataset, path) -> None:
 
 def _refuse_options_the_model_ignores(settings: dict) -> None:
     model = settings["model"]
-    ignored = {"loss": model == "classifier", "noise_factor": model != "denoising",
-               "beta": model != "vae", "kl_warmup": model != "vae"}
+    denoisers, vaes = ("denoising", "conv-denoising"), ("vae", "conv-vae")
+    ignored = {"loss": model == "classifier", "noise_factor": model not in denoisers,
+               "beta": model not in vaes, "kl_warmup": model not in vaes,
+               "latent_dim": model in ("conv", "conv-denoising")}
+    reasons = {"loss": "the classifier is trained with softmax cross-entropy",
+               "noise_factor": f"it is for --model {' and '.join(denoisers)}",
+               "beta": f"it is for --model {' and '.join(vaes)}",
+               "kl_warmup": f"it is for --model {' and '.join(vaes)}",
+               "latent_dim": "its code is an image whose shape its layers set ((8, 4, 4) for conv, (32, 7, 7) for "
+                             "conv-denoising on 28 x 28 images)"}
     for option, is_ignored in ignored.items():
         if is_ignored and settings[option] not in (None, RUN_DEFAULTS[option]):
             flag = "--" + option.replace("_", "-")
-            why = "the classifier is trained with softmax cross-entropy" if option == "loss" else \
-                f"it is for --model {'denoising' if option == 'noise_factor' else 'vae'}"
-            raise RunError(f"{flag} does not apply to --model {model}: {why}")
+            raise RunError(f"{flag} does not apply to --model {model}: {reasons[option]}")
 
 
 def _load_data(settings: dict) -> data.Dataset:
@@ -409,20 +418,29 @@ def _load_data(settings: dict) -> data.Dataset:
 
 
 def _build_model(settings: dict, dataset):
-    options = {"input_dim": dataset.n_features, "seed": settings["seed"]}
+    if settings["model"] in IMAGE_BUILDERS:  # one channel: every data set here holds grey images
+        options = {"image_shape": (1, *dataset.image_shape), "seed": settings["seed"]}
+    else:
+        options = {"input_dim": dataset.n_features, "seed": settings["seed"]}
     if settings["latent_dim"] is not None:
         options["latent_dim"] = settings["latent_dim"]
-    if settings["model"] == "denoising":
+    if settings["model"] in ("denoising", "conv-denoising"):
         options["noise_factor"] = settings["noise_factor"]
     if settings["model"] == "classifier":
         options["n_classes"] = dataset.n_classes  # from the data set, not from the largest label in a subset
-    return BUILDERS[settings["model"]](**options)
+    try:
+        return BUILDERS[settings["model"]](**options)
+    except ValueError as error:  # images a convolutional network cannot give back
+        raise RunError(f"--model {settings['model']} cannot train on {dataset.name}: {error}") from None
 
 
 def _loss_name(model, settings: dict) -> str:
     if isinstance(model, Classifier):
         return "softmax-cross-entropy"
-    return settings["loss"] or ("bce" if isinstance(model, VariationalAutoencoder) else "mse")
+    # a VAE's reconstruction term is BCE, as pytorch/examples and keras-io; the conv models train with BCE as the
+    # Keras blog trains them; the dense autoencoders with MSE, as the notebooks
+    bce = isinstance(model, VariationalAutoencoder) or settings["model"] in IMAGE_BUILDERS
+    return settings["loss"] or ("bce" if bce else "mse")
 
 
 def _loss(model, settings: dict):

@@ -1,0 +1,209 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+# ---
+
+# %% [markdown]
+# # Convolutional autoencoders
+#
+# Every network so far began by flattening the image into 784 numbers: a Dense layer does not know that pixel 29 is
+# below pixel 1. A **convolution** does. Each of its output maps is one small kernel, 3 x 3 weights here, slid over
+# the whole image,
+#
+# $$y_{o,i,j} = b_o + \sum_{c,p,q} W_{o,c,p,q}\; x_{c,\,i+p,\,j+q},$$
+#
+# so a stroke is detected the same way wherever it is, with 9 weights per input channel instead of one per pixel.
+# Max pooling keeps the largest value of each 2 x 2 block (the image halves), upsampling repeats each pixel in a
+# 2 x 2 block (it doubles). The layers are in `scratchae/conv.py`, with their backward passes: the gradient of a
+# convolution with respect to its input is a convolution of the output's gradient with the *flipped* kernel.
+#
+# This chapter builds the networks of Chollet's "Building Autoencoders in Keras" and of the keras-io VAE example,
+# and puts each beside the dense network of the earlier chapters.
+
+# %%
+from statistics import NormalDist
+
+import numpy
+
+from scratchae import data, models, plots
+from scratchae.backend import random_generator, to_numpy
+from scratchae.conv import Conv2D
+from scratchae.demos._common import Demo
+from scratchae.layers import ReLU
+from scratchae.losses import BCELoss, VAELoss
+from scratchae.optim import Adam
+from scratchae.training import fit
+
+demo = Demo.start("convolutional")
+# a quick run trains on 256 images: the convolutions of 28 x 28 images are the slowest layers of the course
+dataset = demo.load_data(**({"train_size": 256, "test_size": 100} if demo.quick else {}))
+x_train, x_test, y_test = dataset.x_train, dataset.x_test, dataset.y_test
+shape = dataset.image_shape
+image_shape = (1, *shape)  # one grey channel: (C, H, W)
+BATCH = 128
+# One schedule for every model of the chapter, so that each comparison is after the same number of gradient steps:
+# as many as 3 epochs of 60,000 images (the blog trains 50, and 100 for the denoiser; convolutions in NumPy are slow).
+schedule = demo.schedule(notebook_epochs=3, notebook_samples=60_000, batch_size=BATCH, source="this chapter")
+
+
+def weights(model) -> int:
+    return sum(parameter.size for parameter in model.parameters())
+
+
+def train(model, loss, label, validation=None):
+    """Adam (lr 1e-3) on the training digits, batches of 128, the chapter's schedule."""
+    with demo.timed(f"train {label}"):
+        history = fit(model, loss, Adam(model.parameters(), lr=1e-3), x_train, epochs=schedule.epochs,
+                      batch_size=BATCH, validation=x_test if validation is None else validation, seed=demo.seed,
+                      progress=False, on_epoch_end=demo.print_epoch)
+    demo.record(label, history, batch_size=BATCH, parameters=weights(model))
+    return history
+
+
+def test_mse(model, inputs, targets) -> float:
+    """Mean squared error per pixel of the model's reconstructions of ``inputs`` against ``targets``."""
+    rebuilt = to_numpy(model.reconstruct(demo.to_device(inputs)))
+    return float(numpy.mean((rebuilt - targets) ** 2))
+
+
+# %% [markdown]
+# ## The convolutional autoencoder
+#
+# The blog's network: three 3 x 3 convolutions of 16, 8 and 8 channels, each followed by 2 x 2 max pooling, take a
+# 28 x 28 digit to a code of shape (8, 4, 4), 128 numbers (the last pooling is "same": 7 rows pool to 4, the last
+# window holding one row). The decoder mirrors it with upsampling; its third convolution has no padding, which
+# takes 16 rows to 14, so that the last upsampling lands on 28. Binary cross-entropy, as the blog trains it. The
+# model still takes and gives flat rows of 784 pixels: a `Reshape` comes first and a `Flatten` last, so `fit` is the
+# same call as in every chapter.
+
+# %%
+conv = models.conv_autoencoder(image_shape=image_shape, seed=demo.seed).to(demo.device)
+print(conv.summary())
+conv_history = train(conv, BCELoss(), "conv AE (16-8-8, code (8, 4, 4))")
+
+# %% [markdown]
+# ## What the first layer learned
+#
+# The 16 kernels of the first convolution, each 3 x 3 weights on the one grey channel: red weights add the pixel
+# under them, blue ones subtract it.
+
+# %%
+first = next(layer for layer in conv.encoder.layers if isinstance(layer, Conv2D))
+kernels = to_numpy(first.W.data)[:, 0]  # (16, 3, 3): output channel, row, column
+demo.save(plots.filter_grid(kernels, columns=8, title="The 16 learned 3 x 3 kernels of the first layer"),
+          "21_conv_filters.png",
+          f"The 16 kernels of the conv autoencoder's first layer after {schedule.text}: weights from "
+          f"{kernels.min():.2f} to {kernels.max():.2f}, each drawn on the same scale, red positive and blue negative.")
+
+# %% [markdown]
+# ## One digit through the encoder
+#
+# The encoder's layers one at a time on one test digit, keeping the maps after each block (convolution, pooling,
+# ReLU): 16 maps of 14 x 14, 8 of 7 x 7, and the code, 8 of 4 x 4.
+
+# %%
+digit = x_test[:1]  # (1, 784)
+stages, x = {"input": digit.reshape(image_shape)}, demo.to_device(digit)
+block = 0
+for layer in conv.encoder.layers:
+    x = layer.forward(x)
+    if isinstance(layer, ReLU):
+        block += 1
+        maps = to_numpy(x)[0]  # (C, H, W)
+        name = "the code" if block == 3 else f"after block {block}"
+        stages[f"{name}: {maps.shape[0]} maps of {maps.shape[1]} x {maps.shape[2]}"] = maps
+code = maps
+label = dataset.class_names[y_test[0]] if dataset.class_names else str(y_test[0])
+demo.save(plots.feature_maps(stages, title=f"A test {label} through the convolutional encoder"),
+          "22_conv_feature_maps.png",
+          f"One test digit (a {label}) and its feature maps after each of the encoder's three blocks, each row on a "
+          f"grey scale of its own; the code holds {code.size} numbers, {numpy.mean(code == 0):.0%} of them zero.")
+
+# %% [markdown]
+# ## Dense against convolutional
+#
+# The first chapter's dense autoencoder, 784-128-32-128-784, trained the same way (BCE, the same batches, the same
+# number of steps), and both scored by the mean squared error of their test reconstructions.
+
+# %%
+dense = models.simple_autoencoder(32, input_dim=dataset.n_features, seed=demo.seed).to(demo.device)
+train(dense, BCELoss(), "dense AE (784-128-32-128-784)")
+dense_mse, conv_mse = test_mse(dense, x_test, x_test), test_mse(conv, x_test, x_test)
+demo.record("dense AE (784-128-32-128-784)", test_mse=dense_mse)
+demo.record("conv AE (16-8-8, code (8, 4, 4))", test_mse=conv_mse)
+originals = x_test[:10]
+demo.save(plots.compare_reconstructions(originals, {
+    f"dense, {weights(dense):,} weights, code of 32 (test MSE {dense_mse:.4f})":
+        to_numpy(dense.reconstruct(demo.to_device(originals))),
+    f"convolutional, {weights(conv):,} weights, code of 128 (test MSE {conv_mse:.4f})":
+        to_numpy(conv.reconstruct(demo.to_device(originals)))}, shape,
+    title="Test digits, rebuilt by a dense and a convolutional autoencoder"),
+    "23_dense_vs_conv_reconstructions.png",
+    f"Ten test digits (top), rebuilt by the dense autoencoder ({weights(dense):,} weights, test MSE {dense_mse:.4f}) "
+    f"and by the convolutional one ({weights(conv):,} weights, test MSE {conv_mse:.4f}), both trained with BCE "
+    f"for {schedule.text}.")
+
+# %% [markdown]
+# ## Denoising, dense and convolutional
+#
+# The blog's convolutional denoiser (32 channels everywhere, two poolings: a code of shape (32, 7, 7)) and the deep
+# dense denoiser of the denoising chapter, both trained on fresh noise (0.5, clipped to [0, 1]) in every batch, and
+# both shown the same noisy test digits.
+
+# %%
+NOISE = 0.5
+x_test_noisy = data.add_gaussian_noise(x_test, NOISE, random_generator(demo.seed + 1), clip=(0.0, 1.0))
+denoisers = {
+    "dense denoiser": models.denoising_autoencoder(32, noise_factor=NOISE, input_dim=dataset.n_features,
+                                                   seed=demo.seed),
+    "conv denoiser": models.conv_denoising_autoencoder(image_shape=image_shape, noise_factor=NOISE, seed=demo.seed)}
+errors = {}
+for name, model in denoisers.items():
+    model.to(demo.device)
+    train(model, BCELoss(), name, validation=(x_test_noisy, x_test))
+    errors[name] = test_mse(model, x_test_noisy, x_test)
+    demo.record(name, test_mse=errors[name])
+noise_mse = float(numpy.mean((x_test_noisy - x_test) ** 2))
+rows = {f"Noisy input (MSE {noise_mse:.4f})": x_test_noisy[:10]}
+rows.update({f"{name}, {weights(model):,} weights (MSE {errors[name]:.4f})":
+             to_numpy(model.reconstruct(demo.to_device(x_test_noisy[:10]))) for name, model in denoisers.items()})
+rows["Original"] = x_test[:10]
+demo.save(plots.image_grid(rows, shape, title="The same noisy digits, denoised"), "24_dense_vs_conv_denoising.png",
+          f"The same noisy test digits (noise {NOISE}, MSE to the originals {noise_mse:.4f}), denoised by the dense "
+          f"denoiser ({weights(denoisers['dense denoiser']):,} weights, test MSE "
+          f"{errors['dense denoiser']:.4f}) and by the convolutional one ({weights(denoisers['conv denoiser']):,} "
+          f"weights, test MSE {errors['conv denoiser']:.4f}); {schedule.text}.")
+
+# %% [markdown]
+# ## A convolutional VAE, and its manifold
+#
+# The keras-io VAE: two stride-2 convolutions (32 and 64 channels, 28 -> 14 -> 7), a Dense layer of 16, heads for
+# $\mu$ and $\log\sigma^2$ in a 2-d latent space; the decoder goes back with a Dense layer to (64, 7, 7) and
+# stride-2 *transposed* convolutions. Beside it, the dense VAE of the VAE chapter with the same 2-d latent space.
+# Both are trained as there, the KL term's weight rising from 0 over the first tenth of the epochs, and decoded on
+# the same 20 x 20 grid of codes, at quantiles of $\mathcal{N}(0, 1)$.
+
+# %%
+vaes = {"dense VAE": models.variational_autoencoder(2, input_dim=dataset.n_features, seed=demo.seed),
+        "conv VAE": models.conv_variational_autoencoder(2, image_shape=image_shape, seed=demo.seed)}
+print(vaes["conv VAE"].summary())
+quantiles = [NormalDist().inv_cdf(p) for p in numpy.linspace(0.05, 0.95, 20)]  # 20 values of z
+grid = numpy.array([[z1, z2] for z2 in reversed(quantiles) for z1 in quantiles], dtype=numpy.float32)  # (400, 2)
+manifolds, elbo = {}, {}
+warmup = max(1, schedule.epochs // 10)
+for name, vae in vaes.items():
+    vae.to(demo.device)
+    elbo[name] = train(vae, VAELoss("bce", warmup_epochs=warmup), name)["val_loss"][-1]
+    manifolds[f"{name}: {weights(vae):,} weights, test loss {elbo[name]:.1f}"] = to_numpy(
+        vae.decode(demo.to_device(grid)))
+demo.save(plots.side_by_side_mosaics(manifolds, shape, columns=20, title="Two 2-d latent spaces, decoded",
+                                     axis_labels=("z1", "z2"), ticks=(quantiles, list(reversed(quantiles)))),
+          "25_dense_vs_conv_vae_manifold.png",
+          f"The same 20 x 20 grid of codes (5 % to 95 % quantiles of N(0, 1)) decoded by the dense VAE (left, "
+          f"{weights(vaes['dense VAE']):,} weights, test loss {elbo['dense VAE']:.1f} nats per image) and by the "
+          f"convolutional VAE (right, {weights(vaes['conv VAE']):,} weights, test loss {elbo['conv VAE']:.1f}); "
+          f"{schedule.text}, KL warm-up over {warmup} epochs.")
+
+# %%
+demo.finish()
