@@ -453,11 +453,11 @@ def _call(report, what: str, function, *arguments):
     try:
         return function(*arguments)
     except Exception as error:  # the reader's code may raise anything: it becomes a sentence, not a traceback
-        report.mistakes.append(f"{what} raised {type(error).__name__}: {error}{_where(error)}")
+        report.mistakes.append(f"{what} raised {type(error).__name__}: {error}{where_raised(error)}")
         raise _Stop from error
 
 
-def _where(error: Exception) -> str:
+def where_raised(error: Exception) -> str:
     """" (my_layers.py, line 12)": the last line of the traceback outside this library, if there is one."""
     frames = traceback.extract_tb(error.__traceback__)
     library = (str(Path(__file__).resolve().parent), str(Path(numpy.__file__).resolve().parent))
