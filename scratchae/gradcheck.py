@@ -439,7 +439,8 @@ def _float32_stays_float32(layer, x, rng, report) -> None:
     single = copy.deepcopy(layer)
     x32 = x.astype(numpy.float32)
     y = _call(report, f"{name}.forward (float32)", single.forward, x32)
-    dx = _call(report, f"{name}.backward (float32)", single.backward, rng.standard_normal(y.shape).astype(numpy.float32))
+    dy = rng.standard_normal(y.shape).astype(numpy.float32)
+    dx = _call(report, f"{name}.backward (float32)", single.backward, dy)
     arrays = [("its output", y), ("dL/dx", dx)] + [(f"parameter {path}'s gradient", p.grad)
                                                     for path, p in parameter_names(single)]
     for what, array in arrays:

@@ -180,7 +180,8 @@ def test_an_exception_is_a_named_mistake_with_its_line_not_a_traceback():
     report = check_layer(Crashes(), input_shape=(4, 6))
     assert not report.passed
     (mistake,) = report.mistakes
-    assert mistake.startswith("Crashes.backward raised ValueError: matmul") and "test_check_own_code.py, line" in mistake
+    assert mistake.startswith("Crashes.backward raised ValueError: matmul")
+    assert "test_check_own_code.py, line" in mistake
 
 
 def test_sublayers_with_the_same_names_never_collide():

@@ -32,6 +32,7 @@ DEMOS = {
     "vae": ("The variational autoencoder: generating from N(0, I)", (
         "15_vae_loss.png", "16_vae_reconstructions.png", "17_vae_vs_autoencoder_generation.png",
         "18_vae_latent_2d.png", "19_vae_manifold.png", "20_vae_interpolation.png")),
+    "write_a_layer": ("Your turn: write a layer, check it, train with it", ("21_write_a_layer.png",)),
 }
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
