@@ -392,6 +392,7 @@ def check_layer(layer, x=None, *, input_shape=None, seed: int = 0, tolerance: fl
     try:
         twin = _float64_copy(layer)
         named = parameter_names(twin)
+        _watch_sublayers(twin, report)
         upstream, dx, grads = _protocol_of_layer(twin, named, x, rng, report)
         report.checks.append(compare("x", lambda _: twin.forward(x), x, dx, upstream, rng=rng, h=h))
         for (path, parameter), gradient in zip(named, grads):
@@ -575,6 +576,7 @@ def check_model(model, loss, x=None, target=None, *, input_shape=None, seed: int
     try:
         twin, twin_loss = _float64_copy(model), copy.deepcopy(loss)
         named = parameter_names(twin)
+        watched = _watch_sublayers(twin, report)
         for parameter in twin.parameters():
             parameter.grad = None
         _call(report, f"{type(loss).__name__}.forward", twin_loss.forward,
@@ -582,7 +584,8 @@ def check_model(model, loss, x=None, target=None, *, input_shape=None, seed: int
         upstream = _call(report, f"{type(loss).__name__}.backward", twin_loss.backward)
         before = tuple(numpy.array(part) for part in upstream) if isinstance(upstream, tuple) else numpy.array(upstream)
         _call(report, f"{name}.backward", twin.backward, upstream)
-        _dy_untouched(report, f"{name}.backward", upstream, before)
+        if not watched.caught:  # a layer inside that changed its dy has been named already
+            _dy_untouched(report, f"{name}.backward", upstream, before)
         grads = [_parameter_gradient(report, _owner(twin, parameter), path, parameter) for path, parameter in named]
 
         def total_loss(_):
@@ -600,6 +603,52 @@ def check_model(model, loss, x=None, target=None, *, input_shape=None, seed: int
     except _Stop:
         pass
     return report
+
+
+class _Watch:
+    """Which sublayers were caught changing their ``dy`` (each is named once)."""
+
+    def __init__(self):
+        self.caught = set()
+
+
+def _watch_sublayers(module, report) -> _Watch:
+    """Wrap the ``backward`` of every layer inside ``module`` (a copy) so that one that changes the gradient it is
+    given is named with its path (``decoder.1``): a model's own check cannot otherwise tell which layer did it."""
+    watch = _Watch()
+    for path, layer in _sublayers(module):
+        layer.backward = _watched_backward(layer, path, layer.backward, report, watch)
+    return watch
+
+
+def _watched_backward(layer, path: str, backward, report, watch):
+    def watched(dy, *arguments, **options):
+        before = numpy.array(dy) if isinstance(dy, numpy.ndarray) else None
+        result = backward(dy, *arguments, **options)
+        inner = any(caught.startswith(f"{path}.") for caught in watch.caught)  # a layer inside it did it
+        if before is not None and not inner and path not in watch.caught and not numpy.array_equal(dy, before):
+            watch.caught.add(path)
+            _dy_untouched(report, f"{type(layer).__name__} ({path}).backward", dy, before)
+        return result
+
+    return watched
+
+
+def _sublayers(module, prefix: str = "", depth: int = 0):
+    """(path, layer) for every object inside ``module`` that has ``forward`` and ``backward``, depth first."""
+    if depth > 8 or not hasattr(module, "__dict__"):
+        return
+    for attribute, value in list(vars(module).items()):
+        items = enumerate(value) if isinstance(value, (list, tuple)) else [(None, value)]
+        for index, item in items:
+            if not (callable(getattr(item, "forward", None)) and callable(getattr(item, "backward", None))):
+                continue
+            if index is None:
+                path = f"{prefix}{attribute}"
+            else:
+                path = f"{prefix}{index}" if attribute == "layers" else f"{prefix}{attribute}.{index}"
+            yield path, item
+            yield from _sublayers(item, f"{path}.", depth + 1)
 
 
 def _owner(module, parameter) -> str:

@@ -167,6 +167,17 @@ def test_a_gradient_accumulated_over_calls_is_named():
                for m in report.mistakes)
 
 
+def test_a_gradient_of_the_wrong_dtype_is_named():
+    class SinglePrecisionGradient(Affine):
+        def backward(self, dy, input_grad=True):
+            dx = super().backward(dy)
+            self.W.grad = self.W.grad.astype(numpy.float32)
+            return dx
+
+    report = check_layer(SinglePrecisionGradient(5, 3), input_shape=(4, 5))
+    assert "SinglePrecisionGradient: parameter W: grad is float32, but the parameter is float64" in report.mistakes
+
+
 def test_a_silent_upcast_is_named():
     report = check_layer(Upcasts(5, 3), input_shape=(4, 5))
     assert any("Upcasts: float32 input gave float64 dL/dx: a silent upcast" in m for m in report.mistakes)
@@ -213,3 +224,12 @@ def test_check_loss_names_a_missing_constant_factor():
     report = check_loss(MSEWithoutMean(), input_shape=(3, 4))
     assert not report.passed
     assert "analytic = 12 x numerical everywhere" in str(report)
+
+
+def test_check_model_names_the_layer_inside_that_changed_its_dy():
+    model = Autoencoder(Sequential([Dense(6, 4, rng=0), Sigmoid()]),
+                        Sequential([Dense(4, 6, rng=1), ScalesDyInPlace()]))
+    report = check_model(model, MSELoss(), input_shape=(5, 6))
+    assert not report.passed
+    assert len(report.mistakes) == 1
+    assert report.mistakes[0].startswith("ScalesDyInPlace (decoder.1).backward changed dy in place")
