@@ -12,10 +12,20 @@ Work in float64: in float32 the rounding error of ``f`` divided by ``h`` swamps 
 below 1e-7 means the gradient is right; above 1e-2 it is wrong. For a parameter with many elements, a directional
 check compares the derivative along a few random directions instead of looping over every element.
 
-The numerical tools (:func:`numerical_gradient`, :func:`compare`, :func:`check_layer`, :func:`check_loss`,
-:func:`check_model`) know the layer protocol (``forward``, ``backward``, ``parameters``) by duck typing only; their
-loops run on NumPy arrays. :func:`check_everything` runs them on every layer, every loss and whole models: the suite
-behind ``scratchae gradcheck``, callable from a notebook too.
+For a layer, loss or model of your own, one call does it all, from a notebook::
+
+    report = check_layer(MyTanh(), input_shape=(4, 10))   # also check_loss(loss), check_model(model, loss)
+    print(report)                                          # the table; report.passed is a bool
+
+It checks a float64 copy (your float32 layer is left as it was) and names every break of the layer protocol on the
+way: an exception and its line, ``backward`` returning None, a gradient never set or of the wrong shape or dtype,
+``dy`` changed in place, gradients added up over calls. ``scratchae gradcheck --layer my_layers.py:MyTanh`` runs it
+from a terminal.
+
+The building blocks (:func:`numerical_gradient`, :func:`compare`, :func:`layer_checks`, :func:`loss_check`,
+:func:`model_checks`) work on objects that are already float64 and know the layer protocol (``forward``,
+``backward``, ``parameters``) by duck typing only; their loops run on NumPy arrays. :func:`check_everything` runs
+them on every layer, every loss and whole models: the suite behind ``scratchae gradcheck``.
 """
 
 from __future__ import annotations

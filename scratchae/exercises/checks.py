@@ -89,14 +89,18 @@ def check_sequential(module) -> None:
     _judge_layer(module.Sequential(inner), library, (4, 5))
 
 
-def _judge_layer(yours, library, input_shape) -> None:
-    """Your layer against centred differences (and the protocol), then against the library's on float32 input."""
+def _judge_layer(yours, library, input_shape, draw=None) -> None:
+    """Your layer against centred differences (and the protocol), then against the library's on float32 input.
+
+    ``draw(rng, shape)`` gives the input where standard normal numbers will not do (pooling wants no ties).
+    """
     rng = numpy.random.default_rng(1)
-    x = gradcheck.off_kinks(rng.standard_normal(input_shape)).astype(F32)
+    given = None if draw is None else draw(rng, input_shape)
+    x = (gradcheck.off_kinks(rng.standard_normal(input_shape)) if given is None else given).astype(F32)
     name = type(yours).__name__
     _call(f"{name}.forward", yours.forward, x.copy())
     _call(f"{name}.backward", yours.backward, rng.standard_normal(library.forward(x.copy()).shape).astype(F32))
-    report = gradcheck.check_layer(yours, input_shape=input_shape)
+    report = gradcheck.check_layer(yours, given, input_shape=input_shape)
     if not report.passed:
         raise Wrong(_first_failure(report))
     for mine, theirs in zip(yours.parameters(), library.parameters()):
