@@ -28,7 +28,7 @@ back where it came from. The two are each other's transpose, and that is the who
 * a transposed convolution is defined as exactly that backward pass (its forward is the product followed by
   :func:`add_taps`), so its own backward is the forward of a convolution: :func:`taps` followed by the product.
 
-Two choices make it fast without changing a number of the sum above (the tests compare every layer with plain loops
+These choices make it fast without changing a number of the sum above (the tests compare every layer with plain loops
 over pixels, with PyTorch, and with numerical gradients):
 
 * **Copies on the side with fewer channels.** The copy step multiplies the data by ``KH * KW``. When a layer has
@@ -45,6 +45,10 @@ over pixels, with PyTorch, and with numerical gradients):
 * **One matrix product per sample.** The weight gradient is the sum over the batch of one (C_out x pixels) @
   (pixels x C_in KH KW) product per sample, not one product over all the batch's pixels: BLAS runs such long, thin
   products several times slower than many small ones.
+* **A block of samples at a time** where the intermediate arrays are large (:func:`sample_blocks`): the products
+  of every kernel position, or the copies, of a batch of 128 take tens of megabytes, read back by the next step from
+  main memory; a block of a few samples is still in the processor's cache. Each sample's numbers are the same; only
+  the weight gradient, a sum over the samples, is added up block by block.
 
 "same" padding follows Keras and TensorFlow: the output has ``ceil(H / stride)`` rows, and when the total padding
 this needs is odd, the extra row (and column) goes at the *end*: a stride-2 "same" convolution of 28 rows with a 3 x 3
@@ -265,6 +269,13 @@ def sample_blocks(n: int, numbers_per_sample: int, budget: int = 2**19):
     return [slice(start, min(start + block, n)) for start in range(0, n, block)]
 
 
+def join_blocks(blocks: list):
+    """The results of :func:`sample_blocks`' blocks, one after the other along the batch axis (no copy for one)."""
+    if len(blocks) == 1:
+        return blocks[0]
+    return get_namespace(blocks[0]).concat(blocks, axis=0)
+
+
 def glorot_uniform(shape: tuple, fan_in: int, fan_out: int, rng: numpy.random.Generator) -> numpy.ndarray:
     r"""Keras's default initialisation, :math:`U(-a, a)`, :math:`a = \sqrt{6 / (\text{fan}_{in} + \text{fan}_{out})}`,
     where for a convolution each fan is the number of channels on its side times the kernel's area."""
@@ -411,11 +422,14 @@ class Conv2D(ShapedLayer):
         if self.expands_input:
             cols = taps(x_flat, offsets, length)  # (N, C_in KH KW, L)
             y = xp.matmul(self._weight_rows(), cols)  # (N, C_out, L), one product per sample
-            self.cache = (cols, row, rows, (top, left), (height, width))
+            self.cache = (cols, x_flat, row, rows, (top, left), (height, width))
         else:
-            z = xp.matmul(self._weight_columns(), x_flat)  # (N, C_out KH KW, S): every tap at every input pixel
-            y = sum_taps(z, self.out_channels, offsets, length)  # (N, C_out, L)
-            self.cache = (x_flat, row, rows, (top, left), (height, width))
+            y_blocks = []
+            for part in sample_blocks(n, self.out_channels * kh * kw * x_flat.shape[2]):  # see sample_blocks
+                z = xp.matmul(self._weight_columns(), x_flat[part, ...])  # (B, C_out KH KW, S): every tap, pixel
+                y_blocks.append(sum_taps(z, self.out_channels, offsets, length))  # (B, C_out, L)
+            y = join_blocks(y_blocks)  # (N, C_out, L)
+            self.cache = (None, x_flat, row, rows, (top, left), (height, width))
         y += xp.reshape(self.b.data, (self.out_channels, 1))  # (N, C_out, L), in place (y is ours), in one pass
         return from_rows(y, row, out_h, out_w)  # (N, C_out, H_out, W_out): the grid's extra columns dropped (a view)
 
@@ -423,10 +437,12 @@ class Conv2D(ShapedLayer):
         """dy: (N, C_out, H_out, W_out) -> dx: (N, C_in, H, W); sets W.grad (C_out, C_in, KH, KW), b.grad (C_out,).
 
         Each step of the forward is undone by its transpose, in reverse order. For dx that makes a convolution of
-        ``dy`` with the flipped kernel (see the module's docstring), computed without writing its zeros.
+        ``dy`` with the flipped kernel (see the module's docstring), computed without writing its zeros. The steps
+        with large intermediate arrays go a block of samples at a time (:func:`sample_blocks`); the weight gradient
+        is then summed over the blocks as over the samples.
         """
         _require_cache(self, self.cache)
-        saved, row, rows, (top, left), (height, width) = self.cache
+        cols, x_flat, row, rows, (top, left), (height, width) = self.cache  # (N, C_in KH KW, L) or None, (N, C_in, S)
         xp = get_namespace(dy)
         n, _, out_h, _ = dy.shape
         kh, kw = self.kernel_size
@@ -434,23 +450,28 @@ class Conv2D(ShapedLayer):
         self.b.grad = xp.sum(dy, axis=(0, 2, 3))  # (C_out,), each bias feeds every output pixel of its channel
         dy_rows = as_rows(dy, row, out_h)  # (N, C_out, L), zero at the grid's extra columns
         if self.expands_input:
-            cols = saved  # (N, C_in KH KW, L)
             per_sample = xp.matmul(dy_rows, xp.matrix_transpose(cols))  # (N, C_out, C_in KH KW)
             self.W.grad = xp.reshape(xp.sum(per_sample, axis=0), self.W.shape)  # (C_out, C_in, KH, KW)
             if not input_grad:
                 return None
-            dcols = xp.matmul(self._weight_rows().T, dy_rows)  # (N, C_in KH KW, L)
-            dx_flat = add_taps(dcols, self.in_channels, offsets, size)  # (N, C_in, S)
+            dx_blocks = []
+            for part in sample_blocks(n, cols.shape[1] * cols.shape[2]):
+                dcols = xp.matmul(self._weight_rows().T, dy_rows[part, ...])  # (B, C_in KH KW, L)
+                dx_blocks.append(add_taps(dcols, self.in_channels, offsets, size))  # (B, C_in, S)
         else:
-            x_flat = saved  # (N, C_in, S)
-            dz = spread_taps(dy_rows, offsets, size)  # (N, C_out KH KW, S)
-            per_sample = xp.matmul(dz, xp.matrix_transpose(x_flat))  # (N, C_out KH KW, C_in)
-            dw_columns = xp.sum(per_sample, axis=0)  # (C_out KH KW, C_in)
+            dw_columns, dx_blocks = None, []  # (C_out KH KW, C_in), summed over the blocks
+            for part in sample_blocks(n, self.out_channels * kh * kw * size):
+                dz = spread_taps(dy_rows[part, ...], offsets, size)  # (B, C_out KH KW, S)
+                per_sample = xp.matmul(dz, xp.matrix_transpose(x_flat[part, ...]))  # (B, C_out KH KW, C_in)
+                block_sum = xp.sum(per_sample, axis=0)  # (C_out KH KW, C_in)
+                dw_columns = block_sum if dw_columns is None else dw_columns + block_sum
+                if input_grad:
+                    dx_blocks.append(xp.matmul(self._weight_columns().T, dz))  # (B, C_in, S)
             dw = xp.reshape(dw_columns, (self.out_channels, kh, kw, self.in_channels))  # (C_out, KH, KW, C_in)
             self.W.grad = xp.permute_dims(dw, (0, 3, 1, 2))  # (C_out, C_in, KH, KW)
             if not input_grad:
                 return None
-            dx_flat = xp.matmul(self._weight_columns().T, dz)  # (N, C_in, S)
+        dx_flat = join_blocks(dx_blocks)  # (N, C_in, S)
         dx_padded = from_phases(dx_flat, self.stride, rows, row)  # (N, C_in, s rows, s row)
         return dx_padded[:, :, top:top + height, left:left + width]  # (N, C_in, H, W)
 

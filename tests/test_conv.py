@@ -200,11 +200,21 @@ class ProductFirst(Conv2D):
     expands_input = False
 
 
+def one_sample_a_block(monkeypatch) -> list:
+    """Make every layer work one sample at a time; the returned list records each call's batch size."""
+    calls = []
+    monkeypatch.setattr(conv, "sample_blocks", lambda n, size: calls.append(n) or [slice(i, i + 1) for i in range(n)])
+    return calls
+
+
+@pytest.mark.parametrize("blocks", ["whole batch", "one sample a block"])
 @pytest.mark.parametrize("strategy", [ExpandingInput, ProductFirst])
 @pytest.mark.parametrize("case", CONV_CASES)
-def test_both_ways_of_computing_a_convolution_match_the_loops(rng, case, strategy):
+def test_both_ways_of_computing_a_convolution_match_the_loops(rng, monkeypatch, case, strategy, blocks):
     """Copying the input's shifts then multiplying, and multiplying first then adding the shifted products, give
-    the same forward and backward whatever the channel counts (the layer picks one by them)."""
+    the same forward and backward whatever the channel counts (the layer picks one by them), for the whole batch at
+    once or a block of samples at a time (the weight gradient then summed over the blocks)."""
+    calls = one_sample_a_block(monkeypatch) if blocks == "one sample a block" else None
     options, c_in, c_out, shape = CONV_CASES[case]
     layer = strategy(c_in, c_out, rng=rng, dtype=F64, **options)
     layer.b.data = rng.standard_normal(c_out)
@@ -217,6 +227,8 @@ def test_both_ways_of_computing_a_convolution_match_the_loops(rng, case, strateg
     numpy.testing.assert_allclose(layer.backward(dy), dx, atol=1e-12)
     numpy.testing.assert_allclose(layer.W.grad, dw, atol=1e-12)
     numpy.testing.assert_allclose(layer.b.grad, db, atol=1e-12)
+    if calls is not None:
+        assert calls and all(n == shape[0] for n in calls)  # the blocks were used
 
 
 def test_the_long_row_copies_match_their_definitions(rng):
@@ -305,8 +317,7 @@ def test_conv_transpose2d_in_blocks_of_samples_equals_the_whole_batch_and_the_lo
     y_whole = layer.forward(x)
     dy = rng.standard_normal(y_whole.shape)
     dx_whole, dw_whole, db_whole = layer.backward(dy), layer.W.grad, layer.b.grad
-    blocks = []
-    monkeypatch.setattr(conv, "sample_blocks", lambda n, size: blocks.append(n) or [slice(i, i + 1) for i in range(n)])
+    blocks = one_sample_a_block(monkeypatch)
     y = layer.forward(x)
     dx = layer.backward(dy)
     assert blocks == [5, 5]  # the forward and the backward went through the blocks
