@@ -263,7 +263,7 @@ def spread_taps(dy, offsets: list[int], size: int):
     return get_namespace(dy).reshape(dz, (n, c * len(offsets), size))
 
 
-def sample_blocks(n: int, numbers_per_sample: int, budget: int = 2**19):
+def sample_blocks(n: int, numbers_per_sample: int, joined_per_sample: int, budget: int = 2**19):
     """The batch's samples in consecutive blocks, as slices: as many samples a block as keep ``numbers_per_sample``
     numbers (a sample's largest intermediate array) within ``budget`` (2**19, 2 MB of float32), at least one.
 
@@ -271,9 +271,13 @@ def sample_blocks(n: int, numbers_per_sample: int, budget: int = 2**19):
     products a sample, 30 MB for a batch of 128) computes a block at a time: each array is then read back by the
     next step while it is still in the processor's cache instead of from main memory, about twice as fast
     overall. Every output number is computed from the same numbers as for the whole batch at once; only a sum over
-    the batch (a weight gradient) is added up block by block.
+    the batch (a weight gradient) is added up block by block. Joining the blocks' results (``joined_per_sample``
+    numbers a sample) copies them once, which pays only when the intermediate array is the larger: otherwise the
+    whole batch is one block.
     """
-    block = max(1, budget // max(1, numbers_per_sample))
+    if numbers_per_sample <= joined_per_sample:
+        return [slice(0, n)]
+    block = max(1, budget // numbers_per_sample)
     return [slice(start, min(start + block, n)) for start in range(0, n, block)]
 
 
@@ -433,7 +437,7 @@ class Conv2D(ShapedLayer):
             self.cache = (cols, x_flat, row, rows, (top, left), (height, width))
         else:
             y_blocks = []
-            for part in sample_blocks(n, self.out_channels * kh * kw * x_flat.shape[2]):  # see sample_blocks
+            for part in sample_blocks(n, self.out_channels * kh * kw * x_flat.shape[2], self.out_channels * length):
                 z = xp.matmul(self._weight_columns(), x_flat[part, ...])  # (B, C_out KH KW, S): every tap, pixel
                 y_blocks.append(sum_taps(z, self.out_channels, offsets, length))  # (B, C_out, L)
             y = join_blocks(y_blocks)  # (N, C_out, L)
@@ -463,12 +467,13 @@ class Conv2D(ShapedLayer):
             if not input_grad:
                 return None
             dx_blocks = []
-            for part in sample_blocks(n, cols.shape[1] * cols.shape[2]):
+            for part in sample_blocks(n, cols.shape[1] * cols.shape[2], self.in_channels * size):
                 dcols = xp.matmul(self._weight_rows().T, dy_rows[part, ...])  # (B, C_in KH KW, L)
                 dx_blocks.append(add_taps(dcols, self.in_channels, offsets, size))  # (B, C_in, S)
         else:
             dw_columns, dx_blocks = None, []  # (C_out KH KW, C_in), summed over the blocks
-            for part in sample_blocks(n, self.out_channels * kh * kw * size):
+            joined = self.in_channels * size if input_grad else 0  # dx
+            for part in sample_blocks(n, self.out_channels * kh * kw * size, joined):
                 dz = spread_taps(dy_rows[part, ...], offsets, size)  # (B, C_out KH KW, S)
                 per_sample = xp.matmul(dz, xp.matrix_transpose(x_flat[part, ...]))  # (B, C_out KH KW, C_in)
                 block_sum = xp.sum(per_sample, axis=0)  # (C_out KH KW, C_in)
@@ -575,16 +580,18 @@ class ConvTranspose2D(ShapedLayer):
         x_rows = as_rows(x, row, height)  # (N, C_in, H row): pixel (i, j) at i * row + j, zeros right of W
         weights = xp.reshape(self.W.data, (self.in_channels, self.out_channels * kh * kw))  # (C_in, C_out KH KW)
         bias = xp.reshape(self.b.data, (self.out_channels, 1, 1))  # (C_out, 1, 1)
-        p = self.padding
-        y = full_like_shape((n, self.out_channels, out_h, out_w), None, x)  # (N, C_out, H_out, W_out)
-        for part in sample_blocks(n, self.out_channels * kh * kw * height * row):
+        y_blocks = []
+        joined = self.out_channels * s * s * rows * row  # y_full
+        for part in sample_blocks(n, self.out_channels * kh * kw * height * row, joined):
             contributions = xp.matmul(weights.T, x_rows[part, ...])  # (B, C_out KH KW, H row): each pixel's kernel
             y_flat = add_taps(contributions, self.out_channels, offsets,
                               s * s * rows * row)  # (B, C_out, S), pixel (i, j) added at (s i + p, s j + q)
-            y_full = from_phases(y_flat, s, rows, row)  # (B, C_out, s rows, s row)
-            y[part, ...] = y_full[:, :, p:p + out_h, p:p + out_w] + bias  # (B, C_out, H_out, W_out): padding cut
+            y_blocks.append(from_phases(y_flat, s, rows, row))  # (B, C_out, s rows, s row)
+        y_full = join_blocks(y_blocks)  # (N, C_out, s rows, s row)
+        y_full += bias  # in place (y_full is ours), in one pass
         self.cache = (x_rows, row, rows, (height, width))
-        return y
+        p = self.padding
+        return y_full[:, :, p:p + out_h, p:p + out_w]  # (N, C_out, H_out, W_out): the padding cut (a view)
 
     def backward(self, dy, input_grad: bool = True):
         """dy: (N, C_out, H_out, W_out) -> dx: (N, C_in, H, W); sets W.grad (C_in, C_out, KH, KW), b.grad (C_out,).
@@ -603,20 +610,22 @@ class ConvTranspose2D(ShapedLayer):
         s = self.stride
         offsets = tap_offsets(kh, kw, s, rows, row)
         weights = xp.reshape(self.W.data, (self.in_channels, self.out_channels * kh * kw))  # (C_in, C_out KH KW)
-        dx = full_like_shape((n, self.in_channels, height, width), None, dy) if input_grad else None
+        dx_blocks = []
         dw = None  # (C_in, C_out KH KW), summed over the blocks
-        for part in sample_blocks(n, self.out_channels * kh * kw * height * row):
+        joined = self.in_channels * height * row if input_grad else 0  # dx
+        for part in sample_blocks(n, self.out_channels * kh * kw * height * row, joined):
             dy_full = pad(dy[part, ...], p, s * rows - p - out_h, p, s * row - p - out_w)  # (B, C_out, s rows, s row)
             dy_flat = as_phases(dy_full, s)  # (B, C_out, S)
             dcols = taps(dy_flat, offsets, height * row)  # (B, C_out KH KW, H row)
             per_sample = xp.matmul(x_rows[part, ...], xp.matrix_transpose(dcols))  # (B, C_in, C_out KH KW)
             dw = xp.sum(per_sample, axis=0) if dw is None else dw + xp.sum(per_sample, axis=0)  # (C_in, C_out KH KW)
             if input_grad:
-                dx_rows = xp.matmul(weights, dcols)  # (B, C_in, H row)
-                dx[part, ...] = from_rows(dx_rows, row, height, width)  # (B, C_in, H, W)
+                dx_blocks.append(xp.matmul(weights, dcols))  # (B, C_in, H row)
         self.W.grad = xp.reshape(dw, self.W.shape)  # (C_in, C_out, KH, KW)
         self.b.grad = xp.sum(dy, axis=(0, 2, 3))  # (C_out,)
-        return dx
+        if not input_grad:
+            return None
+        return from_rows(join_blocks(dx_blocks), row, height, width)  # (N, C_in, H, W)
 
     def parameters(self):
         return [self.W, self.b]

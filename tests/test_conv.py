@@ -203,7 +203,7 @@ class ProductFirst(Conv2D):
 def one_sample_a_block(monkeypatch) -> list:
     """Make every layer work one sample at a time; the returned list records each call's batch size."""
     calls = []
-    monkeypatch.setattr(conv, "sample_blocks", lambda n, size: calls.append(n) or [slice(i, i + 1) for i in range(n)])
+    monkeypatch.setattr(conv, "sample_blocks", lambda n, *sizes: calls.append(n) or [slice(i, i + 1) for i in range(n)])
     return calls
 
 
@@ -300,9 +300,10 @@ def test_conv_transpose2d_matches_the_loops_and_is_the_backward_of_a_convolution
 
 
 def test_sample_blocks_cover_the_batch_in_order_within_the_budget():
-    assert conv.sample_blocks(10, 3, budget=7) == [slice(0, 2), slice(2, 4), slice(4, 6), slice(6, 8), slice(8, 10)]
-    assert conv.sample_blocks(5, 100, budget=7) == [slice(i, i + 1) for i in range(5)]  # at least one sample
-    assert conv.sample_blocks(128, 60480) == [slice(i, i + 8) for i in range(0, 128, 8)]  # the VAE's 64 -> 32
+    assert conv.sample_blocks(10, 3, 1, budget=7) == [slice(0, 2), slice(2, 4), slice(4, 6), slice(6, 8), slice(8, 10)]
+    assert conv.sample_blocks(5, 100, 1, budget=7) == [slice(i, i + 1) for i in range(5)]  # at least one sample
+    assert conv.sample_blocks(128, 60480, 13440) == [slice(i, i + 8) for i in range(0, 128, 8)]  # the VAE's 64 -> 32
+    assert conv.sample_blocks(128, 7560, 26880) == [slice(0, 128)]  # a result larger than the intermediate array
 
 
 @pytest.mark.parametrize("case", TRANSPOSED_CASES)
