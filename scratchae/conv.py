@@ -285,7 +285,13 @@ def join_blocks(blocks: list):
     """The results of :func:`sample_blocks`' blocks, one after the other along the batch axis (no copy for one)."""
     if len(blocks) == 1:
         return blocks[0]
-    return get_namespace(blocks[0]).concat(blocks, axis=0)
+    first = blocks[0]
+    joined = full_like_shape((sum(block.shape[0] for block in blocks), *first.shape[1:]), None, first)
+    start = 0
+    for block in blocks:
+        joined[start:start + block.shape[0], ...] = block
+        start += block.shape[0]
+    return joined
 
 
 def glorot_uniform(shape: tuple, fan_in: int, fan_out: int, rng: numpy.random.Generator) -> numpy.ndarray:
