@@ -282,6 +282,19 @@ def arange_like(n: int, like):
     return xp.arange(n, device=like.device)
 
 
+def full_like_shape(shape: tuple, fill_value, like):
+    """A new array of ``shape`` filled with ``fill_value`` (None: left uninitialised), with ``like``'s dtype, library
+    and device: the zero-padded or empty buffers of the convolution layers."""
+    xp = get_namespace(like)
+    if xp is numpy or _is_cupy_array(like):  # one device for NumPy; CuPy allocates on the current GPU, where like is
+        if fill_value is None:
+            return xp.empty(shape, dtype=like.dtype)
+        return xp.full(shape, fill_value, dtype=like.dtype)
+    if fill_value is None:
+        return xp.empty(shape, dtype=like.dtype, device=like.device)
+    return xp.full(shape, fill_value, dtype=like.dtype, device=like.device)
+
+
 def ignore_overflow():
     """A context in which NumPy does not warn about overflow or invalid values.
 

@@ -737,7 +737,7 @@ def check_everything(seed: int = 0) -> list[CheckedCase]:
     Returns one :class:`CheckedCase` per layer, loss or model; :func:`format_report` lays them out as a table.
     """
     rng = numpy.random.default_rng(seed)
-    return _layer_cases(rng) + _loss_cases(rng) + _model_cases(rng) + _vae_cases(rng)
+    return _layer_cases(rng) + _conv_cases(rng) + _loss_cases(rng) + _model_cases(rng) + _vae_cases(rng)
 
 
 def _layer_cases(rng) -> list[CheckedCase]:
@@ -751,6 +751,39 @@ def _layer_cases(rng) -> list[CheckedCase]:
         layer_input = off_kinks(rng.standard_normal((3, 784))) if getattr(layer, "in_features", 0) == 784 else x
         cases.append(CheckedCase(repr(layer).replace("\n", "").replace("  ", " "), LAYER_TOLERANCE,
                                  layer_checks(layer, layer_input, rng)))
+    return cases
+
+
+def _conv_cases(rng) -> list[CheckedCase]:
+    """The convolutional layers where their gradients are easiest to get wrong: padding, stride 2, overlapping
+    pooling windows, odd sizes (7 -> 4), output_padding. Pooled inputs are all 1e-3 or more apart, so that no window
+    has a tie a step h could flip."""
+    from scratchae.conv import Conv2D, ConvTranspose2D, Flatten, MaxPool2D, Reshape, UpSampling2D
+
+    f64 = numpy.float64
+
+    def apart(shape):
+        size = int(numpy.prod(shape))
+        return (rng.permutation(size) * 1e-2 + rng.uniform(0.0, 1e-3, size)).reshape(shape)
+
+    layers = (("Conv2D 2->3 3x3 stride 2 'same' on 7x6", Conv2D(2, 3, 3, stride=2, rng=rng, dtype=f64),
+               rng.standard_normal((2, 2, 7, 6))),
+              ("Conv2D 4->2 2x3 padding 1 on 5x6", Conv2D(4, 2, (2, 3), padding=1, rng=rng, dtype=f64),
+               rng.standard_normal((2, 4, 5, 6))),
+              ("ConvTranspose2D 3->2 3x3 stride 2 output_padding 1",
+               ConvTranspose2D(3, 2, 3, stride=2, padding=1, output_padding=1, rng=rng, dtype=f64),
+               rng.standard_normal((2, 3, 4, 3))),
+              ("MaxPool2D 2 'same' 7 -> 4", MaxPool2D(2, padding="same"), apart((2, 2, 7, 7))),
+              ("MaxPool2D 3 stride 2 (overlapping windows)", MaxPool2D(3, stride=2), apart((2, 2, 7, 7))),
+              ("UpSampling2D 2", UpSampling2D(2), rng.standard_normal((2, 2, 3, 4))),
+              ("Flatten", Flatten(), rng.standard_normal((2, 2, 3, 3))),
+              ("Reshape((2, 3, 3))", Reshape((2, 3, 3)), rng.standard_normal((2, 18))))
+    cases = []
+    for what, layer, x in layers:
+        for parameter in layer.parameters():
+            if parameter.name == "b":
+                parameter.data = rng.standard_normal(parameter.shape)
+        cases.append(CheckedCase(what, LAYER_TOLERANCE, check_layer(layer, x, rng)))
     return cases
 
 

@@ -196,3 +196,42 @@ def test_a_diverging_run_goes_back_to_its_last_finite_state_on_the_strict_backen
         fit(model, MSELoss(), Adam(model.parameters(), lr=1e39), x, epochs=1, batch_size=64, progress=False)
     for p, expected in zip(model.parameters(), before, strict=True):
         numpy.testing.assert_array_equal(strict.to_numpy(p.data), expected)
+
+
+def _conv_layers(dtype):
+    from scratchae.conv import ConvTranspose2D, Conv2D, Flatten, MaxPool2D, Reshape, UpSampling2D
+
+    return {
+        "conv-same-stride-2": (Conv2D(2, 3, 3, stride=2, rng=0, dtype=dtype), (2, 2, 7, 6)),
+        "conv-valid-fewer-out": (Conv2D(4, 2, 3, padding="valid", rng=1, dtype=dtype), (2, 4, 6, 5)),
+        "transposed": (ConvTranspose2D(3, 2, 3, stride=2, padding=1, output_padding=1, rng=2, dtype=dtype),
+                       (2, 3, 4, 3)),
+        "pool-same-overlapping": (MaxPool2D(3, stride=2, padding="same"), (2, 2, 7, 7)),
+        "upsampling": (UpSampling2D(2), (2, 2, 3, 4)),
+        "flatten": (Flatten(), (2, 2, 3, 3)),
+        "reshape": (Reshape((2, 3, 3)), (2, 18)),
+    }
+
+
+@pytest.mark.parametrize("blocks", ["whole batch", "one sample a block"])
+@pytest.mark.parametrize("dtype", [F32, F64])
+@pytest.mark.parametrize("name", list(_conv_layers(F64)))
+def test_conv_layers_match_numpy(strict, rng, monkeypatch, name, dtype, blocks):
+    from scratchae import conv
+
+    (reference, shape), (layer, _) = _conv_layers(dtype)[name], _conv_layers(dtype)[name]
+    strict.move(layer)
+    x = rng.integers(0, 4, shape).astype(dtype)  # small integers: max pooling meets ties
+    y_ref = reference.forward(x)
+    dy = rng.standard_normal(y_ref.shape).astype(dtype)
+    dx_ref = reference.backward(dy)
+    if blocks == "one sample a block":  # the layers that go by blocks of samples join them on the strict device
+        monkeypatch.setattr(conv, "sample_blocks", lambda n, *sizes: [slice(i, i + 1) for i in range(n)])
+
+    y = layer.forward(strict.asarray(x))
+    assert_same(strict, y, y_ref, dtype)
+    dx = layer.backward(strict.asarray(dy))
+    assert_same(strict, dx, dx_ref, dtype)
+    for p_ref, p in zip(reference.parameters(), layer.parameters(), strict=True):
+        assert_same(strict, p.grad, p_ref.grad, dtype)
+    assert layer.backward(strict.asarray(dy), input_grad=False) is None

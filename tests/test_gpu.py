@@ -152,3 +152,36 @@ def test_the_vae_matches_numpy(rng, reconstruction):
         assert_on_gpu_and_close(p.grad, p_ref.grad, rtol=1e-4, atol=1e-5)
     samples = vae.sample(4, seed=0)
     assert device_of(samples) == "gpu" and samples.shape == (4, 12) and samples.dtype == F32
+
+
+def _conv_layers():
+    from scratchae.conv import ConvTranspose2D, Conv2D, Flatten, MaxPool2D, Reshape, UpSampling2D
+
+    return {
+        "conv-same": (Conv2D(1, 16, 3, rng=0), (8, 1, 28, 28)),
+        "conv-more-in-than-out": (Conv2D(16, 8, 3, rng=1), (8, 16, 14, 14)),
+        "conv-valid": (Conv2D(16, 1, 3, padding="valid", rng=2), (8, 16, 16, 16)),
+        "conv-stride-2": (Conv2D(32, 64, 3, stride=2, rng=3), (8, 32, 14, 14)),
+        "transposed": (ConvTranspose2D(64, 32, 3, stride=2, padding=1, output_padding=1, rng=4), (8, 64, 7, 7)),
+        "pool-same": (MaxPool2D(2, padding="same"), (8, 8, 7, 7)),
+        "pool-overlapping": (MaxPool2D(3, stride=2), (8, 4, 9, 9)),
+        "upsampling": (UpSampling2D(2), (8, 8, 4, 4)),
+        "flatten": (Flatten(), (8, 8, 4, 4)),
+        "reshape": (Reshape((1, 28, 28)), (8, 784)),
+    }
+
+
+@pytest.mark.parametrize("name", list(_conv_layers()))
+def test_conv_layers_match_numpy(rng, name):
+    (reference, shape), (layer, _) = _conv_layers()[name], _conv_layers()[name]
+    layer.to("gpu")
+    x = rng.integers(0, 4, shape).astype(F32)  # small integers: max pooling meets ties, which go the same way
+    y_ref = reference.forward(x)
+    dy = rng.standard_normal(y_ref.shape).astype(F32)
+    dx_ref = reference.backward(dy)
+    y = layer.forward(to_device(x, "gpu"))
+    assert_on_gpu_and_close(y, y_ref, rtol=1e-5, atol=1e-4)
+    dx = layer.backward(to_device(dy, "gpu"))
+    assert_on_gpu_and_close(dx, dx_ref, rtol=1e-5, atol=1e-4)
+    for p_ref, p in zip(reference.parameters(), layer.parameters(), strict=True):
+        assert_on_gpu_and_close(p.grad, p_ref.grad, rtol=1e-5, atol=1e-3)

@@ -84,3 +84,76 @@ def test_vae_matches_pytorch_over_several_adam_steps(reconstruction):
         torch_optimizer.step()
     for parameter, expected in zip(vae.parameters(), torch_weights(net), strict=True):
         numpy.testing.assert_allclose(parameter.data, expected, rtol=1e-8, atol=1e-12)
+
+
+# ------------------------------------------------------------------- convolutional layers, forward and backward
+
+from scratchae.conv import ConvTranspose2D, Conv2D, MaxPool2D, UpSampling2D  # noqa: E402
+
+F = torch.nn.functional
+
+
+def _torch_pad(x, layer, fill=0.0):
+    """Keras's "same" padding as PyTorch sees it: explicit (left, right, top, bottom) before a "valid" operation."""
+    (top, bottom), (left, right) = layer.paddings(x.shape[2], x.shape[3])
+    return F.pad(x, (left, right, top, bottom), value=fill)
+
+
+def _assert_parity(layer, x, torch_function, torch_parameters=()):
+    """Same output, same dL/dx and same parameter gradients as torch_function, for a random upstream gradient."""
+    rng = numpy.random.default_rng(11)
+    x_torch = torch.from_numpy(x).requires_grad_(True)
+    y = layer.forward(x)
+    y_torch = torch_function(x_torch)
+    numpy.testing.assert_allclose(y, y_torch.detach().numpy(), rtol=1e-12, atol=1e-12)
+    dy = rng.standard_normal(y.shape)
+    dx = layer.backward(dy)
+    y_torch.backward(torch.from_numpy(dy))
+    numpy.testing.assert_allclose(dx, x_torch.grad.numpy(), rtol=1e-10, atol=1e-12)
+    for parameter, torch_parameter in zip(layer.parameters(), torch_parameters, strict=True):
+        numpy.testing.assert_allclose(parameter.grad, torch_parameter.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("c_in, c_out, kernel, stride, padding, size", [
+    (1, 16, 3, 1, "same", (28, 28)), (16, 8, 3, 1, "same", (14, 14)), (16, 1, 3, 1, "valid", (16, 16)),
+    (1, 32, 3, 2, "same", (28, 28)), (32, 64, 3, 2, "same", (14, 13)), (3, 2, (2, 3), 2, 1, (7, 8))])
+def test_conv2d_matches_pytorch(c_in, c_out, kernel, stride, padding, size):
+    rng = numpy.random.default_rng(12)
+    layer = Conv2D(c_in, c_out, kernel, stride=stride, padding=padding, rng=rng, dtype=numpy.float64)
+    layer.b.data = rng.standard_normal(c_out)
+    w, b = (torch.from_numpy(p.data.copy()).requires_grad_(True) for p in layer.parameters())
+    _assert_parity(layer, rng.standard_normal((3, c_in, *size)),
+                   lambda x: F.conv2d(_torch_pad(x, layer), w, b, stride=stride), (w, b))
+
+
+@pytest.mark.parametrize("c_in, c_out, kernel, stride, padding, output_padding, size", [
+    (64, 64, 3, 2, 1, 1, (7, 7)), (64, 32, 3, 2, 1, 1, (14, 14)), (32, 1, 3, 1, 1, 0, (28, 28)),
+    (2, 3, (2, 3), 3, 0, 2, (3, 4))])
+def test_conv_transpose2d_matches_pytorch(c_in, c_out, kernel, stride, padding, output_padding, size):
+    rng = numpy.random.default_rng(13)
+    layer = ConvTranspose2D(c_in, c_out, kernel, stride=stride, padding=padding, output_padding=output_padding,
+                            rng=rng, dtype=numpy.float64)
+    layer.b.data = rng.standard_normal(c_out)
+    w, b = (torch.from_numpy(p.data.copy()).requires_grad_(True) for p in layer.parameters())
+    _assert_parity(layer, rng.standard_normal((2, c_in, *size)),
+                   lambda x: F.conv_transpose2d(x, w, b, stride=stride, padding=padding,
+                                                output_padding=output_padding), (w, b))
+
+
+@pytest.mark.parametrize("pool_size, stride, padding, size, ties", [
+    (2, None, "valid", (28, 28), False), (2, None, "same", (7, 7), False), (3, 2, "valid", (9, 8), False),
+    (3, 1, "same", (6, 5), False), (2, None, "valid", (8, 8), True), (3, 2, "same", (7, 8), True),
+    (2, 1, "valid", (5, 5), True)])
+def test_max_pool_matches_pytorch_ties_included(pool_size, stride, padding, size, ties):
+    """With ties, both give the whole gradient to the first maximum of each window in reading order."""
+    rng = numpy.random.default_rng(14)
+    x = rng.integers(0, 3, (2, 3, *size)).astype(numpy.float64) if ties else rng.standard_normal((2, 3, *size))
+    layer = MaxPool2D(pool_size, stride=stride, padding=padding)
+    _assert_parity(layer, x, lambda x: F.max_pool2d(_torch_pad(x, layer, -numpy.inf), pool_size,
+                                                    stride=layer.stride))
+
+
+@pytest.mark.parametrize("factor", [2, 3])
+def test_upsampling_matches_pytorch(factor):
+    x = numpy.random.default_rng(15).standard_normal((2, 3, 7, 5))
+    _assert_parity(UpSampling2D(factor), x, lambda x: F.interpolate(x, scale_factor=factor, mode="nearest"))
