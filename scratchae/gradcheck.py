@@ -783,7 +783,7 @@ def _conv_cases(rng) -> list[CheckedCase]:
         for parameter in layer.parameters():
             if parameter.name == "b":
                 parameter.data = rng.standard_normal(parameter.shape)
-        cases.append(CheckedCase(what, LAYER_TOLERANCE, check_layer(layer, x, rng)))
+        cases.append(CheckedCase(what, LAYER_TOLERANCE, layer_checks(layer, x, rng)))
     return cases
 
 

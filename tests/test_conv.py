@@ -11,7 +11,7 @@ import pytest
 
 from scratchae import conv
 from scratchae.conv import ConvTranspose2D, Conv2D, Flatten, MaxPool2D, Reshape, UpSampling2D, output_shape
-from scratchae.gradcheck import LAYER_TOLERANCE, check_layer, off_kinks
+from scratchae.gradcheck import LAYER_TOLERANCE, layer_checks, off_kinks
 from scratchae.layers import Dense, ReLU, Sequential
 
 F32, F64 = numpy.float32, numpy.float64
@@ -108,7 +108,7 @@ def test_conv2d_gradients(rng, check_gradients, case):
     options, c_in, c_out, shape = CONV_CASES[case]
     layer = Conv2D(c_in, c_out, rng=rng, dtype=F64, **options)
     layer.b.data = rng.standard_normal(c_out)
-    check_gradients(check_layer(layer, rng.standard_normal(shape), rng), LAYER_TOLERANCE)
+    check_gradients(layer_checks(layer, rng.standard_normal(shape), rng), LAYER_TOLERANCE)
 
 
 TRANSPOSED_CASES = {
@@ -126,7 +126,7 @@ def test_conv_transpose2d_gradients(rng, check_gradients, case):
     options, c_in, c_out, shape = TRANSPOSED_CASES[case]
     layer = ConvTranspose2D(c_in, c_out, rng=rng, dtype=F64, **options)
     layer.b.data = rng.standard_normal(c_out)
-    check_gradients(check_layer(layer, rng.standard_normal(shape), rng), LAYER_TOLERANCE)
+    check_gradients(layer_checks(layer, rng.standard_normal(shape), rng), LAYER_TOLERANCE)
 
 
 def distinct_values(rng, shape):
@@ -147,17 +147,17 @@ POOL_CASES = {
 @pytest.mark.parametrize("case", POOL_CASES)
 def test_max_pool_gradients(rng, check_gradients, case):
     options, shape = POOL_CASES[case]
-    check_gradients(check_layer(MaxPool2D(**options), distinct_values(rng, shape), rng), LAYER_TOLERANCE)
+    check_gradients(layer_checks(MaxPool2D(**options), distinct_values(rng, shape), rng), LAYER_TOLERANCE)
 
 
 @pytest.mark.parametrize("factor, shape", [(2, (2, 2, 3, 4)), (3, (1, 2, 2, 3))])
 def test_upsampling_gradients(rng, check_gradients, factor, shape):
-    check_gradients(check_layer(UpSampling2D(factor), rng.standard_normal(shape), rng), LAYER_TOLERANCE)
+    check_gradients(layer_checks(UpSampling2D(factor), rng.standard_normal(shape), rng), LAYER_TOLERANCE)
 
 
 @pytest.mark.parametrize("layer, shape", [(Flatten(), (2, 2, 3, 3)), (Reshape((2, 3, 3)), (2, 18))])
 def test_flatten_and_reshape_gradients(rng, check_gradients, layer, shape):
-    check_gradients(check_layer(layer, rng.standard_normal(shape), rng), LAYER_TOLERANCE)
+    check_gradients(layer_checks(layer, rng.standard_normal(shape), rng), LAYER_TOLERANCE)
 
 
 def test_a_small_conv_network_gradients(rng, check_gradients):
@@ -170,7 +170,7 @@ def test_a_small_conv_network_gradients(rng, check_gradients):
         if parameter.name == "b":
             parameter.data = off_kinks(0.1 * rng.standard_normal(parameter.shape))
     x = distinct_values(rng, (2, 49))
-    check_gradients(check_layer(network, x, rng), 1e-6)
+    check_gradients(layer_checks(network, x, rng), 1e-6)
 
 
 # ---------------------------------------------------------------------- the fast forms against the loops above
@@ -394,7 +394,7 @@ def test_same_pooling_of_7_takes_the_last_row_alone(rng):
 
 
 def _fails(layer, x, rng) -> bool:
-    return not all(check.passed(LAYER_TOLERANCE) for check in check_layer(layer, x, rng))
+    return not all(check.passed(LAYER_TOLERANCE) for check in layer_checks(layer, x, rng))
 
 
 class FlippedOrNot(Conv2D):

@@ -59,6 +59,40 @@ ANSWERS = {
     "kl": ("mu, logvar = self.cache\nn = mu.shape[0]\nreturn mu / n, 0.5 * (numpy.exp(logvar) - 1.0) / n",
            "mu, logvar = self.cache\nreturn mu, 0.5 * (numpy.exp(logvar) - 1.0)",
            "analytic = 4 x numerical everywhere"),
+    "conv2d": ("pad, s = self.padding, self.stride\nk = self.W.data.shape[2]\nout_h, out_w = dy.shape[2], dy.shape[3]\n"
+               "self.b.grad = dy.sum(axis=(0, 2, 3))\nself.W.grad = numpy.zeros_like(self.W.data)\n"
+               "dx_pad = numpy.zeros_like(self.x_pad)\nfor p in range(k):\n    for q in range(k):\n"
+               "        rows, columns = slice(p, p + s * out_h, s), slice(q, q + s * out_w, s)\n"
+               "        window = self.x_pad[:, :, rows, columns]\n"
+               "        self.W.grad[:, :, p, q] = numpy.einsum('nohw,nchw->oc', dy, window)\n"
+               "        dx_pad[:, :, rows, columns] += numpy.einsum('nohw,oc->nchw', dy, self.W.data[:, :, p, q])\n"
+               "return dx_pad[:, :, pad:dx_pad.shape[2] - pad, pad:dx_pad.shape[3] - pad]",
+               "pad, s = self.padding, self.stride\nk = self.W.data.shape[2]\nout_h, out_w = dy.shape[2], dy.shape[3]\n"
+               "self.b.grad = dy.sum(axis=(0, 2, 3))\nself.W.grad = numpy.zeros_like(self.W.data)\n"
+               "dx_pad = numpy.zeros_like(self.x_pad)\nfor p in range(k):\n    for q in range(k):\n"
+               "        rows, columns = slice(p, p + s * out_h, s), slice(q, q + s * out_w, s)\n"
+               "        window = self.x_pad[:, :, rows, columns]\n"
+               "        self.W.grad[:, :, p, q] = numpy.einsum('nohw,nchw->oc', dy, window)\n"
+               "        dx_pad[:, :, rows, columns] = numpy.einsum('nohw,oc->nchw', dy, self.W.data[:, :, p, q])\n"
+               "return dx_pad[:, :, pad:dx_pad.shape[2] - pad, pad:dx_pad.shape[3] - pad]",
+               "gradient of x wrong at"),
+    "maxpool2d": ("k, s = self.pool_size, self.stride\nout_h, out_w = self.y.shape[2], self.y.shape[3]\n"
+                  "dx = numpy.zeros_like(self.x)\ntaken = numpy.zeros(self.y.shape, dtype=bool)\n"
+                  "for p in range(k):\n    for q in range(k):\n"
+                  "        rows, columns = slice(p, p + s * out_h, s), slice(q, q + s * out_w, s)\n"
+                  "        first = (self.x[:, :, rows, columns] == self.y) & ~taken\n        taken |= first\n"
+                  "        dx[:, :, rows, columns] += dy * first\nreturn dx",
+                  "k, s = self.pool_size, self.stride\nout_h, out_w = self.y.shape[2], self.y.shape[3]\n"
+                  "dx = numpy.zeros_like(self.x)\ntaken = numpy.zeros(self.y.shape, dtype=bool)\n"
+                  "for p in range(k):\n    for q in range(k):\n"
+                  "        rows, columns = slice(p, p + s * out_h, s), slice(q, q + s * out_w, s)\n"
+                  "        first = (self.x[:, :, rows, columns] == self.y) & ~taken\n        taken |= first\n"
+                  "        dx[:, :, rows, columns] = numpy.where(first, dy, dx[:, :, rows, columns])\nreturn dx",
+                  "gradient of x wrong at"),
+    "upsampling2d": ("n, c, height, width = dy.shape\nf = self.factor\n"
+                     "return dy.reshape(n, c, height // f, f, width // f, f).sum(axis=(3, 5))",
+                     "f = self.factor\nreturn dy[:, :, ::f, ::f]",
+                     "gradient of x wrong at"),
 }
 
 STUB = re.compile(r"^( *)raise NotImplementedError\(\"exercise (\w+):.*$", re.MULTILINE)
@@ -132,14 +166,14 @@ def test_the_command_lists_starts_and_checks(tmp_path, capsys):
     assert "01_relu.py" in listed and "kl" in listed
     folder = tmp_path / "mine"
     assert main(["exercises", "start", str(folder)]) == 0
-    assert "11 exercise files" in capsys.readouterr().out
+    assert f"{len(exercises.EXERCISES)} exercise files" in capsys.readouterr().out
     answer(folder, "relu", ANSWERS["relu"][0])
     answer(folder, "sigmoid", ANSWERS["sigmoid"][1])
     assert main(["exercises", "check", str(folder), "relu"]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == "1 of 1 right"
     assert main(["exercises", "check", str(folder)]) == 1
     lines = capsys.readouterr().out.splitlines()
-    assert lines[-1] == "1 of 11 right"
+    assert lines[-1] == f"1 of {len(exercises.EXERCISES)} right"
     assert re.match(r" *1 +relu +right", lines[1]) and re.match(r" *2 +sigmoid +wrong: gradient of x", lines[2])
     assert re.match(r" *3 +dense +not started", lines[3])
     assert main(["exercises", "check", str(folder), "nonsense"]) == 2

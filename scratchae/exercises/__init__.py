@@ -1,8 +1,8 @@
 """The learner's turn: write the backward passes yourself, and be told exactly what is wrong.
 
 ``scratchae exercises start DIR`` copies one file per exercise into DIR, in the reading order of the lesson (ReLU,
-Sigmoid, Dense, Sequential's chain rule, the three losses, Adam, ``train_step``, the VAE's sample and its KL term).
-Each file gives the forward pass (or the setting) and leaves the backward pass (or the update) to write: a stub that
+Sigmoid, Dense, Sequential's chain rule, the three losses, Adam, ``train_step``, the VAE's sample and its KL term,
+then the convolution layers: Conv2D, MaxPool2D and UpSampling2D). Each file gives the forward pass (or the setting) and leaves the backward pass (or the update) to write: a stub that
 raises ``NotImplementedError`` naming its exercise, under a docstring that gives every shape and says what to derive.
 ``start`` never overwrites a file that is there; run it again after an upgrade and it adds only the new exercises.
 
@@ -56,6 +56,9 @@ EXERCISES = [Exercise(name, f"{number:02d}_{name}.py", title, getattr(checks, f"
                  ("train_step", "train_step: forward, loss, backward, step"),
                  ("vae_sample", "the VAE's sample: z = mu + exp(logvar / 2) eps, backward"),
                  ("kl", "the VAE's KL term, backward"),
+                 ("conv2d", "Conv2D's backward: stride 2, padding 1"),
+                 ("maxpool2d", "MaxPool2D's backward: overlapping windows"),
+                 ("upsampling2d", "UpSampling2D's backward"),
              ], start=1)]
 
 #: The files ``start`` writes beside the exercises so that pytest runs their checks.

@@ -313,3 +313,32 @@ def _judge_checks(checks) -> None:
     wrong = [check for check in checks if not check.passed(gradcheck.LAYER_TOLERANCE)]
     if wrong:
         raise Wrong(_describe(max(wrong, key=lambda check: check.error)))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Convolution: windows that overlap and strides above 1, where backward passes go wrong
+
+
+def check_conv2d(module) -> None:
+    from scratchae import conv
+
+    _judge_layer(module.Conv2D(2, 3, 3, stride=2, padding=1, seed=0),
+                 conv.Conv2D(2, 3, 3, stride=2, padding=1, rng=0), (2, 2, 7, 6))
+
+
+def check_maxpool2d(module) -> None:
+    from scratchae import conv
+
+    _judge_layer(module.MaxPool2D(3, stride=2), conv.MaxPool2D(3, stride=2), (2, 2, 7, 7), draw=_apart)
+
+
+def check_upsampling2d(module) -> None:
+    from scratchae import conv
+
+    _judge_layer(module.UpSampling2D(2), conv.UpSampling2D(2), (2, 2, 3, 4))
+
+
+def _apart(rng, shape):
+    """Numbers at least 1e-2 apart, so that no pooling window has a tie that a step h could flip."""
+    size = int(numpy.prod(shape))
+    return (rng.permutation(size) * 1e-2 + rng.uniform(1e-3, 2e-3, size) - 0.5 * size * 1e-2).reshape(shape)
