@@ -12,17 +12,32 @@ Work in float64: in float32 the rounding error of ``f`` divided by ``h`` swamps 
 below 1e-7 means the gradient is right; above 1e-2 it is wrong. For a parameter with many elements, a directional
 check compares the derivative along a few random directions instead of looping over every element.
 
-The numerical tools (:func:`numerical_gradient`, :func:`compare`, :func:`check_layer`, :func:`check_loss`,
-:func:`check_model`) know the layer protocol (``forward``, ``backward``, ``parameters``) by duck typing only; their
-loops run on NumPy arrays. :func:`check_everything` runs them on every layer, every loss and whole models: the suite
-behind ``scratchae gradcheck``, callable from a notebook too.
+For a layer, loss or model of your own, one call does it all, from a notebook::
+
+    report = check_layer(MyTanh(), input_shape=(4, 10))   # also check_loss(loss), check_model(model, loss)
+    print(report)                                          # the table; report.passed is a bool
+
+It checks a float64 copy (your float32 layer is left as it was) and names every break of the layer protocol on the
+way: an exception and its line, ``backward`` returning None, a gradient never set or of the wrong shape or dtype,
+``dy`` changed in place, gradients added up over calls. ``scratchae gradcheck --layer my_layers.py:MyTanh`` runs it
+from a terminal.
+
+The building blocks (:func:`numerical_gradient`, :func:`compare`, :func:`layer_checks`, :func:`loss_check`,
+:func:`model_checks`) work on objects that are already float64 and know the layer protocol (``forward``,
+``backward``, ``parameters``) by duck typing only; their loops run on NumPy arrays. :func:`check_everything` runs
+them on every layer, every loss and whole models: the suite behind ``scratchae gradcheck``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy
+
+from scratchae.backend import to_numpy
 
 from scratchae.layers import Dense, Identity, ReLU, Sequential, Sigmoid
 from scratchae.losses import BCELoss, MSELoss, SoftmaxCrossEntropyLoss, VAELoss
@@ -59,13 +74,16 @@ class GradientCheck:
     analytic: float
     numeric: float
     method: str
+    #: What the whole array says when it is wrong everywhere by one factor (a missing 1/N, a flipped sign), or "".
+    hint: str = ""
 
     def passed(self, tolerance: float) -> bool:
         return self.error < tolerance
 
     def __str__(self):
+        hint = f" ({self.hint})" if self.hint else ""
         return (f"{self.name}: relative error {self.error:.2e} at {self.index} ({self.method}): "
-                f"analytic {self.analytic:.10e}, numeric {self.numeric:.10e}")
+                f"analytic {self.analytic:.10e}, numeric {self.numeric:.10e}{hint}")
 
 
 def rel_error(a, b) -> float:
@@ -155,7 +173,8 @@ def compare(name: str, f, x: numpy.ndarray, analytic, upstream=None, *, rng=None
         errors = _compared_errors(analytic, numeric)
         worst = numpy.unravel_index(int(numpy.argmax(errors)), x.shape)
         return GradientCheck(name, float(errors[worst]), tuple(int(i) for i in worst),
-                             float(analytic[worst]), float(numeric[worst]), "elementwise")
+                             float(analytic[worst]), float(numeric[worst]), "elementwise",
+                             _constant_factor(analytic, numeric))
     rng = numpy.random.default_rng(rng)
     directions = rng.standard_normal((n_directions, *x.shape))
     directions /= numpy.sqrt(numpy.sum(directions**2, axis=tuple(range(1, directions.ndim)), keepdims=True))
@@ -164,48 +183,111 @@ def compare(name: str, f, x: numpy.ndarray, analytic, upstream=None, *, rng=None
     errors = _compared_errors(along, numeric)
     worst = int(numpy.argmax(errors))
     return GradientCheck(name, float(errors[worst]), f"direction {worst}", float(along[worst]), float(numeric[worst]),
-                         f"directional x{n_directions}")
+                         f"directional x{n_directions}", _constant_factor(along, numeric))
 
 
-def check_layer(layer, x: numpy.ndarray, rng, **options) -> list[GradientCheck]:
-    """Check ``layer.backward`` against numerical gradients, for its input and every parameter.
+def _constant_factor(analytic: numpy.ndarray, numeric: numpy.ndarray) -> str:
+    """"analytic = c x numerical everywhere" when one factor c (not 1) explains a wrong gradient, else "".
 
-    ``x`` and the layer's parameters must be float64 NumPy arrays. The upstream gradient is random.
+    A forgotten 1/N, a flipped sign or a missing 1/2 makes the whole gradient a multiple of the right one; saying so
+    points at the mistake better than one element's values.
+    """
+    numeric_norm = float(numpy.sum(numeric * numeric))
+    if numeric_norm == 0.0 or analytic.size < 2:
+        return ""
+    factor = float(numpy.sum(analytic * numeric)) / numeric_norm
+    residual = float(numpy.max(numpy.abs(analytic - factor * numeric)))
+    scale = float(numpy.max(numpy.abs(analytic)))
+    if abs(factor - 1.0) < 1e-3 or residual > 1e-6 * max(scale, 1e-12):
+        return ""
+    return f"analytic = {factor:.6g} x numerical everywhere: a constant factor is wrong"
+
+
+def layer_checks(layer, x: numpy.ndarray, rng, **options) -> list[GradientCheck]:
+    """Compare ``layer.backward`` with numerical gradients, for its input and every parameter: the building block
+    of :func:`check_layer`, on a layer that is already float64 and follows the protocol.
+
+    ``x`` and the layer's parameters must be float64 NumPy arrays. The upstream gradient is random. Parameters are
+    named by their path (``"0.W"``, ``"encoder.first.b"``), so that two sublayers' ``W`` never collide.
     """
     upstream = rng.standard_normal(layer.forward(x).shape)
-    dx = layer.backward(upstream)
-    analytic = {name: parameter.grad.copy() for name, parameter in _named_parameters(layer)}
+    dx = layer.backward(upstream.copy())
+    named = parameter_names(layer)
+    analytic = [parameter.grad.copy() for _, parameter in named]
     checks = [compare("x", lambda _: layer.forward(x), x, dx, upstream, rng=rng, **options)]
-    for name, parameter in _named_parameters(layer):
-        checks.append(compare(name, lambda _: layer.forward(x), parameter.data, analytic[name], upstream,
-                              rng=rng, **options))
+    for (name, parameter), gradient in zip(named, analytic):
+        checks.append(compare(name, lambda _: layer.forward(x), parameter.data, gradient, upstream, rng=rng,
+                              **options))
     return checks
 
 
-def check_loss(loss, pred: numpy.ndarray, target, **options) -> GradientCheck:
-    """Check ``loss.backward()`` against the numerical gradient of the scalar loss with respect to ``pred``."""
+def loss_check(loss, pred: numpy.ndarray, target, **options) -> GradientCheck:
+    """Compare ``loss.backward()`` with the numerical gradient of the scalar loss with respect to ``pred``: the
+    building block of :func:`check_loss`, on float64 arrays."""
     loss.forward(pred, target)
     analytic = loss.backward()
     return compare("pred", lambda p: loss.forward(p, target), pred, analytic, **options)
 
 
-def check_model(model, loss, x: numpy.ndarray, target, rng, **options) -> list[GradientCheck]:
-    """Check the gradient of ``loss(model(x), target)`` with respect to every parameter of ``model``."""
+def model_checks(model, loss, x: numpy.ndarray, target, rng, **options) -> list[GradientCheck]:
+    """Compare the gradient of ``loss(model(x), target)`` with respect to every parameter of ``model`` with
+    numerical ones: the building block of :func:`check_model`, on a float64 model."""
     loss.forward(model.forward(x), target)
     model.backward(loss.backward())
-    analytic = {name: parameter.grad.copy() for name, parameter in _named_parameters(model)}
+    named = parameter_names(model)
+    analytic = [parameter.grad.copy() for _, parameter in named]
 
     def total_loss(_):
         return loss.forward(model.forward(x), target)
 
-    return [compare(name, total_loss, parameter.data, analytic[name], rng=rng, **options)
-            for name, parameter in _named_parameters(model)]
+    return [compare(name, total_loss, parameter.data, gradient, rng=rng, **options)
+            for (name, parameter), gradient in zip(named, analytic)]
 
 
-def _named_parameters(module) -> list:
+def parameter_names(module) -> list[tuple[str, object]]:
+    """``[(path, parameter), ...]`` in the order of ``module.parameters()``, each path unique.
+
+    A module's own ``named_parameters()`` gives the names when they are unique (``"encoder.0.W"``); otherwise (a
+    layer of the reader's own, made of sublayers that each have a ``W``) the path is found from the attributes that
+    hold the parameter (``"first.W"``, ``"second.W"``), or is its position in ``parameters()``.
+    """
+    parameters = list(module.parameters())
     if hasattr(module, "named_parameters"):
-        return module.named_parameters()
-    return [(parameter.name, parameter) for parameter in module.parameters()]
+        names = [name for name, _ in module.named_parameters()]
+        if len(set(names)) == len(names) == len(parameters):
+            return list(zip(names, parameters))
+    paths = _attribute_paths(module)
+    named, used = [], set()
+    for position, parameter in enumerate(parameters):
+        name = paths.get(id(parameter), f"parameters()[{position}]")
+        if name in used:
+            name = f"{name} (parameters()[{position}])"
+        used.add(name)
+        named.append((name, parameter))
+    return named
+
+
+def _attribute_paths(module, prefix: str = "", paths: dict | None = None, depth: int = 0) -> dict[int, str]:
+    """id(parameter) -> the attribute path that reaches it from ``module`` (a ``layers`` list counts by index)."""
+    paths = {} if paths is None else paths
+    if depth > 8 or not hasattr(module, "__dict__"):
+        return paths
+    for attribute, value in vars(module).items():
+        items = enumerate(value) if isinstance(value, (list, tuple)) else [(None, value)]
+        for index, item in items:
+            if index is None:
+                path = f"{prefix}{attribute}"
+            else:
+                path = f"{prefix}{index}" if attribute == "layers" else f"{prefix}{attribute}.{index}"
+            if _is_parameter(item):
+                paths.setdefault(id(item), path)
+            elif callable(getattr(item, "parameters", None)):
+                _attribute_paths(item, f"{path}.", paths, depth + 1)
+    return paths
+
+
+def _is_parameter(value) -> bool:
+    return hasattr(value, "data") and hasattr(value, "grad") and not callable(getattr(value, "parameters", None))
 
 
 def _as_float64(value) -> numpy.ndarray:
@@ -228,23 +310,422 @@ def _require_float64_numpy(x) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# The whole suite: every layer, every loss and whole models
+# A learner's own code: one call checks a layer, a loss or a model, and says what is wrong
 
 
 @dataclass
 class CheckedCase:
-    """The checks of one layer, loss or model, and the tolerance they must pass (a whole model sums more rounding
-    errors than one layer, so it gets :data:`MODEL_TOLERANCE`)."""
+    """The report on one layer, loss or model: its gradient checks, the tolerance they must pass, and the mistakes
+    against the layer protocol that were found on the way (a backward that returned None, a gradient never set...).
+
+    ``passed`` is a bool; ``str(report)`` is the table a learner reads. A whole model sums more rounding errors than
+    one layer, so it gets :data:`MODEL_TOLERANCE`.
+    """
 
     what: str
     tolerance: float
     checks: list[GradientCheck]
+    mistakes: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
-        """Whether every check passes; a case that checked nothing has not passed."""
+        """Whether every check passes and no mistake was found; a case that checked nothing has not passed."""
         passed = sum(check.passed(self.tolerance) for check in self.checks)
-        return passed == len(self.checks) > 0
+        return not self.mistakes and passed == len(self.checks) > 0
+
+    def failures(self) -> list[str]:
+        """One line per mistake and per wrong gradient, mistakes first."""
+        wrong = [f"{self.what}: {check}" for check in self.checks if not check.passed(self.tolerance)]
+        return self.mistakes + wrong
+
+    def __str__(self):
+        lines = [f"{self.what}: gradients in float64 against centred differences (tolerance {self.tolerance:.0e})",
+                 f"  {'gradient':<16}{'rel. error':>11}  {'worst at':<14}{'analytic':>15}  {'numerical':>15}  verdict"]
+        for check in self.checks:
+            verdict = "right" if check.passed(self.tolerance) else f"WRONG (> {self.tolerance:.0e})"
+            lines.append(f"  {check.name:<16}{check.error:>11.2e}  {str(check.index):<14}{check.analytic:>15.6e}  "
+                         f"{check.numeric:>15.6e}  {verdict}")
+            if check.hint and not check.passed(self.tolerance):
+                lines.append(f"  {'':<16}{check.hint}")
+        lines += [f"  mistake: {mistake}" for mistake in self.mistakes]
+        if self.passed:
+            lines.append("passed: every gradient matches")
+        else:
+            wrong = sum(not check.passed(self.tolerance) for check in self.checks)
+            lines.append(f"FAILED: {_count(wrong, 'wrong gradient')}, {_count(len(self.mistakes), 'mistake')}")
+        return "\n".join(lines)
+
+
+def _count(n: int, thing: str) -> str:
+    return f"{n} {thing}{'' if n == 1 else 's'}"
+
+
+class _Stop(Exception):
+    """A mistake after which nothing more can be checked (the reason is already in the report)."""
+
+
+def check_layer(layer, x=None, *, input_shape=None, seed: int = 0, tolerance: float = LAYER_TOLERANCE,
+                h: float = 1e-5) -> CheckedCase:
+    """Check a layer's ``backward`` (yours or the library's): one call from a notebook.
+
+    The layer may be float32: a float64 deep copy is checked (float32 rounding would swamp the numerical estimate),
+    and the layer itself is left as it was. The upstream gradient is random, the input is kept off the kink at 0.
+    Besides every gradient, the check names each break of the layer protocol: an exception, ``backward`` returning
+    None or a gradient of the wrong shape or dtype, a parameter whose ``grad`` was never set, ``dy`` changed in place,
+    a second call that gives other gradients (``+=`` where ``=`` belongs), and float32 input giving float64 output.
+
+    Parameters
+    ----------
+    layer : object with ``forward``, ``backward`` and ``parameters``
+    x : array, optional
+        The input; by default a standard normal one of ``input_shape``.
+    input_shape : tuple of int, optional
+        Default ``(4, layer.in_features)`` for a layer that has ``in_features``, else ``(4, 10)``.
+    seed : int
+        Seeds the input and the upstream gradient.
+    tolerance : float
+        The largest relative error that passes.
+
+    Returns
+    -------
+    CheckedCase
+        ``passed`` (a bool) and, as ``str``, the table: for the input and each parameter, the relative error, where
+        it is worst, the analytic and numerical values there, and the verdict; then the mistakes.
+
+    Examples
+    --------
+    >>> report = check_layer(MyTanh(), input_shape=(4, 10))
+    >>> print(report)            # doctest: +SKIP
+    """
+    rng = numpy.random.default_rng(seed)
+    name = type(layer).__name__
+    report = CheckedCase(name, tolerance, [])
+    x = _float64_input(x, input_shape or _default_input_shape(layer), rng)
+    try:
+        twin = _float64_copy(layer)
+        named = parameter_names(twin)
+        _watch_sublayers(twin, report)
+        upstream, dx, grads = _protocol_of_layer(twin, named, x, rng, report)
+        report.checks.append(compare("x", lambda _: twin.forward(x), x, dx, upstream, rng=rng, h=h))
+        for (path, parameter), gradient in zip(named, grads):
+            if gradient is not None:
+                report.checks.append(compare(path, lambda _: twin.forward(x), parameter.data, gradient, upstream,
+                                             rng=rng, h=h))
+        _float32_stays_float32(layer, x, rng, report)
+    except _Stop:
+        pass
+    return report
+
+
+def _protocol_of_layer(twin, named, x, rng, report):
+    """Run forward and backward twice on the float64 copy and note every break of the protocol.
+
+    Returns the upstream gradient, dL/dx and each parameter's gradient (None where it cannot be compared).
+    """
+    name = type(twin).__name__
+    y = _call(report, f"{name}.forward", twin.forward, x)
+    _require_array(report, f"{name}.forward", "returned", y, None)
+    upstream = rng.standard_normal(y.shape)
+    for parameter in twin.parameters():
+        parameter.grad = None  # so that a gradient the backward never sets shows as None
+    dy = upstream.copy()
+    dx = _call(report, f"{name}.backward", twin.backward, dy)
+    _dy_untouched(report, f"{name}.backward", dy, upstream)
+    _require_array(report, f"{name}.backward", "returned dL/dx", dx, x)
+    grads = [_parameter_gradient(report, name, path, parameter) for path, parameter in named]
+    _call(report, f"{name}.forward", twin.forward, x)
+    again = _call(report, f"{name}.backward", twin.backward, upstream.copy())
+    _same_again(report, f"{name}.backward", "dL/dx", dx, again)
+    for (path, parameter), gradient in zip(named, grads):
+        if gradient is not None:
+            _same_again(report, f"{name}.backward", f"parameter {path}'s gradient", gradient, parameter.grad)
+    return upstream, dx, grads
+
+
+def _float32_stays_float32(layer, x, rng, report) -> None:
+    """A float32 layer on float32 input must answer in float32: a float64 constant or ``.astype(float)`` in the
+    layer would silently make the whole network float64 (twice the memory, half the speed)."""
+    parameters = list(layer.parameters())
+    if any(not isinstance(p.data, numpy.ndarray) or p.data.dtype != numpy.float32 for p in parameters):
+        return
+    name = type(layer).__name__
+    single = copy.deepcopy(layer)
+    x32 = x.astype(numpy.float32)
+    y = _call(report, f"{name}.forward (float32)", single.forward, x32)
+    dy = rng.standard_normal(y.shape).astype(numpy.float32)
+    dx = _call(report, f"{name}.backward (float32)", single.backward, dy)
+    arrays = [("its output", y), ("dL/dx", dx)] + [(f"parameter {path}'s gradient", p.grad)
+                                                    for path, p in parameter_names(single)]
+    for what, array in arrays:
+        if getattr(array, "dtype", numpy.float32) != numpy.float32:
+            report.mistakes.append(f"{name}: float32 input gave {array.dtype} {what}: a silent upcast (a float64 "
+                                   f"array or .astype(float) inside the layer)")
+
+
+def _call(report, what: str, function, *arguments):
+    """``function(*arguments)``, or a mistake in the report naming the exception and the line that raised it."""
+    try:
+        return function(*arguments)
+    except Exception as error:  # the reader's code may raise anything: it becomes a sentence, not a traceback
+        report.mistakes.append(f"{what} raised {type(error).__name__}: {error}{where_raised(error)}")
+        raise _Stop from error
+
+
+def where_raised(error: Exception) -> str:
+    """" (my_layers.py, line 12)": the last line of the traceback outside this library, if there is one."""
+    frames = traceback.extract_tb(error.__traceback__)
+    library = (str(Path(__file__).resolve().parent), str(Path(numpy.__file__).resolve().parent))
+    outside = [frame for frame in frames if not str(Path(frame.filename).resolve()).startswith(library)]
+    frame = (outside or frames or [None])[-1]
+    return f" ({Path(frame.filename).name}, line {frame.lineno})" if frame is not None else ""
+
+
+def _require_array(report, what: str, verb: str, value, like) -> None:
+    if value is None or not hasattr(value, "shape"):
+        expected = f", shape {tuple(like.shape)}" if like is not None else ""
+        report.mistakes.append(f"{what} {verb} {'None' if value is None else type(value).__name__}; it must return "
+                               f"an array{expected}" + (" (did a `return` go missing?)" if value is None else ""))
+        raise _Stop
+    if like is not None and tuple(value.shape) != tuple(like.shape):
+        report.mistakes.append(f"{what} {verb} of shape {tuple(value.shape)}; the input has shape "
+                               f"{tuple(like.shape)}, and dL/dx must have the input's shape")
+        raise _Stop
+    if like is not None and value.dtype != like.dtype:
+        report.mistakes.append(f"{what} {verb} as {value.dtype}; the input is {like.dtype}, and dL/dx must have "
+                               f"the input's dtype")
+        raise _Stop
+
+
+def _parameter_gradient(report, name: str, path: str, parameter):
+    """A copy of the gradient backward set for ``parameter``, or None after noting why it cannot be used."""
+    grad = parameter.grad
+    if grad is None:
+        report.mistakes.append(f"{name}: parameter {path}: grad was never set by backward (set "
+                               f"self.{path.rsplit('.', 1)[-1]}.grad = dL/d{path.rsplit('.', 1)[-1]})")
+        return None
+    if not hasattr(grad, "shape") or tuple(grad.shape) != tuple(parameter.data.shape):
+        shape = tuple(grad.shape) if hasattr(grad, "shape") else type(grad).__name__
+        report.mistakes.append(f"{name}: parameter {path}: grad has shape {shape}, but the parameter has shape "
+                               f"{tuple(parameter.data.shape)}; a gradient has its parameter's shape")
+        return None
+    if grad.dtype != parameter.data.dtype:
+        report.mistakes.append(f"{name}: parameter {path}: grad is {grad.dtype}, but the parameter is "
+                               f"{parameter.data.dtype}")
+        return None
+    return numpy.array(grad, dtype=numpy.float64)
+
+
+def _dy_untouched(report, what: str, dy, before) -> None:
+    """The protocol: backward never modifies the gradient it is given (the layer below may still need it)."""
+    if isinstance(dy, tuple):
+        for part, part_before in zip(dy, before):
+            _dy_untouched(report, what, part, part_before)
+        return
+    if not numpy.array_equal(dy, before):
+        where = numpy.unravel_index(int(numpy.argmax(dy != before)), dy.shape)
+        report.mistakes.append(f"{what} changed dy in place (dy{list(int(i) for i in where)} was "
+                               f"{float(before[where]):.6g}, now {float(dy[where]):.6g}); compute a new array "
+                               f"(dx = dy * mask), never dy *= ...")
+
+
+def _same_again(report, what: str, quantity: str, first, second) -> None:
+    """A second forward and backward on the same input must give the same gradients (overwritten, not added)."""
+    second = None if second is None else numpy.asarray(second, dtype=numpy.float64)
+    if second is not None and second.shape == numpy.shape(first) and numpy.allclose(second, first, rtol=1e-12,
+                                                                                   atol=0.0):
+        return
+    doubled = second is not None and second.shape == numpy.shape(first) and numpy.allclose(second, 2.0 * first)
+    reason = ": twice the first, so it is accumulated (+=) where it must be overwritten (=)" if doubled else ""
+    report.mistakes.append(f"{what}: a second call on the same input gave a different {quantity}{reason}")
+
+
+def check_loss(loss, pred=None, target=None, *, input_shape=(4, 10), seed: int = 0,
+               tolerance: float = LAYER_TOLERANCE) -> CheckedCase:
+    """Check a loss's ``backward`` (yours or the library's) against the numerical gradient of its value.
+
+    ``pred`` and ``target`` default to random arrays of ``input_shape`` suited to ``loss.targets``: probabilities
+    in (0.05, 0.95) and targets in [0, 1] for ``"probabilities"``, logits and integer labels for ``"labels"``,
+    normal values otherwise. They are checked in float64. Mistakes are named as for :func:`check_layer`.
+    """
+    rng = numpy.random.default_rng(seed)
+    name = type(loss).__name__
+    report = CheckedCase(name, tolerance, [])
+    pred, target = _loss_inputs(loss, pred, target, input_shape, rng)
+    twin = copy.deepcopy(loss)
+    try:
+        value = _call(report, f"{name}.forward", twin.forward, pred, target)
+        if numpy.size(value) != 1:
+            report.mistakes.append(f"{name}.forward returned shape {numpy.shape(value)}; a loss is one number")
+            raise _Stop
+        gradient = _call(report, f"{name}.backward", twin.backward)
+        _require_array(report, f"{name}.backward", "returned dL/dpred", gradient, pred)
+        gradient = numpy.array(gradient)
+        _call(report, f"{name}.forward", twin.forward, pred, target)
+        _same_again(report, f"{name}.backward", "dL/dpred", gradient, _call(report, f"{name}.backward", twin.backward))
+        report.checks.append(compare("pred", lambda p: twin.forward(p, target), pred, gradient, rng=rng))
+    except _Stop:
+        pass
+    return report
+
+
+def check_model(model, loss, x=None, target=None, *, input_shape=None, seed: int = 0,
+                tolerance: float = MODEL_TOLERANCE, h: float = MODEL_STEP) -> CheckedCase:
+    """Check the gradient of ``loss(model(x), target)`` for every parameter of a model (float32 is fine: a float64
+    copy is checked), and name the protocol mistakes of any layer in it, each parameter by its path
+    (``"encoder.1.W"``).
+
+    ``x`` defaults to numbers in (0.05, 0.95) of shape ``input_shape`` (default ``(4, model.input_features)``);
+    ``target`` to ``x``, as an autoencoder's.
+    """
+    rng = numpy.random.default_rng(seed)
+    name = type(model).__name__
+    report = CheckedCase(name, tolerance, [])
+    if x is None:
+        features = getattr(model, "input_features", None)
+        x = rng.uniform(0.05, 0.95, input_shape or (4, features() if callable(features) else 10))
+    x = numpy.array(to_numpy(x), dtype=numpy.float64)
+    target = x if target is None else numpy.array(to_numpy(target), dtype=_target_dtype(target))
+    try:
+        twin, twin_loss = _float64_copy(model), copy.deepcopy(loss)
+        named = parameter_names(twin)
+        watched = _watch_sublayers(twin, report)
+        for parameter in twin.parameters():
+            parameter.grad = None
+        _call(report, f"{type(loss).__name__}.forward", twin_loss.forward,
+              _call(report, f"{name}.forward", twin.forward, x), target)
+        upstream = _call(report, f"{type(loss).__name__}.backward", twin_loss.backward)
+        before = tuple(numpy.array(part) for part in upstream) if isinstance(upstream, tuple) else numpy.array(upstream)
+        _call(report, f"{name}.backward", twin.backward, upstream)
+        if not watched.caught:  # a layer inside that changed its dy has been named already
+            _dy_untouched(report, f"{name}.backward", upstream, before)
+        grads = [_parameter_gradient(report, _owner(twin, parameter), path, parameter) for path, parameter in named]
+
+        def total_loss(_):
+            return twin_loss.forward(twin.forward(x), target)
+
+        total_loss(None)
+        _call(report, f"{name}.backward", twin.backward, twin_loss.backward())
+        for (path, parameter), gradient in zip(named, grads):
+            if gradient is not None:
+                _same_again(report, f"{_owner(twin, parameter)}.backward", f"parameter {path}'s gradient", gradient,
+                            parameter.grad)
+        for (path, parameter), gradient in zip(named, grads):
+            if gradient is not None:
+                report.checks.append(compare(path, total_loss, parameter.data, gradient, rng=rng, h=h))
+    except _Stop:
+        pass
+    return report
+
+
+class _Watch:
+    """Which sublayers were caught changing their ``dy`` (each is named once)."""
+
+    def __init__(self):
+        self.caught = set()
+
+
+def _watch_sublayers(module, report) -> _Watch:
+    """Wrap the ``backward`` of every layer inside ``module`` (a copy) so that one that changes the gradient it is
+    given is named with its path (``decoder.1``): a model's own check cannot otherwise tell which layer did it."""
+    watch = _Watch()
+    for path, layer in _sublayers(module):
+        layer.backward = _watched_backward(layer, path, layer.backward, report, watch)
+    return watch
+
+
+def _watched_backward(layer, path: str, backward, report, watch):
+    def watched(dy, *arguments, **options):
+        before = numpy.array(dy) if isinstance(dy, numpy.ndarray) else None
+        result = backward(dy, *arguments, **options)
+        inner = any(caught.startswith(f"{path}.") for caught in watch.caught)  # a layer inside it did it
+        if before is not None and not inner and path not in watch.caught and not numpy.array_equal(dy, before):
+            watch.caught.add(path)
+            _dy_untouched(report, f"{type(layer).__name__} ({path}).backward", dy, before)
+        return result
+
+    return watched
+
+
+def _sublayers(module, prefix: str = "", depth: int = 0):
+    """(path, layer) for every object inside ``module`` that has ``forward`` and ``backward``, depth first."""
+    if depth > 8 or not hasattr(module, "__dict__"):
+        return
+    for attribute, value in list(vars(module).items()):
+        items = enumerate(value) if isinstance(value, (list, tuple)) else [(None, value)]
+        for index, item in items:
+            if not (callable(getattr(item, "forward", None)) and callable(getattr(item, "backward", None))):
+                continue
+            if index is None:
+                path = f"{prefix}{attribute}"
+            else:
+                path = f"{prefix}{index}" if attribute == "layers" else f"{prefix}{attribute}.{index}"
+            yield path, item
+            yield from _sublayers(item, f"{path}.", depth + 1)
+
+
+def _owner(module, parameter) -> str:
+    """The class name of the layer that holds ``parameter`` inside ``module``."""
+    stack, seen = [module], set()
+    while stack:
+        current = stack.pop()
+        if id(current) in seen or not hasattr(current, "__dict__"):
+            continue
+        seen.add(id(current))
+        for value in vars(current).values():
+            for item in value if isinstance(value, (list, tuple)) else [value]:
+                if item is parameter:
+                    return type(current).__name__
+                if callable(getattr(item, "parameters", None)):
+                    stack.append(item)
+    return type(module).__name__
+
+
+def _default_input_shape(layer) -> tuple[int, ...]:
+    if isinstance(getattr(layer, "in_features", None), int):
+        return (4, layer.in_features)
+    if isinstance(getattr(layer, "in_channels", None), int):
+        return (2, layer.in_channels, 6, 6)
+    return (4, 10)
+
+
+def _float64_input(x, shape, rng) -> numpy.ndarray:
+    """A float64 NumPy copy of ``x`` (or a standard normal draw of ``shape``), with every number at least 1e-3 from
+    0, where ReLU and its kin have a kink that a centred difference must not straddle."""
+    x = rng.standard_normal(tuple(shape)) if x is None else numpy.array(to_numpy(x), dtype=numpy.float64)
+    margin = 1e-3
+    return numpy.where(numpy.abs(x) < margin, numpy.where(x < 0, -margin, margin), x)
+
+
+def _float64_copy(module):
+    """A deep copy whose parameters are float64 NumPy arrays with no gradient; ``module`` is not touched."""
+    twin = copy.deepcopy(module)
+    for parameter in twin.parameters():
+        parameter.data = numpy.array(to_numpy(parameter.data), dtype=numpy.float64)
+        parameter.grad = None
+    return twin
+
+
+def _target_dtype(target):
+    return numpy.int64 if numpy.issubdtype(numpy.asarray(to_numpy(target)).dtype, numpy.integer) else numpy.float64
+
+
+def _loss_inputs(loss, pred, target, shape, rng):
+    kind = getattr(loss, "targets", "values")
+    if pred is None:
+        pred = rng.uniform(0.05, 0.95, shape) if kind == "probabilities" else rng.standard_normal(shape)
+    pred = numpy.array(to_numpy(pred), dtype=numpy.float64)
+    if target is None:
+        if kind == "labels":
+            target = rng.integers(0, pred.shape[1], size=pred.shape[0])
+        elif kind == "probabilities":
+            target = rng.uniform(0.0, 1.0, pred.shape)
+        else:
+            target = pred + numpy.where(rng.random(pred.shape) < 0.5, -1.0, 1.0) * rng.uniform(0.1, 1.0, pred.shape)
+    return pred, numpy.array(to_numpy(target), dtype=_target_dtype(target))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The whole suite: every layer, every loss and whole models
 
 
 def off_kinks(x: numpy.ndarray, margin: float = 0.05) -> numpy.ndarray:
@@ -272,7 +753,7 @@ def _layer_cases(rng) -> list[CheckedCase]:
         # the 784-wide layer gets inputs of its own; its 100,352 weights are checked along random directions
         layer_input = off_kinks(rng.standard_normal((3, 784))) if getattr(layer, "in_features", 0) == 784 else x
         cases.append(CheckedCase(repr(layer).replace("\n", "").replace("  ", " "), LAYER_TOLERANCE,
-                                 check_layer(layer, layer_input, rng)))
+                                 layer_checks(layer, layer_input, rng)))
     return cases
 
 
@@ -305,17 +786,17 @@ def _conv_cases(rng) -> list[CheckedCase]:
         for parameter in layer.parameters():
             if parameter.name == "b":
                 parameter.data = rng.standard_normal(parameter.shape)
-        cases.append(CheckedCase(what, LAYER_TOLERANCE, check_layer(layer, x, rng)))
+        cases.append(CheckedCase(what, LAYER_TOLERANCE, layer_checks(layer, x, rng)))
     return cases
 
 
 def _loss_cases(rng) -> list[CheckedCase]:
     probabilities, targets = rng.uniform(0.05, 0.95, (4, 7)), rng.uniform(0.0, 1.0, (4, 7))
     labels = rng.integers(0, 7, size=4)
-    return [CheckedCase("MSELoss", LAYER_TOLERANCE, [check_loss(MSELoss(), probabilities.copy(), targets)]),
-            CheckedCase("BCELoss", LAYER_TOLERANCE, [check_loss(BCELoss(), probabilities.copy(), targets)]),
+    return [CheckedCase("MSELoss", LAYER_TOLERANCE, [loss_check(MSELoss(), probabilities.copy(), targets)]),
+            CheckedCase("BCELoss", LAYER_TOLERANCE, [loss_check(BCELoss(), probabilities.copy(), targets)]),
             CheckedCase("SoftmaxCrossEntropyLoss", LAYER_TOLERANCE,
-                        [check_loss(SoftmaxCrossEntropyLoss(), rng.standard_normal((4, 7)), labels)])]
+                        [loss_check(SoftmaxCrossEntropyLoss(), rng.standard_normal((4, 7)), labels)])]
 
 
 def _model_cases(rng) -> list[CheckedCase]:
@@ -336,7 +817,7 @@ def _model_cases(rng) -> list[CheckedCase]:
     for loss in (MSELoss(), BCELoss()):
         model, images = _well_posed(draw, loss)
         cases.append(CheckedCase(f"autoencoder 12-8-6-4-6-8-12 + {type(loss).__name__}", MODEL_TOLERANCE,
-                                 check_model(model, loss, images, images, rng, h=MODEL_STEP)))
+                                 model_checks(model, loss, images, images, rng, h=MODEL_STEP)))
     return cases
 
 
@@ -381,6 +862,9 @@ class WithFixedEps:
     def parts(self):
         return self.vae.parts()
 
+    def parameters(self):
+        return self.vae.parameters()
+
     def named_parameters(self):
         return self.vae.named_parameters()
 
@@ -409,7 +893,7 @@ def _vae_cases(rng) -> list[CheckedCase]:
         loss = VAELoss(reconstruction)
         fixed, _ = _well_posed(draw, loss)
         cases.append(CheckedCase(f"VAE 12-8-(3, 3)-8-12 + VAELoss({reconstruction!r}), eps held fixed",
-                                 MODEL_TOLERANCE, check_model(fixed, loss, target, target, rng, h=MODEL_STEP)))
+                                 MODEL_TOLERANCE, model_checks(fixed, loss, target, target, rng, h=MODEL_STEP)))
     return cases
 
 
@@ -471,7 +955,7 @@ def _conv_model_cases(rng) -> list[CheckedCase]:
         loss = BCELoss()
         model, inputs = _well_posed(draw, loss, margin=margin)
         cases.append(CheckedCase(f"{what} + BCELoss", MODEL_TOLERANCE,
-                                 check_model(model, loss, inputs, inputs, rng, h=MODEL_STEP)))
+                                 model_checks(model, loss, inputs, inputs, rng, h=MODEL_STEP)))
     target = images(6)
 
     def draw_vae():
@@ -482,7 +966,7 @@ def _conv_model_cases(rng) -> list[CheckedCase]:
     loss = VAELoss("bce")
     fixed, _ = _well_posed(draw_vae, loss, margin=margin)
     cases.append(CheckedCase("conv VAE (1, 6, 6), channels 2-3, eps held fixed + VAELoss('bce')", MODEL_TOLERANCE,
-                             check_model(fixed, loss, target, target, rng, h=MODEL_STEP)))
+                             model_checks(fixed, loss, target, target, rng, h=MODEL_STEP)))
     return cases
 
 
@@ -532,5 +1016,9 @@ def format_report(cases: list[CheckedCase]) -> str:
                          + ("pass" if passed else f"FAIL (> {case.tolerance:.0e})"))
             if not passed:
                 lines.append(f"    {check}")
+        for mistake in case.mistakes:
+            failures += 1
+            lines.append(f"{case.what[:57]:<58}{'protocol':<14}{'':>14}  {'':<16}FAIL")
+            lines.append(f"    {mistake}")
     lines.append("all gradients match" if failures == 0 else f"{failures} gradient check(s) failed")
     return "\n".join(lines)

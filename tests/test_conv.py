@@ -11,7 +11,7 @@ import pytest
 
 from scratchae import conv
 from scratchae.conv import ConvTranspose2D, Conv2D, Flatten, MaxPool2D, Reshape, UpSampling2D, output_shape
-from scratchae.gradcheck import LAYER_TOLERANCE, check_layer, off_kinks
+from scratchae.gradcheck import LAYER_TOLERANCE, layer_checks, off_kinks
 from scratchae.layers import Dense, ReLU, Sequential
 
 F32, F64 = numpy.float32, numpy.float64
@@ -108,7 +108,7 @@ def test_conv2d_gradients(rng, check_gradients, case):
     options, c_in, c_out, shape = CONV_CASES[case]
     layer = Conv2D(c_in, c_out, rng=rng, dtype=F64, **options)
     layer.b.data = rng.standard_normal(c_out)
-    check_gradients(check_layer(layer, rng.standard_normal(shape), rng), LAYER_TOLERANCE)
+    check_gradients(layer_checks(layer, rng.standard_normal(shape), rng), LAYER_TOLERANCE)
 
 
 TRANSPOSED_CASES = {
@@ -126,7 +126,7 @@ def test_conv_transpose2d_gradients(rng, check_gradients, case):
     options, c_in, c_out, shape = TRANSPOSED_CASES[case]
     layer = ConvTranspose2D(c_in, c_out, rng=rng, dtype=F64, **options)
     layer.b.data = rng.standard_normal(c_out)
-    check_gradients(check_layer(layer, rng.standard_normal(shape), rng), LAYER_TOLERANCE)
+    check_gradients(layer_checks(layer, rng.standard_normal(shape), rng), LAYER_TOLERANCE)
 
 
 def distinct_values(rng, shape):
@@ -147,17 +147,17 @@ POOL_CASES = {
 @pytest.mark.parametrize("case", POOL_CASES)
 def test_max_pool_gradients(rng, check_gradients, case):
     options, shape = POOL_CASES[case]
-    check_gradients(check_layer(MaxPool2D(**options), distinct_values(rng, shape), rng), LAYER_TOLERANCE)
+    check_gradients(layer_checks(MaxPool2D(**options), distinct_values(rng, shape), rng), LAYER_TOLERANCE)
 
 
 @pytest.mark.parametrize("factor, shape", [(2, (2, 2, 3, 4)), (3, (1, 2, 2, 3))])
 def test_upsampling_gradients(rng, check_gradients, factor, shape):
-    check_gradients(check_layer(UpSampling2D(factor), rng.standard_normal(shape), rng), LAYER_TOLERANCE)
+    check_gradients(layer_checks(UpSampling2D(factor), rng.standard_normal(shape), rng), LAYER_TOLERANCE)
 
 
 @pytest.mark.parametrize("layer, shape", [(Flatten(), (2, 2, 3, 3)), (Reshape((2, 3, 3)), (2, 18))])
 def test_flatten_and_reshape_gradients(rng, check_gradients, layer, shape):
-    check_gradients(check_layer(layer, rng.standard_normal(shape), rng), LAYER_TOLERANCE)
+    check_gradients(layer_checks(layer, rng.standard_normal(shape), rng), LAYER_TOLERANCE)
 
 
 def test_a_small_conv_network_gradients(rng, check_gradients):
@@ -170,7 +170,7 @@ def test_a_small_conv_network_gradients(rng, check_gradients):
         if parameter.name == "b":
             parameter.data = off_kinks(0.1 * rng.standard_normal(parameter.shape))
     x = distinct_values(rng, (2, 49))
-    check_gradients(check_layer(network, x, rng), 1e-6)
+    check_gradients(layer_checks(network, x, rng), 1e-6)
 
 
 # ---------------------------------------------------------------------- the fast forms against the loops above
@@ -200,11 +200,21 @@ class ProductFirst(Conv2D):
     expands_input = False
 
 
+def one_sample_a_block(monkeypatch) -> list:
+    """Make every layer work one sample at a time; the returned list records each call's batch size."""
+    calls = []
+    monkeypatch.setattr(conv, "sample_blocks", lambda n, *sizes: calls.append(n) or [slice(i, i + 1) for i in range(n)])
+    return calls
+
+
+@pytest.mark.parametrize("blocks", ["whole batch", "one sample a block"])
 @pytest.mark.parametrize("strategy", [ExpandingInput, ProductFirst])
 @pytest.mark.parametrize("case", CONV_CASES)
-def test_both_ways_of_computing_a_convolution_match_the_loops(rng, case, strategy):
+def test_both_ways_of_computing_a_convolution_match_the_loops(rng, monkeypatch, case, strategy, blocks):
     """Copying the input's shifts then multiplying, and multiplying first then adding the shifted products, give
-    the same forward and backward whatever the channel counts (the layer picks one by them)."""
+    the same forward and backward whatever the channel counts (the layer picks one by them), for the whole batch at
+    once or a block of samples at a time (the weight gradient then summed over the blocks)."""
+    calls = one_sample_a_block(monkeypatch) if blocks == "one sample a block" else None
     options, c_in, c_out, shape = CONV_CASES[case]
     layer = strategy(c_in, c_out, rng=rng, dtype=F64, **options)
     layer.b.data = rng.standard_normal(c_out)
@@ -217,6 +227,8 @@ def test_both_ways_of_computing_a_convolution_match_the_loops(rng, case, strateg
     numpy.testing.assert_allclose(layer.backward(dy), dx, atol=1e-12)
     numpy.testing.assert_allclose(layer.W.grad, dw, atol=1e-12)
     numpy.testing.assert_allclose(layer.b.grad, db, atol=1e-12)
+    if calls is not None:
+        assert calls and all(n == shape[0] for n in calls)  # the blocks were used
 
 
 def test_the_long_row_copies_match_their_definitions(rng):
@@ -288,9 +300,10 @@ def test_conv_transpose2d_matches_the_loops_and_is_the_backward_of_a_convolution
 
 
 def test_sample_blocks_cover_the_batch_in_order_within_the_budget():
-    assert conv.sample_blocks(10, 3, budget=7) == [slice(0, 2), slice(2, 4), slice(4, 6), slice(6, 8), slice(8, 10)]
-    assert conv.sample_blocks(5, 100, budget=7) == [slice(i, i + 1) for i in range(5)]  # at least one sample
-    assert conv.sample_blocks(128, 60480) == [slice(i, i + 8) for i in range(0, 128, 8)]  # the VAE's 64 -> 32
+    assert conv.sample_blocks(10, 3, 1, budget=7) == [slice(0, 2), slice(2, 4), slice(4, 6), slice(6, 8), slice(8, 10)]
+    assert conv.sample_blocks(5, 100, 1, budget=7) == [slice(i, i + 1) for i in range(5)]  # at least one sample
+    assert conv.sample_blocks(128, 60480, 13440) == [slice(i, i + 8) for i in range(0, 128, 8)]  # the VAE's 64 -> 32
+    assert conv.sample_blocks(128, 7560, 26880) == [slice(0, 128)]  # a result larger than the intermediate array
 
 
 @pytest.mark.parametrize("case", TRANSPOSED_CASES)
@@ -305,8 +318,7 @@ def test_conv_transpose2d_in_blocks_of_samples_equals_the_whole_batch_and_the_lo
     y_whole = layer.forward(x)
     dy = rng.standard_normal(y_whole.shape)
     dx_whole, dw_whole, db_whole = layer.backward(dy), layer.W.grad, layer.b.grad
-    blocks = []
-    monkeypatch.setattr(conv, "sample_blocks", lambda n, size: blocks.append(n) or [slice(i, i + 1) for i in range(n)])
+    blocks = one_sample_a_block(monkeypatch)
     y = layer.forward(x)
     dx = layer.backward(dy)
     assert blocks == [5, 5]  # the forward and the backward went through the blocks
@@ -382,7 +394,7 @@ def test_same_pooling_of_7_takes_the_last_row_alone(rng):
 
 
 def _fails(layer, x, rng) -> bool:
-    return not all(check.passed(LAYER_TOLERANCE) for check in check_layer(layer, x, rng))
+    return not all(check.passed(LAYER_TOLERANCE) for check in layer_checks(layer, x, rng))
 
 
 class FlippedOrNot(Conv2D):

@@ -12,8 +12,9 @@ import pytest
 
 from scratchae import gradcheck
 from scratchae.cli import main
-from scratchae.gradcheck import (LAYER_TOLERANCE, MODEL_TOLERANCE, GradientCheck, check_layer, check_loss,
-                                 check_model, compare, directional_derivatives, numerical_gradient, rel_error)
+from scratchae.gradcheck import (LAYER_TOLERANCE, MODEL_TOLERANCE, GradientCheck, compare,
+                                 directional_derivatives, layer_checks, loss_check, model_checks, numerical_gradient,
+                                 rel_error)
 from scratchae.layers import Dense, Identity, ReLU, Sequential, Sigmoid
 from scratchae.losses import BCELoss, MSELoss, SoftmaxCrossEntropyLoss
 from scratchae.models import Autoencoder, mlp_classifier
@@ -42,7 +43,7 @@ def test_dense_gradients(rng, check_gradients, batch, in_features, out_features,
     layer = Dense(in_features, out_features, init=init, rng=rng, dtype=F64)
     layer.b.data[...] = rng.standard_normal(out_features)  # a non-zero bias, so that b takes part in the check
     x = rng.standard_normal((batch, in_features))
-    checks = check_layer(layer, x, rng)
+    checks = layer_checks(layer, x, rng)
     assert [check.name for check in checks] == ["x", "W", "b"]
     check_gradients(checks, LAYER_TOLERANCE)
 
@@ -51,7 +52,7 @@ def test_dense_gradients(rng, check_gradients, batch, in_features, out_features,
 @pytest.mark.parametrize("layer_class", [ReLU, Sigmoid, Identity])
 def test_activation_gradients(rng, check_gradients, layer_class, shape):
     x = off_kink(rng, shape)
-    checks = check_layer(layer_class(), x, rng)
+    checks = layer_checks(layer_class(), x, rng)
     assert [check.name for check in checks] == ["x"]
     check_gradients(checks, LAYER_TOLERANCE)
 
@@ -61,7 +62,7 @@ def test_sequential_gradients(rng, check_gradients, batch):
     model = Sequential([Dense(6, 5, rng=rng, dtype=F64), ReLU(), Dense(5, 4, rng=rng, dtype=F64), Identity(),
                         Dense(4, 3, rng=rng, dtype=F64), Sigmoid()])
     x = rng.standard_normal((batch, 6))
-    checks = check_layer(model, x, rng)
+    checks = layer_checks(model, x, rng)
     assert [check.name for check in checks] == ["x", "0.W", "0.b", "2.W", "2.b", "4.W", "4.b"]
     check_gradients(checks, LAYER_TOLERANCE)
 
@@ -98,7 +99,7 @@ def test_directional_check_catches_a_wrong_gradient(rng):
 def test_mse_gradient(rng, check_gradients, shape):
     pred = rng.standard_normal(shape)
     target = pred + off_kink(rng, shape)  # no entry where pred == target and the gradient vanishes
-    check_gradients(check_loss(MSELoss(), pred, target), LAYER_TOLERANCE)
+    check_gradients(loss_check(MSELoss(), pred, target), LAYER_TOLERANCE)
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -110,14 +111,14 @@ def test_bce_gradient(rng, check_gradients, shape, binary_target):
     else:  # soft targets at least 0.1 from pred (where the gradient vanishes), inside [0, 1]
         offset = rng.uniform(0.1, 0.4, size=shape)
         target = numpy.where(pred + offset <= 1.0, pred + offset, pred - offset)
-    check_gradients(check_loss(BCELoss(), pred, target), LAYER_TOLERANCE)
+    check_gradients(loss_check(BCELoss(), pred, target), LAYER_TOLERANCE)
 
 
 @pytest.mark.parametrize("batch, n_classes", [(1, 3), (5, 4), (9, 10)])
 def test_softmax_cross_entropy_gradient(rng, check_gradients, batch, n_classes):
     logits = rng.standard_normal((batch, n_classes))
     labels = rng.integers(0, n_classes, size=batch)
-    check_gradients(check_loss(SoftmaxCrossEntropyLoss(), logits, labels), LAYER_TOLERANCE)
+    check_gradients(loss_check(SoftmaxCrossEntropyLoss(), logits, labels), LAYER_TOLERANCE)
 
 
 # ---------------------------------------------------------------------------------------------------- models
@@ -155,7 +156,7 @@ def test_deep_autoencoder_gradients_built_in_float64(check_gradients, loss, batc
     rng = numpy.random.default_rng(MODEL_SEED)
     model = biases_off_zero(deep_autoencoder_12(rng), rng)
     x = rng.random((batch, 12))
-    checks = check_model(model, loss, x, x, rng)
+    checks = model_checks(model, loss, x, x, rng)
     assert len(checks) == len(model.parameters()) == 12
     assert checks[0].name == "encoder.0.W" and checks[-1].name == "decoder.4.b"
     assert all(check.method == "elementwise" for check in checks)
@@ -169,7 +170,7 @@ def test_deep_autoencoder_gradients_cast_with_to(check_gradients, loss):
     assert all(parameter.data.dtype == F64 for parameter in model.parameters())
     biases_off_zero(model, rng)
     x = rng.random((4, 12))
-    check_gradients(check_model(model, loss, x, x, rng), MODEL_TOLERANCE)
+    check_gradients(model_checks(model, loss, x, x, rng), MODEL_TOLERANCE)
 
 
 @pytest.mark.parametrize("batch", [1, 5])
@@ -178,7 +179,7 @@ def test_classifier_gradients(check_gradients, batch):
     model = biases_off_zero(mlp_classifier(latent_dim=4, n_classes=3, input_dim=6, seed=rng, dtype=F64), rng)
     x = rng.random((batch, 6))
     labels = rng.integers(0, 3, size=batch)
-    checks = check_model(model, SoftmaxCrossEntropyLoss(), x, labels, rng)
+    checks = model_checks(model, SoftmaxCrossEntropyLoss(), x, labels, rng)
     methods = {check.name: check.method for check in checks}
     assert methods["encoder.2.W"].startswith("directional")  # 128 x 64 weights: checked along random directions
     assert methods["head.0.W"] == "elementwise"
@@ -199,7 +200,7 @@ class _WrongBiasDense(Dense):
 
 def test_a_wrong_gradient_fails_and_the_message_names_parameter_index_and_values(rng, check_gradients):
     layer = _WrongBiasDense(3, 2, rng=rng, dtype=F64)
-    checks = {check.name: check for check in check_layer(layer, rng.standard_normal((4, 3)), rng)}
+    checks = {check.name: check for check in layer_checks(layer, rng.standard_normal((4, 3)), rng)}
     check_gradients([checks["x"], checks["W"]], LAYER_TOLERANCE)
     bad = checks["b"]
     assert not bad.passed(1e-2)
@@ -258,9 +259,9 @@ def test_rel_error_is_symmetric(rng):
 @pytest.mark.parametrize("call", [
     lambda x: numerical_gradient(lambda v: numpy.sum(v), x),
     lambda x: directional_derivatives(lambda v: numpy.sum(v), x, numpy.ones((1, 3), dtype=numpy.float32)),
-    lambda x: check_layer(Dense(3, 2, rng=0), x, numpy.random.default_rng(0)),
-    lambda x: check_loss(MSELoss(), x, x.copy()),
-], ids=["numerical_gradient", "directional_derivatives", "check_layer", "check_loss"])
+    lambda x: layer_checks(Dense(3, 2, rng=0), x, numpy.random.default_rng(0)),
+    lambda x: loss_check(MSELoss(), x, x.copy()),
+], ids=["numerical_gradient", "directional_derivatives", "layer_checks", "loss_check"])
 def test_float32_is_refused(call):
     x = numpy.ones((1, 3), dtype=numpy.float32)
     with pytest.raises(TypeError, match="float64"):

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from scratchae import models
-from scratchae.gradcheck import LAYER_TOLERANCE, check_layer, off_kinks
+from scratchae.gradcheck import LAYER_TOLERANCE, layer_checks, off_kinks
 from scratchae.layers import Dense, Identity, Layer, Parameter, ReLU, Sequential, Sigmoid
 
 F32, F64 = numpy.float32, numpy.float64
@@ -53,7 +53,7 @@ def test_backward_overwrites_gradients(rng, name, check_gradients):
     for grad, parameter in zip(first, layer.parameters(), strict=True):
         numpy.testing.assert_array_equal(parameter.grad, grad)  # the same, not doubled
     # ... and the right values in the first place (the float64 centred differences of gradcheck)
-    checks = check_layer(layer, off_kinks(forward_input(rng)), rng)
+    checks = layer_checks(layer, off_kinks(forward_input(rng)), rng)
     assert len(checks) == 1 + len(layer.parameters())  # the input and every parameter
     check_gradients(checks, LAYER_TOLERANCE)
 
@@ -273,7 +273,7 @@ def test_sequential_chains_forward_and_backward(rng, check_gradients):
     assert len(by_hand) == len(network.parameters()) > 0
     for grad, parameter in zip(by_hand, network.parameters(), strict=True):
         numpy.testing.assert_allclose(parameter.grad, grad, rtol=1e-12)
-    checks = check_layer(network, off_kinks(x), rng)  # and the values are the derivatives: centred differences
+    checks = layer_checks(network, off_kinks(x), rng)  # and the values are the derivatives: centred differences
     assert len(checks) == 1 + len(network.parameters())
     check_gradients(checks, LAYER_TOLERANCE)
 

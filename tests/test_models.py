@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy
 import pytest
 
-from scratchae.gradcheck import MODEL_TOLERANCE, check_model
+from scratchae.gradcheck import MODEL_TOLERANCE, model_checks
 from scratchae.layers import Dense
 from scratchae.losses import MSELoss
 from scratchae.models import (
@@ -172,7 +172,7 @@ def test_a_backward_pass_reaches_every_parameter(rng, check_gradients):
         if name.endswith(".b"):  # biases clear of zero keep every ReLU clear of its kink
             parameter.data[...] = rng.uniform(0.1, 0.5, size=parameter.shape)
     x = rng.random((5, 10))
-    checks = check_model(small, MSELoss(), x, x, rng)
+    checks = model_checks(small, MSELoss(), x, x, rng)
     assert [check.name for check in checks] == [name for name, _ in small.named_parameters()]
     check_gradients(checks, MODEL_TOLERANCE)
 

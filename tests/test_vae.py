@@ -194,7 +194,7 @@ def test_the_whole_vae_end_to_end_with_eps_held_fixed(rng, check_gradients, reco
         return WithFixedEps(vae, rng.standard_normal((6, 3))), x
 
     fixed, _ = gradcheck._well_posed(draw, VAELoss(reconstruction))
-    checks = gradcheck.check_model(fixed, VAELoss(reconstruction, beta=0.8), x, x, rng, h=gradcheck.MODEL_STEP)
+    checks = gradcheck.model_checks(fixed, VAELoss(reconstruction, beta=0.8), x, x, rng, h=gradcheck.MODEL_STEP)
     assert {check.name for check in checks} == {name for name, _ in fixed.named_parameters()}
     check_gradients(checks, MODEL_TOLERANCE)
 
@@ -207,8 +207,8 @@ def test_a_wrong_sampling_gradient_is_caught(rng, monkeypatch):
         return dz, dz * eps * numpy.exp(0.5 * logvar)  # dz/dlogvar is eps * sigma / 2, not eps * sigma
 
     monkeypatch.setattr(models, "gaussian_sample_backward", forgets_the_half)
-    checks = gradcheck.check_model(WithFixedEps(vae, rng.standard_normal((6, 3))), VAELoss(), x, x, rng,
-                                   h=gradcheck.MODEL_STEP)
+    checks = gradcheck.model_checks(WithFixedEps(vae, rng.standard_normal((6, 3))), VAELoss(), x, x, rng,
+                                    h=gradcheck.MODEL_STEP)
     failed = {check.name for check in checks if not check.passed(MODEL_TOLERANCE)}
     assert {"logvar_head.0.W", "logvar_head.0.b", "encoder.0.W"} <= failed
     assert "decoder.2.W" not in failed  # the decoder does not see the log-variance's gradient

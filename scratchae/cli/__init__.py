@@ -3,6 +3,8 @@
     scratchae train --model simple --data mnist-5k --epochs 20 --out runs/simple
     scratchae evaluate runs/simple/model.npz --data mnist-5k
     scratchae gradcheck
+    scratchae gradcheck --layer my_layers.py:LeakyReLU(0.1) --input-shape 4,10
+    scratchae exercises start my-exercises
     scratchae demo --quick
     scratchae notebooks notebooks
     scratchae explore runs/vae
@@ -21,19 +23,20 @@ import argparse
 import contextlib
 import sys
 
-from scratchae import checkpoint, data, gradcheck
+from scratchae import checkpoint, data, gradcheck, own_code
 from scratchae.backend import DeviceError
-from scratchae.cli.arguments import count
+from scratchae.cli.arguments import count, shape
 from scratchae.cli.demo import add_demo_command
 from scratchae.cli.notebooks import add_notebooks_command
 from scratchae.cli.explore import add_explore_command
+from scratchae.cli.exercises import add_exercises_command
 from scratchae.cli.runs import RunError, RunInterrupted, add_evaluate_command, add_train_command
 from scratchae.threads import blas_threads
 from scratchae.training import TrainingDiverged
 
 #: Errors that mean "the user asked for something that cannot be done": a message, exit status 2. Every OSError is
 #: one (a folder that cannot be written, a disk that is full, a file that is missing).
-USER_ERRORS = (data.DataError, checkpoint.CheckpointError, DeviceError, RunError, OSError)
+USER_ERRORS = (data.DataError, checkpoint.CheckpointError, DeviceError, RunError, own_code.OwnCodeError, OSError)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -82,17 +85,32 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", required=True, parser_class=_Parser)
     add_train_command(commands)
     add_evaluate_command(commands)
-    check = commands.add_parser("gradcheck", help="check every hand-written gradient against numerical ones")
+    check = commands.add_parser("gradcheck", help="check every hand-written gradient against numerical ones, or "
+                                                  "those of your own layer (--layer)")
     check.add_argument("--seed", type=count(0), default=0)
+    check.add_argument("--layer", metavar="FILE.py:CLASS", default=None,
+                       help="check your own layer instead, e.g. 'my_layers.py:LeakyReLU(0.1)' (arguments: plain "
+                            "values)")
+    check.add_argument("--input-shape", type=shape, default=None, metavar="N,D",
+                       help="the shape of the layer's input (default 4,D_in for a layer with in_features, else 4,10)")
     check.set_defaults(run=run_gradcheck)
     add_demo_command(commands)
     add_notebooks_command(commands)
     add_explore_command(commands)
+    add_exercises_command(commands)
     return parser
 
 
 def run_gradcheck(arguments) -> int:
-    """Print the table of :func:`scratchae.gradcheck.check_everything`; status 1 if a gradient is wrong."""
+    """Print the table of :func:`scratchae.gradcheck.check_everything`, or of :func:`scratchae.gradcheck.check_layer`
+    on the reader's own layer; status 1 if a gradient is wrong."""
+    if arguments.layer is not None:
+        report = gradcheck.check_layer(own_code.build(arguments.layer), input_shape=arguments.input_shape,
+                                       seed=arguments.seed)
+        print(report)
+        return 0 if report.passed else 1
+    if arguments.input_shape is not None:
+        raise own_code.OwnCodeError("--input-shape goes with --layer")
     cases = gradcheck.check_everything(arguments.seed)
     print(gradcheck.format_report(cases))
     passed = sum(case.passed for case in cases)

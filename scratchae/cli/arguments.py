@@ -27,6 +27,14 @@ def count(minimum: int):
     return parse
 
 
+def shape(text: str) -> tuple[int, ...]:
+    """An argparse type for an array shape written as sizes and commas: ``4,10`` -> (4, 10)."""
+    parts = [part.strip() for part in text.strip("() ").split(",") if part.strip()]
+    if not parts or not all(part.isdigit() and int(part) > 0 for part in parts):
+        raise argparse.ArgumentTypeError(f"expected sizes separated by commas, such as 4,10, got {text!r}")
+    return tuple(int(part) for part in parts)
+
+
 def positive_float(text: str) -> float:
     """An argparse type for finite numbers > 0 (learning rates)."""
     return _checked(require_float, "the value", _number(text), above=0.0)

@@ -35,6 +35,7 @@ DEMOS = {
     "convolutional": ("Convolutional autoencoders: kernels, feature maps, dense against convolutional", (
         "21_conv_filters.png", "22_conv_feature_maps.png", "23_dense_vs_conv_reconstructions.png",
         "24_dense_vs_conv_denoising.png", "25_dense_vs_conv_vae_manifold.png")),
+    "write_a_layer": ("Your turn: write a layer, check it, train with it", ("26_write_a_layer.png",)),
 }
 
 #: The pages (HTML files that open from the disk) a demo writes beside its figures: the 2-d latent explorers.
