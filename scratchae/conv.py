@@ -751,16 +751,19 @@ class MaxPool2D(ShapedLayer):
         side_by_side = self.stride == self.pool_size
         tiled = side_by_side and out_h * self.stride == x_padded.shape[2] and out_w * self.stride == x_padded.shape[3]
         dx_padded = full_like_shape(tuple(x_padded.shape), None if tiled else 0.0, dy)  # (N, C, H_p, W_p)
-        # Each window's gradient is handed out once: the first slice (in reading order) that holds the maximum
-        # takes what is left of it, all of dy, and leaves 0 for later ties (dy - dy * 1 = 0 exactly).
-        remaining = dy  # (N, C, H_out, W_out), the gradient of each window not given yet
+        # Each window's gradient goes to one input: the first slice, in reading order, that holds the maximum.
+        taken = None  # (N, C, H_out, W_out), bool: the windows whose maximum an earlier slice holds
         last = self.pool_size**2 - 1
         for index, ((p, q), window) in enumerate(self.windows(x_padded, out_h, out_w)):
-            is_max = xp.astype(window == y, dy.dtype)  # (N, C, H_out, W_out), 1 where this slice holds the maximum
-            routed = remaining * is_max  # (N, C, H_out, W_out)
-            if index < last:
-                remaining = remaining - routed  # 0 in the windows whose maximum has had the gradient
+            if taken is None:
+                first_max = taken = window == y  # (N, C, H_out, W_out), bool
+            elif index < last:
+                first_max = (window == y) & ~taken  # later ties get nothing
+                taken = taken | first_max
+            else:
+                first_max = ~taken  # a maximum that no earlier slice holds is in the last one: no comparison
             rows, cols = strided(p, out_h, self.stride), strided(q, out_w, self.stride)
+            routed = dy * xp.astype(first_max, dy.dtype)  # (N, C, H_out, W_out), dy where this slice has the maximum
             if side_by_side:
                 dx_padded[:, :, rows, cols] = routed
             else:
