@@ -176,10 +176,10 @@ def test_a_small_conv_network_gradients(rng, check_gradients):
 # ---------------------------------------------------------------------- the fast forms against the loops above
 
 
-@pytest.mark.parametrize("case", CONV_CASES)
-def test_conv2d_matches_the_loops(rng, case):
+def assert_conv_matches_the_loops(rng, layer_class, case) -> None:
+    """A layer of ``layer_class`` built for ``CONV_CASES[case]`` gives the loops' output and gradients."""
     options, c_in, c_out, shape = CONV_CASES[case]
-    layer = Conv2D(c_in, c_out, rng=rng, dtype=F64, **options)
+    layer = layer_class(c_in, c_out, rng=rng, dtype=F64, **options)
     layer.b.data = rng.standard_normal(c_out)
     x = rng.standard_normal(shape)
     pads = layer.paddings(shape[2], shape[3])
@@ -190,6 +190,11 @@ def test_conv2d_matches_the_loops(rng, case):
     numpy.testing.assert_allclose(layer.backward(dy), dx, atol=1e-12)
     numpy.testing.assert_allclose(layer.W.grad, dw, atol=1e-12)
     numpy.testing.assert_allclose(layer.b.grad, db, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", CONV_CASES)
+def test_conv2d_matches_the_loops(rng, case):
+    assert_conv_matches_the_loops(rng, Conv2D, case)
 
 
 class ExpandingInput(Conv2D):
@@ -215,20 +220,10 @@ def test_both_ways_of_computing_a_convolution_match_the_loops(rng, monkeypatch, 
     the same forward and backward whatever the channel counts (the layer picks one by them), for the whole batch at
     once or a block of samples at a time (the weight gradient then summed over the blocks)."""
     calls = one_sample_a_block(monkeypatch) if blocks == "one sample a block" else None
-    options, c_in, c_out, shape = CONV_CASES[case]
-    layer = strategy(c_in, c_out, rng=rng, dtype=F64, **options)
-    layer.b.data = rng.standard_normal(c_out)
-    x = rng.standard_normal(shape)
-    pads = layer.paddings(shape[2], shape[3])
-    y = layer.forward(x)
-    numpy.testing.assert_allclose(y, reference_conv2d(x, layer.W.data, layer.b.data, layer.stride, pads), atol=1e-12)
-    dy = rng.standard_normal(y.shape)
-    dx, dw, db = reference_conv2d_backward(x, layer.W.data, dy, layer.stride, pads)
-    numpy.testing.assert_allclose(layer.backward(dy), dx, atol=1e-12)
-    numpy.testing.assert_allclose(layer.W.grad, dw, atol=1e-12)
-    numpy.testing.assert_allclose(layer.b.grad, db, atol=1e-12)
+    assert_conv_matches_the_loops(rng, strategy, case)
     if calls is not None:
-        assert calls and all(n == shape[0] for n in calls)  # the blocks were used
+        batch = CONV_CASES[case][3][0]
+        assert calls and all(n == batch for n in calls)  # the blocks were used
 
 
 def test_the_long_row_copies_match_their_definitions(rng):
