@@ -106,6 +106,7 @@ def main(argv=None) -> int:
     if args.native_blas:
         train_speed.use_native_blas()
     train_speed.set_thread_environment(args.threads)
+    train_speed.use_blas_threads(args.threads)
     import numpy  # noqa: F401  (after the thread variables are set)
 
     setup = train_speed.SETUPS[args.model]

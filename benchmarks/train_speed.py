@@ -136,6 +136,14 @@ def blas_report(threads: int) -> tuple[str, list[str]]:
     return ", ".join(kernels) or "?", warnings
 
 
+def use_blas_threads(threads: int) -> None:
+    """Make scratchae's ``fit`` train with ``threads`` BLAS threads: by default it takes one, whatever the
+    environment says (:mod:`scratchae.threads`)."""
+    from scratchae import threads as blas
+
+    blas.use(threads)
+
+
 def set_thread_environment(threads: int) -> None:
     """Set the thread count of every BLAS / OpenMP library explicitly; must run before NumPy or PyTorch is imported."""
     for name in THREAD_VARIABLES:
@@ -648,6 +656,7 @@ def main(argv=None) -> int:
     if args.native_blas:
         use_native_blas()  # runs this script again without the overrides; returns only when there are none
     set_thread_environment(args.threads)  # before the first import of NumPy or PyTorch
+    use_blas_threads(args.threads)
     if args.memory_child:
         if args.memory_child.startswith("torch"):
             import_torch(args.threads)

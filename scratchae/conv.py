@@ -63,7 +63,7 @@ import numpy
 
 from scratchae.backend import DEFAULT_DTYPE, full_like_shape, get_namespace
 from scratchae.checks import require_int
-from scratchae.layers import Layer, Parameter
+from scratchae.layers import Layer, Parameter, _require_cache
 
 PADDINGS = ("same", "valid")
 
@@ -310,18 +310,13 @@ def _check_images(layer: Layer, x, channels: int, dtype=None) -> None:
                         f"x.astype(...) (mixing dtypes would silently upcast)")
 
 
-def _require_cache(layer: Layer, cached) -> None:
-    if cached is None:
-        raise RuntimeError(f"{type(layer).__name__}.backward was called before forward: there is nothing to "
-                           f"differentiate")
-
-
 class ShapedLayer(Layer):
     """A layer whose output size depends on the image shape, not on one feature count: ``output_shape`` maps the
     shape of one sample, such as ``(1, 28, 28)``, to the shape of its output (the batch axis left out)."""
 
     def output_shape(self, input_shape: tuple) -> tuple:
-        raise NotImplementedError
+        raise NotImplementedError(f"the class {type(self).__name__} derives from ShapedLayer but does not define "
+                                  f"output_shape")
 
     def output_features(self, input_features: int) -> int:
         raise TypeError(f"{type(self).__name__} works on images: its output size depends on their shape, not only "
