@@ -89,7 +89,7 @@ def time_demo(threads: int, out: Path, name: str) -> float:
 
 def fit_seconds(thread_counts: list[int], epochs: int) -> dict:
     """Seconds of ``fit`` for the simple model on mnist-5k at each thread count (after one warm-up epoch each)."""
-    from scratchae import data, models
+    from scratchae import builders, data
     from scratchae.losses import MSELoss
     from scratchae.optim import Adam
     from scratchae.training import fit
@@ -97,7 +97,7 @@ def fit_seconds(thread_counts: list[int], epochs: int) -> dict:
     mnist = data.load("mnist-5k")
 
     def train(threads: int, n_epochs: int) -> float:
-        model = models.simple_autoencoder(32, seed=0)
+        model = builders.simple_autoencoder(32, seed=0)
         optimizer = Adam(model.parameters(), lr=1e-3)
         started = time.perf_counter()
         fit(model, MSELoss(), optimizer, mnist.x_train, epochs=n_epochs, batch_size=256, validation=mnist.x_test,

@@ -233,7 +233,7 @@ def load_data(data: str, samples: int, seed: int):
 
 def build_model(setup: Setup, seed: int):
     """The scratchae model of ``setup``, on the CPU, with seeded initial weights."""
-    from scratchae.models import BUILDERS
+    from scratchae.builders import BUILDERS
 
     options = {"noise_factor": NOISE_FACTOR} if setup.noisy else {}
     if setup.latent_dim is not None:

@@ -40,7 +40,7 @@ from scratchae import data, plots, threads
 from scratchae.backend import DeviceError, resolve_device, to_device, to_numpy
 from scratchae.cli.arguments import add_run_options
 from scratchae.cli.gallery import INDEX, METRICS, write_index
-from scratchae.files import write_text_atomically
+from scratchae.atomic_files import write_text_atomically
 
 #: ``--quick``: epochs of every model, training and test images, and t-SNE steps (the fewest scikit-learn allows).
 QUICK_EPOCHS = 2

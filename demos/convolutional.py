@@ -26,7 +26,7 @@ from statistics import NormalDist
 
 import numpy
 
-from scratchae import data, models, plots
+from scratchae import builders, data, plots
 from scratchae.backend import random_generator, to_numpy
 from scratchae.conv import Conv2D
 from scratchae.demos._common import Demo
@@ -78,7 +78,7 @@ def test_mse(model, inputs, targets) -> float:
 # same call as in every chapter.
 
 # %%
-conv = models.conv_autoencoder(image_shape=image_shape, seed=demo.seed).to(demo.device)
+conv = builders.conv_autoencoder(image_shape=image_shape, seed=demo.seed).to(demo.device)
 print(conv.summary())
 conv_history = train(conv, BCELoss(), "conv AE (16-8-8, code (8, 4, 4))")
 
@@ -127,7 +127,7 @@ demo.save(plots.feature_maps(stages, title=f"A test {label} through the convolut
 # number of steps), and both scored by the mean squared error of their test reconstructions.
 
 # %%
-dense = models.simple_autoencoder(32, input_dim=dataset.n_features, seed=demo.seed).to(demo.device)
+dense = builders.simple_autoencoder(32, input_dim=dataset.n_features, seed=demo.seed).to(demo.device)
 train(dense, BCELoss(), "dense AE (784-128-32-128-784)")
 dense_mse, conv_mse = test_mse(dense, x_test, x_test), test_mse(conv, x_test, x_test)
 demo.record("dense AE (784-128-32-128-784)", test_mse=dense_mse)
@@ -155,9 +155,9 @@ demo.save(plots.compare_reconstructions(originals, {
 NOISE = 0.5
 x_test_noisy = data.add_gaussian_noise(x_test, NOISE, random_generator(demo.seed + 1), clip=(0.0, 1.0))
 denoisers = {
-    "dense denoiser": models.denoising_autoencoder(32, noise_factor=NOISE, input_dim=dataset.n_features,
+    "dense denoiser": builders.denoising_autoencoder(32, noise_factor=NOISE, input_dim=dataset.n_features,
                                                    seed=demo.seed),
-    "conv denoiser": models.conv_denoising_autoencoder(image_shape=image_shape, noise_factor=NOISE, seed=demo.seed)}
+    "conv denoiser": builders.conv_denoising_autoencoder(image_shape=image_shape, noise_factor=NOISE, seed=demo.seed)}
 errors = {}
 for name, model in denoisers.items():
     model.to(demo.device)
@@ -185,8 +185,8 @@ demo.save(plots.image_grid(rows, shape, title="The same noisy digits, denoised")
 # the same 20 x 20 grid of codes, at quantiles of $\mathcal{N}(0, 1)$.
 
 # %%
-vaes = {"dense VAE": models.variational_autoencoder(2, input_dim=dataset.n_features, seed=demo.seed),
-        "conv VAE": models.conv_variational_autoencoder(2, image_shape=image_shape, seed=demo.seed)}
+vaes = {"dense VAE": builders.variational_autoencoder(2, input_dim=dataset.n_features, seed=demo.seed),
+        "conv VAE": builders.conv_variational_autoencoder(2, image_shape=image_shape, seed=demo.seed)}
 print(vaes["conv VAE"].summary())
 quantiles = [NormalDist().inv_cdf(p) for p in numpy.linspace(0.05, 0.95, 20)]  # 20 values of z
 grid = numpy.array([[z1, z2] for z2 in reversed(quantiles) for z1 in quantiles], dtype=numpy.float32)  # (400, 2)

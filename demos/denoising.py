@@ -13,7 +13,7 @@
 # [0, 1], and a deeper network, 784-128-64-32-64-128-784.
 
 # %%
-from scratchae import data, models, plots
+from scratchae import builders, data, plots
 from scratchae.backend import random_generator, to_numpy
 from scratchae.demos._common import Demo
 from scratchae.losses import MSELoss
@@ -52,7 +52,7 @@ demo.save(plots.image_row(x_test_noisy, shape, title=f"Noisy input (noise factor
 # gradient steps as the notebook's 20 epochs on 60,000 images.
 
 # %%
-model = models.denoising_autoencoder(latent_dim=32, noise_factor=NOISE_FACTOR, input_dim=dataset.n_features,
+model = builders.denoising_autoencoder(latent_dim=32, noise_factor=NOISE_FACTOR, input_dim=dataset.n_features,
                                      seed=demo.seed).to(demo.device)
 print(model.summary())
 schedule = demo.schedule(notebook_epochs=20, notebook_samples=60_000, batch_size=128)

@@ -17,7 +17,7 @@
 # the test images, for as many gradient steps as the notebook's 20 epochs on 60,000 images.
 
 # %%
-from scratchae import models, plots
+from scratchae import builders, plots
 from scratchae.backend import to_numpy
 from scratchae.cli.explore import explorer_page
 from scratchae.demos._common import Demo
@@ -66,7 +66,7 @@ latent_sizes = (2, 4, 32)
 histories, reconstructions = {}, {}
 for latent_dim in latent_sizes:
     label = f"latent {latent_dim}"
-    model = models.simple_autoencoder(latent_dim=latent_dim, input_dim=dataset.n_features, seed=demo.seed)
+    model = builders.simple_autoencoder(latent_dim=latent_dim, input_dim=dataset.n_features, seed=demo.seed)
     histories[label] = train(f"simple AE ({label})", model)
     reconstructions[label] = reconstruct(model)
     if latent_dim == 2:  # a code of two numbers is a plane: a page to explore it in the browser
@@ -94,7 +94,7 @@ demo.save(plots.compare_reconstructions(originals, reconstructions, shape, losse
 # Try `--data mnist` or other `--epochs` and compare again.
 
 # %%
-deep = models.deep_autoencoder(latent_dim=32, input_dim=dataset.n_features, seed=demo.seed)
+deep = builders.deep_autoencoder(latent_dim=32, input_dim=dataset.n_features, seed=demo.seed)
 runs = {"single hidden layer": histories["latent 32"], "deep": train("deep AE (latent 32)", deep)}
 demo.save(plots.compare_loss_curves(runs, title="Exercise 2: deep and single-hidden-layer autoencoders"),
           "08_deep_vs_single_losses.png",

@@ -20,7 +20,7 @@
 # same 1,000 test digits in each latent space.
 
 # %%
-from scratchae import models, plots
+from scratchae import builders, plots
 from scratchae.backend import to_numpy
 from scratchae.demos._common import Demo
 from scratchae.losses import MSELoss, SoftmaxCrossEntropyLoss
@@ -41,7 +41,7 @@ x_train, y_train, x_test, y_test = dataset.x_train, dataset.y_train, dataset.x_t
 # 20 epochs on 10,000 digits.
 
 # %%
-classifier = models.mlp_classifier(latent_dim=16, n_classes=dataset.n_classes, input_dim=dataset.n_features,
+classifier = builders.mlp_classifier(latent_dim=16, n_classes=dataset.n_classes, input_dim=dataset.n_features,
                                    seed=demo.seed).to(demo.device)
 print(classifier.summary())
 schedule = demo.schedule(notebook_epochs=20, notebook_samples=10_000, batch_size=64)
@@ -60,7 +60,7 @@ print(f"test accuracy {accuracy:.1%}")
 # error, Adam with learning rate 1e-3 and weight decay 1e-8, batches of 64. It never sees a label.
 
 # %%
-autoencoder = models.linear_latent_autoencoder(latent_dim=16, input_dim=dataset.n_features,
+autoencoder = builders.linear_latent_autoencoder(latent_dim=16, input_dim=dataset.n_features,
                                                seed=demo.seed).to(demo.device)
 with demo.timed("train autoencoder"):
     autoencoder_history = fit(autoencoder, MSELoss(), Adam(autoencoder.parameters(), lr=1e-3, weight_decay=1e-8),

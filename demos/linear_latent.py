@@ -17,7 +17,7 @@
 # %%
 import numpy
 
-from scratchae import models, plots
+from scratchae import builders, plots
 from scratchae.backend import to_numpy
 from scratchae.demos._common import Demo
 from scratchae.losses import MSELoss
@@ -39,7 +39,7 @@ dataset = demo.load_data(train_size=10_000, test_size=1_000)
 x_train, x_test, y_test = dataset.x_train, dataset.x_test, dataset.y_test
 shape = dataset.image_shape
 
-model = models.linear_latent_autoencoder(latent_dim=LATENT_DIM, input_dim=dataset.n_features,
+model = builders.linear_latent_autoencoder(latent_dim=LATENT_DIM, input_dim=dataset.n_features,
                                          seed=demo.seed).to(demo.device)
 print(model.summary())
 schedule = demo.schedule(notebook_epochs=20, notebook_samples=10_000, batch_size=64)

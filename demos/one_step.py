@@ -19,7 +19,7 @@ import numpy
 from scratchae import Adam, Dense, MSELoss, ReLU, Sequential, Sigmoid, models, plots
 from scratchae.backend import to_numpy
 from scratchae.demos._common import Demo
-from scratchae.gradcheck import rel_error
+from scratchae.numerical import rel_error
 from scratchae.training import train_step
 
 demo = Demo.start("one_step")

@@ -23,7 +23,7 @@
 # %%
 import numpy
 
-from scratchae import models, plots
+from scratchae import builders, plots
 from scratchae.backend import to_numpy
 from scratchae.demos._common import Demo
 from scratchae.losses import MSELoss
@@ -59,7 +59,7 @@ demo.save(plots.image_row(x_train, shape, title=f"{dataset.name} samples", n=10)
 # codes, the decoder to turn a code into an image.
 
 # %%
-model = models.simple_autoencoder(latent_dim=32, input_dim=dataset.n_features, seed=demo.seed).to(demo.device)
+model = builders.simple_autoencoder(latent_dim=32, input_dim=dataset.n_features, seed=demo.seed).to(demo.device)
 print(model.summary())
 
 # %% [markdown]

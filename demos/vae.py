@@ -30,7 +30,7 @@ from statistics import NormalDist
 
 import numpy
 
-from scratchae import models, plots
+from scratchae import builders, plots
 from scratchae.backend import to_numpy
 from scratchae.demos._common import Demo
 from scratchae.losses import MSELoss, VAELoss
@@ -50,7 +50,7 @@ LATENT = 16  # the plain autoencoder's latent size, so that the very same random
 # 1e-8), batches of 64.
 
 # %%
-plain = models.linear_latent_autoencoder(LATENT, input_dim=D, seed=demo.seed).to(demo.device)
+plain = builders.linear_latent_autoencoder(LATENT, input_dim=D, seed=demo.seed).to(demo.device)
 plain_schedule = demo.schedule(notebook_epochs=20, notebook_samples=10_000, batch_size=64)
 with demo.timed("train plain AE"):
     plain_history = fit(plain, MSELoss(), Adam(plain.parameters(), lr=1e-3, weight_decay=1e-8), x_train,
@@ -67,7 +67,7 @@ demo.record("plain AE (linear latent 16)", plain_history, batch_size=64)
 # `(x_hat, mu, logvar)`, which `VAELoss` takes whole.
 
 # %%
-vae = models.variational_autoencoder(LATENT, input_dim=D, seed=demo.seed).to(demo.device)
+vae = builders.variational_autoencoder(LATENT, input_dim=D, seed=demo.seed).to(demo.device)
 print(vae.summary())
 schedule = demo.schedule(notebook_epochs=10, notebook_samples=60_000, batch_size=128, source="pytorch/examples")
 with demo.timed("train VAE"):
@@ -136,7 +136,7 @@ demo.save(plots.image_grid(rows, shape, title="The same 12 codes z ~ N(0, I), de
 # towards $\mathcal{N}(0, I)$.
 
 # %%
-vae_2d = models.variational_autoencoder(2, input_dim=D, seed=demo.seed).to(demo.device)
+vae_2d = builders.variational_autoencoder(2, input_dim=D, seed=demo.seed).to(demo.device)
 warmup = max(1, schedule.epochs // 10)
 with demo.timed("train 2-d VAE"):
     history_2d = fit(vae_2d, VAELoss("bce", warmup_epochs=warmup), Adam(vae_2d.parameters(), lr=1e-3), x_train,

@@ -39,8 +39,8 @@ import numpy
 from numpy.lib import format as npy_format
 
 from scratchae.backend import DEFAULT_DTYPE, has_non_finite, ignore_overflow, to_device, to_numpy
-from scratchae.checks import require_float, require_int
-from scratchae.files import write_atomically
+from scratchae.validate import require_float, require_int
+from scratchae.atomic_files import write_atomically
 from scratchae.conv import Conv2D, ConvTranspose2D, Flatten, MaxPool2D, Reshape, UpSampling2D
 from scratchae.layers import INITS, Dense, Identity, Layer, ReLU, Sequential, Sigmoid
 from scratchae.models import Autoencoder, Classifier, DenoisingAutoencoder, Model, VariationalAutoencoder

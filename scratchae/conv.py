@@ -62,7 +62,7 @@ import math
 import numpy
 
 from scratchae.backend import DEFAULT_DTYPE, full_like_shape, get_namespace
-from scratchae.checks import require_int
+from scratchae.validate import require_int
 from scratchae.layers import Layer, Parameter, _require_cache
 
 PADDINGS = ("same", "valid")

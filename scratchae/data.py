@@ -61,8 +61,8 @@ import numpy
 # add_gaussian_noise lives beside the random numbers, where the models (the lesson) take it without this module;
 # data.add_gaussian_noise stays the name the demos call.
 from scratchae.backend import DEFAULT_DTYPE, add_gaussian_noise  # noqa: F401
-from scratchae.checks import require_int
-from scratchae.files import remove_stale_temporaries, write_atomically, write_text_atomically
+from scratchae.validate import require_int
+from scratchae.atomic_files import remove_stale_temporaries, write_atomically, write_text_atomically
 
 DATASETS = ("mnist-5k", "mnist", "fashion-mnist", "digits")
 
@@ -804,7 +804,7 @@ def _fetch(target: Path, official: OfficialFile, mirrors, progress):
 
 
 def _download_file(url, target: Path, official: OfficialFile, progress):
-    """Stream ``url`` into ``target`` (atomically: :func:`scratchae.files.write_atomically`) if its MD5 matches.
+    """Stream ``url`` into ``target`` (atomically: :func:`scratchae.atomic_files.write_atomically`) if its MD5 matches.
 
     The temporary file is removed whatever happens (an error, a wrong checksum, Ctrl-C), so no partial download
     stays behind; one that a killed process left is removed by a later load (:func:`_remove_stale_temporaries`).

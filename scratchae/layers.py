@@ -26,7 +26,7 @@ import math
 import numpy
 
 from scratchae.backend import DEFAULT_DTYPE, fused, get_namespace, to_device
-from scratchae.checks import require_int
+from scratchae.validate import require_int
 
 INITS = ("glorot_uniform", "he")
 

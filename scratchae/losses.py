@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from scratchae.backend import arange_like, get_namespace
-from scratchae.checks import require_float, require_int
+from scratchae.validate import require_float, require_int
 
 
 class Loss:

@@ -13,7 +13,7 @@ import abc
 import math
 
 from scratchae.backend import device_of, fused, get_namespace, to_device
-from scratchae.checks import require_float
+from scratchae.validate import require_float
 
 
 class Optimizer(abc.ABC):

@@ -40,7 +40,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from scratchae.files import write_atomically
+from scratchae.atomic_files import write_atomically
 
 #: Width and height, in inches, of one image in a grid of images.
 CELL_INCHES = 1.5
@@ -887,7 +887,7 @@ def side_by_side_scatter(panels, labels, *, title=None, class_names=None):
 def save_figure(fig, path, *, dpi=100):
     """Write a figure to a file, atomically, creating missing folders.
 
-    The image is written with :func:`scratchae.files.write_atomically`: a crash or an error half-way never leaves
+    The image is written with :func:`scratchae.atomic_files.write_atomically`: a crash or an error half-way never leaves
     a truncated image, and an older file at ``path`` stays intact until the new one is complete.
 
     Parameters

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 
-from scratchae.checks import require_int
+from scratchae.validate import require_int
 
 #: BLAS threads when nobody says otherwise: one, for models of this size (see the module's docstring).
 DEFAULT_THREADS = 1

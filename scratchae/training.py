@@ -26,7 +26,7 @@ import numpy
 
 from scratchae.backend import (asarray_like, copy_of, get_namespace, has_non_finite, ignore_overflow, is_floating,
                                to_device)
-from scratchae.checks import require_int
+from scratchae.validate import require_int
 from scratchae.layers import Sigmoid
 from scratchae.losses import check_labels
 from scratchae.threads import blas_threads

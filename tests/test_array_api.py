@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy
 import pytest
 
-from scratchae import models
+from scratchae import builders
 from scratchae.backend import get_namespace
 from scratchae.layers import Dense, Identity, ReLU, Sequential, Sigmoid
 from scratchae.losses import BCELoss, MSELoss, SoftmaxCrossEntropyLoss
@@ -143,8 +143,8 @@ def test_optimizers_match_numpy(strict, rng, name, dtype):
 
 @pytest.mark.parametrize("loss_class", [BCELoss, MSELoss])
 def test_full_training_step_matches_numpy(strict, rng, loss_class):
-    reference = models.simple_autoencoder(latent_dim=4, input_dim=12, hidden_dim=8, seed=5)
-    model = strict.move(models.simple_autoencoder(latent_dim=4, input_dim=12, hidden_dim=8, seed=5))
+    reference = builders.simple_autoencoder(latent_dim=4, input_dim=12, hidden_dim=8, seed=5)
+    model = strict.move(builders.simple_autoencoder(latent_dim=4, input_dim=12, hidden_dim=8, seed=5))
     optimizer_ref, optimizer = Adam(reference.parameters(), lr=0.01), Adam(model.parameters(), lr=0.01)
     loss_ref, loss = loss_class(), loss_class()
     x = rng.random((6, 12), dtype=F32)
@@ -166,8 +166,8 @@ def test_full_training_step_matches_numpy(strict, rng, loss_class):
 
 
 def test_classifier_training_step_matches_numpy(strict, rng):
-    reference = models.mlp_classifier(latent_dim=3, n_classes=4, input_dim=10, seed=2)
-    model = strict.move(models.mlp_classifier(latent_dim=3, n_classes=4, input_dim=10, seed=2))
+    reference = builders.mlp_classifier(latent_dim=3, n_classes=4, input_dim=10, seed=2)
+    model = strict.move(builders.mlp_classifier(latent_dim=3, n_classes=4, input_dim=10, seed=2))
     optimizer_ref, optimizer = SGD(reference.parameters(), lr=0.1, momentum=0.9), SGD(model.parameters(), lr=0.1,
                                                                                       momentum=0.9)
     x, labels = rng.random((5, 10), dtype=F32), numpy.array([0, 3, 2, 1, 3])
@@ -189,7 +189,7 @@ def test_a_diverging_run_goes_back_to_its_last_finite_state_on_the_strict_backen
     from scratchae.training import TrainingDiverged, fit
 
     rng = numpy.random.default_rng(0)
-    model = strict.move(models.simple_autoencoder(4, input_dim=12, hidden_dim=8, seed=1))
+    model = strict.move(builders.simple_autoencoder(4, input_dim=12, hidden_dim=8, seed=1))
     before = [strict.to_numpy(p.data).copy() for p in model.parameters()]
     x = strict.asarray(rng.random((64, 12), dtype=numpy.float32))
     with pytest.raises(TrainingDiverged, match="before training"):

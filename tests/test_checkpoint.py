@@ -22,8 +22,8 @@ from scratchae import checkpoint, data
 from scratchae.checkpoint import CheckpointError, load, save
 from scratchae.losses import MSELoss, SoftmaxCrossEntropyLoss
 from scratchae.layers import Dense, Identity, ReLU, Sigmoid
-from scratchae.models import (BUILDERS, IMAGE_BUILDERS, Classifier, DenoisingAutoencoder, denoising_autoencoder,
-                              mlp_classifier, simple_autoencoder)
+from scratchae.models import Classifier, DenoisingAutoencoder
+from scratchae.builders import BUILDERS, IMAGE_BUILDERS, denoising_autoencoder, mlp_classifier, simple_autoencoder
 from scratchae.optim import SGD, Adam
 from scratchae.training import fit
 
@@ -812,7 +812,7 @@ def test_the_history_of_an_interrupted_epoch_round_trips(tmp_path, good_file):
 
 
 def test_architectures_whose_sizes_do_not_fit_together_are_refused(tmp_path):
-    from scratchae.models import variational_autoencoder
+    from scratchae.builders import variational_autoencoder
 
     for make, phrase in ((lambda arch: arch["mu_head"][0].update(out_features=5), "a Gaussian has one of each"),
                          (lambda arch: arch["decoder"][-2].update(out_features=32), "gives back as many as it takes")):

@@ -14,7 +14,7 @@ import pytest
 from scratchae import checkpoint
 from scratchae.backend import gpu_available
 from scratchae.cli import main
-from scratchae.models import simple_autoencoder
+from scratchae.builders import simple_autoencoder
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 RUN_FILES = ["history.csv", "history.json", "loss.png", "model.npz", "run.json"]

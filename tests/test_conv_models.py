@@ -8,13 +8,13 @@ import json
 import numpy
 import pytest
 
-from scratchae import checkpoint, gradcheck
+from scratchae import checkpoint, gradcheck_suite
 from scratchae.checkpoint import CheckpointError, load, save
 from scratchae.cli import main
 from scratchae.conv import Conv2D, ConvTranspose2D, Flatten, MaxPool2D, Reshape, UpSampling2D
 from scratchae.losses import BCELoss, VAELoss
-from scratchae.models import (BUILDERS, IMAGE_BUILDERS, Autoencoder, DenoisingAutoencoder, VariationalAutoencoder,
-                              conv_autoencoder, conv_denoising_autoencoder, conv_variational_autoencoder)
+from scratchae.models import Autoencoder, DenoisingAutoencoder, VariationalAutoencoder
+from scratchae.builders import (BUILDERS, IMAGE_BUILDERS, conv_autoencoder, conv_denoising_autoencoder, conv_variational_autoencoder)
 from scratchae.optim import Adam
 from scratchae.training import fit
 
@@ -123,10 +123,10 @@ def test_summary_shows_image_shapes():
 
 
 def test_whole_conv_models_pass_their_gradient_checks():
-    cases = gradcheck._conv_model_cases(numpy.random.default_rng(7))
+    cases = gradcheck_suite._conv_model_cases(numpy.random.default_rng(7))
     assert len(cases) == 3
     for case in cases:
-        assert case.passed, gradcheck.format_report([case])
+        assert case.passed, gradcheck_suite.format_report([case])
         names = {check.name for check in case.checks}
         assert names == {name for name, _ in _model_of(case.what).named_parameters()}
 
@@ -156,7 +156,7 @@ def test_the_model_check_sees_a_wrong_pooling_gradient(monkeypatch):
 
     monkeypatch.setattr(conv.MaxPool2D, "forward", forward)
     monkeypatch.setattr(conv.MaxPool2D, "backward", spread)
-    cases = gradcheck._conv_model_cases(numpy.random.default_rng(7))
+    cases = gradcheck_suite._conv_model_cases(numpy.random.default_rng(7))
     assert not cases[0].passed and not cases[1].passed
 
 

@@ -20,10 +20,10 @@ import pytest
 from test_runs import COMMON, assert_same_weights, folder_is_one_consistent_run, in_process, train, wait_for_training
 
 from scratchae import checkpoint
-from scratchae.cli import runs
+from scratchae.cli import train as runs
 from scratchae.cli.run_folder import MANIFEST, STAGING_PREFIX, RunFolder
 from scratchae.data import DataError
-from scratchae.files import TEMPORARY_SUFFIX
+from scratchae.atomic_files import TEMPORARY_SUFFIX
 from scratchae.training import STOP_SIGNALS
 
 

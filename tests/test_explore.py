@@ -12,7 +12,7 @@ import subprocess
 import numpy
 import pytest
 
-from scratchae import data, models
+from scratchae import builders, data, models
 from scratchae.cli import main
 from scratchae.cli.explore import PLOT, WALK_STEPS, ExploreError, explorable_decoder, explorer_page
 from scratchae.layers import Dense, Identity, Layer, ReLU, Sequential, Sigmoid
@@ -41,7 +41,7 @@ def digits():
 @pytest.fixture(scope="module")
 def vae(digits):
     """A 2-d VAE, 64-32-(2, 2), decoder 2-32-64, trained a few epochs on the 8 x 8 digits."""
-    model = models.variational_autoencoder(2, hidden_dim=32, input_dim=64, seed=0)
+    model = builders.variational_autoencoder(2, hidden_dim=32, input_dim=64, seed=0)
     fit(model, VAELoss("bce"), Adam(model.parameters(), lr=3e-3), digits.x_train, epochs=5, batch_size=64,
         progress=False)
     return model.eval()
@@ -50,7 +50,7 @@ def vae(digits):
 @pytest.fixture(scope="module")
 def autoencoder(digits):
     """The simple autoencoder with a 2-number code, trained a few epochs on the 8 x 8 digits."""
-    model = models.simple_autoencoder(2, input_dim=64, hidden_dim=32, seed=1)
+    model = builders.simple_autoencoder(2, input_dim=64, hidden_dim=32, seed=1)
     fit(model, MSELoss(), Adam(model.parameters(), lr=3e-3), digits.x_train, epochs=5, batch_size=64, progress=False)
     return model
 
@@ -137,7 +137,7 @@ def test_the_page_holds_the_codes_and_labels_of_the_test_images(vae, digits):
 
 def test_the_chapters_page_is_under_2_mb_states_its_own_size_and_needs_no_network():
     mnist = data.load("mnist-5k")
-    model = models.variational_autoencoder(2, seed=0)  # the chapter's 784-400-2 VAE: its decoder has 315,584 weights
+    model = builders.variational_autoencoder(2, seed=0)  # the chapter's 784-400-2 VAE: its decoder has 315,584 weights
     page = explorer_page(model, mnist.x_test, mnist.y_test, image_shape=mnist.image_shape, title="the VAE chapter")
     size = len(page.encode())
     assert size < 2_000_000

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy
 import pytest
 
-from scratchae import models
+from scratchae import builders
 from scratchae.backend import DeviceError, device_of, get_namespace, gpu_available, resolve_device, to_device, to_numpy
 from scratchae.layers import Dense, ReLU, Sequential, Sigmoid
 from scratchae.losses import BCELoss, MSELoss, SoftmaxCrossEntropyLoss, VAELoss
@@ -121,8 +121,8 @@ def test_optimizers_match_numpy(rng, make):
 
 def test_fit_one_epoch_matches_numpy(rng):
     x = rng.random((64, 16), dtype=F32)
-    reference = models.simple_autoencoder(latent_dim=4, input_dim=16, hidden_dim=8, seed=3)
-    model = models.simple_autoencoder(latent_dim=4, input_dim=16, hidden_dim=8, seed=3).to("gpu")
+    reference = builders.simple_autoencoder(latent_dim=4, input_dim=16, hidden_dim=8, seed=3)
+    model = builders.simple_autoencoder(latent_dim=4, input_dim=16, hidden_dim=8, seed=3).to("gpu")
     histories = [fit(m, BCELoss(), Adam(m.parameters(), lr=1e-3), x, epochs=1, batch_size=16, seed=0, progress=False)
                  for m in (reference, model)]
     assert len(histories[1]) == 1
@@ -136,8 +136,8 @@ def test_fit_one_epoch_matches_numpy(rng):
 def test_the_vae_matches_numpy(rng, reconstruction):
     """The same eps on both devices (eps is drawn where the batch lives, so the streams differ): the same outputs,
     loss and gradients, and one training step lands on the same weights."""
-    reference = models.variational_autoencoder(3, hidden_dim=16, input_dim=12, seed=2)
-    vae = models.variational_autoencoder(3, hidden_dim=16, input_dim=12, seed=2).to("gpu")
+    reference = builders.variational_autoencoder(3, hidden_dim=16, input_dim=12, seed=2)
+    vae = builders.variational_autoencoder(3, hidden_dim=16, input_dim=12, seed=2).to("gpu")
     x = rng.random((6, 12), dtype=F32)
     eps = rng.standard_normal((6, 3)).astype(F32)
     outputs_ref = reference.train().forward(x, eps=eps)
@@ -191,9 +191,9 @@ def _conv_model_and_input(name, rng):
     """A full-size conv model (its float32 weights), the batch it takes and the target its loss compares with."""
     x = rng.random((8, 784), dtype=F32)
     if name == "conv-denoising":  # the noise drawn once on the CPU: the GPU's generator gives other numbers
-        return models.conv_denoising_autoencoder(seed=4), models.conv_denoising_autoencoder(seed=4).corrupt(
+        return builders.conv_denoising_autoencoder(seed=4), builders.conv_denoising_autoencoder(seed=4).corrupt(
             x, numpy.random.default_rng(1)), x
-    return models.BUILDERS[name](seed=4), x, x
+    return builders.BUILDERS[name](seed=4), x, x
 
 
 @pytest.mark.parametrize("name", ["conv", "conv-denoising", "conv-vae"])

@@ -10,14 +10,13 @@ from __future__ import annotations
 import numpy
 import pytest
 
-from scratchae import gradcheck
+from scratchae import gradcheck, gradcheck_suite, numerical
 from scratchae.cli import main
-from scratchae.gradcheck import (LAYER_TOLERANCE, MODEL_TOLERANCE, GradientCheck, compare,
-                                 directional_derivatives, layer_checks, loss_check, model_checks, numerical_gradient,
-                                 rel_error)
+from scratchae.numerical import (LAYER_TOLERANCE, MODEL_TOLERANCE, GradientCheck, compare, directional_derivatives, layer_checks, loss_check, model_checks, numerical_gradient, rel_error)
 from scratchae.layers import Dense, Identity, ReLU, Sequential, Sigmoid
 from scratchae.losses import BCELoss, MSELoss, SoftmaxCrossEntropyLoss
-from scratchae.models import Autoencoder, mlp_classifier
+from scratchae.models import Autoencoder
+from scratchae.builders import mlp_classifier
 
 F64 = numpy.float64
 SHAPES = [(1, 5), (3, 4), (8, 2)]  # (batch, features): a batch of one, a square-ish one, a long thin one
@@ -73,7 +72,7 @@ def test_directional_check_of_a_large_parameter(rng, check_gradients):
     upstream = rng.standard_normal((2, 128))
     layer.forward(x)
     layer.backward(upstream)
-    assert layer.W.size > gradcheck.DIRECTIONAL_ABOVE
+    assert layer.W.size > numerical.DIRECTIONAL_ABOVE
     check = compare("W", lambda _: layer.forward(x), layer.W.data, layer.W.grad.copy(), upstream, rng=rng)
     assert check.method == "directional x6"
     assert check.index.startswith("direction ")
@@ -288,7 +287,7 @@ def test_gradient_check_passed_is_strict():
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_the_whole_suite_passes_whatever_its_seed(seed):
     """Right gradients must pass for any seed: cases are drawn clear of ReLU's kinks and measurable."""
-    cases = gradcheck.check_everything(seed)
+    cases = gradcheck_suite.check_everything(seed)
     failed = [f"{case.what}: {check}" for case in cases for check in case.checks if not check.passed(case.tolerance)]
     assert not failed
     checked = [len(case.checks) for case in cases]
@@ -297,13 +296,13 @@ def test_the_whole_suite_passes_whatever_its_seed(seed):
 
 
 def test_a_case_or_a_suite_that_checks_nothing_has_not_passed(monkeypatch, capsys):
-    assert not gradcheck.CheckedCase("nothing", gradcheck.LAYER_TOLERANCE, []).passed
+    assert not gradcheck.CheckedCase("nothing", numerical.LAYER_TOLERANCE, []).passed
     monkeypatch.setattr(gradcheck, "check_everything", lambda seed: [])
     assert main(["gradcheck"]) == 1
 
 
 def test_the_suite_checks_every_layer_loss_and_model():
-    names = " | ".join(case.what for case in gradcheck.check_everything(0))
+    names = " | ".join(case.what for case in gradcheck_suite.check_everything(0))
     for expected in ("Dense", "ReLU", "Sigmoid", "Identity", "Sequential", "MSELoss", "BCELoss",
                      "SoftmaxCrossEntropyLoss", "VAELoss(reconstruction='bce'", "VAELoss(reconstruction='mse'",
                      "the sample z", "autoencoder", "VAE 12-8-(3, 3)-8-12 + VAELoss('bce')",

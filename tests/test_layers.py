@@ -12,8 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scratchae import models
-from scratchae.gradcheck import LAYER_TOLERANCE, layer_checks, off_kinks
+from scratchae import builders, summary
+from scratchae.numerical import LAYER_TOLERANCE, layer_checks
+from scratchae.gradcheck_suite import off_kinks
 from scratchae.layers import Dense, Identity, Layer, Parameter, ReLU, Sequential, Sigmoid
 
 F32, F64 = numpy.float32, numpy.float64
@@ -285,7 +286,7 @@ def test_parameter_repr_and_size():
 
 
 def test_simple_autoencoder_summary():
-    model = models.simple_autoencoder()
+    model = builders.simple_autoencoder()
     assert sum(parameter.size for parameter in model.parameters()) == 209_968
     text = model.summary()
     assert "Total params: 209,968" in text
@@ -301,7 +302,7 @@ def test_simple_autoencoder_summary():
 
 def test_sequential_summary_output_shapes():
     network = Sequential([Dense(10, 4, rng=0), ReLU(), Dense(4, 2, rng=0)])
-    text = models.summary(network, input_shape=10)
+    text = summary.summary(network, input_shape=10)
     assert "(None, 4)" in text and "(None, 2)" in text
     assert "Total params: 54" in text  # 10*4 + 4 + 4*2 + 2
     assert "Output Shape" in text and "Param #" in text
@@ -326,7 +327,7 @@ def test_layer_to_dtype_casts_and_clears_gradients(rng):
 def test_sequential_and_model_to_dtype(rng):
     network = small_network(rng, dtype=F32).to(dtype=F64)
     assert all(parameter.data.dtype == F64 for parameter in network.parameters())
-    model = models.simple_autoencoder(4, input_dim=6, hidden_dim=5)
+    model = builders.simple_autoencoder(4, input_dim=6, hidden_dim=5)
     assert model.to(dtype=F64) is model
     assert all(parameter.data.dtype == F64 for parameter in model.parameters())
 

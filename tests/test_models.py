@@ -5,19 +5,11 @@ from __future__ import annotations
 import numpy
 import pytest
 
-from scratchae.gradcheck import MODEL_TOLERANCE, model_checks
+from scratchae.numerical import MODEL_TOLERANCE, model_checks
 from scratchae.layers import Dense
 from scratchae.losses import MSELoss
-from scratchae.models import (
-    Autoencoder,
-    Classifier,
-    DenoisingAutoencoder,
-    deep_autoencoder,
-    denoising_autoencoder,
-    linear_latent_autoencoder,
-    mlp_classifier,
-    simple_autoencoder,
-)
+from scratchae.models import Autoencoder, Classifier, DenoisingAutoencoder
+from scratchae.builders import (deep_autoencoder, denoising_autoencoder, linear_latent_autoencoder, mlp_classifier, simple_autoencoder)
 from scratchae.optim import SGD
 from scratchae.training import fit
 

@@ -104,8 +104,8 @@ def test_options_written_into_a_notebook_run_there_and_its_progress_bar_is_a_wid
                for cell in notebook.cells)
     # A learner's own cell: fit with its progress bar, which Jupyter draws as a widget, with no warning.
     notebook.cells.append(nbformat.v4.new_code_cell(
-        "from scratchae import MSELoss, SGD, models, training\n"
-        "tiny = models.simple_autoencoder(latent_dim=2, input_dim=64, hidden_dim=4)\n"
+        "from scratchae import MSELoss, SGD, builders, training\n"
+        "tiny = builders.simple_autoencoder(latent_dim=2, input_dim=64, hidden_dim=4)\n"
         "training.fit(tiny, MSELoss(), SGD(tiny.parameters(), lr=0.1), dataset.x_train[:32], epochs=1,\n"
         "             batch_size=16, progress='always')"))
     nbformat.write(notebook, path)

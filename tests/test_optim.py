@@ -8,7 +8,7 @@ import math
 import numpy
 import pytest
 
-from scratchae import models
+from scratchae import builders
 from scratchae.layers import Parameter
 from scratchae.losses import BCELoss
 from scratchae.optim import SGD, Adam
@@ -185,7 +185,7 @@ def test_sgd_with_momentum_by_hand():
 @pytest.mark.parametrize("make", [lambda ps: Adam(ps, lr=1e-3, weight_decay=1e-4),
                                   lambda ps: SGD(ps, lr=0.1, momentum=0.9)], ids=["adam", "sgd"])
 def test_float32_stays_float32_through_a_full_training_step(rng, make):
-    model = models.simple_autoencoder(latent_dim=4, input_dim=20, hidden_dim=8)
+    model = builders.simple_autoencoder(latent_dim=4, input_dim=20, hidden_dim=8)
     optimizer = make(model.parameters())
     loss = BCELoss()
     x = rng.random((6, 20), dtype=F32)
@@ -257,7 +257,7 @@ def test_step_before_backward(make):
 
 
 def test_a_missing_gradient_is_named_by_its_place_in_the_model():
-    model = models.simple_autoencoder(input_dim=8, latent_dim=2, hidden_dim=4)
+    model = builders.simple_autoencoder(input_dim=8, latent_dim=2, hidden_dim=4)
     optimizer = Adam(model.parameters())
     for parameter in model.encoder.parameters():
         parameter.grad = numpy.zeros_like(parameter.data)
@@ -272,7 +272,7 @@ def test_state_follows_a_model_cast_after_training_and_the_checkpoint_loads(make
     from scratchae.losses import MSELoss
     from scratchae.training import fit
 
-    model = models.simple_autoencoder(input_dim=8, latent_dim=2, hidden_dim=4)
+    model = builders.simple_autoencoder(input_dim=8, latent_dim=2, hidden_dim=4)
     optimizer = make(model.parameters())
     x = rng.uniform(0.0, 1.0, (16, 8)).astype(F32)
     fit(model, MSELoss(), optimizer, x, epochs=1, batch_size=8, progress=False)

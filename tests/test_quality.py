@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from scratchae import data, models
+from scratchae import builders, data
 from scratchae.losses import MSELoss
 from scratchae.optim import Adam
 from scratchae.training import fit
@@ -26,7 +26,7 @@ def test_simple_autoencoder_reaches_keras_quality_on_fashion_mnist():
         pytest.skip(f"Fashion-MNIST is not on this machine: {error}")
     final_losses = []
     for seed in (0, 1, 2):
-        model = models.simple_autoencoder(32, seed=seed)
+        model = builders.simple_autoencoder(32, seed=seed)
         history = fit(model, MSELoss(), Adam(model.parameters(), lr=1e-3), fashion.x_train, epochs=20,
                       batch_size=256, validation=fashion.x_test, seed=seed, progress=False)
         final_losses.append(history["val_loss"][-1])
@@ -48,7 +48,7 @@ def test_vae_reaches_the_elbo_of_the_same_vae_in_pytorch_on_fashion_mnist():
         fashion = data.load("fashion-mnist", download=False)
     except data.DataNotFoundError as error:
         pytest.skip(f"Fashion-MNIST is not on this machine: {error}")
-    vae = models.variational_autoencoder(seed=0)
+    vae = builders.variational_autoencoder(seed=0)
     net = torch_vae_twin(vae)  # built before training: the same start
     fit(vae, VAELoss(), Adam(vae.parameters(), lr=1e-3), fashion.x_train, epochs=10, batch_size=128, seed=0,
         progress=False)
@@ -132,7 +132,7 @@ def test_conv_models_reach_the_test_loss_of_their_pytorch_twins_on_fashion_mnist
         fashion = data.load("fashion-mnist", download=False)
     except data.DataNotFoundError as error:
         pytest.skip(f"Fashion-MNIST is not on this machine: {error}")
-    model = models.BUILDERS[name](seed=0)
+    model = builders.BUILDERS[name](seed=0)
     if name == "conv-vae":
         # A VAE with a 2-d code follows its noise closely over 1,407 steps: the twin draws the very eps that
         # scratchae draws for each batch (training, then evaluation), so that only the arithmetic differs.

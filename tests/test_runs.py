@@ -17,7 +17,7 @@ import pytest
 
 from scratchae import checkpoint
 from scratchae.cli.run_folder import MANIFEST, STAGING_PREFIX, RunFolder
-from scratchae.files import TEMPORARY_SUFFIX
+from scratchae.atomic_files import TEMPORARY_SUFFIX
 
 EPOCHS = 10
 COMMON = ["--data", "digits", "--batch-size", "32", "--device", "cpu"]
@@ -326,7 +326,7 @@ def test_evaluate_scores_a_vae_by_its_whole_elbo_after_a_warm_up(tmp_path):
 
 
 def test_evaluate_takes_a_float64_checkpoint(tmp_path):
-    from scratchae.models import simple_autoencoder
+    from scratchae.builders import simple_autoencoder
 
     checkpoint.save(tmp_path / "f64.npz", simple_autoencoder(input_dim=64, dtype=numpy.float64))
     done = subprocess.run([sys.executable, "-m", "scratchae", "evaluate", "f64.npz", "--data", "digits", "--device",

@@ -9,7 +9,7 @@ import numpy
 import pytest
 from threadpoolctl import threadpool_info
 
-from scratchae import models, threads
+from scratchae import builders, threads
 from scratchae.cli import main
 from scratchae.losses import MSELoss
 from scratchae.optim import Adam
@@ -60,7 +60,7 @@ def test_fit_trains_with_one_blas_thread_unless_told(no_process_choice):
     seen = []
     before = numpy_blas_threads()
     for given in (None, 1):
-        model = models.simple_autoencoder(4, hidden_dim=8, input_dim=20, seed=0)
+        model = builders.simple_autoencoder(4, hidden_dim=8, input_dim=20, seed=0)
         fit(model, MSELoss(), Adam(model.parameters()), x, epochs=1, batch_size=32, progress=False, threads=given,
             on_epoch_end=lambda epoch, logs: seen.append((numpy_blas_threads(), threads.current())))
     assert seen == [(1, 1), (1, 1)]
@@ -68,7 +68,7 @@ def test_fit_trains_with_one_blas_thread_unless_told(no_process_choice):
 
 
 def test_fit_refuses_a_wrong_thread_count_before_training():
-    model = models.simple_autoencoder(4, hidden_dim=8, input_dim=20, seed=0)
+    model = builders.simple_autoencoder(4, hidden_dim=8, input_dim=20, seed=0)
     start = [parameter.data.copy() for parameter in model.parameters()]
     x = numpy.zeros((8, 20), dtype=numpy.float32)
     with pytest.raises(ValueError, match="threads"):

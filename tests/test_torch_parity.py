@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy
 import pytest
 
-from scratchae import models
+from scratchae import builders
 from scratchae.losses import BCELoss, MSELoss, SoftmaxCrossEntropyLoss, VAELoss
 from scratchae.optim import Adam
 
@@ -22,7 +22,7 @@ STEPS = 5
 def test_autoencoder_matches_pytorch_over_several_adam_steps(loss_name):
     rng = numpy.random.default_rng(3)
     x = rng.uniform(0.0, 1.0, (16, 20))
-    model = models.deep_autoencoder(4, input_dim=20, seed=3, dtype=numpy.float64)
+    model = builders.deep_autoencoder(4, input_dim=20, seed=3, dtype=numpy.float64)
     net = torch_twin(model)
     ours, theirs = {"mse": (MSELoss(), torch.nn.MSELoss()), "bce": (BCELoss(), torch.nn.BCELoss())}[loss_name]
     optimizer = Adam(model.parameters(), lr=1e-2, weight_decay=1e-3)
@@ -47,7 +47,7 @@ def test_classifier_loss_and_gradients_match_pytorch():
     rng = numpy.random.default_rng(4)
     x = rng.uniform(0.0, 1.0, (12, 20))
     labels = rng.integers(0, 10, size=12)
-    model = models.mlp_classifier(6, input_dim=20, seed=4, dtype=numpy.float64)
+    model = builders.mlp_classifier(6, input_dim=20, seed=4, dtype=numpy.float64)
     net = torch_twin(model)
     loss = SoftmaxCrossEntropyLoss()
     value = loss.forward(model.forward(x), labels)
@@ -65,7 +65,7 @@ def test_vae_matches_pytorch_over_several_adam_steps(reconstruction):
     same Adam trajectory."""
     rng = numpy.random.default_rng(5)
     x = rng.uniform(0.0, 1.0, (16, 20))
-    vae = models.variational_autoencoder(4, hidden_dim=12, input_dim=20, seed=5, dtype=numpy.float64).train()
+    vae = builders.variational_autoencoder(4, hidden_dim=12, input_dim=20, seed=5, dtype=numpy.float64).train()
     net = torch_vae_twin(vae)
     optimizer = Adam(vae.parameters(), lr=1e-2)
     torch_optimizer = torch.optim.Adam(net.parameters(), lr=1e-2)
@@ -189,7 +189,7 @@ def _conv_step_matches(model, net, forward, torch_forward, loss, torch_loss, x, 
 def test_conv_autoencoder_step_matches_pytorch(memory_format):
     rng = numpy.random.default_rng(21)
     x = rng.uniform(0.0, 1.0, (6, 784))
-    model = models.conv_autoencoder(seed=21, dtype=numpy.float64)
+    model = builders.conv_autoencoder(seed=21, dtype=numpy.float64)
     net = torch_twin(model, memory_format=None if memory_format is None else torch.channels_last)
     _conv_step_matches(model, net, model.forward, net, BCELoss(), torch.nn.BCELoss(), x, x)
 
@@ -198,7 +198,7 @@ def test_conv_denoiser_step_matches_pytorch():
     """On the same noisy images (the noise is drawn once, by scratchae), against the clean ones."""
     rng = numpy.random.default_rng(22)
     clean = rng.uniform(0.0, 1.0, (4, 784))
-    model = models.conv_denoising_autoencoder(seed=22, dtype=numpy.float64)
+    model = builders.conv_denoising_autoencoder(seed=22, dtype=numpy.float64)
     noisy = model.corrupt(clean, numpy.random.default_rng(5))
     net = torch_twin(model)
     _conv_step_matches(model, net, model.forward, net, BCELoss(), torch.nn.BCELoss(), noisy, clean)
@@ -207,7 +207,7 @@ def test_conv_denoiser_step_matches_pytorch():
 def test_conv_vae_step_matches_pytorch():
     rng = numpy.random.default_rng(23)
     x, eps = rng.uniform(0.0, 1.0, (6, 784)), rng.standard_normal((6, 2))
-    vae = models.conv_variational_autoencoder(seed=23, dtype=numpy.float64).train()
+    vae = builders.conv_variational_autoencoder(seed=23, dtype=numpy.float64).train()
     net = torch_vae_twin(vae)
     _conv_step_matches(vae, net, lambda x: vae.forward(x, eps=eps), lambda x: net(x, torch.from_numpy(eps)),
                        VAELoss("bce"), lambda out, x: torch_vae_loss(out, x), x, x)

@@ -11,13 +11,7 @@ import pytest
 
 from scratchae import data
 from scratchae.losses import BCELoss, MSELoss, SoftmaxCrossEntropyLoss
-from scratchae.models import (
-    deep_autoencoder,
-    denoising_autoencoder,
-    linear_latent_autoencoder,
-    mlp_classifier,
-    simple_autoencoder,
-)
+from scratchae.builders import (deep_autoencoder, denoising_autoencoder, linear_latent_autoencoder, mlp_classifier, simple_autoencoder)
 from scratchae.optim import SGD, Adam
 from scratchae.training import History, TrainingDiverged, evaluate, fit
 

@@ -9,11 +9,13 @@ import warnings
 import numpy
 import pytest
 
-from scratchae import checkpoint, data, gradcheck, models
+from scratchae import checkpoint, data, gradcheck_suite, models, numerical
 from scratchae.backend import box_muller
-from scratchae.gradcheck import LAYER_TOLERANCE, MODEL_TOLERANCE, WithFixedEps
+from scratchae.numerical import LAYER_TOLERANCE, MODEL_TOLERANCE
+from scratchae.gradcheck_suite import WithFixedEps
 from scratchae.losses import BCELoss, VAELoss
-from scratchae.models import VariationalAutoencoder, gaussian_sample, variational_autoencoder
+from scratchae.models import VariationalAutoencoder, gaussian_sample
+from scratchae.builders import variational_autoencoder
 from scratchae.optim import Adam
 from scratchae.training import History, evaluate, fit, train_step
 
@@ -162,7 +164,7 @@ def test_bce_targets_outside_0_1_are_refused_before_training(digits):
 def test_the_loss_gradients_reconstruction_and_kl_term(rng, check_gradients, reconstruction):
     x_hat, mu = rng.uniform(0.05, 0.95, (6, 10)), rng.standard_normal((6, 4))
     logvar, target = 0.5 * rng.standard_normal((6, 4)), rng.uniform(0.0, 1.0, (6, 10))
-    check_gradients(gradcheck.check_vae_loss(VAELoss(reconstruction, beta=1.3), x_hat, mu, logvar, target),
+    check_gradients(gradcheck_suite.check_vae_loss(VAELoss(reconstruction, beta=1.3), x_hat, mu, logvar, target),
                     LAYER_TOLERANCE)
 
 
@@ -174,7 +176,7 @@ def test_the_kl_term_alone(rng, check_gradients):
     _, dmu, dlogvar = loss.backward()
     numpy.testing.assert_allclose(dmu, mu / 5, rtol=1e-12)  # dKL/dmu = mu, per sample
     numpy.testing.assert_allclose(dlogvar, 0.5 * (numpy.exp(logvar) - 1) / 5, rtol=1e-12)
-    checks = gradcheck.check_vae_loss(loss, x_hat, mu, logvar, x_hat)
+    checks = gradcheck_suite.check_vae_loss(loss, x_hat, mu, logvar, x_hat)
     assert checks[0].analytic == 0.0  # x_hat is the target: the reconstruction term is at its minimum
     check_gradients(checks[1:], LAYER_TOLERANCE)
 
@@ -182,33 +184,33 @@ def test_the_kl_term_alone(rng, check_gradients):
 def test_the_sampling_step(rng, check_gradients):
     mu, logvar, eps = rng.standard_normal((5, 4)), rng.standard_normal((5, 4)), rng.standard_normal((5, 4))
     numpy.testing.assert_allclose(gaussian_sample(mu, logvar, eps), mu + numpy.exp(logvar / 2) * eps)
-    check_gradients(gradcheck.check_gaussian_sample(mu, logvar, eps, rng), LAYER_TOLERANCE)
+    check_gradients(gradcheck_suite.check_gaussian_sample(mu, logvar, eps, rng), LAYER_TOLERANCE)
 
 
 @pytest.mark.parametrize("reconstruction", ["bce", "mse"])
 def test_the_whole_vae_end_to_end_with_eps_held_fixed(rng, check_gradients, reconstruction):
     x = rng.uniform(0.0, 1.0, (6, 12))
 
-    def draw():  # a VAE, with eps held fixed, clear of ReLU's kinks (see gradcheck._well_posed)
-        vae = gradcheck._biases_off_zero(small_vae(dtype=F64, seed=int(rng.integers(1000))), rng).train()
+    def draw():  # a VAE, with eps held fixed, clear of ReLU's kinks (see gradcheck_suite._well_posed)
+        vae = gradcheck_suite._biases_off_zero(small_vae(dtype=F64, seed=int(rng.integers(1000))), rng).train()
         return WithFixedEps(vae, rng.standard_normal((6, 3))), x
 
-    fixed, _ = gradcheck._well_posed(draw, VAELoss(reconstruction))
-    checks = gradcheck.model_checks(fixed, VAELoss(reconstruction, beta=0.8), x, x, rng, h=gradcheck.MODEL_STEP)
+    fixed, _ = gradcheck_suite._well_posed(draw, VAELoss(reconstruction))
+    checks = numerical.model_checks(fixed, VAELoss(reconstruction, beta=0.8), x, x, rng, h=numerical.MODEL_STEP)
     assert {check.name for check in checks} == {name for name, _ in fixed.named_parameters()}
     check_gradients(checks, MODEL_TOLERANCE)
 
 
 def test_a_wrong_sampling_gradient_is_caught(rng, monkeypatch):
-    vae = gradcheck._biases_off_zero(small_vae(dtype=F64, seed=3), rng).train()
+    vae = gradcheck_suite._biases_off_zero(small_vae(dtype=F64, seed=3), rng).train()
     x = rng.uniform(0.0, 1.0, (6, 12))
 
     def forgets_the_half(dz, logvar, eps):
         return dz, dz * eps * numpy.exp(0.5 * logvar)  # dz/dlogvar is eps * sigma / 2, not eps * sigma
 
     monkeypatch.setattr(models, "gaussian_sample_backward", forgets_the_half)
-    checks = gradcheck.model_checks(WithFixedEps(vae, rng.standard_normal((6, 3))), VAELoss(), x, x, rng,
-                                    h=gradcheck.MODEL_STEP)
+    checks = numerical.model_checks(WithFixedEps(vae, rng.standard_normal((6, 3))), VAELoss(), x, x, rng,
+                                    h=numerical.MODEL_STEP)
     failed = {check.name for check in checks if not check.passed(MODEL_TOLERANCE)}
     assert {"logvar_head.0.W", "logvar_head.0.b", "encoder.0.W"} <= failed
     assert "decoder.2.W" not in failed  # the decoder does not see the log-variance's gradient

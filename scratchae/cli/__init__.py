@@ -23,20 +23,20 @@ import argparse
 import contextlib
 import sys
 
-from scratchae import checkpoint, data, gradcheck, own_code
+from scratchae import checkpoint, data, gradcheck, gradcheck_suite, learner_files
 from scratchae.backend import DeviceError
 from scratchae.cli.arguments import count, shape
 from scratchae.cli.demo import add_demo_command
 from scratchae.cli.notebooks import add_notebooks_command
 from scratchae.cli.explore import add_explore_command
 from scratchae.cli.exercises import add_exercises_command
-from scratchae.cli.runs import RunError, RunInterrupted, add_evaluate_command, add_train_command
+from scratchae.cli.train import RunError, RunInterrupted, add_evaluate_command, add_train_command
 from scratchae.threads import blas_threads
 from scratchae.training import TrainingDiverged
 
 #: Errors that mean "the user asked for something that cannot be done": a message, exit status 2. Every OSError is
 #: one (a folder that cannot be written, a disk that is full, a file that is missing).
-USER_ERRORS = (data.DataError, checkpoint.CheckpointError, DeviceError, RunError, own_code.OwnCodeError, OSError)
+USER_ERRORS = (data.DataError, checkpoint.CheckpointError, DeviceError, RunError, learner_files.OwnCodeError, OSError)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -105,14 +105,14 @@ def run_gradcheck(arguments) -> int:
     """Print the table of :func:`scratchae.gradcheck.check_everything`, or of :func:`scratchae.gradcheck.check_layer`
     on the reader's own layer; status 1 if a gradient is wrong."""
     if arguments.layer is not None:
-        report = gradcheck.check_layer(own_code.build(arguments.layer), input_shape=arguments.input_shape,
+        report = gradcheck.check_layer(learner_files.build(arguments.layer), input_shape=arguments.input_shape,
                                        seed=arguments.seed)
         print(report)
         return 0 if report.passed else 1
     if arguments.input_shape is not None:
-        raise own_code.OwnCodeError("--input-shape goes with --layer")
-    cases = gradcheck.check_everything(arguments.seed)
-    print(gradcheck.format_report(cases))
+        raise learner_files.OwnCodeError("--input-shape goes with --layer")
+    cases = gradcheck_suite.check_everything(arguments.seed)
+    print(gradcheck_suite.format_report(cases))
     passed = sum(case.passed for case in cases)
     return 0 if passed == len(cases) > 0 else 1  # a suite that checked nothing has not passed
 

@@ -1,6 +1,6 @@
 """The command line's argument types and the options every run shares.
 
-Each type turns a string into a checked number with :mod:`scratchae.checks`, the checks the library itself uses, or
+Each type turns a string into a checked number with :mod:`scratchae.validate`, the checks the library itself uses, or
 says why not. :func:`add_run_options` declares ``--data``, ``--device``, ``--seed``, ``--epochs``, ``--out`` and
 ``--threads`` once, for ``scratchae train``, ``scratchae demo`` and every demo script.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from scratchae.backend import DEVICES
-from scratchae.checks import require_float, require_int
+from scratchae.validate import require_float, require_int
 from scratchae.data import DATASETS
 
 

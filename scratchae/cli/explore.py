@@ -26,9 +26,9 @@ import numpy
 from scratchae import checkpoint
 from scratchae.backend import to_device, to_numpy
 from scratchae.cli.run_folder import CHECKPOINT
-from scratchae.cli.runs import RUN_DEFAULTS, RunError, _load_data, _recorded_settings
+from scratchae.cli.train import RUN_DEFAULTS, RunError, _load_data, _recorded_settings
 from scratchae.data import DATASETS, DIGIT_NAMES, DataError
-from scratchae.files import write_text_atomically
+from scratchae.atomic_files import write_text_atomically
 from scratchae.layers import Dense, Identity, ReLU, Sequential, Sigmoid
 from scratchae.models import VariationalAutoencoder
 

@@ -12,7 +12,7 @@ import html
 import json
 from pathlib import Path
 
-from scratchae.files import write_text_atomically
+from scratchae.atomic_files import write_text_atomically
 
 #: Each demo, in the order of the notebooks: its title and the figures (PNG files) it must write.
 DEMOS = {

@@ -25,7 +25,7 @@ from pathlib import Path
 from scratchae.cli.arguments import add_run_options
 from scratchae.cli.demo import demo_script
 from scratchae.cli.gallery import DEMOS
-from scratchae.files import write_text_atomically
+from scratchae.atomic_files import write_text_atomically
 
 #: Where Jupyter finds the kernel: the ``python3`` kernel that ipykernel installs in every environment.
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}

@@ -31,7 +31,7 @@ import time
 import uuid
 from pathlib import Path
 
-from scratchae.files import TEMPORARY_SUFFIX, remove_stale_temporaries, write_text_atomically
+from scratchae.atomic_files import TEMPORARY_SUFFIX, remove_stale_temporaries, write_text_atomically
 
 MANIFEST = "run.json"
 CHECKPOINT = "model.npz"

@@ -23,10 +23,10 @@ import importlib.resources
 from dataclasses import dataclass
 from pathlib import Path
 
-from scratchae.exercises import checks
-from scratchae.exercises.checks import Result
-from scratchae.files import write_text_atomically
-from scratchae.own_code import OwnCodeError
+from scratchae.exercises import judge
+from scratchae.exercises.judge import Result
+from scratchae.atomic_files import write_text_atomically
+from scratchae.learner_files import OwnCodeError
 
 
 @dataclass(frozen=True)
@@ -36,14 +36,14 @@ class Exercise:
     name: str
     file: str
     title: str
-    check: object  # checks.check_<name>(module) -> Result
+    check: object  # judge.check_<name>(module) -> Result
 
     def run(self, folder) -> Result:
         """Check the reader's file for this exercise in ``folder``."""
-        return checks.run(self.name, Path(folder) / self.file, self.check)
+        return judge.run(self.name, Path(folder) / self.file, self.check)
 
 
-EXERCISES = [Exercise(name, f"{number:02d}_{name}.py", title, getattr(checks, f"check_{name}"))
+EXERCISES = [Exercise(name, f"{number:02d}_{name}.py", title, getattr(judge, f"check_{name}"))
              for number, (name, title) in enumerate([
                  ("relu", "ReLU's backward"),
                  ("sigmoid", "Sigmoid's backward"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from scratchae.cli import main
-from scratchae.own_code import OwnCodeError, parse_spec
+from scratchae.learner_files import OwnCodeError, parse_spec
 
 LAYERS = '''
 import numpy

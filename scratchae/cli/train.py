@@ -19,12 +19,13 @@ import time
 
 from scratchae import checkpoint, data, threads
 from scratchae.backend import DEVICES, resolve_device, to_device, to_numpy
-from scratchae.checks import fits, require_float, require_int
+from scratchae.validate import fits, require_float, require_int
 from scratchae.cli.arguments import add_run_options, add_threads_option, count, non_negative_float, positive_float
 from scratchae.cli.run_folder import CHECKPOINT, RunFolder
-from scratchae.files import write_text_atomically
+from scratchae.atomic_files import write_text_atomically
 from scratchae.losses import BCELoss, MSELoss, SoftmaxCrossEntropyLoss, VAELoss
-from scratchae.models import BUILDERS, IMAGE_BUILDERS, Classifier, DenoisingAutoencoder, VariationalAutoencoder
+from scratchae.models import Classifier, DenoisingAutoencoder, VariationalAutoencoder
+from scratchae.builders import BUILDERS, IMAGE_BUILDERS
 from scratchae.optim import Adam
 from scratchae.training import History, StopRequest, TrainingDiverged, evaluate, fit
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy
 
-from scratchae import gradcheck, layers, losses, models, optim, training
-from scratchae.own_code import OwnCodeError, load_file, located
+from scratchae import builders, gradcheck, gradcheck_suite, layers, losses, models, numerical, optim, training
+from scratchae.learner_files import OwnCodeError, load_file, located
 
 F32, F64 = numpy.float32, numpy.float64
 
@@ -96,7 +96,7 @@ def _judge_layer(yours, library, input_shape, draw=None) -> None:
     """
     rng = numpy.random.default_rng(1)
     given = None if draw is None else draw(rng, input_shape)
-    x = (gradcheck.off_kinks(rng.standard_normal(input_shape)) if given is None else given).astype(F32)
+    x = (gradcheck_suite.off_kinks(rng.standard_normal(input_shape)) if given is None else given).astype(F32)
     name = type(yours).__name__
     _call(f"{name}.forward", yours.forward, x.copy())
     _call(f"{name}.backward", yours.backward, rng.standard_normal(library.forward(x.copy()).shape).astype(F32))
@@ -108,7 +108,7 @@ def _judge_layer(yours, library, input_shape, draw=None) -> None:
     dy = rng.standard_normal(library.forward(x.copy()).shape).astype(F32)
     yours.forward(x.copy())
     _agree("dL/dx", yours.backward(dy.copy()), library.backward(dy.copy()))
-    for (name, mine), theirs in zip(gradcheck.parameter_names(yours), library.parameters()):
+    for (name, mine), theirs in zip(numerical.parameter_names(yours), library.parameters()):
         _agree(f"the gradient of {name}", mine.grad, theirs.grad)
 
 
@@ -237,9 +237,9 @@ def check_train_step(module) -> None:
     rng = numpy.random.default_rng(6)
     x = rng.random((6, 12)).astype(F32)
     labels = rng.integers(0, 3, size=6)
-    cases = [("an autoencoder", lambda: models.simple_autoencoder(4, input_dim=12, hidden_dim=8, seed=0),
+    cases = [("an autoencoder", lambda: builders.simple_autoencoder(4, input_dim=12, hidden_dim=8, seed=0),
               losses.MSELoss, None),
-             ("a classifier", lambda: models.mlp_classifier(4, n_classes=3, input_dim=12, seed=0),
+             ("a classifier", lambda: builders.mlp_classifier(4, n_classes=3, input_dim=12, seed=0),
               losses.SoftmaxCrossEntropyLoss, labels)]
     for what, build, loss_class, y in cases:
         yours, theirs = build(), build()
@@ -276,7 +276,7 @@ def check_vae_sample(module) -> None:
     def z(_):
         return models.gaussian_sample(mu, logvar, eps)
 
-    _judge_checks([gradcheck.compare("mu", z, mu, dmu, given), gradcheck.compare("logvar", z, logvar, dlogvar, given)])
+    _judge_checks([numerical.compare("mu", z, mu, dmu, given), numerical.compare("logvar", z, logvar, dlogvar, given)])
     args = [array.astype(F32) for array in (dz, logvar, eps)]
     for name, mine, theirs in zip(("dL/dmu", "dL/dlogvar"), module.gaussian_sample_backward(*args),
                                   models.gaussian_sample_backward(*args)):
@@ -289,8 +289,8 @@ def check_kl(module) -> None:
     kl = module.KLDivergence()
     kl.forward(mu, logvar)
     dmu, dlogvar = _pair(kl.backward(), "KLDivergence.backward", mu.shape)
-    _judge_checks([gradcheck.compare("mu", lambda m: kl.forward(m, logvar), mu, dmu),
-                   gradcheck.compare("logvar", lambda v: kl.forward(mu, v), logvar, dlogvar)])
+    _judge_checks([numerical.compare("mu", lambda m: kl.forward(m, logvar), mu, dmu),
+                   numerical.compare("logvar", lambda v: kl.forward(mu, v), logvar, dlogvar)])
     library = losses.VAELoss("mse")
     x = numpy.full((4, 2), 0.5, dtype=F32)
     library.forward((x, mu.astype(F32), logvar.astype(F32)), x)
@@ -310,7 +310,7 @@ def _pair(result, what: str, shape) -> tuple:
 
 
 def _judge_checks(checks) -> None:
-    wrong = [check for check in checks if not check.passed(gradcheck.LAYER_TOLERANCE)]
+    wrong = [check for check in checks if not check.passed(numerical.LAYER_TOLERANCE)]
     if wrong:
         raise Wrong(_describe(max(wrong, key=lambda check: check.error)))
 
