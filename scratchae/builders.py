@@ -15,6 +15,7 @@ from scratchae.validate import require_int
 from scratchae.conv import Conv2D, ConvTranspose2D, Flatten, MaxPool2D, Reshape, UpSampling2D
 from scratchae.layers import Dense, Identity, ReLU, Sequential, Sigmoid
 from scratchae.models import Autoencoder, Classifier, DenoisingAutoencoder, VariationalAutoencoder
+from scratchae.sparse import SparseAutoencoder
 
 MNIST_FEATURES = 28 * 28
 
@@ -66,6 +67,17 @@ def linear_latent_autoencoder(latent_dim: int = 16, *, input_dim: int = MNIST_FE
                               dtype=DEFAULT_DTYPE) -> Autoencoder:
     """The second notebook's autoencoder, 784-128-64-16-64-128-784, with a linear (no activation) latent layer."""
     return Autoencoder(*_deep_parts(latent_dim, input_dim, Identity, numpy.random.default_rng(seed), dtype))
+
+
+def sparse_autoencoder(latent_dim: int = 32, l1: float = 1e-4, *, input_dim: int = MNIST_FEATURES, seed=0,
+                       dtype=DEFAULT_DTYPE) -> SparseAutoencoder:
+    """The sparse autoencoder of Chollet's "Building Autoencoders in Keras": one Dense layer of 32 with ReLU as the
+    code (784-32) and one Dense layer with a sigmoid back (32-784), the code's activity penalised by ``l1 * sum|h|``
+    per image (his ``activity_regularizer=regularizers.l1(10e-5)``). Train it with ``SparseLoss(model.l1)``."""
+    rng = numpy.random.default_rng(seed)
+    encoder = _stack([input_dim, latent_dim], [ReLU], rng, dtype)
+    decoder = _stack([latent_dim, input_dim], [Sigmoid], rng, dtype)
+    return SparseAutoencoder(encoder, decoder, l1=l1)
 
 
 def mlp_classifier(latent_dim: int = 16, *, n_classes: int = 10, input_dim: int = MNIST_FEATURES, seed=0,
@@ -247,6 +259,7 @@ BUILDERS = {
     "deep": deep_autoencoder,
     "linear-latent": linear_latent_autoencoder,
     "denoising": denoising_autoencoder,
+    "sparse": sparse_autoencoder,
     "classifier": mlp_classifier,
     "vae": variational_autoencoder,
     "conv": conv_autoencoder,

@@ -44,6 +44,7 @@ from scratchae.atomic_files import write_atomically
 from scratchae.conv import Conv2D, ConvTranspose2D, Flatten, MaxPool2D, Reshape, UpSampling2D
 from scratchae.layers import INITS, Dense, Identity, Layer, ReLU, Sequential, Sigmoid
 from scratchae.models import Autoencoder, Classifier, DenoisingAutoencoder, Model, VariationalAutoencoder
+from scratchae.sparse import SparseAutoencoder
 from scratchae.optim import SGD, Adam, Optimizer
 from scratchae.training import History
 
@@ -404,7 +405,8 @@ WEIGHT_SHAPES = {
 }
 
 #: The model classes a saved architecture may name.
-MODEL_TYPES = {cls.__name__: cls for cls in (Autoencoder, DenoisingAutoencoder, Classifier, VariationalAutoencoder)}
+MODEL_TYPES = {cls.__name__: cls for cls in (Autoencoder, DenoisingAutoencoder, Classifier, VariationalAutoencoder,
+                                             SparseAutoencoder)}
 
 
 def expected_parameters(config) -> dict[str, tuple[int, ...]]:

@@ -28,7 +28,7 @@ def check_everything(seed: int = 0) -> list[CheckedCase]:
     """
     rng = numpy.random.default_rng(seed)
     return (_layer_cases(rng) + _conv_cases(rng) + _loss_cases(rng) + _model_cases(rng) + _vae_cases(rng)
-            + _conv_model_cases(rng))
+            + _sparse_cases(rng) + _conv_model_cases(rng))
 
 
 def _layer_cases(rng) -> list[CheckedCase]:
@@ -185,6 +185,51 @@ def _vae_cases(rng) -> list[CheckedCase]:
     return cases
 
 
+def check_sparse_loss(loss, x_hat, h, target, **options) -> list[GradientCheck]:
+    """Check ``SparseLoss.backward()``: its gradient with respect to ``x_hat`` (the reconstruction term) and to the
+    code ``h`` (the L1 penalty), each against the numerical gradient of the scalar loss. Keep ``h`` away from 0,
+    where |h| has no derivative."""
+    out = (x_hat, h)
+    loss.forward(out, target)
+    analytic = loss.backward()
+
+    def value(_):
+        return loss.forward(out, target)
+
+    return [compare(name, value, array, gradient, **options)
+            for name, array, gradient in zip(("x_hat", "h"), out, analytic)]
+
+
+def _sparse_cases(rng) -> list[CheckedCase]:
+    """The L1 activity penalty: on a code of both signs (kept 0.05 or more from 0, the corner of |h|), then through
+    whole sparse autoencoders, with a ReLU code (Chollet's) and a linear one (whose code takes both signs)."""
+    from scratchae.sparse import SparseAutoencoder, SparseLoss
+
+    n, pixels, latent, f64 = 5, 12, 4, numpy.float64
+    target = rng.uniform(0.0, 1.0, (n, pixels))
+    cases = []
+    for reconstruction in SparseLoss.RECONSTRUCTIONS:
+        x_hat, h = rng.uniform(0.05, 0.95, (n, pixels)), off_kinks(rng.standard_normal((n, latent)))
+        cases.append(CheckedCase(f"SparseLoss(l1=0.3, {reconstruction!r}): reconstruction and L1 penalty",
+                                 LAYER_TOLERANCE, check_sparse_loss(SparseLoss(0.3, reconstruction), x_hat, h,
+                                                                    target)))
+
+    def draw(code_activation):
+        def draw_model():
+            encoder = Sequential([Dense(pixels, 8, rng=rng, dtype=f64), ReLU(), Dense(8, latent, rng=rng, dtype=f64),
+                                  code_activation()])
+            decoder = Sequential([Dense(latent, pixels, rng=rng, dtype=f64), Sigmoid()])
+            return _biases_off_zero(SparseAutoencoder(encoder, decoder, l1=0.05), rng), target
+        return draw_model
+
+    for what, activation in (("ReLU", ReLU), ("linear", Identity)):
+        loss = SparseLoss(0.05, "bce")
+        model, _ = _well_posed(draw(activation), loss, code_margin=1e-2)
+        cases.append(CheckedCase(f"sparse AE 12-8-4 ({what} code)-12 + SparseLoss(0.05, 'bce')", MODEL_TOLERANCE,
+                                 model_checks(model, loss, target, target, rng, h=MODEL_STEP)))
+    return cases
+
+
 def _conv_model_cases(rng) -> list[CheckedCase]:
     """The three convolutional models, small (two or three channels, 12 x 12 and 6 x 6 images) but with every layer
     and size rule of the full ones: the conv autoencoder's "same" pooling of 3 rows to 2 and its "valid" convolution,
@@ -270,7 +315,8 @@ def _biases_off_zero(model, rng):
     return model
 
 
-def _well_posed(draw, loss, margin: float = 1e-2, smallest_gradient: float = 1e-4, tries: int = 100):
+def _well_posed(draw, loss, margin: float = 1e-2, smallest_gradient: float = 1e-4, tries: int = 100,
+                code_margin: float | None = None):
     """``draw()`` a (model, inputs) pair again until its gradients can be checked to the model tolerance.
 
     Two things make a draw unfit. A ReLU input within ``margin`` of 0: ReLU has no derivative there, and a numerical
@@ -281,10 +327,14 @@ def _well_posed(draw, loss, margin: float = 1e-2, smallest_gradient: float = 1e-
     """
     for _ in range(tries):
         model, inputs = draw()
-        value = abs(float(loss.forward(model.forward(inputs), inputs)))
+        out = model.forward(inputs)
+        value = abs(float(loss.forward(out, inputs)))
         model.backward(loss.backward())
         relus = [layer for part in model.parts().values() for layer in part.layers if isinstance(layer, ReLU)]
         clear = all(float(numpy.min(numpy.abs(layer.x))) > margin for layer in relus)
+        if code_margin is not None:
+            code = numpy.abs(out[1])
+            clear = clear and bool(numpy.all((code == 0.0) | (code > code_margin)))
         measurable = all(float(numpy.max(numpy.abs(parameter.grad))) >= smallest_gradient * value
                          for _, parameter in model.named_parameters())
         if clear and measurable:

@@ -8,6 +8,7 @@
     scratchae demo --quick
     scratchae notebooks notebooks
     scratchae explore runs/vae
+    scratchae train --normal-class 3 --out runs/threes && scratchae anomaly runs/threes
 
 A wrong argument ends the command with status 2 and a one-line message; a failed gradient check with status 1; a
 training stopped by a signal, its state saved, with 128 + the signal's number (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP).
@@ -24,7 +25,9 @@ import contextlib
 import sys
 
 from scratchae import checkpoint, data, gradcheck, gradcheck_suite, learner_files
+from scratchae.anomaly import AnomalyError
 from scratchae.backend import DeviceError
+from scratchae.cli.anomaly import add_anomaly_command
 from scratchae.cli.arguments import count, shape
 from scratchae.cli.demo import add_demo_command
 from scratchae.cli.notebooks import add_notebooks_command
@@ -36,7 +39,8 @@ from scratchae.training import TrainingDiverged
 
 #: Errors that mean "the user asked for something that cannot be done": a message, exit status 2. Every OSError is
 #: one (a folder that cannot be written, a disk that is full, a file that is missing).
-USER_ERRORS = (data.DataError, checkpoint.CheckpointError, DeviceError, RunError, learner_files.OwnCodeError, OSError)
+USER_ERRORS = (data.DataError, checkpoint.CheckpointError, DeviceError, RunError, learner_files.OwnCodeError, OSError,
+               AnomalyError)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -97,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_demo_command(commands)
     add_notebooks_command(commands)
     add_explore_command(commands)
+    add_anomaly_command(commands)
     add_exercises_command(commands)
     return parser
 

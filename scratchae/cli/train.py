@@ -25,6 +25,7 @@ from scratchae.cli.run_folder import CHECKPOINT, RunFolder
 from scratchae.atomic_files import write_text_atomically
 from scratchae.losses import BCELoss, MSELoss, SoftmaxCrossEntropyLoss, VAELoss
 from scratchae.models import Classifier, DenoisingAutoencoder, VariationalAutoencoder
+from scratchae.sparse import SparseAutoencoder, SparseLoss
 from scratchae.builders import BUILDERS, IMAGE_BUILDERS
 from scratchae.optim import Adam
 from scratchae.training import History, StopRequest, TrainingDiverged, evaluate, fit
@@ -35,7 +36,10 @@ LOSSES = {"mse": MSELoss, "bce": BCELoss}
 #: given with it is refused. Their defaults are filled in here rather than by argparse, so that "not given" shows.
 RUN_DEFAULTS = {"model": "simple", "data": "mnist-5k", "data_dir": None, "train_size": None, "test_size": None,
                 "seed": 0, "batch_size": 256, "latent_dim": None, "lr": 1e-3, "weight_decay": 0.0, "loss": None,
-                "noise_factor": 0.5, "beta": 1.0, "kl_warmup": 0}
+                "noise_factor": 0.5, "beta": 1.0, "kl_warmup": 0, "l1": 1e-4, "normal_class": None}
+
+#: Settings that runs recorded before they existed, with the value those runs had.
+ADDED_SETTINGS = {"l1": 1e-4, "normal_class": None}
 
 #: Options that may change when a run resumes.
 CHANGEABLE_ON_RESUME = ("data_dir", "lr")
@@ -81,6 +85,11 @@ def add_train_command(commands) -> None:
     train.add_argument("--kl-warmup", type=count(0), default=None,
                        help="for --model vae and conv-vae: epochs over which the KL term's weight rises from 0 "
                             "(default: 0)")
+    train.add_argument("--l1", type=non_negative_float, default=None,
+                       help="for --model sparse: the weight of the L1 penalty on the code (default: 1e-4)")
+    train.add_argument("--normal-class", type=count(0), default=None, metavar="K",
+                       help="train on the images of class K only (the test set stays whole), for anomaly detection "
+                            "with 'scratchae anomaly'")
     again = train.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true", help="continue the run in --out to --epochs epochs in total")
     again.add_argument("--overwrite", action="store_true", help="replace the run in --out with a new one")
@@ -399,12 +408,15 @@ def _refuse_options_the_model_ignores(settings: dict) -> None:
     model = settings["model"]
     denoisers, vaes = ("denoising", "conv-denoising"), ("vae", "conv-vae")
     ignored = {"loss": model == "classifier", "noise_factor": model not in denoisers,
-               "beta": model not in vaes, "kl_warmup": model not in vaes,
+               "beta": model not in vaes, "kl_warmup": model not in vaes, "l1": model != "sparse",
+               "normal_class": model == "classifier",
                "latent_dim": model in ("conv", "conv-denoising")}
     reasons = {"loss": "the classifier is trained with softmax cross-entropy",
                "noise_factor": f"it is for --model {' and '.join(denoisers)}",
                "beta": f"it is for --model {' and '.join(vaes)}",
                "kl_warmup": f"it is for --model {' and '.join(vaes)}",
+               "l1": "it is for --model sparse",
+               "normal_class": "a classifier learns to tell every class apart, so it trains on all of them",
                "latent_dim": "its code is an image whose shape its layers set ((8, 4, 4) for conv, (32, 7, 7) for "
                              "conv-denoising on 28 x 28 images)"}
     for option, is_ignored in ignored.items():
@@ -414,8 +426,24 @@ def _refuse_options_the_model_ignores(settings: dict) -> None:
 
 
 def _load_data(settings: dict) -> data.Dataset:
-    return data.load(settings["data"], data_dir=settings["data_dir"], train_size=settings["train_size"],
-                     test_size=settings["test_size"], seed=settings["seed"])
+    """The run's data set; with a normal class, its training images of that class only (the test set whole)."""
+    dataset = data.load(settings["data"], data_dir=settings["data_dir"], train_size=settings["train_size"],
+                        test_size=settings["test_size"], seed=settings["seed"])
+    if settings.get("normal_class") is None:
+        return dataset
+    from dataclasses import replace
+
+    from scratchae.anomaly import AnomalyError, check_normal_class
+
+    try:
+        k = check_normal_class(settings["normal_class"], dataset.n_classes, dataset.name)
+        keep = dataset.y_train == k
+        if not keep.any():
+            raise AnomalyError(f"the training set of {dataset.name} holds no image of class {k} (of "
+                               f"{len(dataset.y_train):,} images); take a larger --train-size or another class")
+    except AnomalyError as error:
+        raise RunError(f"--normal-class {settings['normal_class']}: {error}") from None
+    return replace(dataset, x_train=dataset.x_train[keep], y_train=dataset.y_train[keep])
 
 
 def _build_model(settings: dict, dataset):
@@ -427,6 +455,8 @@ def _build_model(settings: dict, dataset):
         options["latent_dim"] = settings["latent_dim"]
     if settings["model"] in ("denoising", "conv-denoising"):
         options["noise_factor"] = settings["noise_factor"]
+    if settings["model"] == "sparse":
+        options["l1"] = settings["l1"]
     if settings["model"] == "classifier":
         options["n_classes"] = dataset.n_classes  # from the data set, not from the largest label in a subset
     try:
@@ -450,6 +480,8 @@ def _loss(model, settings: dict):
         return SoftmaxCrossEntropyLoss()
     if isinstance(model, VariationalAutoencoder):
         return VAELoss(name, beta=settings["beta"], warmup_epochs=settings["kl_warmup"])
+    if isinstance(model, SparseAutoencoder):
+        return SparseLoss(model.l1, name)  # the penalty's weight is the model's own (its checkpoint keeps it)
     return LOSSES[name]()
 
 
@@ -478,13 +510,16 @@ _SETTING_KINDS = {"model": lambda v: _one_of(v, BUILDERS), "data": lambda v: _on
                   "latent_dim": lambda v: v is None or _whole(v, 1), "lr": lambda v: _finite(v, above=0.0),
                   "weight_decay": lambda v: _finite(v, minimum=0.0), "loss": lambda v: v is None or _one_of(v, LOSSES),
                   "noise_factor": lambda v: _finite(v, minimum=0.0), "beta": lambda v: _finite(v, minimum=0.0),
-                  "kl_warmup": lambda v: _whole(v, 0)}
+                  "kl_warmup": lambda v: _whole(v, 0), "l1": lambda v: _finite(v, minimum=0.0),
+                  "normal_class": lambda v: v is None or _whole(v, 0)}
 
 
 def _recorded_settings(meta: dict) -> dict | None:
     """The settings ``scratchae train`` recorded in a checkpoint, or None if it recorded none that can be used."""
     extra = meta.get("extra")
     settings = extra.get("settings") if isinstance(extra, dict) else None
+    if isinstance(settings, dict):
+        settings = {**ADDED_SETTINGS, **settings}
     if not isinstance(settings, dict) or set(settings) != set(RUN_DEFAULTS):
         return None
     return settings if all(_SETTING_KINDS[name](value) for name, value in settings.items()) else None
