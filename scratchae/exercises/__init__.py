@@ -2,7 +2,7 @@
 
 ``scratchae exercises start DIR`` copies one file per exercise into DIR, in the reading order of the lesson (ReLU,
 Sigmoid, Dense, Sequential's chain rule, the three losses, Adam, ``train_step``, the VAE's sample and its KL term,
-then the convolution layers: Conv2D, MaxPool2D and UpSampling2D). Each file gives the forward pass (or the setting) and leaves the backward pass (or the update) to write: a stub that
+then the convolution layers: Conv2D, MaxPool2D and UpSampling2D, and the sparse autoencoder's L1 penalty). Each file gives the forward pass (or the setting) and leaves the backward pass (or the update) to write: a stub that
 raises ``NotImplementedError`` naming its exercise, under a docstring that gives every shape and says what to derive.
 ``start`` never overwrites a file that is there; run it again after an upgrade and it adds only the new exercises.
 
@@ -59,6 +59,7 @@ EXERCISES = [Exercise(name, f"{number:02d}_{name}.py", title, getattr(judge, f"c
                  ("conv2d", "Conv2D's backward: stride 2, padding 1"),
                  ("maxpool2d", "MaxPool2D's backward: overlapping windows"),
                  ("upsampling2d", "UpSampling2D's backward"),
+                 ("l1_penalty", "the sparse autoencoder's L1 activity penalty, backward"),
              ], start=1)]
 
 #: The files ``start`` writes beside the exercises so that pytest runs their checks.

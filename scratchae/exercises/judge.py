@@ -338,6 +338,43 @@ def check_upsampling2d(module) -> None:
     _judge_layer(module.UpSampling2D(2), conv.UpSampling2D(2), (2, 2, 3, 4))
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# The sparse autoencoder's L1 activity penalty
+
+
+def check_l1_penalty(module) -> None:
+    """Codes of both signs, kept 0.05 or more from the corner at 0 for the numerical check; then exact zeros (a
+    ReLU's code is mostly zeros), where the subgradient must be 0 as the library's."""
+    from scratchae import sparse
+
+    rng = numpy.random.default_rng(9)
+    h = gradcheck_suite.off_kinks(rng.standard_normal((4, 5)))
+    penalty = module.L1Penalty(0.3)
+    penalty.forward(h)
+    dh = _activity_gradient(penalty.backward(), h)
+    right = sparse.l1_penalty_backward(h, 0.3)
+    if numpy.allclose(numpy.abs(dh), numpy.abs(right)) and not numpy.allclose(dh, right):
+        raise Wrong("the sign is dropped: where h < 0, |h| falls as h grows, so the gradient there is -l1 / N "
+                    "(l1 * sign(h) / N)")
+    _judge_checks([numerical.compare("h", lambda v: penalty.forward(v), h, dh)])
+    h32 = numpy.where(rng.uniform(size=(6, 5)) < 0.4, 0.0, rng.standard_normal((6, 5))).astype(F32)
+    penalty.forward(h32)
+    mine = penalty.backward()
+    if numpy.any(numpy.asarray(mine)[h32 == 0.0] != 0.0):
+        raise Wrong("at h = 0 the gradient must be 0 (sign(0) = 0, the subgradient Keras and PyTorch use)")
+    _agree("d(penalty)/dh", mine, sparse.l1_penalty_backward(h32, 0.3))
+
+
+def _activity_gradient(result, h) -> numpy.ndarray:
+    """The learner's d(penalty)/dh as float64, or Wrong when it is not an array shaped like the code."""
+    if not hasattr(result, "shape"):
+        raise Wrong(f"L1Penalty.backward returned {type(result).__name__}; it must return one array, d(penalty)/dh")
+    if tuple(result.shape) != tuple(h.shape):
+        raise Wrong(f"L1Penalty.backward returned shape {tuple(result.shape)}: the penalty's gradient is with respect "
+                    f"to the code h, its activity, so it has h's shape {tuple(h.shape)} (N, Z), not a weight's")
+    return numpy.asarray(result, dtype=F64)
+
+
 def _apart(rng, shape):
     """Numbers at least 1e-2 apart, so that no pooling window has a tie that a step h could flip."""
     size = int(numpy.prod(shape))
