@@ -76,8 +76,8 @@ def add_train_command(commands) -> None:
     train.add_argument("--lr", type=positive_float, default=None, help="Adam's learning rate (default: 1e-3)")
     train.add_argument("--weight-decay", type=non_negative_float, default=None, help="default: 0")
     train.add_argument("--loss", choices=sorted(LOSSES), default=None,
-                       help="reconstruction loss of autoencoders (default: mse; bce for vae and the conv models, as "
-                            "their sources train them)")
+                       help="reconstruction loss of autoencoders (default: mse; bce for vae, sparse and the conv "
+                            "models, as their sources train them)")
     train.add_argument("--noise-factor", type=non_negative_float, default=None,
                        help="for --model denoising and conv-denoising (default: 0.5)")
     train.add_argument("--beta", type=non_negative_float, default=None,
@@ -468,9 +468,9 @@ def _build_model(settings: dict, dataset):
 def _loss_name(model, settings: dict) -> str:
     if isinstance(model, Classifier):
         return "softmax-cross-entropy"
-    # a VAE's reconstruction term is BCE, as pytorch/examples and keras-io; the conv models train with BCE as the
-    # Keras blog trains them; the dense autoencoders with MSE, as the notebooks
-    bce = isinstance(model, VariationalAutoencoder) or settings["model"] in IMAGE_BUILDERS
+    # a VAE's reconstruction term is BCE, as pytorch/examples and keras-io; the conv and sparse models train with BCE
+    # as the Keras blog trains them; the dense autoencoders with MSE, as the notebooks
+    bce = isinstance(model, VariationalAutoencoder) or settings["model"] in (*IMAGE_BUILDERS, "sparse")
     return settings["loss"] or ("bce" if bce else "mse")
 
 
