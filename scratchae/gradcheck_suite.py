@@ -225,7 +225,7 @@ def _sparse_cases(rng) -> list[CheckedCase]:
     for what, activation in (("ReLU", ReLU), ("linear", Identity)):
         loss = SparseLoss(0.05, "bce")
         model, _ = _well_posed(draw(activation), loss, code_margin=1e-2)
-        cases.append(CheckedCase(f"sparse AE 12-8-4 ({what} code)-12 + SparseLoss(0.05, 'bce')", MODEL_TOLERANCE,
+        cases.append(CheckedCase(f"sparse autoencoder 12-8-4-12, {what} code + SparseLoss", MODEL_TOLERANCE,
                                  model_checks(model, loss, target, target, rng, h=MODEL_STEP)))
     return cases
 
