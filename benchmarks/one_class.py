@@ -15,6 +15,7 @@ Usage::
     python benchmarks/one_class.py                              # fashion-mnist and mnist-5k, every class
     python benchmarks/one_class.py --data mnist-5k --classes 0 1
     python benchmarks/one_class.py --readme benchmarks/README.md --json one_class.json
+    python benchmarks/one_class.py --from-json one_class.json --readme benchmarks/README.md   # the table again
 
 The training of each model is a number of gradient steps (Adam, lr 1e-3, batch 128), the same for every class and
 both data sets; the epochs follow from the size of the class (6,000 images of a Fashion-MNIST class, about 400 of a
@@ -223,7 +224,16 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--readme", type=Path, default=None, help="write the table into this Markdown file")
     parser.add_argument("--json", type=Path, default=None, help="write every figure into this file")
+    parser.add_argument("--from-json", type=Path, default=None,
+                        help="measure nothing: write the table of a run saved with --json")
     arguments = parser.parse_args(argv)
+    if arguments.from_json:
+        saved = json.loads(arguments.from_json.read_text())
+        section = table(saved["results"], saved["machine"], saved["seconds"])
+        print(section)
+        if arguments.readme:
+            write_readme(arguments.readme, section)
+        return 0
     info = machine()
     print(json.dumps(info), flush=True)
     started = time.perf_counter()

@@ -25,6 +25,7 @@ import math
 import numpy
 
 from scratchae.backend import random_generator, standard_normal_like, to_device, to_numpy
+from scratchae.models import VariationalAutoencoder
 
 #: Images scored per forward pass: enough to keep the BLAS busy, few enough to keep the memory small.
 SCORE_BATCH = 1000
@@ -112,16 +113,17 @@ def _pixel_losses(x_hat: numpy.ndarray, x: numpy.ndarray, reconstruction: str, e
 
 
 def anomaly_scores(model, x: numpy.ndarray, **options) -> numpy.ndarray:
-    """The score that fits ``model``: the negative ELBO for a variational autoencoder (it has ``sample``), the
-    mean squared reconstruction error for any other autoencoder. (N, D) -> (N,) float64."""
-    if hasattr(model, "sample") and hasattr(model, "mu_head"):
+    """The score that fits ``model``: the negative ELBO for a variational autoencoder (``options`` go to
+    :func:`negative_elbo`), the mean squared reconstruction error for any other autoencoder. (N, D) -> (N,)
+    float64."""
+    if isinstance(model, VariationalAutoencoder):
         return negative_elbo(model, x, **options)
     return reconstruction_errors(model, x, **options)
 
 
 def score_name(model) -> str:
     """Words for the score :func:`anomaly_scores` gives ``model``, for axes and captions."""
-    if hasattr(model, "sample") and hasattr(model, "mu_head"):
+    if isinstance(model, VariationalAutoencoder):
         return "negative ELBO (nats)"
     return "reconstruction MSE"
 
@@ -164,7 +166,8 @@ def threshold_for_recall(normal_scores: numpy.ndarray, recall: float = 0.95) -> 
     ordered = numpy.sort(numpy.asarray(normal_scores, dtype=numpy.float64))
     if ordered.size == 0:
         raise AnomalyError("a threshold needs at least one normal image")
-    return float(ordered[max(math.ceil(recall * ordered.size), 1) - 1])
+    rank = math.ceil(recall * ordered.size - 1e-9)  # 0.95 * 100 may be 95.00000000000001 in floating point
+    return float(ordered[max(rank, 1) - 1])
 
 
 def threshold_costs(scores: numpy.ndarray, is_anomaly: numpy.ndarray, threshold: float) -> dict:
@@ -182,9 +185,9 @@ def threshold_costs(scores: numpy.ndarray, is_anomaly: numpy.ndarray, threshold:
 def extremes(scores: numpy.ndarray, n: int = 32) -> tuple[numpy.ndarray, numpy.ndarray]:
     """The indices of the ``n`` lowest scores (most normal first) and of the ``n`` highest (most anomalous first).
     Ties keep the images' order (a stable sort), so reruns pick the same images."""
-    order = numpy.argsort(numpy.asarray(scores), kind="stable")
+    order = numpy.argsort(numpy.asarray(scores), kind="stable")  # lowest first
     n = min(n, order.size)
-    return order[:n], order[::-1][:n] if n else order[:0]
+    return order[:n], order[order.size - n:][::-1]
 
 
 # ---------------------------------------------------------------------------------------------------------------

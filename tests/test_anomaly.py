@@ -238,3 +238,17 @@ def test_anomaly_refuses_bad_input_in_one_line(one_class_run, tmp_path, capsys):
     assert main(["anomaly", str(everything)]) == 2
     error = capsys.readouterr().err
     assert "trained on every class" in error and "--normal-class" in error and len(error.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("model, score", [("vae", "negative ELBO"), ("sparse", "reconstruction MSE"),
+                                          ("denoising", "reconstruction MSE")])
+def test_anomaly_scores_every_kind_of_autoencoder_with_its_own_score(tmp_path, capsys, model, score):
+    out = tmp_path / model
+    assert main(["train", "--model", model, "--data", "digits", "--normal-class", "5", "--epochs", "1",
+                 "--out", str(out)]) == 0
+    assert main(["anomaly", str(out)]) == 0
+    report = json.loads((out / "anomaly.json").read_text())
+    assert report["score"].startswith(score) and 0.0 <= report["auroc"] <= 1.0
+    assert numpy.isfinite(report["scores"]).all()
+    assert main(["anomaly", str(out), "--out", str(tmp_path / "again")]) == 0
+    assert json.loads((tmp_path / "again" / "anomaly.json").read_text())["scores"] == report["scores"]

@@ -31,7 +31,7 @@ from scratchae import anomaly, checkpoint
 from scratchae.atomic_files import write_text_atomically
 from scratchae.cli.run_folder import CHECKPOINT
 from scratchae.cli.train import RunError, _load_data, _recorded_settings
-from scratchae.models import Classifier
+from scratchae.models import Classifier, VariationalAutoencoder
 
 #: The share of normal images the threshold keeps below it (the rest are false alarms).
 NORMAL_RECALL = 0.95
@@ -80,7 +80,7 @@ def run_anomaly(arguments) -> int:
     dataset = _load_data(settings)
     # read the learner's images before the long part, so that a wrong file is said at once
     own = anomaly.read_images(arguments.images, dataset.image_shape) if arguments.images is not None else None
-    report = score_test_set(model, dataset, settings["normal_class"])
+    report = score_test_set(model, dataset, settings["normal_class"], **_score_options(model, saved.meta))
     out = Path(arguments.out) if arguments.out else path.parent
     written = write_report(report, model, dataset, out)
     print(f"{settings['model']} on {dataset.name}, {_class_words(report)} as normal: AUROC {report['auroc']:.4f} over {len(dataset.x_test):,} test images ({report['score']})")
@@ -89,15 +89,22 @@ def run_anomaly(arguments) -> int:
           f"{costs['false_alarms']:,} false alarms of {costs['normal']:,} normal images, {costs['misses']:,} "
           f"anomalies missed of {costs['anomalies']:,}")
     if own is not None:
-        written.append(score_own_images(model, own, costs["threshold"], out))
+        written.append(score_own_images(model, own, costs["threshold"], out, **_score_options(model, saved.meta)))
     print(f"saved {', '.join(str(file) for file in written)}")
     return 0
 
 
-def score_test_set(model, dataset, normal_class: int) -> dict:
-    """Every test image's score and label, the AUROC, the ROC curve, and the 95 %-recall threshold's costs."""
+def _score_options(model, meta: dict) -> dict:
+    """A VAE's evidence bound uses the reconstruction term it was trained with (BCE unless the run says MSE)."""
+    loss = meta.get("extra", {}).get("loss") if isinstance(meta.get("extra"), dict) else None
+    return {"reconstruction": loss} if isinstance(model, VariationalAutoencoder) and loss in ("bce", "mse") else {}
+
+
+def score_test_set(model, dataset, normal_class: int, **options) -> dict:
+    """Every test image's score and label, the AUROC, the ROC curve, and the 95 %-recall threshold's costs.
+    ``options`` go to :func:`scratchae.anomaly.anomaly_scores`."""
     x_test = dataset.x_test.astype(model.dtype, copy=False)
-    scores = anomaly.anomaly_scores(model, x_test)
+    scores = anomaly.anomaly_scores(model, x_test, **options)
     is_anomaly = dataset.y_test != normal_class
     threshold = anomaly.threshold_for_recall(scores[~is_anomaly], NORMAL_RECALL)
     fpr, tpr, _ = anomaly.roc(scores, is_anomaly)
@@ -143,12 +150,12 @@ def _class_words(report: dict) -> str:
     return f"class {k}" if name == str(k) else f"class {k} ({name})"
 
 
-def score_own_images(model, images: tuple, threshold: float, out: Path) -> Path:
+def score_own_images(model, images: tuple, threshold: float, out: Path, **options) -> Path:
     """Score the learner's images, print one line each, and write anomaly_images.json; returns its path."""
     x, names = images
     if x.shape[1] != model.input_features:
         raise RunError(f"the images have {x.shape[1]} pixels but the model takes {model.input_features}")
-    scores = anomaly.anomaly_scores(model, x.astype(model.dtype, copy=False))
+    scores = anomaly.anomaly_scores(model, x.astype(model.dtype, copy=False), **options)
     flagged = scores > threshold
     for name, score, is_flagged in zip(names, scores, flagged):
         print(f"  {name:<32} {score:12.6g}  {'anomalous' if is_flagged else 'normal'}")
