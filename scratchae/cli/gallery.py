@@ -36,6 +36,7 @@ DEMOS = {
         "21_conv_filters.png", "22_conv_feature_maps.png", "23_dense_vs_conv_reconstructions.png",
         "24_dense_vs_conv_denoising.png", "25_dense_vs_conv_vae_manifold.png")),
     "write_a_layer": ("Your turn: write a layer, check it, train with it", ("26_write_a_layer.png",)),
+    "two_floors": ("Two floors: the lesson's convolution and the engine's, the same numbers", ("27_two_floors.png",)),
 }
 
 #: The pages (HTML files that open from the disk) a demo writes beside its figures: the 2-d latent explorers.
