@@ -1,0 +1,462 @@
+"""An exception in a learner's own code, told in the learner's words: which array, which shape, which line.
+
+NumPy's own text for the most common first mistake in a backward pass, ``dy @ W`` where ``dy @ W.T`` belongs, is
+``matmul: Input operand 1 has a mismatch in its core dimension 0, with gufunc signature (n?,k),(k,m?)->(n?,m?)``.
+Everything needed to say it plainly is at hand when it happens: the traceback's frame at the learner's line holds
+every variable of that line, and Python (3.11 and later) gives the columns of the expression that failed. So
+:func:`describe` finds that expression in the learner's source, looks its arrays up in the frame, and says
+
+    Dense.backward raised ValueError: dL/dx must be (N, D_in) = (4, 5); `dy @ self.W.data` is (4, 3) @ (5, 3),
+    and the 3 columns of dy do not meet the 5 rows of self.W.data; `dy @ self.W.data.T` would be (4, 3) @ (3, 5)
+    = (4, 5) (my_layers.py, line 12)
+
+The shape the result must have is named from the layer's docstrings where they give one (``dx: (N, D_in)``). A
+``+=`` on a gradient that is still None (``self.W.grad += ...`` on a first call) says that backward sets ``grad``.
+Only names, attributes, subscripts, arithmetic and NumPy's own functions are evaluated again to find the shapes,
+never the learner's functions; whatever cannot be read that way keeps NumPy's text and the shapes that can be found.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import linecache
+import operator
+import re
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What the caller knows about the call that failed: its result (``name``, e.g. ``"dL/dx"``) must have
+    ``shape``; ``shapes`` holds the arrays the call was given (``{"x": (4, 5), "dy": (4, 3)}``), whose sizes the
+    layer's docstrings may name (``x: (N, D_in)``)."""
+
+    name: str
+    shape: tuple
+    shapes: dict = field(default_factory=dict)
+
+
+def describe(what: str, error: BaseException, function=None, expected: Expected | None = None) -> str:
+    """One sentence for ``error``, raised while running ``what`` (``"Dense.backward"``), ending with the learner's
+    file and line: ``"Dense.backward raised ValueError: ... (my_layers.py, line 12)"``.
+
+    ``function`` is the function that was called: a ``return`` on its own lines computes ``expected``.
+    """
+    return f"{what} raised {type(error).__name__}: {explain(error, function, expected) or error}{where_raised(error)}"
+
+
+def explain(error: BaseException, function=None, expected: Expected | None = None) -> str | None:
+    """What :func:`describe` says about ``error`` (without the head and the line), or None where it cannot tell
+    more than the error's own text."""
+    try:
+        return _told(error, function, expected)
+    except Exception:  # reading the learner's frame is a courtesy: it must never hide their error
+        return None
+
+
+def where_raised(error: BaseException) -> str:
+    """`` (my_layers.py, line 12)``: the last line of the traceback outside this library and NumPy, if any."""
+    found = _learner_frame(error)
+    if found is None:
+        return ""
+    summary = found[1]
+    return f" ({Path(summary.filename).name}, line {summary.lineno})"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The learner's line: its frame, its statement and the expression that failed
+
+
+def _library_folders() -> tuple[str, ...]:
+    return str(Path(__file__).resolve().parent), str(Path(numpy.__file__).resolve().parent)
+
+
+def _learner_frame(error: BaseException):
+    """(frame, FrameSummary) of the last traceback entry outside this library and NumPy (or the last of all)."""
+    entries = []
+    tb = error.__traceback__
+    while tb is not None:
+        entries.append(tb.tb_frame)
+        tb = tb.tb_next
+    summaries = traceback.extract_tb(error.__traceback__)
+    if not summaries or len(summaries) != len(entries):
+        return None
+    library = _library_folders()
+    pairs = list(zip(entries, summaries))
+    outside = [pair for pair in pairs if not str(Path(pair[1].filename).resolve()).startswith(library)]
+    return (outside or pairs)[-1]
+
+
+@dataclass
+class _Line:
+    """The failing expression (``node``), its statement and its function, read from the learner's source."""
+
+    frame: object
+    node: ast.AST | None
+    statement: ast.stmt
+    function: ast.FunctionDef | None
+    source: str
+
+    def text(self, node) -> str:
+        return ast.get_source_segment(self.source, node) or ast.unparse(node)
+
+    def value(self, node):
+        return _evaluate(node, self.frame.f_locals, self.frame.f_globals)
+
+
+def _read_line(error: BaseException) -> _Line | None:
+    found = _learner_frame(error)
+    if found is None:
+        return None
+    frame, summary = found
+    source = "".join(linecache.getlines(summary.filename))
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return None
+    statement, function, node = None, None, None
+    for candidate in ast.walk(tree):
+        if not hasattr(candidate, "lineno") or not candidate.lineno <= summary.lineno <= candidate.end_lineno:
+            continue
+        if isinstance(candidate, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            if function is None or candidate.lineno >= function.lineno:
+                function = candidate
+        elif isinstance(candidate, ast.stmt) and not isinstance(candidate, _COMPOUND):
+            statement = candidate
+        if summary.colno is not None and (candidate.lineno, candidate.col_offset, candidate.end_lineno,
+                                          candidate.end_col_offset) == (summary.lineno, summary.colno,
+                                                                        summary.end_lineno, summary.end_colno):
+            node = candidate if node is None or isinstance(node, ast.stmt) else node
+    if statement is None:
+        return None
+    return _Line(frame, node, statement, function, source)
+
+
+_COMPOUND = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.For, ast.AsyncFor, ast.While, ast.If,
+             ast.With, ast.AsyncWith, ast.Try)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# What went wrong, in words
+
+
+def _told(error, function, expected) -> str | None:
+    line = _read_line(error)
+    if line is None:
+        return None
+    if isinstance(error, (TypeError, AttributeError)) and "NoneType" in str(error):
+        return _none_operand(line)
+    if isinstance(error, ValueError):
+        return _shapes(line, function, expected, str(error))
+    return None
+
+
+def _none_operand(line: _Line) -> str | None:
+    """``self.W.grad += ...`` (or ``self.W.grad + ...``) while ``self.W.grad`` is None: backward sets ``grad``."""
+    node = line.node or line.statement
+    first = [node.target] if isinstance(node, ast.AugAssign) else []
+    for part in first + [part for part in ast.walk(node) if isinstance(part, (ast.Name, ast.Attribute))]:
+        try:
+            if line.value(part) is not None:
+                continue
+        except _Unreadable:
+            continue
+        name, code = line.text(part), line.text(line.statement)
+        if name.endswith(".grad"):
+            return (f"`{code}` reads {name}, which is None until a backward sets it: backward sets grad "
+                    f"(`{name} = ...`), it does not add to it (`+=`), so that a second call gives the same gradient")
+        return (f"`{name}` is None in `{code}`: it must hold an array by then (is it set, and does every function "
+                f"that gives it `return` it?)")
+    return None
+
+
+def _shapes(line: _Line, function, expected, numpy_text: str) -> str | None:
+    """A product or an elementwise operation whose shapes do not fit: which arrays, which shapes, what must come."""
+    must = _must(line, function, expected)
+    node = line.node
+    if isinstance(node, ast.AugAssign):
+        node = ast.BinOp(node.target, node.op, node.value)
+        ast.copy_location(node, line.node)
+    if isinstance(node, ast.BinOp):
+        try:
+            left, right = line.value(node.left), line.value(node.right)
+        except _Unreadable:
+            left = right = None
+        if _is_array(left) and _is_array(right):
+            if isinstance(node.op, ast.MatMult):
+                return must.sentence() + _product(line, node, left, right, must)
+            return must.sentence() + _elementwise(line, node, left, right)
+    arrays = _arrays_in(line, line.node or line.statement)
+    if not arrays and not must.known:
+        return None
+    listed = ", ".join(f"{name} is {shape}" for name, shape in arrays)
+    return must.sentence() + f"{numpy_text}" + (f"; in `{line.text(line.node or line.statement)}`, {listed}"
+                                                 if listed else "")
+
+
+@dataclass
+class _Must:
+    """The shape the failing line's result must have, and its name (``dL/dx``), if known."""
+
+    name: str = ""
+    shape: tuple = ()
+    symbols: tuple = ()
+    known: bool = False
+
+    def sentence(self) -> str:
+        if not self.known:
+            return ""
+        symbolic = f"({', '.join(self.symbols)}) = " if self.symbols else ""
+        return f"{self.name} must be {symbolic}{_shape(self.shape)}; "
+
+
+def _must(line: _Line, function, expected) -> _Must:
+    """What the statement computes: the called function's return value (``expected``), or a parameter's
+    gradient (``self.W.grad = ...``), whose shape is the parameter's."""
+    statement = line.statement
+    symbols = _docstring_symbols(line.frame, expected)
+    targets = getattr(statement, "targets", None) or ([statement.target] if hasattr(statement, "target") else [])
+    for target in targets:
+        if isinstance(target, ast.Attribute) and target.attr == "grad":
+            try:
+                owner = line.value(target.value)
+            except _Unreadable:
+                continue
+            shape = getattr(getattr(owner, "data", owner), "shape", None)
+            if shape is not None:
+                name = line.text(target.value).removeprefix("self.")
+                return _Must(f"dL/d{name}", tuple(shape), symbols.naming(tuple(shape)), True)
+    if expected is None or not _is_called(line.frame, function):
+        return _Must()
+    returned = isinstance(statement, ast.Return) or any(
+        isinstance(target, ast.Name) and target.id in _returned_names(line.function) for target in targets)
+    if not returned:
+        return _Must()
+    array = expected.name.rsplit("/d", 1)[-1]  # "dL/dx" -> "x"
+    own = symbols.shapes.get(f"d{array}") or symbols.shapes.get(array)
+    named = own if own is not None and len(own) == len(expected.shape) else symbols.naming(expected.shape)
+    return _Must(expected.name, tuple(expected.shape), named, True)
+
+
+def _is_called(frame, function) -> bool:
+    code = getattr(getattr(function, "__func__", function), "__code__", None)
+    return code is not None and frame.f_code is code
+
+
+def _returned_names(function) -> set[str]:
+    if function is None:
+        return set()
+    return {node.value.id for node in ast.walk(function)
+            if isinstance(node, ast.Return) and isinstance(node.value, ast.Name)}
+
+
+_SHAPE_IN_DOCSTRING = re.compile(r"\b(d?(?:x|y|pred))\s*:\s*\(([A-Za-z_][\w, ]*)\)")
+
+#: Which array of :attr:`Expected.shapes` sizes each name a docstring gives a shape to (``dy: (N, D_out)``).
+_SIZED_BY = {"x": "x", "dx": "x", "y": "dy", "dy": "dy", "pred": "pred", "dpred": "pred"}
+
+
+@dataclass
+class _Symbols:
+    """The docstrings' shapes (``{"dx": ("N", "D_in")}``) and the size of each symbol (``{"N": 4, "D_in": 5}``)."""
+
+    shapes: dict = field(default_factory=dict)
+    sizes: dict = field(default_factory=dict)
+
+    def naming(self, shape: tuple) -> tuple:
+        """The symbol of every size of ``shape`` when each size has exactly one, else ()."""
+        named = []
+        for size in shape:
+            matching = [symbol for symbol, value in self.sizes.items() if value == size]
+            if len(matching) != 1:
+                return ()
+            named.append(matching[0])
+        return tuple(named)
+
+
+def _docstring_symbols(frame, expected) -> _Symbols:
+    """The symbols of the docstrings of the layer's ``forward`` and ``backward`` (``x: (N, D_in) -> y: (N,
+    D_out)``), sized by the arrays the call was given; a symbol given two sizes is dropped."""
+    found = _Symbols()
+    layer = frame.f_locals.get("self")
+    if layer is None or expected is None:
+        return found
+    text = " ".join(inspect.getdoc(getattr(type(layer), method, None)) or "" for method in ("forward", "backward"))
+    clashes = set()
+    for name, inside in _SHAPE_IN_DOCSTRING.findall(text):
+        symbols = tuple(part.strip() for part in inside.split(","))
+        shape = expected.shapes.get(_SIZED_BY[name])
+        if shape is None or len(shape) != len(symbols) or not all(s.isidentifier() for s in symbols):
+            continue
+        found.shapes.setdefault(name, symbols)
+        for symbol, size in zip(symbols, shape):
+            if found.sizes.setdefault(symbol, int(size)) != int(size):
+                clashes.add(symbol)
+    for symbol in clashes:
+        del found.sizes[symbol]
+    return found
+
+
+def _product(line: _Line, node: ast.BinOp, left, right, must: _Must) -> str:
+    a, b = line.text(node.left), line.text(node.right)
+    inner_left = left.shape[-1] if left.ndim else None
+    inner_right = (right.shape[-2] if right.ndim >= 2 else right.shape[0]) if right.ndim else None
+    rows = "rows" if right.ndim >= 2 else "entries"
+    said = f"`{a} @ {b}` is {_shape(left.shape)} @ {_shape(right.shape)}"
+    if inner_left is not None and inner_right is not None and inner_left != inner_right:
+        said += f", and the {inner_left} columns of {a} do not meet the {inner_right} {rows} of {b}"
+    fit = _product_that_fits(line, node, left, right, must)
+    return said + (f"; {fit}" if fit else "")
+
+
+def _product_that_fits(line: _Line, node: ast.BinOp, left, right, must: _Must) -> str:
+    """The product written with one factor transposed, or the two swapped, that gives the shape required."""
+    if not must.known or left.ndim != 2 or right.ndim != 2:
+        return ""
+    a, b = (_operand(line, node.left), left), (_operand(line, node.right), right)
+    turned_a, turned_b = (_transposed(a[0]), left.T), (_transposed(b[0]), right.T)
+    candidates = [(a, turned_b), (turned_a, b), (turned_b, a), (b, turned_a), (turned_b, turned_a),
+                  (turned_a, turned_b), (b, a)]  # one factor transposed first, then the two swapped
+    for (first, x), (second, y) in candidates:
+        if x.shape[1] == y.shape[0] and (x.shape[0], y.shape[1]) == tuple(must.shape):
+            return (f"`{first} @ {second}` would be {_shape(x.shape)} @ {_shape(y.shape)} = "
+                    f"{_shape(tuple(must.shape))}")
+    return ""
+
+
+def _operand(line: _Line, node) -> str:
+    text = line.text(node)
+    simple = isinstance(node, (ast.Name, ast.Attribute, ast.Subscript, ast.Call))
+    return text if simple else f"({text})"
+
+
+def _transposed(text: str) -> str:
+    return text[:-2] if text.endswith(".T") else f"{text}.T"
+
+
+_SYMBOLS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//", ast.Pow: "**",
+            ast.Mod: "%"}
+
+
+def _elementwise(line: _Line, node: ast.BinOp, left, right) -> str:
+    a, b = line.text(node.left), line.text(node.right)
+    sign = _SYMBOLS.get(type(node.op), "with")
+    said = f"`{a} {sign} {b}` is {_shape(left.shape)} {sign} {_shape(right.shape)}"
+    for axis in range(1, min(left.ndim, right.ndim) + 1):
+        m, n = left.shape[-axis], right.shape[-axis]
+        if m != n and m != 1 and n != 1:
+            return (said + f": elementwise, the shapes must agree axis by axis from the right (or be 1), and "
+                           f"{m} and {n} do not")
+    return said
+
+
+def _arrays_in(line: _Line, node) -> list[tuple[str, str]]:
+    """(text, shape) of every array among the names, attributes and subscripts of ``node`` (each once)."""
+    found, seen = [], set()
+    for part in ast.walk(node):
+        if not isinstance(part, (ast.Name, ast.Attribute, ast.Subscript)):
+            continue
+        text = line.text(part)
+        if text in seen:
+            continue
+        seen.add(text)
+        try:
+            value = line.value(part)
+        except _Unreadable:
+            continue
+        if _is_array(value):
+            found.append((text, _shape(value.shape)))
+    return found
+
+
+def _is_array(value) -> bool:
+    """An array of any library: it has a tuple ``shape`` (the module ``numpy`` has a function of that name)."""
+    return isinstance(getattr(value, "shape", None), tuple) and hasattr(value, "dtype")
+
+
+def _shape(shape) -> str:
+    return str(tuple(int(size) for size in shape))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Evaluating a part of the learner's line again, safely
+
+
+class _Unreadable(Exception):
+    """A part of the line that is not evaluated again (a call of the learner's own, an assignment...)."""
+
+
+_OPERATORS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+              ast.FloorDiv: operator.floordiv, ast.Pow: operator.pow, ast.Mod: operator.mod,
+              ast.MatMult: operator.matmul}
+
+
+def _evaluate(node, local: dict, global_: dict):
+    """The value of ``node`` from the frame's variables: names, attributes, subscripts with plain indices,
+    arithmetic and calls of NumPy's own functions or array methods, nothing else (no code of the learner's runs)."""
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.Name):
+        if node.id in local:
+            return local[node.id]
+        if node.id in global_:
+            return global_[node.id]
+        raise _Unreadable(node.id)
+    if isinstance(node, ast.Attribute):
+        owner = _evaluate(node.value, local, global_)
+        if _own_property(owner, node.attr):
+            raise _Unreadable(node.attr)  # the learner's code: not run again
+        try:
+            return getattr(owner, node.attr)
+        except AttributeError:
+            raise _Unreadable(node.attr) from None
+    if isinstance(node, ast.Subscript):
+        return _safely(operator.getitem, _evaluate(node.value, local, global_), _evaluate(node.slice, local, global_))
+    if isinstance(node, ast.Slice):
+        return slice(*(None if part is None else _evaluate(part, local, global_)
+                       for part in (node.lower, node.upper, node.step)))
+    if isinstance(node, ast.Tuple):
+        return tuple(_evaluate(item, local, global_) for item in node.elts)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        return _safely(operator.neg, _evaluate(node.operand, local, global_))
+    if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
+        return _safely(_OPERATORS[type(node.op)], _evaluate(node.left, local, global_),
+                       _evaluate(node.right, local, global_))
+    if isinstance(node, ast.Call):
+        function = _evaluate(node.func, local, global_)
+        if not _numpy(function):
+            raise _Unreadable("a call")
+        arguments = [_evaluate(argument, local, global_) for argument in node.args]
+        options = {keyword.arg: _evaluate(keyword.value, local, global_) for keyword in node.keywords if keyword.arg}
+        return _safely(function, *arguments, **options)
+    raise _Unreadable(type(node).__name__)
+
+
+def _own_property(owner, attribute: str) -> bool:
+    """Whether ``owner.attribute`` is a property defined outside this library and NumPy (code that would run)."""
+    found = inspect.getattr_static(type(owner), attribute, None)
+    if not isinstance(found, property):
+        return False
+    module = getattr(found.fget, "__module__", "") or ""
+    return not (module == "scratchae" or module.startswith(("scratchae.", "numpy")))
+
+
+def _numpy(value) -> bool:
+    """NumPy's own: an array, a NumPy function, or a method bound to an array."""
+    if isinstance(value, (numpy.ndarray, numpy.generic)):
+        return True
+    if isinstance(getattr(value, "__self__", None), numpy.ndarray):
+        return True
+    return (getattr(value, "__module__", None) or "").startswith("numpy") or isinstance(value, numpy.ufunc)
+
+
+def _safely(function, *arguments, **options):
+    try:
+        return function(*arguments, **options)
+    except Exception:
+        raise _Unreadable("it fails") from None
