@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy
 
 from scratchae.backend import to_numpy
-from scratchae.mistakes import Expected, describe
+from scratchae.mistakes import Expected, describe, kernel_turned
 from scratchae.numerical import LAYER_TOLERANCE, MODEL_STEP, MODEL_TOLERANCE, GradientCheck, compare, parameter_names
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -121,7 +121,7 @@ def check_layer(layer, x=None, *, input_shape=None, seed: int = 0, tolerance: fl
         upstream, dx, grads = _protocol_of_layer(twin, named, x, rng, report)
         input_check = compare("x", lambda _: twin.forward(x), x, dx, upstream, rng=rng, h=h)
         if not input_check.passed(tolerance) and not input_check.hint:
-            input_check.hint = _unflipped_kernel(twin, named, x, dx, upstream, tolerance, h)
+            input_check.hint = kernel_turned(twin, named, x, dx, upstream, tolerance, h)
         report.checks.append(input_check)
         for (path, parameter), gradient in zip(named, grads):
             if gradient is not None:
@@ -226,32 +226,6 @@ def _transposed_note(gradient, shape, right) -> str:
         return TRANSPOSED if right(numpy.array(to_numpy(gradient), dtype=numpy.float64).T.copy()) else ""
     except Exception:  # the forward of a layer that is wrong in other ways may fail: then nothing is said
         return ""
-
-
-def _unflipped_kernel(twin, named, x, dx, upstream, tolerance: float, h: float) -> str:
-    """"the kernel is not flipped" when dL/dx is the right one for the layer's kernel turned by 180 degrees.
-
-    A convolution's input gradient is a full convolution of dy with the kernel flipped in every spatial axis; a
-    backward that forgets the flip computes exactly the input gradient that the same layer would have with its
-    kernel turned. A kernel is a parameter with 3 axes or more: (C_out, C_in, K, K), the last ones spatial.
-    """
-    for path, parameter in named:
-        kernel = parameter.data
-        if kernel.ndim < 3:
-            continue
-        turned = (slice(None), slice(None)) + (slice(None, None, -1),) * (kernel.ndim - 2)
-        parameter.data = numpy.ascontiguousarray(kernel[turned])
-        try:
-            unflipped = compare("x", lambda _: twin.forward(x), x, dx, upstream, rng=0, h=h).passed(tolerance)
-        except Exception:  # a forward that fails on another kernel tells nothing about the flip
-            unflipped = False
-        finally:
-            parameter.data = kernel
-        if unflipped:
-            spatial = ", ".join([":", ":"] + ["::-1"] * (kernel.ndim - 2))
-            return (f"the kernel is not flipped: your dL/dx is the right one for the kernel {path}[{spatial}] "
-                    f"(turned by 180 degrees); dL/dx is a full convolution of dy with the flipped kernel")
-    return ""
 
 
 def _parameter_gradient(report, name: str, path: str, parameter, right=None):

@@ -1,4 +1,5 @@
-"""An exception in a learner's own code, told in the learner's words: which array, which shape, which line.
+"""A learner's mistakes told in the learner's words: an exception (which array, which shape, which line), and a
+convolution's kernel that is not flipped.
 
 NumPy's own text for the most common first mistake in a backward pass, ``dy @ W`` where ``dy @ W.T`` belongs, is
 ``matmul: Input operand 1 has a mismatch in its core dimension 0, with gufunc signature (n?,k),(k,m?)->(n?,m?)``.
@@ -11,9 +12,13 @@ every variable of that line, and Python (3.11 and later) gives the columns of th
     = (4, 5) (my_layers.py, line 12)
 
 The shape the result must have is named from the layer's docstrings where they give one (``dx: (N, D_in)``). A
-``+=`` on a gradient that is still None (``self.W.grad += ...`` on a first call) says that backward sets ``grad``.
+``+=`` on a gradient that is still None (``self.W.grad += ...`` on a first call) says that backward sets ``grad``;
+a gradient handed to a layer that cannot take it (Sequential's layers asked in the wrong order) names that layer.
 Only names, attributes, subscripts, arithmetic and NumPy's own functions are evaluated again to find the shapes,
-never the learner's functions; whatever cannot be read that way keeps NumPy's text and the shapes that can be found.
+never the learner's own code; whatever cannot be read that way keeps NumPy's text and the shapes that can be found.
+
+:func:`kernel_turned` tells a convolution whose dL/dx is right for its kernel turned by 180 degrees: the flip that a
+full convolution of dy needs, forgotten.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy
+
+from scratchae.numerical import compare
 
 
 @dataclass(frozen=True)
@@ -114,6 +121,7 @@ def _read_line(error: BaseException) -> _Line | None:
     if found is None:
         return None
     frame, summary = found
+    linecache.checkcache(summary.filename)  # the file as it is now, if it was changed since it was last read
     source = "".join(linecache.getlines(summary.filename))
     try:
         tree = ast.parse(source)
@@ -182,6 +190,9 @@ def _shapes(line: _Line, function, expected, numpy_text: str) -> str | None:
     if isinstance(node, ast.AugAssign):
         node = ast.BinOp(node.target, node.op, node.value)
         ast.copy_location(node, line.node)
+    handed = _handed_to_a_layer(line, node)
+    if handed:
+        return handed
     if isinstance(node, ast.BinOp):
         try:
             left, right = line.value(node.left), line.value(node.right)
@@ -190,13 +201,29 @@ def _shapes(line: _Line, function, expected, numpy_text: str) -> str | None:
         if _is_array(left) and _is_array(right):
             if isinstance(node.op, ast.MatMult):
                 return must.sentence() + _product(line, node, left, right, must)
-            return must.sentence() + _elementwise(line, node, left, right)
+            return must.sentence() + _elementwise(line, node, left, right, isinstance(line.node, ast.AugAssign))
     arrays = _arrays_in(line, line.node or line.statement)
     if not arrays and not must.known:
         return None
     listed = ", ".join(f"{name} is {shape}" for name, shape in arrays)
     return must.sentence() + f"{numpy_text}" + (f"; in `{line.text(line.node or line.statement)}`, {listed}"
                                                  if listed else "")
+
+
+def _handed_to_a_layer(line: _Line, node) -> str:
+    """``layer.backward(dy)`` failing inside that layer: the gradient handed to it does not fit it."""
+    if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute) or node.func.attr != "backward":
+        return ""
+    try:
+        layer = line.value(node.func.value)
+        given = [line.value(argument) for argument in node.args[:1]]
+    except _Unreadable:
+        return ""
+    if not given or not _is_array(given[0]) or not callable(getattr(layer, "forward", None)):
+        return ""
+    return (f"`{line.text(node)}` handed {type(layer).__name__}.backward a gradient of shape {_shape(given[0].shape)} "
+            f"that does not fit it: a layer's backward takes the gradient of its own output (are the layers asked in "
+            f"the right order, each given what the one after it returned?)")
 
 
 @dataclass
@@ -211,7 +238,8 @@ class _Must:
     def sentence(self) -> str:
         if not self.known:
             return ""
-        symbolic = f"({', '.join(self.symbols)}) = " if self.symbols else ""
+        comma = "," if len(self.symbols) == 1 else ""
+        symbolic = f"({', '.join(self.symbols)}{comma}) = " if self.symbols else ""
         return f"{self.name} must be {symbolic}{_shape(self.shape)}; "
 
 
@@ -233,7 +261,9 @@ def _must(line: _Line, function, expected) -> _Must:
                 return _Must(f"dL/d{name}", tuple(shape), symbols.naming(tuple(shape)), True)
     if expected is None or not _is_called(line.frame, function):
         return _Must()
-    returned = isinstance(statement, ast.Return) or any(
+    in_loop = any(isinstance(node, (ast.For, ast.While)) and statement in ast.walk(node)
+                  for node in ast.walk(line.function)) if line.function is not None else False
+    returned = isinstance(statement, ast.Return) or not in_loop and any(  # in a loop, a name is a step on the way
         isinstance(target, ast.Name) and target.id in _returned_names(line.function) for target in targets)
     if not returned:
         return _Must()
@@ -343,15 +373,20 @@ _SYMBOLS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDi
             ast.Mod: "%"}
 
 
-def _elementwise(line: _Line, node: ast.BinOp, left, right) -> str:
+def _elementwise(line: _Line, node: ast.BinOp, left, right, augmented: bool = False) -> str:
+    """``a * b`` (or ``a += b``) of shapes that do not broadcast, or whose result does not fit in ``a``."""
     a, b = line.text(node.left), line.text(node.right)
-    sign = _SYMBOLS.get(type(node.op), "with")
+    sign = _SYMBOLS.get(type(node.op), "with") + ("=" if augmented else "")
     said = f"`{a} {sign} {b}` is {_shape(left.shape)} {sign} {_shape(right.shape)}"
     for axis in range(1, min(left.ndim, right.ndim) + 1):
         m, n = left.shape[-axis], right.shape[-axis]
         if m != n and m != 1 and n != 1:
             return (said + f": elementwise, the shapes must agree axis by axis from the right (or be 1), and "
                            f"{m} and {n} do not")
+    if augmented:
+        together = numpy.broadcast_shapes(left.shape, right.shape)
+        if together != left.shape:
+            return said + f": the result would be {_shape(together)}, which does not fit in {a}"
     return said
 
 
@@ -384,6 +419,53 @@ def _shape(shape) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# A convolution's dL/dx that is right for the kernel turned by 180 degrees
+
+#: A flip written in a backward: ``[::-1]``, ``numpy.flip``, ``rot90``, or an index read backwards (``k - 1 - p``).
+_FLIP_IN_SOURCE = re.compile(r"::\s*-1|\bflip|rot90|-\s*1\s*-\s*\w|-\s*\w+\s*-\s*1\b")
+
+
+def kernel_turned(layer, named, x, dx, upstream, tolerance: float, h: float = 1e-5) -> str:
+    """"the kernel is not flipped" when ``dx`` is the right dL/dx for ``layer`` with its kernel turned by 180 degrees
+    (and "flipped once too often" when the backward's source flips it already); else "".
+
+    Written as a full convolution of dy, a convolution's input gradient takes the kernel flipped in every spatial
+    axis, and forgetting the flip gives exactly the input gradient that the same layer would have with its kernel
+    turned. Written as the forward's loop over the kernel's positions (p, q), it takes ``W[:, :, p, q]`` as it is,
+    and a flip there turns it the same way. A kernel is a parameter of ``named`` (``(path, parameter)`` pairs of a
+    float64 layer) with 3 axes or more: (C_out, C_in, K, K), the last ones spatial.
+    """
+    for path, parameter in named:
+        kernel = parameter.data
+        if kernel.ndim < 3:
+            continue
+        spatial_axes_reversed = (slice(None),) * 2 + (slice(None, None, -1),) * (kernel.ndim - 2)
+        parameter.data = numpy.ascontiguousarray(kernel[spatial_axes_reversed])
+        try:
+            turned = compare("x", lambda _: layer.forward(x), x, dx, upstream, rng=0, h=h).passed(tolerance)
+        except Exception:  # a forward that fails on another kernel tells nothing about the flip
+            turned = False
+        finally:
+            parameter.data = kernel
+        if not turned:
+            continue
+        spatial = ", ".join([":", ":"] + ["::-1"] * (kernel.ndim - 2))
+        same = f"your dL/dx is the right one for the kernel {path}[{spatial}] (turned by 180 degrees)"
+        if _FLIP_IN_SOURCE.search(_source(type(layer).backward)):
+            return (f"the kernel is flipped once too often: {same}; in a loop over the kernel's positions (p, q), as "
+                    f"the forward pass makes, dL/dx takes {path}[:, :, p, q] as it is")
+        return f"the kernel is not flipped: {same}; dL/dx is a full convolution of dy with the flipped kernel"
+    return ""
+
+
+def _source(function) -> str:
+    try:
+        return inspect.getsource(function)
+    except (OSError, TypeError):
+        return ""
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # Evaluating a part of the learner's line again, safely
 
 
@@ -408,25 +490,22 @@ def _evaluate(node, local: dict, global_: dict):
             return global_[node.id]
         raise _Unreadable(node.id)
     if isinstance(node, ast.Attribute):
-        owner = _evaluate(node.value, local, global_)
-        if _own_property(owner, node.attr):
-            raise _Unreadable(node.attr)  # the learner's code: not run again
-        try:
-            return getattr(owner, node.attr)
-        except AttributeError:
-            raise _Unreadable(node.attr) from None
+        return _attribute(_evaluate(node.value, local, global_), node.attr)
     if isinstance(node, ast.Subscript):
-        return _safely(operator.getitem, _evaluate(node.value, local, global_), _evaluate(node.slice, local, global_))
+        owner = _evaluate(node.value, local, global_)
+        if not (_numpy(owner) or isinstance(owner, (list, tuple, dict))):
+            raise _Unreadable("a subscript")  # a __getitem__ of the learner's
+        return _safely(operator.getitem, owner, _evaluate(node.slice, local, global_))
     if isinstance(node, ast.Slice):
         return slice(*(None if part is None else _evaluate(part, local, global_)
                        for part in (node.lower, node.upper, node.step)))
     if isinstance(node, ast.Tuple):
         return tuple(_evaluate(item, local, global_) for item in node.elts)
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-        return _safely(operator.neg, _evaluate(node.operand, local, global_))
+        return _safely(operator.neg, _number(_evaluate(node.operand, local, global_)))
     if isinstance(node, ast.BinOp) and type(node.op) in _OPERATORS:
-        return _safely(_OPERATORS[type(node.op)], _evaluate(node.left, local, global_),
-                       _evaluate(node.right, local, global_))
+        return _safely(_OPERATORS[type(node.op)], _number(_evaluate(node.left, local, global_)),
+                       _number(_evaluate(node.right, local, global_)))
     if isinstance(node, ast.Call):
         function = _evaluate(node.func, local, global_)
         if not _numpy(function):
@@ -437,13 +516,28 @@ def _evaluate(node, local: dict, global_: dict):
     raise _Unreadable(type(node).__name__)
 
 
-def _own_property(owner, attribute: str) -> bool:
-    """Whether ``owner.attribute`` is a property defined outside this library and NumPy (code that would run)."""
-    found = inspect.getattr_static(type(owner), attribute, None)
-    if not isinstance(found, property):
-        return False
-    module = getattr(found.fget, "__module__", "") or ""
-    return not (module == "scratchae" or module.startswith(("scratchae.", "numpy")))
+def _attribute(owner, name: str):
+    """``owner.name`` where reading it runs no code of the learner's: an array's attribute, a module's, an instance's
+    own (``self.W``), or a property of this library's (``Parameter.shape``)."""
+    if _numpy(owner) or inspect.ismodule(owner):
+        try:
+            return getattr(owner, name)
+        except AttributeError:
+            raise _Unreadable(name) from None
+    if name in getattr(owner, "__dict__", {}):
+        return vars(owner)[name]
+    found = inspect.getattr_static(owner, name, None)
+    module = getattr(getattr(found, "fget", None), "__module__", None) or ""
+    if isinstance(found, property) and (module == "scratchae" or module.startswith("scratchae.")):
+        return _safely(getattr, owner, name)
+    raise _Unreadable(name)
+
+
+def _number(value):
+    """``value`` if arithmetic on it runs no code of the learner's (an array, a NumPy or Python number)."""
+    if _numpy(value) or isinstance(value, (int, float, complex)):
+        return value
+    raise _Unreadable("arithmetic on an object")
 
 
 def _numpy(value) -> bool:

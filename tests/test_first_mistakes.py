@@ -117,11 +117,11 @@ FLIPPED, UNFLIPPED = "kernel = self.W.data[:, :, ::-1, ::-1]", "kernel = self.W.
 
 def write(folder, name: str, source: str, right: str, wrong: str):
     """``source`` with its line ``right`` replaced by ``wrong``, written to ``folder/name``; returns the path and
-    the number of the line changed."""
+    the number of the (first) line changed."""
     assert source.count(right) == 1, right
     path = folder / name
     path.write_text(source.replace(right, wrong), encoding="utf-8")
-    return path, line_of(path, wrong)
+    return path, line_of(path, wrong.splitlines()[0])
 
 
 def line_of(path, text: str) -> int:
@@ -326,3 +326,43 @@ def test_check_model_names_the_shapes_inside_a_model(tmp_path):
     assert mistake == ("Autoencoder.backward raised ValueError: dL/dW must be (4, 3); `dy @ self.x` is (5, 3) @ (5, 4), "
                        "and the 3 columns of dy do not meet the 5 rows of self.x; `self.x.T @ dy` would be (4, 5) @ "
                        f"(5, 3) = (4, 3) (my_layers.py, line {line})")
+
+
+def test_a_gradient_handed_to_the_wrong_layer_says_which_layer_got_which_shape(tmp_path, capsys):
+    """Sequential's backward asking its layers in the forward order: the first library layer asked gets dy."""
+    stub = exercise_answer(tmp_path, "sequential", "for layer in self.layers:\n    dy = layer.backward(dy)\nreturn dy")
+    verdict = exercise_verdict(tmp_path, "sequential", capsys)
+    assert verdict.endswith("wrong: Sequential.backward raised ValueError: `layer.backward(dy)` handed "
+                            "Dense.backward a gradient of shape (4, 3) that does not fit it: a layer's backward "
+                            "takes the gradient of its own output (are the layers asked in the right order, each "
+                            "given what the one after it returned?) "
+                            f"(04_sequential.py, line {line_of(stub, 'dy = layer.backward(dy)')})")
+
+
+#: The exercise's loop form of dL/dx (the forward's loop over the kernel's positions), with a flip it must not have.
+LOOP_FLIPPED = CONV2D_BACKWARD.split("spread =")[0] + """dx_pad = numpy.zeros_like(self.x_pad)
+for p in range(k):
+    for q in range(k):
+        rows, columns = slice(p, p + s * out_h, s), slice(q, q + s * out_w, s)
+        dx_pad[:, :, rows, columns] += numpy.einsum("nohw,oc->nchw", dy, self.W.data[:, :, k - 1 - p, k - 1 - q])
+return dx_pad[:, :, pad:dx_pad.shape[2] - pad, pad:dx_pad.shape[3] - pad]"""
+
+
+def test_a_kernel_flipped_in_the_loop_form_is_flipped_once_too_often(tmp_path, capsys):
+    exercise_answer(tmp_path, "conv2d", LOOP_FLIPPED)
+    verdict = exercise_verdict(tmp_path, "conv2d", capsys)
+    assert verdict.endswith("; the kernel is flipped once too often: your dL/dx is the right one for the kernel "
+                            "W[:, :, ::-1, ::-1] (turned by 180 degrees); in a loop over the kernel's positions (p, q), "
+                            "as the forward pass makes, dL/dx takes W[:, :, p, q] as it is")
+    right = tmp_path / "right"
+    exercise_answer(right, "conv2d", LOOP_FLIPPED.replace("k - 1 - p, k - 1 - q", "p, q"))
+    assert exercises.check_one(right, "conv2d").right
+
+
+def test_an_in_place_sum_whose_result_does_not_fit_says_so(tmp_path):
+    path, _ = write(tmp_path, "my_layers.py", DENSE, "self.b.grad = dy.sum(axis=0)",
+                       "self.b.grad = numpy.zeros(self.b.data.shape, dtype=dy.dtype)\n        self.b.grad += dy")
+    said = ("Dense.backward raised ValueError: dL/db must be (D_out,) = (3,); `self.b.grad += dy` is (3,) += (4, 3): "
+            "the result would be (4, 3), which does not fit in self.b.grad (my_layers.py, line "
+            f"{line_of(path, 'self.b.grad += dy')})")
+    assert check_layer(load_file(path).Dense(5, 3)).mistakes == [said]
