@@ -110,7 +110,8 @@ class _Line:
     source: str
 
     def text(self, node) -> str:
-        return ast.get_source_segment(self.source, node) or ast.unparse(node)
+        """The learner's code for ``node``, on one line."""
+        return re.sub(r"\s*\n\s*", " ", ast.get_source_segment(self.source, node) or ast.unparse(node))
 
     def value(self, node):
         return _evaluate(node, self.frame.f_locals, self.frame.f_globals)
@@ -187,27 +188,75 @@ def _shapes(line: _Line, function, expected, numpy_text: str) -> str | None:
     """A product or an elementwise operation whose shapes do not fit: which arrays, which shapes, what must come."""
     must = _must(line, function, expected)
     node = line.node
-    if isinstance(node, ast.AugAssign):
-        node = ast.BinOp(node.target, node.op, node.value)
-        ast.copy_location(node, line.node)
     handed = _handed_to_a_layer(line, node)
     if handed:
         return handed
-    if isinstance(node, ast.BinOp):
+    letters = _einsum(line, node)
+    if letters:
+        return must.sentence() + letters
+    operation = _two_operands(node)
+    if operation is not None:
+        left_node, symbol, right_node = operation
         try:
-            left, right = line.value(node.left), line.value(node.right)
+            left, right = line.value(left_node), line.value(right_node)
         except _Unreadable:
             left = right = None
+        if _is_array(left) and _is_array(right) and symbol == "@":
+            return must.sentence() + _product(line, left_node, right_node, left, right, must)
         if _is_array(left) and _is_array(right):
-            if isinstance(node.op, ast.MatMult):
-                return must.sentence() + _product(line, node, left, right, must)
-            return must.sentence() + _elementwise(line, node, left, right, isinstance(line.node, ast.AugAssign))
-    arrays = _arrays_in(line, line.node or line.statement)
+            return must.sentence() + _elementwise(line, left_node, symbol, right_node, left, right)
+    arrays = _arrays_in(line, node or line.statement)
     if not arrays and not must.known:
         return None
     listed = ", ".join(f"{name} is {shape}" for name, shape in arrays)
-    return must.sentence() + f"{numpy_text}" + (f"; in `{line.text(line.node or line.statement)}`, {listed}"
-                                                 if listed else "")
+    return must.sentence() + numpy_text.strip() + (f"; in `{line.text(node or line.statement)}`, {listed}"
+                                                   if listed else "")
+
+
+def _einsum(line: _Line, node) -> str:
+    """``numpy.einsum("nohw,oc->nchw", a, b)`` whose letters do not fit the operands: which letter has which size
+    in which operand, or which operand has more axes than letters."""
+    if not isinstance(node, ast.Call) or len(node.args) < 2:
+        return ""
+    try:
+        function, subscripts = line.value(node.func), line.value(node.args[0])
+        operands = [line.value(argument) for argument in node.args[1:]]
+    except _Unreadable:
+        return ""
+    if function is not numpy.einsum or not isinstance(subscripts, str) or "." in subscripts:
+        return ""
+    inputs = subscripts.replace(" ", "").split("->")[0].split(",")
+    if len(inputs) != len(operands) or not all(_is_array(operand) for operand in operands):
+        return ""
+    code, texts = line.text(node), [line.text(argument) for argument in node.args[1:]]
+    sizes = {}
+    for letters, operand, text in zip(inputs, operands, texts):
+        if len(letters) != operand.ndim:
+            return (f"in `{code}`, '{letters}' names {len(letters)} axes of {text}, which has {operand.ndim}: "
+                    f"{_shape(operand.shape)}")
+        for letter, size in zip(letters, operand.shape):
+            if letter in sizes and sizes[letter][0] != size:
+                other_size, other_text = sizes[letter]
+                return (f"in `{code}`, the letter {letter} is {other_size} in {other_text} but {size} in {text} "
+                        f"({', '.join(f'{t} is {_shape(o.shape)}' for t, o in zip(texts, operands))})")
+            sizes.setdefault(letter, (size, text))
+    return ""
+
+
+_SYMBOLS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//", ast.Pow: "**",
+            ast.Mod: "%", ast.MatMult: "@", ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">",
+            ast.GtE: ">="}
+
+
+def _two_operands(node):
+    """(left, symbol, right) of ``a @ b``, ``a * b``, ``a += b`` (symbol ``+=``) or ``a == b``, else None."""
+    if isinstance(node, ast.BinOp) and type(node.op) in _SYMBOLS:
+        return node.left, _SYMBOLS[type(node.op)], node.right
+    if isinstance(node, ast.AugAssign) and type(node.op) in _SYMBOLS:
+        return node.target, _SYMBOLS[type(node.op)] + "=", node.value
+    if isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in _SYMBOLS:
+        return node.left, _SYMBOLS[type(node.ops[0])], node.comparators[0]
+    return None
 
 
 def _handed_to_a_layer(line: _Line, node) -> str:
@@ -332,23 +381,24 @@ def _docstring_symbols(frame, expected) -> _Symbols:
     return found
 
 
-def _product(line: _Line, node: ast.BinOp, left, right, must: _Must) -> str:
-    a, b = line.text(node.left), line.text(node.right)
+def _product(line: _Line, left_node, right_node, left, right, must: _Must) -> str:
+    """``a @ b`` whose inner sizes differ: the shapes, the sizes that do not meet, and the product that fits."""
+    a, b = line.text(left_node), line.text(right_node)
     inner_left = left.shape[-1] if left.ndim else None
     inner_right = (right.shape[-2] if right.ndim >= 2 else right.shape[0]) if right.ndim else None
     rows = "rows" if right.ndim >= 2 else "entries"
     said = f"`{a} @ {b}` is {_shape(left.shape)} @ {_shape(right.shape)}"
     if inner_left is not None and inner_right is not None and inner_left != inner_right:
         said += f", and the {inner_left} columns of {a} do not meet the {inner_right} {rows} of {b}"
-    fit = _product_that_fits(line, node, left, right, must)
+    fit = _product_that_fits(line, left_node, right_node, left, right, must)
     return said + (f"; {fit}" if fit else "")
 
 
-def _product_that_fits(line: _Line, node: ast.BinOp, left, right, must: _Must) -> str:
+def _product_that_fits(line: _Line, left_node, right_node, left, right, must: _Must) -> str:
     """The product written with one factor transposed, or the two swapped, that gives the shape required."""
     if not must.known or left.ndim != 2 or right.ndim != 2:
         return ""
-    a, b = (_operand(line, node.left), left), (_operand(line, node.right), right)
+    a, b = (_operand(line, left_node), left), (_operand(line, right_node), right)
     turned_a, turned_b = (_transposed(a[0]), left.T), (_transposed(b[0]), right.T)
     candidates = [(a, turned_b), (turned_a, b), (turned_b, a), (b, turned_a), (turned_b, turned_a),
                   (turned_a, turned_b), (b, a)]  # one factor transposed first, then the two swapped
@@ -369,21 +419,16 @@ def _transposed(text: str) -> str:
     return text[:-2] if text.endswith(".T") else f"{text}.T"
 
 
-_SYMBOLS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//", ast.Pow: "**",
-            ast.Mod: "%"}
-
-
-def _elementwise(line: _Line, node: ast.BinOp, left, right, augmented: bool = False) -> str:
+def _elementwise(line: _Line, left_node, sign: str, right_node, left, right) -> str:
     """``a * b`` (or ``a += b``) of shapes that do not broadcast, or whose result does not fit in ``a``."""
-    a, b = line.text(node.left), line.text(node.right)
-    sign = _SYMBOLS.get(type(node.op), "with") + ("=" if augmented else "")
+    a, b = line.text(left_node), line.text(right_node)
     said = f"`{a} {sign} {b}` is {_shape(left.shape)} {sign} {_shape(right.shape)}"
     for axis in range(1, min(left.ndim, right.ndim) + 1):
         m, n = left.shape[-axis], right.shape[-axis]
         if m != n and m != 1 and n != 1:
-            return (said + f": elementwise, the shapes must agree axis by axis from the right (or be 1), and "
-                           f"{m} and {n} do not")
-    if augmented:
+            return (said + f": elementwise, shapes must match axis by axis from the right (or be 1 there), and {m} "
+                           f"does not match {n}")
+    if sign.endswith("=") and sign not in ("==", "!=", "<=", ">="):
         together = numpy.broadcast_shapes(left.shape, right.shape)
         if together != left.shape:
             return said + f": the result would be {_shape(together)}, which does not fit in {a}"
@@ -391,21 +436,22 @@ def _elementwise(line: _Line, node: ast.BinOp, left, right, augmented: bool = Fa
 
 
 def _arrays_in(line: _Line, node) -> list[tuple[str, str]]:
-    """(text, shape) of every array among the names, attributes and subscripts of ``node`` (each once)."""
-    found, seen = [], set()
+    """(text, shape) of every array among the names, attributes and subscripts of ``node``, each once, outermost
+    first: ``self.W.data[:, :, p, q]`` is named, not also ``self.W.data``."""
+    found, seen, inside = [], set(), set()
     for part in ast.walk(node):
-        if not isinstance(part, (ast.Name, ast.Attribute, ast.Subscript)):
+        if id(part) in inside or not isinstance(part, (ast.Name, ast.Attribute, ast.Subscript)):
             continue
         text = line.text(part)
-        if text in seen:
-            continue
-        seen.add(text)
         try:
             value = line.value(part)
         except _Unreadable:
             continue
         if _is_array(value):
-            found.append((text, _shape(value.shape)))
+            inside.update(id(child) for child in ast.walk(part))
+            if text not in seen:
+                seen.add(text)
+                found.append((text, _shape(value.shape)))
     return found
 
 

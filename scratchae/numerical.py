@@ -198,10 +198,13 @@ def _relation(analytic: numpy.ndarray, numeric: numpy.ndarray) -> str:
         factor = _factor(analytic, moved)
         if factor is None:
             continue
-        moved_how = "transposed" if analytic.ndim == 2 else f"with its axes in the order {axes}"
+        if analytic.ndim == 2:
+            moved_how, cause = "transposed", "a product's factors swapped, or a .T missing"
+        else:
+            moved_how = f"with its axes in the order {axes}"
+            cause = "an einsum's or a transpose's axes in another order"
         if abs(factor - 1.0) < 1e-3:
-            return (f"analytic = numerical {moved_how}: the right numbers in the wrong places (a product's factors "
-                    f"swapped, or a .T missing)")
+            return f"analytic = numerical {moved_how}: the right numbers in the wrong places ({cause})"
         return f"analytic = {factor:.6g} x numerical {moved_how}: transposed, and {_what_factor(factor)}"
     return ""
 

@@ -205,8 +205,8 @@ def test_a_weight_gradient_of_crossed_factors_names_its_shape_and_the_product_th
 def test_an_elementwise_product_of_shapes_that_do_not_broadcast_names_them(tmp_path, capsys):
     path, line = write(tmp_path, "my_layers.py", DENSE, "self.W.grad = self.x.T @ dy", "self.W.grad = self.x * dy")
     said = ("Dense.backward raised ValueError: dL/dW must be (D_in, D_out) = (5, 3); `self.x * dy` is (4, 5) * "
-            "(4, 3): elementwise, the shapes must agree axis by axis from the right (or be 1), and 5 and 3 do not "
-            f"(my_layers.py, line {line})")
+            "(4, 3): elementwise, shapes must match axis by axis from the right (or be 1 there), and 5 does not "
+            f"match 3 (my_layers.py, line {line})")
     assert check_layer(load_file(path).Dense(5, 3)).mistakes == [said]
     assert f"mistake: {said}" in command(["gradcheck", "--layer", f"{path}:Dense(5, 3)"], capsys)[1]
 
@@ -323,8 +323,8 @@ def test_check_model_names_the_shapes_inside_a_model(tmp_path):
     mine = load_file(path).Dense(4, 3)
     model = Autoencoder(Sequential([Dense(6, 4, rng=0), Sigmoid(), mine]), Sequential([Dense(3, 6, rng=1), Sigmoid()]))
     (mistake,) = check_model(model, MSELoss(), input_shape=(5, 6)).mistakes
-    assert mistake == ("Autoencoder.backward raised ValueError: dL/dW must be (4, 3); `dy @ self.x` is (5, 3) @ (5, 4), "
-                       "and the 3 columns of dy do not meet the 5 rows of self.x; `self.x.T @ dy` would be (4, 5) @ "
+    assert mistake == ("Autoencoder.backward raised ValueError: dL/dW must be (4, 3); `dy @ self.x` is (5, 3) @ "
+                       "(5, 4), and the 3 columns of dy do not meet the 5 rows of self.x; `self.x.T @ dy` would be (4, 5) @ "
                        f"(5, 3) = (4, 3) (my_layers.py, line {line})")
 
 
@@ -352,8 +352,8 @@ def test_a_kernel_flipped_in_the_loop_form_is_flipped_once_too_often(tmp_path, c
     exercise_answer(tmp_path, "conv2d", LOOP_FLIPPED)
     verdict = exercise_verdict(tmp_path, "conv2d", capsys)
     assert verdict.endswith("; the kernel is flipped once too often: your dL/dx is the right one for the kernel "
-                            "W[:, :, ::-1, ::-1] (turned by 180 degrees); in a loop over the kernel's positions (p, q), "
-                            "as the forward pass makes, dL/dx takes W[:, :, p, q] as it is")
+                            "W[:, :, ::-1, ::-1] (turned by 180 degrees); in a loop over the kernel's positions "
+                            "(p, q), as the forward pass makes, dL/dx takes W[:, :, p, q] as it is")
     right = tmp_path / "right"
     exercise_answer(right, "conv2d", LOOP_FLIPPED.replace("k - 1 - p, k - 1 - q", "p, q"))
     assert exercises.check_one(right, "conv2d").right
@@ -366,3 +366,27 @@ def test_an_in_place_sum_whose_result_does_not_fit_says_so(tmp_path):
             "the result would be (4, 3), which does not fit in self.b.grad (my_layers.py, line "
             f"{line_of(path, 'self.b.grad += dy')})")
     assert check_layer(load_file(path).Dense(5, 3)).mistakes == [said]
+
+
+def test_an_einsum_whose_letters_do_not_fit_names_the_letter_and_its_sizes(tmp_path, capsys):
+    """The kernel's slice transposed, in a product that spans two lines: the message gives it on one."""
+    path, line = write(tmp_path, "my_conv.py", conv_source(), "kernel[:, :, p, q])", "kernel[:, :, p, q].T)")
+    wrong = 'numpy.einsum("nohw,oc->nchw", full[:, :, p:p + rows, q:q + columns], kernel[:, :, p, q].T)'
+    said = (f"Conv2D.backward raised ValueError: in `{wrong}`, the letter o is 3 in full[:, :, p:p + rows, q:q + "
+            "columns] but 2 in kernel[:, :, p, q].T (full[:, :, p:p + rows, q:q + columns] is (2, 3, 6, 6), "
+            f"kernel[:, :, p, q].T is (2, 3)) (my_conv.py, line {line - 1})")
+    assert check_layer(load_file(path).Conv2D(2, 3, 3), input_shape=(2, 2, 6, 6)).mistakes == [said]
+    status, out = command(["gradcheck", "--layer", f"{path}:Conv2D(2, 3, 3)", "--input-shape", "2,2,6,6"], capsys)
+    assert status == 1 and f"mistake: {said}" in out
+
+
+def test_a_kernel_gradient_with_its_channels_swapped_is_named(tmp_path, capsys):
+    """With as many input as output channels, dW[o, c] written as dW[c, o] keeps its shape: its numbers tell."""
+    path, _ = write(tmp_path, "my_conv.py", conv_source(), '"nohw,nchw->oc"', '"nohw,nchw->co"')
+    report = check_layer(load_file(path).Conv2D(3, 3, 3), input_shape=(2, 3, 6, 6))
+    (wrong,) = [check for check in report.checks if not check.passed(report.tolerance)]
+    told = ("analytic = numerical with its axes in the order (1, 0, 2, 3): the right numbers in the wrong places (an "
+            "einsum's or a transpose's axes in another order)")
+    assert wrong.name == "W" and wrong.hint == told
+    status, out = command(["gradcheck", "--layer", f"{path}:Conv2D(3, 3, 3)", "--input-shape", "2,3,6,6"], capsys)
+    assert status == 1 and told in out
