@@ -324,8 +324,8 @@ def test_check_model_names_the_shapes_inside_a_model(tmp_path):
     model = Autoencoder(Sequential([Dense(6, 4, rng=0), Sigmoid(), mine]), Sequential([Dense(3, 6, rng=1), Sigmoid()]))
     (mistake,) = check_model(model, MSELoss(), input_shape=(5, 6)).mistakes
     assert mistake == ("Autoencoder.backward raised ValueError: dL/dW must be (4, 3); `dy @ self.x` is (5, 3) @ "
-                       "(5, 4), and the 3 columns of dy do not meet the 5 rows of self.x; `self.x.T @ dy` would be (4, 5) @ "
-                       f"(5, 3) = (4, 3) (my_layers.py, line {line})")
+                       "(5, 4), and the 3 columns of dy do not meet the 5 rows of self.x; `self.x.T @ dy` would be "
+                       f"(4, 5) @ (5, 3) = (4, 3) (my_layers.py, line {line})")
 
 
 def test_a_gradient_handed_to_the_wrong_layer_says_which_layer_got_which_shape(tmp_path, capsys):
