@@ -6,9 +6,12 @@ For a layer, loss or model of your own, one call does it all, from a notebook::
     print(report)                                          # the table; report.passed is a bool
 
 It checks a float64 copy (your float32 layer is left as it was) with the numerical gradients of
-:mod:`scratchae.numerical`, and names every break of the layer protocol on the way: an exception and its line,
-``backward`` returning None, a gradient never set or of the wrong shape or dtype, ``dy`` changed in place,
-gradients added up over calls. ``scratchae gradcheck --layer my_layers.py:MyTanh`` runs it from a terminal.
+:mod:`scratchae.numerical`, and names every break of the layer protocol on the way: an exception and its line, told
+in your words (:mod:`scratchae.mistakes`: the product whose shapes do not fit and the shape its result must have, a
+``+=`` on a gradient still None), ``backward`` returning None, a gradient never set or of the wrong shape or dtype,
+``dy`` changed in place, gradients added up over calls. A wrong gradient that is the right one transposed, of the
+other sign, times a constant, or (for a convolution) with its kernel not flipped, is said to be so.
+``scratchae gradcheck --layer my_layers.py:MyTanh`` runs it from a terminal.
 """
 
 from __future__ import annotations
@@ -151,7 +154,7 @@ def _protocol_of_layer(twin, named, x, rng, report):
 
     def right(path, array, gradient) -> bool:  # whether ``gradient`` is dL/d(array), for ``upstream``
         check = compare(path, lambda _: twin.forward(x), array, gradient, upstream, rng=0)
-        return check.passed(LAYER_TOLERANCE)
+        return check.passed(report.tolerance)
 
     _require_array(report, f"{name}.backward", "returned dL/dx", dx, x, lambda g: right("x", x, g))
     grads = [_parameter_gradient(report, name, path, parameter, lambda g, p=parameter, n=path: right(n, p.data, g))
