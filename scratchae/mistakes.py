@@ -194,15 +194,15 @@ def _shapes(line: _Line, function, expected, numpy_text: str) -> str | None:
     letters = _einsum(line, node)
     if letters:
         return must.sentence() + letters
-    operation = _two_operands(node)
+    operation = _two_operands(line, node)
     if operation is not None:
         left_node, symbol, right_node = operation
         try:
             left, right = line.value(left_node), line.value(right_node)
         except _Unreadable:
             left = right = None
-        if _is_array(left) and _is_array(right) and symbol == "@":
-            return must.sentence() + _product(line, left_node, right_node, left, right, must)
+        if _is_array(left) and _is_array(right) and (symbol == "@" or symbol.endswith("(@)")):
+            return must.sentence() + _product(line, left_node, symbol, right_node, left, right, must)
         if _is_array(left) and _is_array(right):
             return must.sentence() + _elementwise(line, left_node, symbol, right_node, left, right)
     arrays = _arrays_in(line, node or line.statement)
@@ -248,8 +248,16 @@ _SYMBOLS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDi
             ast.GtE: ">="}
 
 
-def _two_operands(node):
-    """(left, symbol, right) of ``a @ b``, ``a * b``, ``a += b`` (symbol ``+=``) or ``a == b``, else None."""
+def _two_operands(line: _Line, node):
+    """(left, symbol, right) of ``a @ b``, ``a * b``, ``a += b`` (symbol ``+=``) or ``a == b``, else None; a
+    product written ``numpy.dot(a, b)`` or ``numpy.matmul(a, b)`` has the symbol ``numpy.dot(@)``."""
+    if isinstance(node, ast.Call) and len(node.args) == 2 and not node.keywords:
+        try:
+            function = line.value(node.func)
+        except _Unreadable:
+            return None
+        if function is numpy.dot or function is numpy.matmul:
+            return node.args[0], f"{line.text(node.func)}(@)", node.args[1]
     if isinstance(node, ast.BinOp) and type(node.op) in _SYMBOLS:
         return node.left, _SYMBOLS[type(node.op)], node.right
     if isinstance(node, ast.AugAssign) and type(node.op) in _SYMBOLS:
@@ -381,20 +389,29 @@ def _docstring_symbols(frame, expected) -> _Symbols:
     return found
 
 
-def _product(line: _Line, left_node, right_node, left, right, must: _Must) -> str:
-    """``a @ b`` whose inner sizes differ: the shapes, the sizes that do not meet, and the product that fits."""
+def _product(line: _Line, left_node, symbol: str, right_node, left, right, must: _Must) -> str:
+    """``a @ b`` (or ``numpy.dot(a, b)``: ``symbol`` ``numpy.dot(@)``) whose inner sizes differ: the shapes, the
+    sizes that do not meet, and the product that fits."""
     a, b = line.text(left_node), line.text(right_node)
+    written = _written_as(symbol)
     inner_left = left.shape[-1] if left.ndim else None
     inner_right = (right.shape[-2] if right.ndim >= 2 else right.shape[0]) if right.ndim else None
     rows = "rows" if right.ndim >= 2 else "entries"
-    said = f"`{a} @ {b}` is {_shape(left.shape)} @ {_shape(right.shape)}"
+    said = f"`{written(a, b)}` is {_shape(left.shape)} @ {_shape(right.shape)}"
     if inner_left is not None and inner_right is not None and inner_left != inner_right:
         said += f", and the {inner_left} columns of {a} do not meet the {inner_right} {rows} of {b}"
-    fit = _product_that_fits(line, left_node, right_node, left, right, must)
+    fit = _product_that_fits(line, left_node, right_node, left, right, must, written)
     return said + (f"; {fit}" if fit else "")
 
 
-def _product_that_fits(line: _Line, left_node, right_node, left, right, must: _Must) -> str:
+def _written_as(symbol: str):
+    """How the learner wrote a product: ``a @ b``, or ``numpy.dot(a, b)`` for the symbol ``numpy.dot(@)``."""
+    if symbol == "@":
+        return lambda a, b: f"{a} @ {b}"
+    return lambda a, b: f"{symbol.removesuffix('(@)')}({a}, {b})"
+
+
+def _product_that_fits(line: _Line, left_node, right_node, left, right, must: _Must, written) -> str:
     """The product written with one factor transposed, or the two swapped, that gives the shape required."""
     if not must.known or left.ndim != 2 or right.ndim != 2:
         return ""
@@ -404,7 +421,7 @@ def _product_that_fits(line: _Line, left_node, right_node, left, right, must: _M
                   (turned_a, turned_b), (b, a)]  # one factor transposed first, then the two swapped
     for (first, x), (second, y) in candidates:
         if x.shape[1] == y.shape[0] and (x.shape[0], y.shape[1]) == tuple(must.shape):
-            return (f"`{first} @ {second}` would be {_shape(x.shape)} @ {_shape(y.shape)} = "
+            return (f"`{written(first, second)}` would be {_shape(x.shape)} @ {_shape(y.shape)} = "
                     f"{_shape(tuple(must.shape))}")
     return ""
 

@@ -211,14 +211,24 @@ def test_an_elementwise_product_of_shapes_that_do_not_broadcast_names_them(tmp_p
     assert f"mistake: {said}" in command(["gradcheck", "--layer", f"{path}:Dense(5, 3)"], capsys)[1]
 
 
-def test_any_shape_error_on_the_learners_line_names_the_arrays_there(tmp_path, capsys):
-    """A product NumPy makes in a function (not ``@``) keeps NumPy's words, with every array of the line sized."""
+def test_a_product_written_with_numpy_dot_reads_the_same(tmp_path):
     path, line = write(tmp_path, "my_layers.py", DENSE, "return dy @ self.W.data.T",
                        "return numpy.dot(dy, self.W.data)")
+    assert check_layer(load_file(path).Dense(5, 3)).mistakes == [
+        "Dense.backward raised ValueError: dL/dx must be (N, D_in) = (4, 5); `numpy.dot(dy, self.W.data)` is (4, 3) "
+        "@ (5, 3), and the 3 columns of dy do not meet the 5 rows of self.W.data; `numpy.dot(dy, self.W.data.T)` "
+        f"would be (4, 3) @ (3, 5) = (4, 5) (my_layers.py, line {line})"]
+
+
+def test_any_other_shape_error_on_the_learners_line_names_the_arrays_there(tmp_path):
+    """An error NumPy raises where no product or elementwise operation can be read keeps NumPy's words, with every
+    array of the learner's expression sized."""
+    path, line = write(tmp_path, "my_layers.py", DENSE, "return dy @ self.W.data.T",
+                       "return numpy.concatenate([dy, self.x]).reshape(4, 5)")
     (mistake,) = check_layer(load_file(path).Dense(5, 3)).mistakes
-    assert mistake.startswith("Dense.backward raised ValueError: dL/dx must be (N, D_in) = (4, 5); shapes (4,3) "
-                              "and (5,3) not aligned")
-    assert mistake.endswith(f"; in `numpy.dot(dy, self.W.data)`, dy is (4, 3), self.W.data is (5, 3) "
+    assert mistake.startswith("Dense.backward raised ValueError: dL/dx must be (N, D_in) = (4, 5); all the input "
+                              "array dimensions except for the concatenation axis must match exactly")
+    assert mistake.endswith("; in `numpy.concatenate([dy, self.x])`, dy is (4, 3), self.x is (4, 5) "
                             f"(my_layers.py, line {line})")
 
 
