@@ -235,7 +235,7 @@ def _einsum(line: _Line, node) -> str:
             return (f"in `{code}`, '{letters}' names {len(letters)} axes of {text}, which has {operand.ndim}: "
                     f"{_shape(operand.shape)}")
         for letter, size in zip(letters, operand.shape):
-            if letter in sizes and sizes[letter][0] != size:
+            if letter in sizes and sizes[letter][0] != size and 1 not in (size, sizes[letter][0]):
                 other_size, other_text = sizes[letter]
                 return (f"in `{code}`, the letter {letter} is {other_size} in {other_text} but {size} in {text} "
                         f"({', '.join(f'{t} is {_shape(o.shape)}' for t, o in zip(texts, operands))})")
@@ -276,7 +276,7 @@ def _handed_to_a_layer(line: _Line, node) -> str:
         given = [line.value(argument) for argument in node.args[:1]]
     except _Unreadable:
         return ""
-    if not given or not _is_array(given[0]) or not callable(getattr(layer, "forward", None)):
+    if not given or not _is_array(given[0]) or not callable(inspect.getattr_static(layer, "forward", None)):
         return ""
     return (f"`{line.text(node)}` handed {type(layer).__name__}.backward a gradient of shape {_shape(given[0].shape)} "
             f"that does not fit it: a layer's backward takes the gradient of its own output (are the layers asked in "
