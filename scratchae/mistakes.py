@@ -336,16 +336,28 @@ def _is_called(frame, function) -> bool:
 
 
 def _returned_names(function) -> set[str]:
-    if function is None:
-        return set()
-    return {node.value.id for node in ast.walk(function)
-            if isinstance(node, ast.Return) and isinstance(node.value, ast.Name)}
+    """The names a ``return`` gives back, alone or scaled (``return dx``, ``return grad / len(labels)``): each has
+    the shape of the result."""
+    names = set()
+    for node in ast.walk(function) if function is not None else ():
+        parts = [node.value] if isinstance(node, ast.Return) and node.value is not None else []
+        while parts:
+            part = parts.pop()
+            if isinstance(part, ast.Name):
+                names.add(part.id)
+            elif isinstance(part, ast.BinOp) and not isinstance(part.op, ast.MatMult):
+                parts += [part.left, part.right]
+            elif isinstance(part, ast.UnaryOp):
+                parts.append(part.operand)
+    return names
 
 
-_SHAPE_IN_DOCSTRING = re.compile(r"\b(d?(?:x|y|pred))\s*:\s*\(([A-Za-z_][\w, ]*)\)")
+#: ``dy: (N, D_out)``, ``pred, target: (N, D)``, ``dL/dlogits: (N, C)``: a name, the symbols of its shape.
+_SHAPE_IN_DOCSTRING = re.compile(r"\b(d?(?:x|y|pred|logits))(?:\s*,\s*\w+)*\s*:\s*\(([A-Za-z_][\w, ]*)\)")
 
 #: Which array of :attr:`Expected.shapes` sizes each name a docstring gives a shape to (``dy: (N, D_out)``).
-_SIZED_BY = {"x": "x", "dx": "x", "y": "dy", "dy": "dy", "pred": "pred", "dpred": "pred"}
+_SIZED_BY = {"x": "x", "dx": "x", "y": "dy", "dy": "dy", "pred": "pred", "dpred": "pred", "logits": "pred",
+             "dlogits": "pred"}
 
 
 @dataclass

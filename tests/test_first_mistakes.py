@@ -15,7 +15,7 @@ import pytest
 
 from scratchae import exercises
 from scratchae.cli import main
-from scratchae.gradcheck import check_layer, check_model
+from scratchae.gradcheck import check_layer, check_loss, check_model
 from scratchae.layers import Dense, Sequential, Sigmoid
 from scratchae.learner_files import load_file
 from scratchae.losses import MSELoss
@@ -400,3 +400,49 @@ def test_a_kernel_gradient_with_its_channels_swapped_is_named(tmp_path, capsys):
     assert wrong.name == "W" and wrong.hint == told
     status, out = command(["gradcheck", "--layer", f"{path}:Conv2D(3, 3, 3)", "--input-shape", "2,3,6,6"], capsys)
     assert status == 1 and told in out
+
+
+#: A learner's softmax cross-entropy, as the exercise gives it, whose backward builds its one-hot labels.
+SOFTMAX_CROSS_ENTROPY = '''
+import numpy
+
+from scratchae.losses import Loss
+
+
+class SoftmaxCrossEntropyLoss(Loss):
+    targets = "labels"
+
+    def forward(self, logits, labels):
+        """logits: (N, C) floats, labels: (N,) integers in [0, C) -> a 0-d array."""
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        log_probs = shifted - numpy.log(numpy.exp(shifted).sum(axis=1, keepdims=True))
+        self.cache = (log_probs, labels)
+        return -log_probs[numpy.arange(len(labels)), labels].mean()
+
+    def backward(self):
+        """-> dL/dlogits: (N, C)."""
+        log_probs, labels = self.cache
+        one_hot = numpy.eye(log_probs.shape[1])[labels]
+        grad = numpy.exp(log_probs) - one_hot
+        return grad / len(labels)
+'''
+
+
+def test_check_loss_names_the_shapes_of_a_one_hot_of_the_wrong_size(tmp_path, capsys):
+    """``numpy.eye(N)`` where ``numpy.eye(C)`` belongs: the loss's gradient and its one-hot labels do not match."""
+    path, line = write(tmp_path, "my_losses.py", SOFTMAX_CROSS_ENTROPY, "numpy.eye(log_probs.shape[1])",
+                       "numpy.eye(len(labels))")
+    grad_line = line_of(path, "grad = numpy.exp(log_probs) - one_hot")
+    said = ("SoftmaxCrossEntropyLoss.backward raised ValueError: dL/dpred must be (N, C) = (5, 4); "
+            "`numpy.exp(log_probs) - one_hot` is (5, 4) - (5, 5): elementwise, shapes must match axis by axis from "
+            f"the right (or be 1 there), and 4 does not match 5 (my_losses.py, line {grad_line})")
+    assert check_loss(load_file(path).SoftmaxCrossEntropyLoss(), input_shape=(5, 4)).mistakes == [said]
+    right = tmp_path / "right.py"
+    right.write_text(SOFTMAX_CROSS_ENTROPY, encoding="utf-8")
+    assert check_loss(load_file(right).SoftmaxCrossEntropyLoss(), input_shape=(5, 4)).passed
+    code = "log_probs, labels = self.cache\none_hot = numpy.eye(len(labels))[labels]\n" \
+           "grad = numpy.exp(log_probs) - one_hot\nreturn grad / len(labels)"
+    stub = exercise_answer(tmp_path / "exercises", "softmax_cross_entropy", code)
+    verdict = exercise_verdict(tmp_path / "exercises", "softmax_cross_entropy", capsys)
+    assert verdict.endswith(said.replace("my_losses.py", "07_softmax_cross_entropy.py").replace(
+        f"line {grad_line}", f"line {line_of(stub, 'grad = numpy.exp(log_probs) - one_hot')}"))
