@@ -28,6 +28,7 @@ import inspect
 import linecache
 import operator
 import re
+import textwrap
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -534,10 +535,17 @@ def kernel_turned(layer, named, x, dx, upstream, tolerance: float, h: float = 1e
 
 
 def _source(function) -> str:
+    """The code of ``function`` without its docstring and comments (whose words may say "flip"), or ""."""
     try:
-        return inspect.getsource(function)
-    except (OSError, TypeError):
+        tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
+    except (OSError, TypeError, SyntaxError):
         return ""
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) and isinstance(body[0].value,
+                                                                                             ast.Constant):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.unparse(tree)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -112,7 +112,8 @@ for p in range(k):
 return dx_pad[:, :, pad:dx_pad.shape[2] - pad, pad:dx_pad.shape[3] - pad]
 '''.strip()
 
-FLIPPED, UNFLIPPED = "kernel = self.W.data[:, :, ::-1, ::-1]", "kernel = self.W.data"
+#: The flip forgotten; the comment (words about the flip are not a flip) is ignored.
+FLIPPED, UNFLIPPED = "kernel = self.W.data[:, :, ::-1, ::-1]", "kernel = self.W.data  # to flip: [:, :, ::-1, ::-1]"
 
 
 def write(folder, name: str, source: str, right: str, wrong: str):
