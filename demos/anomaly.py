@@ -80,7 +80,7 @@ demo.record("anomaly detection", auroc=round(auroc, 4), threshold=round(threshol
 demo.save(plots.score_histogram(scores[~is_anomaly], scores[is_anomaly], threshold=threshold,
                                 score_label="reconstruction MSE", threshold_label="threshold (95 % of normal below)",
                                 title=f"{dataset.name}: class {NORMAL_CLASS} as normal"),
-          "27_anomaly_histogram.png",
+          "28_anomaly_histogram.png",
           f"Reconstruction errors of the {int((~is_anomaly).sum()):,} normal (class {NORMAL_CLASS}) and "
           f"{int(is_anomaly.sum()):,} anomalous test images, each histogram of area 1; the dashed threshold "
           f"{threshold:.4f} keeps 95 % of the normal images below it (an autoencoder trained {epochs} epochs on "
@@ -98,7 +98,7 @@ demo.save(plots.score_histogram(scores[~is_anomaly], scores[is_anomaly], thresho
 fpr, tpr, _ = anomaly.roc(scores, is_anomaly)
 demo.save(plots.roc_curve(fpr, tpr, auroc=auroc, point=(costs["false_alarm_rate"], 1 - costs["miss_rate"]),
                           point_label="the threshold above", title=f"{dataset.name}: class {NORMAL_CLASS} as normal"),
-          "28_anomaly_roc.png",
+          "29_anomaly_roc.png",
           f"ROC curve of the reconstruction error with class {NORMAL_CLASS} as normal: AUROC {auroc:.3f}; the dot is "
           f"the threshold of the histogram ({costs['false_alarm_rate']:.1%} false alarms, "
           f"{1 - costs['miss_rate']:.1%} of the anomalies caught).")
@@ -139,7 +139,7 @@ columns = 8 if len(most_normal) % 8 == 0 else len(most_normal)
 demo.save(plots.side_by_side_mosaics({f"the {len(most_normal)} most normal": dataset.x_test[most_normal],
                                       f"the {len(most_anomalous)} most anomalous": dataset.x_test[most_anomalous]},
                                      shape, columns=columns, title=f"Class {NORMAL_CLASS} as normal"),
-          "29_most_normal_most_anomalous.png",
+          "30_most_normal_most_anomalous.png",
           f"The {len(most_normal)} test images with the lowest reconstruction error (left, "
           f"{int(numpy.sum(~is_anomaly[most_normal]))} of them of class {NORMAL_CLASS}) and the "
           f"{len(most_anomalous)} with the highest (right, {int(numpy.sum(is_anomaly[most_anomalous]))} of them "
@@ -181,7 +181,7 @@ zeros = {label: float(numpy.mean(code == 0.0)) for label, code in codes.items()}
 demo.save(plots.code_distributions({f"{label}: mean {means[label]:.2f}, {zeros[label]:.0%} zeros": code
                                     for label, code in codes.items()},
                                    title="Code values of the test images, without and with the L1 penalty"),
-          "30_sparse_code_values.png",
+          "31_sparse_code_values.png",
           f"The 32 code values of every test image, for the 784-32-784 network trained {sparse_epochs} epochs without "
           f"a penalty (mean code {means['plain']:.2f}, {zeros['plain']:.0%} zeros, test MSE {errors['plain']:.4f}) "
           f"and with l1 = 1e-4 (mean {means['sparse']:.2f}, {zeros['sparse']:.0%} zeros, test MSE "

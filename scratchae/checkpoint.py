@@ -44,6 +44,8 @@ from scratchae.atomic_files import write_atomically
 from scratchae.conv import Conv2D, ConvTranspose2D, Flatten, MaxPool2D, Reshape, UpSampling2D
 from scratchae.layers import INITS, Dense, Identity, Layer, ReLU, Sequential, Sigmoid
 from scratchae.models import Autoencoder, Classifier, DenoisingAutoencoder, Model, VariationalAutoencoder
+from scratchae.engine import forms as engine_forms
+from scratchae.engine.adam import FastAdam
 from scratchae.sparse import SparseAutoencoder
 from scratchae.optim import SGD, Adam, Optimizer
 from scratchae.training import History
@@ -113,7 +115,7 @@ def save(path, model: Model, optimizer: Optimizer | None = None, history: Histor
 
 def _optimizer_meta(optimizer: Optimizer) -> dict:
     state = optimizer.state_dict()
-    return {"type": type(optimizer).__name__, "hyperparameters": state["hyperparameters"], "steps": state["steps"]}
+    return {"type": getattr(optimizer, "saved_as", type(optimizer).__name__), "hyperparameters": state["hyperparameters"], "steps": state["steps"]}
 
 
 def _optimizer_arrays(optimizer: Optimizer) -> dict[str, numpy.ndarray]:
@@ -130,8 +132,11 @@ def _optimizer_arrays(optimizer: Optimizer) -> dict[str, numpy.ndarray]:
 # Loading
 
 
-def load(path, *, device: str = "cpu") -> Checkpoint:
+def load(path, *, device: str = "cpu", fast: bool = False) -> Checkpoint:
     """Read a checkpoint written by :func:`save`; the model (and optimizer state) are put on ``device``.
+
+    The model is built of the lesson's layers, or of the engine's forms of them with ``fast=True`` (and its Adam
+    as the engine's :class:`~scratchae.engine.adam.FastAdam`): the file is the same for both floors.
 
     Raises
     ------
@@ -145,13 +150,13 @@ def load(path, *, device: str = "cpu") -> Checkpoint:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
-        return _load(path, device)
+        return _load(path, device, fast)
     except CheckpointError as error:
         # the checks below say what is wrong; the file's name is added once, here
         raise CheckpointError(f"{path}: {error}") from error.__cause__
 
 
-def _load(path: str, device: str) -> Checkpoint:
+def _load(path: str, device: str, fast: bool) -> Checkpoint:
     with _Archive(path) as archive:
         meta = _read_meta(archive)
         dtype = _check_meta(meta)
@@ -163,6 +168,10 @@ def _load(path: str, device: str) -> Checkpoint:
     for name, parameter in model.named_parameters():
         parameter.data = weights[name]
     model.to(device)
+    if fast:
+        engine_forms.fast(model)
+        if type(optimizer) is Adam:
+            optimizer.__class__ = FastAdam  # the same state and hyperparameters, the engine's update
     if optimizer is not None:
         optimizer.load_state_arrays(steps, {state_name: [None if array is None else to_device(array, device)
                                                          for array in arrays]

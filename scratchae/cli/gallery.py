@@ -36,9 +36,10 @@ DEMOS = {
         "21_conv_filters.png", "22_conv_feature_maps.png", "23_dense_vs_conv_reconstructions.png",
         "24_dense_vs_conv_denoising.png", "25_dense_vs_conv_vae_manifold.png")),
     "write_a_layer": ("Your turn: write a layer, check it, train with it", ("26_write_a_layer.png",)),
+    "two_floors": ("Two floors: the lesson's convolution and the engine's, the same numbers", ("27_two_floors.png",)),
     "anomaly": ("What autoencoders are for: anomaly detection, and sparse codes", (
-        "27_anomaly_histogram.png", "28_anomaly_roc.png", "29_most_normal_most_anomalous.png",
-        "30_sparse_code_values.png")),
+        "28_anomaly_histogram.png", "29_anomaly_roc.png", "30_most_normal_most_anomalous.png",
+        "31_sparse_code_values.png")),
 }
 
 #: The pages (HTML files that open from the disk) a demo writes beside its figures: the 2-d latent explorers.
