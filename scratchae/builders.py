@@ -80,14 +80,14 @@ def linear_latent_autoencoder(latent_dim: int = 16, *, input_dim: int = MNIST_FE
 
 
 def sparse_autoencoder(latent_dim: int = 32, l1: float = 1e-4, *, input_dim: int = MNIST_FEATURES, seed=0,
-                       dtype=DEFAULT_DTYPE) -> SparseAutoencoder:
+                       dtype=DEFAULT_DTYPE, fast: bool = False) -> SparseAutoencoder:
     """The sparse autoencoder of Chollet's "Building Autoencoders in Keras": one Dense layer of 32 with ReLU as the
     code (784-32) and one Dense layer with a sigmoid back (32-784), the code's activity penalised by ``l1 * sum|h|``
     per image (his ``activity_regularizer=regularizers.l1(10e-5)``). Train it with ``SparseLoss(model.l1)``."""
     rng = numpy.random.default_rng(seed)
     encoder = _stack([input_dim, latent_dim], [ReLU], rng, dtype)
     decoder = _stack([latent_dim, input_dim], [Sigmoid], rng, dtype)
-    return SparseAutoencoder(encoder, decoder, l1=l1)
+    return _on_floor(SparseAutoencoder(encoder, decoder, l1=l1), fast)
 
 
 def mlp_classifier(latent_dim: int = 16, *, n_classes: int = 10, input_dim: int = MNIST_FEATURES, seed=0,
