@@ -112,14 +112,20 @@ class SparseLoss(Loss):
         self.cache = (h, rebuilt, penalty)
         return rebuilt + penalty
 
+    def check(self, out, target) -> None:
+        """Raise an error that names the problem unless ``out`` is (x_hat, h) and x_hat matches target."""
+        if not isinstance(out, (tuple, list)) or len(out) != 2:
+            raise ValueError("SparseLoss takes the sparse autoencoder's output (x_hat, h)")
+        self.pixel_loss.check(out[0], target)
+
     def backward(self):
         """-> (dL/dx_hat (N, D), dL/dh (N, Z))."""
-        h, _, _ = self._cached()
+        h, _, _ = self.cache
         return self.pixel_loss.backward(), l1_penalty_backward(h, self.l1)  # (N, D), (N, Z) = l1 * sign(h) / N
 
     def metrics(self):
         """``reconstruction`` and ``l1_penalty`` (the two terms), ``code_mean`` (the mean |h|) of the last batch."""
-        h, rebuilt, penalty = self._cached()
+        h, rebuilt, penalty = self.cache
         xp = get_namespace(h)
         return {"reconstruction": float(rebuilt), "l1_penalty": float(penalty),
                 "code_mean": float(xp.mean(xp.abs(h)))}
