@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 LESSON_IMPORTS = """
-import scratchae.layers, scratchae.losses, scratchae.optim, scratchae.models
+import scratchae.layers, scratchae.losses, scratchae.optim, scratchae.models, scratchae.sparse
 from scratchae.training import train_step
 """
 
@@ -32,7 +32,7 @@ def forbidden_among(modules: set[str]) -> list[str]:
 
 def test_importing_the_lesson_loads_no_progress_bar_network_archive_or_plotting_module():
     loaded = modules_loaded_by(LESSON_IMPORTS)
-    assert {"scratchae.models", "scratchae.training"} <= loaded  # the imports did run
+    assert {"scratchae.models", "scratchae.sparse", "scratchae.training"} <= loaded  # the imports did run
     assert forbidden_among(loaded) == []
 
 
