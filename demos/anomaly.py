@@ -146,6 +146,23 @@ demo.save(plots.side_by_side_mosaics({f"the {len(most_normal)} most normal": dat
           f"anomalies).")
 
 # %% [markdown]
+# ## On a harder data set, against classical detectors
+#
+# Digits are an easy case: a zero is a ring, and little else is. `benchmarks/one_class.py` runs the same protocol
+# on every class of Fashion-MNIST (6,000 training images of one kind of garment, 10,000 test images), for four
+# autoencoders and three classical detectors fit on the same images (see `benchmarks/README.md` for the table, the
+# steps and the machine). Its mean AUROC over the ten classes: the dense autoencoder 0.913, the VAE's
+# reconstruction error 0.912, PCA's reconstruction error 0.905, the one-class SVM 0.890, the convolutional
+# autoencoder 0.840, the VAE's negative ELBO 0.733, and an **IsolationForest 0.917**, ahead of every autoencoder
+# here: the target of 0.93 is not met. Why, as far as the table shows: an error summed over pixels grows with how
+# much detail an image has as well as with how unusual it is, so an anomaly with little detail can rebuild better
+# than a normal image with much, and the dense autoencoder does little better than PCA, a linear model of the same
+# pixels (0.913 against 0.905). The convolutional model's code holds 128 numbers and rebuilds shapes it never saw
+# (0.840). The VAE's likelihood favours images with few lit pixels whatever their class (Nalisnick et al., "Do Deep
+# Generative Models Know What They Don't Know?", 2019): its AUROC falls below 0.5, worse than chance, with pullovers
+# or shirts as normal, and is its best with sandals as normal.
+
+# %% [markdown]
 # ## A sparse code
 #
 # Chollet's sparse autoencoder is the smallest network of his post, one Dense layer of 32 ReLU units as the code and
