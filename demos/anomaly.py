@@ -160,7 +160,7 @@ demo.save(plots.side_by_side_mosaics({f"the {len(most_normal)} most normal": dat
 # pixels (0.913 against 0.905). The convolutional model's code holds 128 numbers and rebuilds shapes it never saw
 # (0.840). The VAE's likelihood favours images with few lit pixels whatever their class (Nalisnick et al., "Do Deep
 # Generative Models Know What They Don't Know?", 2019): its AUROC falls below 0.5, worse than chance, with pullovers
-# or shirts as normal, and is its best with sandals as normal.
+# or shirts as normal, while with sandals as normal it is ahead of every other autoencoder (0.927).
 
 # %% [markdown]
 # ## A sparse code
