@@ -165,7 +165,8 @@ def table(results: list[dict], info: dict, seconds: float, cpu_seconds: float | 
         for i, (k, name) in enumerate(zip(result["classes"], result["class_names"])):
             row = [result["auroc"][kind][i] for kind in kinds]
             best = max(row)
-            lines.append(f"| {k if name == str(k) else f'{k} {name}'} | " + " | ".join(_cell(value, best) for value in row) + " |")
+            label = k if name == str(k) else f"{k} {name}"
+            lines.append(f"| {label} | " + " | ".join(_cell(value, best) for value in row) + " |")
         means = [sum(result["auroc"][kind]) / len(result["auroc"][kind]) for kind in kinds]
         lines.append("| **mean** | " + " | ".join(_cell(value, max(means)) for value in means) + " |")
         trained = {column: kind for kind in AUTOENCODERS for column in (kind, SECOND_SCORES.get(kind))}
@@ -178,7 +179,8 @@ def table(results: list[dict], info: dict, seconds: float, cpu_seconds: float | 
     blas = ", ".join(f"{b['api']} {b['architecture']}, {b['threads']} threads" for b in info["blas"])
     forced = ", ".join(f"{name}={value}" for name, value in info["forced"].items()) or "none"
     lines.append(f"Measured on {info['cpu']} (family/model {info['family/model']}, {info['cores']} cores, shared with "
-                 f"other work), BLAS: {blas} (1 while scratchae trains, its default); forced kernel variables: {forced}; the whole run took {seconds / 60:.1f} min"
+                 f"other work), BLAS: {blas} (1 while scratchae trains, its default); forced kernel variables: "
+                 f"{forced}; the whole run took {seconds / 60:.1f} min"
                  + ("" if cpu_seconds is None else f" ({cpu_seconds / 60:.1f} min of CPU)")
                  + f". Batch {BATCH_SIZE}, Adam lr {LEARNING_RATE:g}, seed 0; the VAE's score "
                  f"averages {ELBO_SAMPLES} draws of z.")

@@ -31,7 +31,7 @@ from scratchae.sparse import SparseLoss
 from scratchae.training import fit
 
 demo = Demo.start("anomaly")
-NORMAL_CLASS = 0
+NORMAL_CLASS = 8
 BATCH = 128
 
 # %%
@@ -41,8 +41,8 @@ shape, name = dataset.image_shape, dataset.class_names[NORMAL_CLASS]
 # %% [markdown]
 # ## One class as normal
 #
-# The training set keeps the images of class 0 only; the test set stays whole, so that it holds normal images
-# (class 0) and anomalies (every other class), and the labels, never seen by the model, say which is which. The
+# The training set keeps the images of class 8 only; the test set stays whole, so that it holds normal images
+# (class 8) and anomalies (every other class), and the labels, never seen by the model, say which is which. The
 # model is the first notebook's autoencoder, 784-128-32-128-784, trained with the mean squared error for about 600
 # gradient steps (a few seconds).
 
@@ -130,8 +130,9 @@ demo.record("threshold costs", text=paragraph)
 # ## The most normal and the most anomalous
 #
 # As Ruff et al. show them: the 32 test images the model rebuilds best, and the 32 it rebuilds worst. The most
-# normal are the most typical images of the class; the most anomalous are those least like any of them: strokes and
-# shapes that the class never has.
+# anomalous have strokes and shapes that the class never has. Among the most normal there may be images of another
+# class (on `mnist-5k`, thin ones): an image with little ink has little to get wrong, so the error measures how much
+# there is to rebuild as well as how unusual an image is. The next section meets the same weakness on a harder set.
 
 # %%
 most_normal, most_anomalous = anomaly.extremes(scores, 32)
@@ -148,8 +149,9 @@ demo.save(plots.side_by_side_mosaics({f"the {len(most_normal)} most normal": dat
 # %% [markdown]
 # ## On a harder data set, against classical detectors
 #
-# Digits are an easy case: a zero is a ring, and little else is. `benchmarks/one_class.py` runs the same protocol
-# on every class of Fashion-MNIST (6,000 training images of one kind of garment, 10,000 test images), for four
+# Digits are an easy case for most classes: the mean AUROC of the dense autoencoder over the ten classes of
+# `mnist-5k` is 0.962 in the benchmark below (0.896 with eights as normal). `benchmarks/one_class.py` runs the
+# protocol on every class of Fashion-MNIST (6,000 training images of one kind of garment, 10,000 test images), for four
 # autoencoders and three classical detectors fit on the same images (see `benchmarks/README.md` for the table, the
 # steps and the machine). Its mean AUROC over the ten classes: the dense autoencoder 0.913, the VAE's
 # reconstruction error 0.912, PCA's reconstruction error 0.905, the one-class SVM 0.890, the convolutional

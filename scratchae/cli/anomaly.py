@@ -83,7 +83,8 @@ def run_anomaly(arguments) -> int:
     report = score_test_set(model, dataset, settings["normal_class"], **_score_options(model, saved.meta))
     out = Path(arguments.out) if arguments.out else path.parent
     written = write_report(report, model, dataset, out)
-    print(f"{settings['model']} on {dataset.name}, {_class_words(report)} as normal: AUROC {report['auroc']:.4f} over {len(dataset.x_test):,} test images ({report['score']})")
+    print(f"{settings['model']} on {dataset.name}, {_class_words(report)} as normal: AUROC {report['auroc']:.4f} "
+          f"over {len(dataset.x_test):,} test images ({report['score']})")
     costs = report["threshold"]
     print(f"threshold {costs['threshold']:.6g} keeps {NORMAL_RECALL:.0%} of normal images below it: "
           f"{costs['false_alarms']:,} false alarms of {costs['normal']:,} normal images, {costs['misses']:,} "
