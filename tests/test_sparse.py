@@ -122,3 +122,23 @@ def test_the_command_trains_model_sparse_with_its_l1_and_resumes(tmp_path, capsy
     assert "--l1" in capsys.readouterr().err
     assert main(["train", "--model", "simple", "--l1", "1e-3", "--out", str(tmp_path / "other")]) == 2
     assert "--l1 does not apply to --model simple" in capsys.readouterr().err
+
+
+def test_a_sparse_training_step_runs_on_a_strict_array_api_device_as_on_numpy(strict):
+    """The penalty and its gradient use the namespace of the code (xp.abs, xp.sign): the same step on
+    array-api-strict's non-CPU device, whose arrays refuse NumPy, gives NumPy's numbers."""
+    x = numpy.random.default_rng(7).uniform(0.0, 1.0, (6, 12)).astype(numpy.float32)
+    reference = builders.sparse_autoencoder(4, l1=0.05, input_dim=12, seed=7)
+    model = strict.move(builders.sparse_autoencoder(4, l1=0.05, input_dim=12, seed=7))
+    optimizers = Adam(reference.parameters(), lr=0.01), Adam(model.parameters(), lr=0.01)
+    losses = SparseLoss(0.05, "bce"), SparseLoss(0.05, "bce")
+    for _ in range(3):
+        values = []
+        for net, loss, optimizer, inputs in zip((reference, model), losses, optimizers, (x, strict.asarray(x))):
+            values.append(float(loss.forward(net.forward(inputs), inputs)))
+            net.backward(loss.backward())
+            optimizer.step()
+        assert values[1] == pytest.approx(values[0], rel=1e-5)
+        assert losses[1].metrics()["code_mean"] == pytest.approx(losses[0].metrics()["code_mean"], rel=1e-5)
+    for mine, theirs in zip(model.parameters(), reference.parameters(), strict=True):
+        numpy.testing.assert_allclose(strict.to_numpy(mine.data), theirs.data, rtol=1e-5, atol=1e-6)
