@@ -190,6 +190,30 @@ def test_every_mark_is_one_the_test_knows():
                 assert re.fullmatch(r"exit \d+", mark), f"{block.where}: write <!-- test: exit N -->"
 
 
+def test_marks_belong_to_the_block_right_after_them(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("<!-- test: slow -->\n```bash\nscratchae demo\n```\n\ntext\n\n```python\nx = 1\n```\n"
+                    "<!-- quote: scratchae/layers.py -->\n\n```python\nclass Dense(Layer):\n```\n", encoding="utf-8")
+    slow, plain, quoted = blocks_of(page)
+    assert (slow.test, slow.runs, slow.code) == (["slow"], True, "scratchae demo\n")
+    assert (plain.test, plain.quote, plain.runs) == ([], None, True)
+    assert (quoted.quote, quoted.runs) == ("scratchae/layers.py", False)
+
+
+def test_a_block_that_fails_fails_its_page_and_the_ones_after_it_do_not_run(tmp_path):
+    page = ROOT / "docs" / "a-page.md"  # only named in messages
+    blocks = [Block(page, 1, "python", "with open('made.txt', 'w') as f:\n    f.write('x')\n"),
+              Block(page, 5, "bash", "test -f made.txt\n"),
+              Block(page, 9, "bash", "exit 3\n", test=["exit 3"]),
+              Block(page, 13, "python", "import json; json.loads('not json')\n"),
+              Block(page, 17, "bash", "touch never.txt\n")]
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    with pytest.raises(AssertionError, match=r"a-page.md:13: the python block ended with status 1 \(expected 0\)"):
+        run_page(page, blocks, folder)
+    assert (folder / "made.txt").is_file() and not (folder / "never.txt").exists()
+
+
 def test_the_install_blocks_are_the_only_ones_left_out_and_ci_runs_the_readmes():
     """Blocks marked install are skipped here because .ci/run installs and tests the same way: it greps README.md
     for the very line it runs."""
@@ -349,6 +373,20 @@ def test_imports_are_read_from_every_form_of_import():
     assert "scratchae.cli.train" in imports_of("scratchae.cli", modules["scratchae.cli"], modules)
 
 
+#: What docs/lesson.md says the lesson's modules import from outside the lesson.
+LESSON = {f"scratchae.{name}" for name in ("layers", "conv", "losses", "optim", "models", "training")}
+LESSON_REACHES = {"scratchae.backend", "scratchae.validate", "scratchae.summary"}
+TRAINING_ALSO_REACHES = {"scratchae.threads", "scratchae.plots"}
+
+
+def test_the_lesson_imports_only_what_docs_lesson_says():
+    modules = package_modules()
+    for name in sorted(LESSON):
+        allowed = LESSON | LESSON_REACHES | (TRAINING_ALSO_REACHES if name == "scratchae.training" else set())
+        assert imports_of(name, modules[name], modules) <= allowed, name
+    assert "scratchae.threads" in imports_of("scratchae.training", modules["scratchae.training"], modules)
+
+
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)|<img\s[^>]*src=\"([^\"]+)\"")
 
 
@@ -358,17 +396,28 @@ def relative_links(page: Path) -> list[str]:
     return [target for target in targets if not re.match(r"[a-z][a-z0-9+.-]*:|#", target)]
 
 
+def heading_anchors(page: Path) -> set[str]:
+    """The anchors GitHub gives a page's headings: lower case, punctuation dropped, spaces as hyphens."""
+    text = re.sub(r"```.*?```", "", page.read_text(encoding="utf-8"), flags=re.DOTALL)
+    headings = re.findall(r"^#+\s+(.*?)\s*$", text, re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-") for heading in headings}
+
+
 @pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
 def test_every_relative_link_and_image_points_to_a_file_that_exists(page):
     for target in relative_links(page):
-        path = (page.parent / target.split("#")[0]).resolve()
+        file_part, _, anchor = target.partition("#")
+        path = (page.parent / file_part).resolve()
         assert path.exists(), f"{page.relative_to(ROOT)} links to {target}, which does not exist"
+        if anchor and path.suffix == ".md":
+            assert anchor in heading_anchors(path), f"{page.relative_to(ROOT)} links to {target}: no such heading"
 
 
 def test_the_link_check_reads_links_and_images():
     sample = ROOT / "docs" / "lesson.md"
     assert relative_links(sample)  # the page links to something
     assert LINK.findall("see [x](docs/a.md) and ![y](b.png \"title\")") == [("docs/a.md", ""), ("b.png", "")]
+    assert "two-floors-the-lesson-and-the-engine" in heading_anchors(sample)
 
 
 def test_the_first_pages_link_each_other_and_every_docs_page():
