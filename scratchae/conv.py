@@ -134,26 +134,6 @@ class ShapedLayer(Layer):
                         f"on the number of features; use output_shape((C, H, W))")
 
 
-def output_shape(layer: Layer, input_shape: tuple) -> tuple:
-    """The shape of one sample after ``layer`` (a Sequential too), from the shape of one sample before it.
-
-    Layers of this module answer with their own ``output_shape``; other layers with ``output_features`` on flat
-    samples; layers without parameters (ReLU, Sigmoid, Identity) act elementwise and keep any shape.
-    """
-    input_shape = tuple(input_shape)
-    if hasattr(layer, "layers"):
-        for inner in layer.layers:
-            input_shape = output_shape(inner, input_shape)
-        return input_shape
-    if isinstance(layer, ShapedLayer):
-        return tuple(layer.output_shape(input_shape))
-    if len(input_shape) == 1:
-        return (layer.output_features(input_shape[0]),)
-    if not layer.parameters():
-        return input_shape
-    raise ValueError(f"{layer!r} takes flat features, not images of shape {input_shape}; put a Flatten() before it")
-
-
 def _image_shape(layer: Layer, input_shape, channels: int | None) -> tuple[int, int, int]:
     shape = tuple(int(size) for size in input_shape)
     if len(shape) != 3 or (channels is not None and shape[0] != channels):

@@ -22,9 +22,9 @@ import math
 
 from scratchae.backend import add_gaussian_noise, device_of, get_namespace, random_generator, standard_normal_like
 from scratchae.validate import require_float, require_int
-from scratchae.conv import output_shape
 from scratchae.layers import Sequential
-from scratchae.summary import format_summary, input_features, summary_rows
+from scratchae.shapes import input_features, output_shape
+from scratchae.summary import format_summary, summary_rows
 
 class Model(abc.ABC):
     """What every model shares: parameters of its parts, a training flag, device moves and a summary."""
@@ -102,8 +102,8 @@ class Model(abc.ABC):
         """Move every parameter to ``device`` and/or cast it to ``dtype``, in place; returns self.
 
         An optimizer built on the model keeps working: its state (Adam's moments) is cast and moved to its
-        parameters' dtype and device at its next step or save (:meth:`scratchae.optim.Optimizer.follow_parameters`),
-        so a checkpoint saved after ``model.to(dtype=numpy.float64)`` loads.
+        parameters' dtype and device by :meth:`scratchae.optim.Optimizer.follow_parameters`, which ``fit`` and
+        ``checkpoint.save`` call at their door, so a checkpoint saved after ``model.to(dtype=numpy.float64)`` loads.
         """
         for part in self.parts().values():
             part.to(device, dtype=dtype)

@@ -13,7 +13,8 @@ import pytest
 from scratchae import conv
 from scratchae.engine import conv as engine_conv
 from scratchae.engine.forms import fast
-from scratchae.conv import ConvTranspose2D, Conv2D, Flatten, MaxPool2D, Reshape, UpSampling2D, output_shape
+from scratchae.conv import ConvTranspose2D, Conv2D, Flatten, MaxPool2D, Reshape, UpSampling2D
+from scratchae.shapes import output_shape
 from scratchae.numerical import LAYER_TOLERANCE, layer_checks
 from scratchae.gradcheck_suite import off_kinks
 from scratchae.layers import Dense, ReLU, Sequential

@@ -19,7 +19,7 @@ from scratchae.engine import conv as engine_conv
 from scratchae.engine.adam import FastAdam
 from scratchae.engine.elementwise import FastReLU, FastSigmoid
 from scratchae.engine.forms import ENGINE_FORMS, fast, is_fast, lesson
-from scratchae.layers import ReLU, Sigmoid
+from scratchae.layers import Dense, ReLU, Sigmoid
 from scratchae.optim import Adam
 
 F32, F64 = numpy.float32, numpy.float64
@@ -45,6 +45,7 @@ CASES = {
     "pool 3 stride 3, odd size": (lambda: MaxPool2D(3, stride=3, padding="same"), (2, 1, 7, 8), "ties"),
     "upsampling 2": (lambda: UpSampling2D(2), (2, 2, 3, 4), "normal"),
     "upsampling 3": (lambda: UpSampling2D(3), (1, 2, 2, 3), "normal"),
+    "dense": (lambda: Dense(7, 5, rng=0), (4, 7), "normal"),
     "relu": (lambda: ReLU(), (4, 7), "normal"),
     "sigmoid": (lambda: Sigmoid(), (4, 7), "normal"),
 }

@@ -5,33 +5,9 @@ and checkpoint entries, the same protocol, and the same sums, grouped and copied
 compares every one with its lesson form in float64). ``fast=True`` on a builder, :func:`scratchae.engine.forms.fast`
 or ``checkpoint.load(..., fast=True)`` put them in a model.
 
-Every layer here takes and returns image batches of shape ``(N, C, H, W)`` (batch, channels, height, width), as
-PyTorch's do, and follows the protocol of :mod:`scratchae.layers` (``forward`` caches, ``backward`` overwrites the
-parameter gradients, never modifies ``dy``, and returns None when ``input_grad=False``).
-
-Which way the convolution is computed
--------------------------------------
-Deep-learning libraries call *convolution* what mathematicians call *cross-correlation*: the kernel slides over the
-input without being flipped,
-
-.. math:: y_{n,o,i,j} = b_o + \sum_{c,p,q} W_{o,c,p,q}\; x_{n,c,\,s i + p,\; s j + q}
-
-(``x`` zero-padded, ``s`` the stride, ``p, q`` the kernel's rows and columns). That is PyTorch's and Keras's
-``Conv2D``, so the same weights give the same outputs.
-
-Every convolution here is computed in two steps: a *copy* step that lines up, for each output pixel, the
-``KH x KW`` input pixels it reads (:func:`taps`, the "im2col" expansion), and one matrix product per sample over
-channels and kernel positions. The transpose of the copy step, :func:`add_taps` ("col2im"), adds each lined-up value
-back where it came from. The two are each other's transpose, and that is the whole story of the backward passes:
-
-* the backward of a convolution with respect to its input reads every output gradient back through the same
-  kernel position it was computed from: :math:`dx_{c,u,v} = \sum_{o,p,q} W_{o,c,p,q}\, dy_{o,(u-p)/s,(v-q)/s}`.
-  Written as a sliding window over ``dy`` (zero-padded and, for stride 2, with zeros between its rows), the window
-  meets ``dy`` at ``u - p``, that is with the kernel's rows and columns in reverse order: it is a convolution of
-  ``dy`` with the *flipped* kernel (and the channel axes swapped). :meth:`Conv2D.backward` computes it as the
-  transposed product followed by :func:`add_taps`, which is the same sum without writing the zeros;
-* a transposed convolution is defined as exactly that backward pass (its forward is the product followed by
-  :func:`add_taps`), so its own backward is the forward of a convolution: :func:`taps` followed by the product.
+The sums are the lesson's (its module docstring derives them): a copy step that lines up, for each output pixel, the
+input pixels its window reads (:func:`taps`, this module's "im2col"), one product, and the copy step's transpose
+(:func:`add_taps`, "col2im"), which the backward passes use, the flip of the kernel included.
 
 These choices make it fast without changing a number of the sum above (the tests compare every layer with plain loops
 over pixels, with PyTorch, and with numerical gradients):

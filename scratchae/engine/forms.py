@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from scratchae.conv import Conv2D, ConvTranspose2D, MaxPool2D, UpSampling2D
 from scratchae.engine.conv import FastConv2D, FastConvTranspose2D, FastMaxPool2D, FastUpSampling2D
-from scratchae.engine.elementwise import FastReLU, FastSigmoid
-from scratchae.layers import ReLU, Sigmoid
+from scratchae.engine.elementwise import FastDense, FastReLU, FastSigmoid
+from scratchae.layers import Dense, ReLU, Sigmoid
 
 #: Each lesson class and the engine form that stands in for it.
 ENGINE_FORMS = {Conv2D: FastConv2D, ConvTranspose2D: FastConvTranspose2D, MaxPool2D: FastMaxPool2D,
-                UpSampling2D: FastUpSampling2D, ReLU: FastReLU, Sigmoid: FastSigmoid}
+                UpSampling2D: FastUpSampling2D, Dense: FastDense, ReLU: FastReLU, Sigmoid: FastSigmoid}
 
 #: Each engine form and the lesson class it stands in for.
 LESSON_FORMS = {fast_form: lesson_form for lesson_form, fast_form in ENGINE_FORMS.items()}
