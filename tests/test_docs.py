@@ -108,13 +108,15 @@ def all_blocks() -> list[Block]:
 
 #: Runs one page's blocks in order in the current folder; prints one JSON line per block, stops at the first failure.
 RUNNER = r'''
-import json, os, subprocess, sys, traceback
+import json, linecache, os, subprocess, sys, traceback
 blocks = json.load(open(sys.argv[1], encoding="utf-8"))
 sys.path.insert(0, os.getcwd())  # a module a bash block wrote (my_layers.py) imports as it would in a notebook
 namespace = {"__name__": "__main__"}
 for block in blocks:
     os.chdir(block["cwd"])
     if block["language"] == "python":
+        # the block's lines are kept where tracebacks look for them, as a notebook keeps a cell's
+        linecache.cache[block["where"]] = (len(block["code"]), None, block["code"].splitlines(True), block["where"])
         try:
             exec(compile(block["code"], block["where"], "exec"), namespace)
             status, detail = 0, ""
@@ -375,7 +377,7 @@ def test_imports_are_read_from_every_form_of_import():
 
 #: What docs/lesson.md says the lesson's modules import from outside the lesson.
 LESSON = {f"scratchae.{name}" for name in ("layers", "conv", "losses", "optim", "models", "training")}
-LESSON_REACHES = {"scratchae.backend", "scratchae.validate", "scratchae.summary"}
+LESSON_REACHES = {"scratchae.backend", "scratchae.validate", "scratchae.shapes", "scratchae.summary"}
 TRAINING_ALSO_REACHES = {"scratchae.threads", "scratchae.plots"}
 
 
