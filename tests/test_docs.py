@@ -9,6 +9,7 @@
   ``<!-- test: exit N -->`` must end with status N (a check that reports a wrong answer ends with 1);
   ``<!-- test: repository -->`` runs in a copy of the repository, for a command the page says to run from the
   repository's root (``python benchmarks/lesson_lines.py``);
+  ``<!-- test: output -->`` on a text block: what the bash block right before it prints, exactly;
   ``<!-- quote: PATH -->`` is quoted from the file PATH and is checked, not run: each part between lines that are
   only ``...`` appears verbatim in PATH, in order;
   ``<!-- test: import-order -->`` is the package's import order, one level a line (checked with ast, not run).
@@ -36,7 +37,7 @@ PACKAGE = ROOT / "scratchae"
 FIRST_PAGES = (ROOT / "README.md", ROOT / "README.pt-BR.md")
 PAGES = [page for page in (*FIRST_PAGES, *sorted((ROOT / "docs").glob("*.md"))) if page.is_file()]
 RUN_LANGUAGES = ("bash", "python")
-MARKS = ("slow", "install", "exit", "repository", "import-order")
+MARKS = ("slow", "install", "exit", "repository", "output", "import-order")
 FENCE = re.compile(r"^(\s*)```\s*([\w.+-]*)\s*$")
 MARK = re.compile(r"^<!--\s*(test|quote):\s*(.*?)\s*-->$")
 
@@ -55,7 +56,8 @@ class Block:
 
     @property
     def where(self) -> str:
-        return f"{self.page.relative_to(ROOT)}:{self.line}"
+        page = self.page.relative_to(ROOT) if self.page.is_relative_to(ROOT) else self.page.name
+        return f"{page}:{self.line}"
 
     @property
     def expected_status(self) -> int:
@@ -127,7 +129,9 @@ for block in blocks:
     else:
         result = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", block["code"]], capture_output=True, text=True)
         status, detail = result.returncode, (result.stdout[-3000:] + result.stderr[-3000:])
-    print(json.dumps({"where": block["where"], "status": status, "detail": detail}), flush=True)
+        block["stdout"] = result.stdout
+    print(json.dumps({"where": block["where"], "status": status, "detail": detail, "stdout": block.get("stdout")}),
+          flush=True)
     if status != block["expected"]:
         break
 '''
@@ -137,9 +141,9 @@ for block in blocks:
 NOT_COPIED = shutil.ignore_patterns(".git", ".venv", "*.egg-info", "__pycache__", ".pytest_cache", "outputs*", "runs")
 
 
-def run_page(page: Path, blocks: list[Block], folder: Path) -> None:
+def run_page(page: Path, blocks: list[Block], folder: Path) -> dict[str, str]:
     """Run ``blocks`` in order: in the empty ``folder``, or in a copy of the repository beside it for a block marked
-    repository."""
+    repository. Returns what each bash block printed on stdout, by its place."""
     clone = folder.parent / f"{folder.name}-repository"
     if any("repository" in block.test for block in blocks):
         shutil.copytree(ROOT, clone, ignore=NOT_COPIED)
@@ -160,6 +164,17 @@ def run_page(page: Path, blocks: list[Block], folder: Path) -> None:
             f"{block.where}: the {block.language} block ended with status {report['status']} "
             f"(expected {block.expected_status}):\n{block.code}\n{report['detail']}")
     assert len(reports) == len(blocks), f"{page.name}: the runner stopped early:\n{result.stdout}\n{result.stderr}"
+    return {report["where"]: report["stdout"] for report in reports if report["stdout"] is not None}
+
+
+def check_outputs(page: Path, outputs: dict[str, str]) -> None:
+    """A block marked output is what the bash block right before it printed, as the page claims."""
+    blocks = blocks_of(page)
+    for before, block in zip(blocks, blocks[1:]):
+        if "output" in block.test and before.where in outputs:
+            assert outputs[before.where] == block.code, (
+                f"{block.where}: the page says the command printed\n{block.code}\nbut it printed\n"
+                f"{outputs[before.where]}")
 
 
 def pages_with_blocks(slow: bool) -> list[Path]:
@@ -172,7 +187,7 @@ def test_every_block_runs_as_written_in_order_from_an_empty_folder(page, tmp_pat
     """The timed blocks (those not marked slow) of one page, in order."""
     folder = tmp_path / "empty"
     folder.mkdir()
-    run_page(page, [block for block in blocks_of(page) if block.runs and "slow" not in block.test], folder)
+    check_outputs(page, run_page(page, [b for b in blocks_of(page) if b.runs and "slow" not in b.test], folder))
 
 
 @pytest.mark.slow
@@ -180,7 +195,7 @@ def test_every_block_runs_as_written_in_order_from_an_empty_folder(page, tmp_pat
 def test_every_block_runs_as_written_in_order_slow_ones_included(page, tmp_path):
     folder = tmp_path / "empty"
     folder.mkdir()
-    run_page(page, [block for block in blocks_of(page) if block.runs], folder)
+    check_outputs(page, run_page(page, [block for block in blocks_of(page) if block.runs], folder))
 
 
 def test_every_mark_is_one_the_test_knows():
@@ -190,6 +205,15 @@ def test_every_mark_is_one_the_test_knows():
             assert mark.split()[0] in MARKS, f"{block.where}: unknown mark <!-- test: {mark} -->"
             if mark.startswith("exit"):
                 assert re.fullmatch(r"exit \d+", mark), f"{block.where}: write <!-- test: exit N -->"
+
+
+def test_an_output_block_follows_a_bash_block_that_runs():
+    for page in PAGES:
+        blocks = blocks_of(page)
+        for before, block in zip([None, *blocks], blocks):
+            if "output" in block.test:
+                assert before is not None and before.language == "bash" and before.runs, block.where
+                assert block.language == "text", f"{block.where}: an output is a text block"
 
 
 def test_marks_belong_to_the_block_right_after_them(tmp_path):
@@ -214,6 +238,16 @@ def test_a_block_that_fails_fails_its_page_and_the_ones_after_it_do_not_run(tmp_
     with pytest.raises(AssertionError, match=r"a-page.md:13: the python block ended with status 1 \(expected 0\)"):
         run_page(page, blocks, folder)
     assert (folder / "made.txt").is_file() and not (folder / "never.txt").exists()
+
+
+def test_an_output_that_differs_from_what_the_command_prints_is_caught(tmp_path):
+    page = tmp_path / "page.md"
+    page.write_text("```bash\necho 60 lines\n```\n\n<!-- test: output -->\n```text\n59 lines\n```\n", encoding="utf-8")
+    blocks = blocks_of(page)
+    outputs = {blocks[0].where: "60 lines\n"}
+    with pytest.raises(AssertionError, match="but it printed"):
+        check_outputs(page, outputs)
+    check_outputs(page, {blocks[0].where: "59 lines\n"})
 
 
 def test_the_install_blocks_are_the_only_ones_left_out_and_ci_runs_the_readmes():
