@@ -81,7 +81,7 @@ def blocks_of(page: Path) -> list[Block]:
         if not opening:
             index += 1
             continue
-        indent, language = opening.groups()
+        language = opening.group(2)
         end = index + 1
         while end < len(lines) and not FENCE.match(lines[end]):
             end += 1
@@ -250,17 +250,20 @@ def test_an_output_that_differs_from_what_the_command_prints_is_caught(tmp_path)
     check_outputs(page, {blocks[0].where: "59 lines\n"})
 
 
-def test_the_install_blocks_are_the_only_ones_left_out_and_ci_runs_the_readmes():
-    """Blocks marked install are skipped here because .ci/run installs and tests the same way: it greps README.md
-    for the very line it runs."""
+def test_the_readme_gives_the_line_ci_runs():
+    """.ci/run installs and tests with the very line it greps README.md for, so the install blocks are run there."""
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     command = re.search(r"^TEST_COMMAND='(.*)'$", ci, re.MULTILINE).group(1)
     readme_blocks = blocks_of(ROOT / "README.md")
     assert any(command in block.code and "install" in block.test for block in readme_blocks)
-    for block in all_blocks():
-        if "install" in block.test:
-            assert re.search(r"pip install|python3 -m venv", block.code), (
-                f"{block.where}: only a block that installs may be marked install")
+
+
+@pytest.mark.parametrize("block", [b for b in all_blocks() if "install" in b.test], ids=lambda block: block.where)
+def test_an_install_block_is_left_to_ci(block):
+    assert re.search(r"pip install|python3 -m venv", block.code), (
+        f"{block.where}: only a block that installs may be marked install")
+    pytest.skip("it installs packages (scratchae, an extra, PyTorch) into an environment; .ci/run installs scratchae "
+                "with the README's own line")
 
 
 def test_the_readme_runs_its_first_autoencoder():
