@@ -9,7 +9,7 @@
   ``<!-- test: exit N -->`` must end with status N (a check that reports a wrong answer ends with 1);
   ``<!-- test: repository -->`` runs in a copy of the repository, for a command the page says to run from the
   repository's root (``python benchmarks/lesson_lines.py``);
-  ``<!-- test: output -->`` on a text block: what the bash block right before it prints, exactly;
+  ``<!-- test: output -->`` on a text block: what the block right before it prints, exactly;
   ``<!-- quote: PATH -->`` is quoted from the file PATH and is checked, not run: each part between lines that are
   only ``...`` appears verbatim in PATH, in order;
   ``<!-- test: import-order -->`` is the package's import order, one level a line (checked with ast, not run).
@@ -110,7 +110,7 @@ def all_blocks() -> list[Block]:
 
 #: Runs one page's blocks in order in the current folder; prints one JSON line per block, stops at the first failure.
 RUNNER = r'''
-import json, linecache, os, subprocess, sys, traceback
+import contextlib, io, json, linecache, os, subprocess, sys, traceback
 blocks = json.load(open(sys.argv[1], encoding="utf-8"))
 sys.path.insert(0, os.getcwd())  # a module a bash block wrote (my_layers.py) imports as it would in a notebook
 namespace = {"__name__": "__main__"}
@@ -119,13 +119,17 @@ for block in blocks:
     if block["language"] == "python":
         # the block's lines are kept where tracebacks look for them, as a notebook keeps a cell's
         linecache.cache[block["where"]] = (len(block["code"]), None, block["code"].splitlines(True), block["where"])
+        printed = io.StringIO()
         try:
-            exec(compile(block["code"], block["where"], "exec"), namespace)
+            with contextlib.redirect_stdout(printed):
+                exec(compile(block["code"], block["where"], "exec"), namespace)
             status, detail = 0, ""
         except SystemExit as stop:
             status, detail = stop.code if isinstance(stop.code, int) else 1, ""
         except BaseException:
             status, detail = 1, traceback.format_exc()
+        block["stdout"] = printed.getvalue()
+        detail = block["stdout"][-3000:] + detail
     else:
         result = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", block["code"]], capture_output=True, text=True)
         status, detail = result.returncode, (result.stdout[-3000:] + result.stderr[-3000:])
@@ -143,7 +147,7 @@ NOT_COPIED = shutil.ignore_patterns(".git", ".venv", "*.egg-info", "__pycache__"
 
 def run_page(page: Path, blocks: list[Block], folder: Path) -> dict[str, str]:
     """Run ``blocks`` in order: in the empty ``folder``, or in a copy of the repository beside it for a block marked
-    repository. Returns what each bash block printed on stdout, by its place."""
+    repository. Returns what each block printed on stdout, by its place."""
     clone = folder.parent / f"{folder.name}-repository"
     if any("repository" in block.test for block in blocks):
         shutil.copytree(ROOT, clone, ignore=NOT_COPIED)
@@ -168,7 +172,7 @@ def run_page(page: Path, blocks: list[Block], folder: Path) -> dict[str, str]:
 
 
 def check_outputs(page: Path, outputs: dict[str, str]) -> None:
-    """A block marked output is what the bash block right before it printed, as the page claims."""
+    """A block marked output is what the block right before it printed, as the page claims."""
     blocks = blocks_of(page)
     for before, block in zip(blocks, blocks[1:]):
         if "output" in block.test and before.where in outputs:
@@ -207,12 +211,12 @@ def test_every_mark_is_one_the_test_knows():
                 assert re.fullmatch(r"exit \d+", mark), f"{block.where}: write <!-- test: exit N -->"
 
 
-def test_an_output_block_follows_a_bash_block_that_runs():
+def test_an_output_block_follows_a_block_that_runs():
     for page in PAGES:
         blocks = blocks_of(page)
         for before, block in zip([None, *blocks], blocks):
             if "output" in block.test:
-                assert before is not None and before.language == "bash" and before.runs, block.where
+                assert before is not None and before.runs, f"{block.where}: an output follows a block that runs"
                 assert block.language == "text", f"{block.where}: an output is a text block"
 
 
