@@ -10,19 +10,37 @@ child process, ``python DEMO.py --out OUT/DEMO ...``, and writes its figures and
 the epochs, the time taken, the final losses and accuracies, every figure with its caption). Once they have run,
 ``OUT/index.html`` shows every figure with its caption and a table of the runs: a page that opens from the disk,
 with no server. A demo that fails does not stop the others; the command then names it and ends with status 1.
+
+The output folder is one run's (:func:`locked_output`, :func:`chapter_run`): a second ``scratchae demo`` into it is
+refused while one runs, naming its pid; each chapter runs into a hidden staging folder beside its figures, and only
+once it has finished are its files moved into ``OUT/NAME`` together, with ``run.json`` (the run's seed, settings
+and each file's SHA-256) last, so an interrupted or failed run leaves the earlier complete one as it was, and what
+an interrupted one left is cleared on the next run. ``--check`` checks that each chapter's figures and metrics are
+those its ``run.json`` records. A file there that scratchae did not write (a learner's ``index.html``) is replaced
+only with ``--overwrite``. A child's error (a full disk, a read-only folder) reaches the user as one line naming
+the file and what was kept; its traceback is in the chapter's ``log.txt``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.resources
+import json
 import os
+import re
+import shlex
+import signal
 import subprocess
 import sys
+import tempfile
 import time
+import uuid
 from pathlib import Path
 
+from scratchae.cli import own_files
 from scratchae.cli.arguments import add_run_options
+from scratchae.cli.run_folder import MANIFEST, RunFolder
 from scratchae.cli.gallery import (DEMOS, INDEX, LOG, METRICS, PAGES, PNG_SIGNATURE, read_metrics, read_text,
                                    write_index)
 
@@ -47,7 +65,10 @@ def add_demo_command(commands) -> None:
     demo.add_argument("--only", nargs="+", choices=list(DEMOS), metavar="NAME",
                       help=f"run only these demos ({', '.join(DEMOS)})")
     demo.add_argument("--check", metavar="DIR", default=None,
-                      help="run nothing: check that DIR holds every expected figure as a real PNG image")
+                      help="run nothing: check that DIR holds every expected figure as a real PNG image, and that "
+                           "each chapter's figures and metrics come from one run")
+    demo.add_argument("--overwrite", action="store_true",
+                      help="replace files in OUT that scratchae did not write (its index.html, a chapter's figures)")
     demo.set_defaults(run=run_demo_command)
 
 
@@ -65,14 +86,16 @@ def run_demo_command(arguments) -> int:
     if arguments.threads is not None:
         options += ["--threads", str(arguments.threads)]
     started = time.perf_counter()
-    command = " ".join(["scratchae demo", *_shown_options(arguments)])
-    try:
-        runs = run_demos(names, out, options)
-    except KeyboardInterrupt:
-        index = write_index(out, command=command)
-        print(f"\nscratchae: interrupted; the gallery of what had finished is {index}", file=sys.stderr)
-        return 130
-    index = write_index(out, runs=runs, command=command)
+    command = shlex.join(["scratchae", "demo", *_shown_options(arguments)])
+    with locked_output(out, names, overwrite=arguments.overwrite):
+        try:
+            runs = run_demos(names, out, options)
+        except KeyboardInterrupt:
+            index = write_index(out, command=command)
+            print(f"\nscratchae: interrupted; the chapters that had not finished keep their earlier figures; the "
+                  f"gallery of what had finished is {index}", file=sys.stderr)
+            return 130
+        index = write_index(out, runs=runs, command=command)
     total = time.perf_counter() - started
     print(f"\n{'demo':<22}{'status':<10}{'seconds':>9}")
     for name, run in runs.items():
@@ -82,8 +105,8 @@ def run_demo_command(arguments) -> int:
     failed = [name for name, run in runs.items() if run["status"] != 0]
     if failed:
         for name in failed:
-            print(f"scratchae: demo {name} failed (exit status {runs[name]['status']}); its output is in "
-                  f"{out / name / LOG}", file=sys.stderr)
+            print(f"scratchae: demo {name} failed (exit status {runs[name]['status']}){runs[name].get('why', '')}; "
+                  f"its output is in {runs[name].get('log', out / name / LOG)}", file=sys.stderr)
         return 1
     return 0
 
@@ -133,28 +156,26 @@ def run_demos(names, out, options: list[str]) -> dict[str, dict]:
     out = Path(out)
     runs = {}
     for number, name in enumerate(names, start=1):
-        folder = out / name
-        folder.mkdir(parents=True, exist_ok=True)
-        for stale in (METRICS, *DEMOS[name][1]):  # nothing from an earlier run may pass for this one's
-            (folder / stale).unlink(missing_ok=True)
         print(f"\n[{number}/{len(names)}] {name}", flush=True)
         started = time.perf_counter()
-        with demo_script(name) as script:
-            status = _run_logged([sys.executable, str(script), "--out", str(folder), *options], folder / LOG)
-        runs[name] = {"status": status, "seconds": time.perf_counter() - started}
+        with chapter_run(out, name, options) as chapter, demo_script(name) as script:
+            chapter.status = _run_logged([sys.executable, str(script), "--out", str(chapter.staging), *options],
+                                         chapter.log)
+        runs[name] = {"status": chapter.status, "seconds": time.perf_counter() - started, **chapter.report()}
     return runs
 
 
 def _run_logged(command: list[str], log: Path) -> int:
     """Run ``command``, showing its output line by line and writing it to ``log``; returns the exit status."""
     environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with open(log, "w", encoding="utf-8") as file:
+    with _Log.of(log) as file:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                    encoding="utf-8", errors="replace", env=environment)
         try:
             for line in process.stdout:
                 file.write(line)
-                print("    " + line, end="", flush=True)
+                if file.shown(line):  # a traceback stays in the log; its last line is said once, at the end
+                    print("    " + line, end="", flush=True)
         except BaseException:  # Ctrl-C: stop the demo too
             process.terminate()
             raise
@@ -162,6 +183,218 @@ def _run_logged(command: list[str], log: Path) -> int:
             process.stdout.close()
             status = process.wait()
     return status
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# One run per folder: the lock, the staging folder and the swap
+# --------------------------------------------------------------------------------------------------------------------
+
+#: What stopping a ``scratchae demo`` with SIGTERM does, for the message that refuses a second one.
+_STOPPING = "stops it; its finished chapters are kept"
+
+#: The last line of a Python traceback: ``package.module.SomeError: what happened``.
+_ERROR_LINE = re.compile(r"^(?:[A-Za-z_][\w]*\.)*[A-Za-z_]\w*: (?P<message>.+)$")
+
+
+def chapter_files(name: str) -> tuple[str, ...]:
+    """The files of one run of the demo ``name``: its figures, pages, ``metrics.json`` and ``log.txt``."""
+    return (*DEMOS[name][1], *PAGES.get(name, ()), METRICS, LOG)
+
+
+def chapter_folder(out, name: str) -> RunFolder:
+    """The folder ``OUT/NAME`` of one chapter, holding one run's files (:mod:`scratchae.cli.run_folder`)."""
+    return RunFolder(Path(out) / name, files=chapter_files(name), command="scratchae demo", stopping=_STOPPING)
+
+
+@contextlib.contextmanager
+def locked_output(out, names, *, overwrite: bool = False):
+    """The block runs as the only ``scratchae demo`` writing ``out`` (a second is refused, naming this one's pid),
+    after every file it would replace was found to be scratchae's (or ``overwrite`` said to replace it anyway).
+    SIGTERM and SIGHUP stop it as Ctrl-C does: the chapter running is abandoned, the finished ones are kept."""
+    folder = RunFolder(out, files=(INDEX, own_files.LEDGER), command="scratchae demo", stopping=_STOPPING)
+    with folder.writing(), _stopped_as_by_ctrl_c():
+        how = "give another --out, or --overwrite to replace it"
+        own_files.check_replaceable(Path(out) / INDEX, overwrite=overwrite, how=how)
+        for name in names:
+            foreign = chapter_folder(out, name).foreign_files()
+            if foreign and not overwrite:
+                raise own_files.NotOursError(
+                    f"{Path(out) / name} holds {', '.join(foreign)}, which scratchae demo did not write (its "
+                    f"{MANIFEST} does not list them); nothing was changed: give another --out, or --overwrite to "
+                    f"replace them")
+        yield
+
+
+@contextlib.contextmanager
+def _stopped_as_by_ctrl_c():
+    def interrupt(number, frame):
+        raise KeyboardInterrupt
+
+    previous = {stop: signal.signal(stop, interrupt) for stop in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for stop, handler in previous.items():
+            signal.signal(stop, handler)
+
+
+@contextlib.contextmanager
+def chapter_run(out, name: str, options: list[str]):
+    """One run of the chapter ``name`` into a staging folder of ``OUT/NAME``; yields a :class:`_ChapterRun` whose
+    ``status`` the block sets to the child's exit status. Status 0 moves the run's files into place together (the
+    earlier run's go); anything else (a failure, Ctrl-C) leaves the earlier run as it was, and keeps the log."""
+    folder = chapter_folder(out, name)
+    with folder.writing(), folder.staging() as staging:  # what an interrupted run left is cleared here
+        chapter = _ChapterRun(folder, staging, name, options)
+        try:
+            yield chapter
+        finally:
+            chapter.finish()
+
+
+class _ChapterRun:
+    """One run of a chapter: its staging folder, its log, its exit status, and what is said if it failed."""
+
+    def __init__(self, folder: RunFolder, staging: Path, name: str, options: list[str]):
+        self.folder, self.staging, self.name, self.options = folder, staging, name, options
+        self.log = _Log(staging / LOG)
+        self.status: int | None = None  # None: stopped before the child ended
+        self.why = ""  # ": the child's error line; what was kept" for a failed run
+
+    def finish(self) -> None:
+        if self.status == 0:
+            try:
+                self._place()
+                return
+            except OSError as error:  # a full disk for run.json: the earlier run stays
+                self.status, self.log.problem = 1, f"{error}"
+        self._keep_log()
+        if self.status is not None:
+            self.why = f": {self.log.problem or self.log.error_line() or 'see its log'}; {self._kept()}"
+            self.why = self.why.replace(str(self.staging), str(self.folder.path))  # the file asked for, never the
+            # staging folder the user never named
+
+    def _place(self) -> None:
+        files = [name for name in self.folder.files if (self.staging / name).is_file()]
+        about = {"demo": self.name, "run": uuid.uuid4().hex, "seed": _seed(self.options),
+                 "settings": list(self.options),
+                 "sha256": {name: _sha256(self.staging / name) for name in files if name != LOG}}
+        self.folder.place(self.staging, files, about)
+        self.log.path = self.folder.path / LOG if self.log.path == self.staging / LOG else self.log.path
+
+    def _keep_log(self) -> None:
+        """The log of a run that did not finish replaces the chapter's log (the earlier run's figures stay)."""
+        if self.log.path == self.staging / LOG:
+            try:
+                os.replace(self.staging / LOG, self.folder.path / LOG)
+                self.log.path = self.folder.path / LOG
+            except OSError:
+                pass
+
+    def _kept(self) -> str:
+        if self.folder.manifest().get("files"):
+            return f"the figures of its earlier run in {self.folder.path} are kept"
+        return f"no figures of it are in {self.folder.path}"
+
+    def report(self) -> dict:
+        return {"why": self.why, "log": self.log.path} if self.status != 0 else {}
+
+
+class _Log:
+    """A chapter's log: every line of the child's output. A disk that refuses it (full, read-only) moves it to a
+    temporary file of the system's, never stopping the run; the lines are kept in memory too, to find the error."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.lines: list[str] = []
+        self.problem = ""  # what the runner itself could not do (write the run's record)
+        self._file = None
+        self._in_traceback = False
+
+    @classmethod
+    def of(cls, log) -> _Log:
+        return log if isinstance(log, _Log) else cls(log)
+
+    def __enter__(self) -> _Log:
+        try:
+            self._file = open(self.path, "w", encoding="utf-8")  # noqa: SIM115 (closed by __exit__)
+        except OSError:
+            self._fall_back()
+        return self
+
+    def __exit__(self, *exception) -> None:
+        with contextlib.suppress(OSError):
+            self._file.close()
+
+    def write(self, line: str) -> None:
+        self.lines.append(line)
+        try:
+            self._file.write(line)
+            self._file.flush()
+        except OSError:
+            self._fall_back()
+
+    def shown(self, line: str) -> bool:
+        """Whether to show ``line`` on the terminal: not once a traceback starts (it is in the log)."""
+        self._in_traceback = self._in_traceback or line.startswith("Traceback (most recent call last)")
+        return not self._in_traceback
+
+    def error_line(self) -> str:
+        """The child's error in one line: a traceback's last line without the exception's module, or else the
+        last line it printed."""
+        lines = [line.strip() for line in self.lines if line.strip()]
+        if not lines:
+            return ""
+        match = _ERROR_LINE.match(lines[-1]) if self._in_traceback else None
+        return match.group("message") if match else lines[-1]
+
+    def _fall_back(self) -> None:
+        with contextlib.suppress(OSError):
+            if self._file is not None:
+                self._file.close()
+        descriptor, name = tempfile.mkstemp(prefix="scratchae-demo-", suffix=".log")
+        self.path = Path(name)
+        self._file = os.fdopen(descriptor, "w", encoding="utf-8")
+        self._file.writelines(self.lines)
+        self._file.flush()
+
+
+def _seed(options: list[str]) -> int | None:
+    with contextlib.suppress(ValueError, IndexError):
+        return int(options[options.index("--seed") + 1])
+    return None
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def one_run_problems(out, name: str) -> list[str]:
+    """What shows that the chapter ``OUT/NAME`` is not one run's: no ``run.json``, a figure, page or
+    ``metrics.json`` that is not the file it records (changed, or of another run), a seed or quick mode in
+    ``metrics.json`` other than the run's."""
+    folder = chapter_folder(out, name)
+    manifest = folder.manifest()
+    if not manifest.get("files"):
+        return [f"{folder.path / MANIFEST}: missing: nothing shows that the figures and metrics come from one run "
+                f"(write them with scratchae demo --only {name})"]
+    recorded = manifest.get("sha256") if isinstance(manifest.get("sha256"), dict) else {}
+    problems = []
+    for file in (*DEMOS[name][1], *PAGES.get(name, ()), METRICS):
+        path = folder.path / file
+        if file not in manifest["files"] or not isinstance(recorded.get(file), str):
+            problems.append(f"{path}: not part of the run that {MANIFEST} records")
+        elif path.is_file() and not path.is_symlink() and _sha256(path) != recorded[file]:
+            problems.append(f"{path}: not the file of the run that {MANIFEST} records (changed, or of another run)")
+    metrics = read_metrics(folder.path) or {}
+    settings = manifest.get("settings") if isinstance(manifest.get("settings"), list) else []
+    if "seed" in metrics and metrics.get("seed") != manifest.get("seed"):
+        problems.append(f"{folder.path / METRICS}: seed {metrics.get('seed')!r}, but the run recorded in "
+                        f"{MANIFEST} had seed {manifest.get('seed')!r}")
+    if "quick" in metrics and bool(metrics.get("quick")) != ("--quick" in settings):
+        problems.append(f"{folder.path / METRICS}: quick is {metrics.get('quick')!r}, unlike the run recorded in "
+                        f"{MANIFEST}")
+    return problems
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -173,7 +406,8 @@ def check_outputs(out, names=None, *, index: bool = True) -> list[str]:
     """What is wrong with the figures in ``out``: one line per missing or broken file (none when all is well).
 
     Every expected PNG of each demo (:func:`expected_figures`) must exist, start with the PNG signature and decode
-    to a non-empty image; each demo's ``metrics.json`` must be readable and list its figures; every page of
+    to a non-empty image; each demo's ``metrics.json`` must be readable and list its figures; its figures, pages and
+    metrics must be those of the one run its ``run.json`` records (:func:`one_run_problems`); every page of
     :data:`PAGES` must be there; with ``index``, ``out/index.html`` must exist and show every figure and page.
     """
     from matplotlib.image import imread  # matplotlib only when images are checked
@@ -197,6 +431,7 @@ def check_outputs(out, names=None, *, index: bool = True) -> list[str]:
                 problems.append(f"{out / name / METRICS}: does not list {figure}")
             if page is not None and f'src="{name}/{figure}"' not in page:
                 problems.append(f"{out / INDEX}: does not show {name}/{figure}")
+        problems += one_run_problems(out, name)
         for explorer in PAGES.get(name, ()):
             if not (read_text(out / name / explorer) or "").startswith("<!DOCTYPE html>"):
                 problems.append(f"{out / name / explorer}: missing or not an HTML page")

@@ -66,15 +66,16 @@ def is_ours(path) -> bool:
         return False
 
 
-def record(path, command: str) -> None:
-    """Enter ``path`` (just written by ``command``) in its folder's list. A list that cannot be written (a full
-    disk) leaves the file unlisted: the next write of that name then asks for ``--overwrite``, never the other way
-    round."""
+def record(path, command: str) -> Path:
+    """Enter ``path`` (just written by ``command``) in its folder's list; returns ``path``. A list that cannot be
+    written (a full disk) leaves the file unlisted: the next write of that name then asks for ``--overwrite``, never
+    the other way round."""
     path = Path(path)
     with contextlib.suppress(OSError):
         ledger = _read(path.parent)
         ledger[path.name] = {"sha256": _sha256(path), "by": command}
         write_text_atomically(path.parent / LEDGER, json.dumps({"files": ledger}, indent=1, sort_keys=True) + "\n")
+    return path
 
 
 def write_text(path, text: str, *, command: str, overwrite: bool = False, how: str | None = None) -> Path:

@@ -65,10 +65,12 @@ class RunFolderBusy(RunFolderError):
 class RunFolder:
     """The folder ``path`` of one run."""
 
-    def __init__(self, path, *, files: tuple[str, ...] = RUN_FILES, command: str = "scratchae train"):
+    def __init__(self, path, *, files: tuple[str, ...] = RUN_FILES, command: str = "scratchae train",
+                 stopping: str = "saves its state"):
         self.path = Path(path)
         self.files = tuple(files)  # all that a manifest may name, move or delete
         self.command = command  # who writes the folder, for the message that refuses a second writer
+        self.stopping = stopping  # what stopping that writer with SIGTERM does, for the same message
         self._lock = None  # the descriptor of the lock file while this object holds the lock
 
     @property
@@ -156,7 +158,7 @@ class RunFolder:
             return RunFolderError(f"--out {self.path} cannot be locked for the run: {error.strerror or error}")
         named, stop = (f"pid {holder}", f"kill -TERM {holder}") if holder else ("its pid is not known", "kill -TERM")
         return RunFolderBusy(f"--out {self.path} is being written by another {self.command} ({named}); nothing in "
-                             f"it was changed: wait for that run to end, or stop it ({stop} saves its state), then "
+                             f"it was changed: wait for that run to end, or stop it ({stop} {self.stopping}), then "
                              f"try again")
 
     def recover(self) -> None:
