@@ -91,24 +91,35 @@ def run_demo_command(arguments) -> int:
         try:
             runs = run_demos(names, out, options)
         except KeyboardInterrupt:
-            index = write_index(out, command=command)
-            print(f"\nscratchae: interrupted; the chapters that had not finished keep their earlier figures; the "
-                  f"gallery of what had finished is {index}", file=sys.stderr)
+            index = _write_gallery(out, command=command)
+            print(f"\nscratchae: interrupted; the chapters that had not finished keep their earlier figures"
+                  + (f"; the gallery of what had finished is {index}" if index else ""), file=sys.stderr)
             return 130
-        index = write_index(out, runs=runs, command=command)
+        index = _write_gallery(out, runs=runs, command=command)
     total = time.perf_counter() - started
     print(f"\n{'demo':<22}{'status':<10}{'seconds':>9}")
     for name, run in runs.items():
         print(f"{name:<22}{'ok' if run['status'] == 0 else 'FAILED':<10}{run['seconds']:>9.1f}")
     print(f"{'all':<22}{'':<10}{total:>9.1f}")
-    print(f"\ngallery: {index}")
+    if index:
+        print(f"\ngallery: {index}")
     failed = [name for name, run in runs.items() if run["status"] != 0]
-    if failed:
+    if failed or not index:
         for name in failed:
             print(f"scratchae: demo {name} failed (exit status {runs[name]['status']}){runs[name].get('why', '')}; "
                   f"its output is in {runs[name].get('log', out / name / LOG)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _write_gallery(out: Path, **options) -> Path | None:
+    """Write ``OUT/index.html``; a disk that refuses it is one line (the page there is kept), not the end of the
+    command's report."""
+    try:
+        return write_index(out, **options)
+    except OSError as error:
+        print(f"scratchae: {error}", file=sys.stderr)
+        return None
 
 
 def _shown_options(arguments) -> list[str]:
@@ -170,7 +181,7 @@ def _run_logged(command: list[str], log: Path) -> int:
     environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with _Log.of(log) as file:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                   encoding="utf-8", errors="replace", env=environment)
+                                   encoding="utf-8", errors="replace", env=environment, preexec_fn=_die_with_parent)
         try:
             for line in process.stdout:
                 file.write(line)
@@ -357,6 +368,16 @@ class _Log:
         self._file = os.fdopen(descriptor, "w", encoding="utf-8")
         self._file.writelines(self.lines)
         self._file.flush()
+
+
+def _die_with_parent() -> None:
+    """In the child, before the demo starts: on Linux, end with SIGTERM when the runner ends however it ends (even
+    ``kill -9``), so that no orphan goes on writing into a staging folder the next run clears."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _seed(options: list[str]) -> int | None:
