@@ -40,7 +40,7 @@ from pathlib import Path
 
 from scratchae.cli import own_files
 from scratchae.cli.arguments import add_run_options
-from scratchae.cli.run_folder import MANIFEST, RunFolder
+from scratchae.cli.run_folder import MANIFEST, STAGING_PREFIX, RunFolder
 from scratchae.cli.gallery import (DEMOS, INDEX, LOG, METRICS, PAGES, PNG_SIGNATURE, read_metrics, read_text,
                                    write_index)
 
@@ -203,6 +203,9 @@ def _run_logged(command: list[str], log: Path) -> int:
 #: What stopping a ``scratchae demo`` with SIGTERM does, for the message that refuses a second one.
 _STOPPING = "stops it; its finished chapters are kept"
 
+#: The signals that stop a demo run, held back while a finished chapter moves into place.
+_STOPS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+
 #: The last line of a Python traceback: ``package.module.SomeError: what happened``.
 _ERROR_LINE = re.compile(r"^(?:[A-Za-z_][\w]*\.)*[A-Za-z_]\w*: (?P<message>.+)$")
 
@@ -290,7 +293,11 @@ class _ChapterRun:
         about = {"demo": self.name, "run": uuid.uuid4().hex, "seed": _seed(self.options),
                  "settings": list(self.options),
                  "sha256": {name: _sha256(self.staging / name) for name in files if name != LOG}}
-        self.folder.place(self.staging, files, about)
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)  # a Ctrl-C now waits for the few renames to end
+        try:
+            self.folder.place(self.staging, files, about)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
         self.log.path = self.folder.path / LOG if self.log.path == self.staging / LOG else self.log.path
 
     def _keep_log(self) -> None:
@@ -396,6 +403,10 @@ def one_run_problems(out, name: str) -> list[str]:
     ``metrics.json`` other than the run's."""
     folder = chapter_folder(out, name)
     manifest = folder.manifest()
+    if any(staging.name.startswith(STAGING_PREFIX) and (staging / MANIFEST).is_file()
+           for staging in (folder.path.iterdir() if folder.path.is_dir() else ())):
+        return [f"{folder.path}: a finished run was stopped (kill -9) while it moved into place; scratchae demo "
+                f"--only {name} --out {shlex.quote(str(Path(out)))} completes the move before it runs"]
     if not manifest.get("files"):
         return [f"{folder.path / MANIFEST}: missing: nothing shows that the figures and metrics come from one run "
                 f"(write them with scratchae demo --only {name})"]
