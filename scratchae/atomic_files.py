@@ -45,13 +45,13 @@ FILE_SYSTEM_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.E
 class WriteError(OSError):
     """A file could not be written: the message names the file asked for, why, and what was kept.
 
-    ``errno`` and ``strerror`` are those of the failure (``errno.ENOSPC``, "No space left on device"); ``filename``
-    is the file asked for.
+    ``errno`` and ``strerror`` are those of the failure (``errno.ENOSPC``, "No space left on device"); ``path`` is
+    the file asked for.
     """
 
     def __init__(self, path, error: OSError, existed: bool):
         super().__init__(error.errno, error.strerror or str(error))
-        self.filename = os.fspath(path)
+        self.path = Path(path)  # not ``filename``, which would make the message "path: reason" without the rest
         name = Path(path).name
         kept = f"the {name} that was there is kept as it was" if existed else "nothing was written"
         self.message = f"cannot write {path}: {error.strerror or error}; {kept}"

@@ -193,7 +193,8 @@ def explorer_page(model, images, labels, *, image_shape, class_names=DIGIT_NAMES
     if len(labels) != len(images) or (len(labels) and not 0 <= labels.min() <= labels.max() < len(class_names)):
         raise ValueError(f"expected one label in [0, {len(class_names)}) per image; got {len(labels)} labels for "
                          f"{len(images)} images")
-    codes = to_numpy(model.encode(to_device(numpy.asarray(images, dtype=model.dtype), model.device)))  # (n, 2)
+    with numpy.errstate(over="ignore", invalid="ignore"):  # codes past float32 are refused just below
+        codes = to_numpy(model.encode(to_device(numpy.asarray(images, dtype=model.dtype), model.device)))  # (n, 2)
     _refuse_non_finite(decoder, codes, model.device)
     layers = [_layer_description(layer) for layer in decoder.layers]
     data = {"decoder": layers, "image_shape": [rows, columns], "class_names": [str(name) for name in class_names],
