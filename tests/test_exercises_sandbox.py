@@ -25,18 +25,19 @@ ROOT = Path(__file__).resolve().parents[1]
 #: The time limit these tests give each check (a right answer takes well under a tenth of it).
 LIMIT = "2"
 
+#: Where the verdict must say the fault was.
+IN_BACKWARD = r"in `backward` \(01_relu\.py, line \d+\)"
+
 #: What each kind of fault does in place of relu's backward, and the verdict it must get.
 FAULTS = {
-    "exit in backward": ("import sys\nsys.exit(0)", r"wrong: exited with status 0 in `backward` \(01_relu\.py, line \d+\)"),
-    "exit status 3": ("raise SystemExit(3)", r"wrong: exited with status 3 in `backward` \(01_relu\.py, line \d+\)"),
+    "exit in backward": ("import sys\nsys.exit(0)", rf"wrong: exited with status 0 {IN_BACKWARD}"),
+    "exit status 3": ("raise SystemExit(3)", rf"wrong: exited with status 3 {IN_BACKWARD}"),
     "BaseException": ("raise BaseException('not mine to catch')",
-                      r"wrong: raised BaseException: not mine to catch in `backward` \(01_relu\.py, line \d+\)"),
-    "KeyboardInterrupt": ("raise KeyboardInterrupt", r"wrong: raised KeyboardInterrupt in `backward` \(01_relu\.py, line \d+\)"),
-    "endless loop": ("while True:\n    pass",
-                     rf"wrong: did not finish within {LIMIT} s; it was in `backward` \(01_relu\.py, line \d+\)"),
+                      rf"wrong: raised BaseException: not mine to catch {IN_BACKWARD}"),
+    "KeyboardInterrupt": ("raise KeyboardInterrupt", rf"wrong: raised KeyboardInterrupt {IN_BACKWARD}"),
+    "endless loop": ("while True:\n    pass", rf"wrong: did not finish within {LIMIT} s; it was {IN_BACKWARD}"),
     "os._exit": ("import os\nos._exit(0)", r"wrong: exited with status 0 without a verdict \(os\._exit\?\)"),
-    "segfault": ("import ctypes\nctypes.string_at(0)",
-                 r"wrong: crashed \(SIGSEGV\) in `backward` \(01_relu\.py, line \d+\)"),
+    "segfault": ("import ctypes\nctypes.string_at(0)", rf"wrong: crashed \(SIGSEGV\) {IN_BACKWARD}"),
 }
 
 

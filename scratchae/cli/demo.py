@@ -409,7 +409,7 @@ def one_run_problems(out, name: str) -> list[str]:
                 f"--only {name} --out {shlex.quote(str(Path(out)))} completes the move before it runs"]
     if not manifest.get("files"):
         return [f"{folder.path / MANIFEST}: missing: nothing shows that the figures and metrics come from one run "
-                f"(write them with scratchae demo --only {name})"]
+                f"(write them with scratchae demo --only {name} --out {shlex.quote(str(Path(out)))})"]
     recorded = manifest.get("sha256") if isinstance(manifest.get("sha256"), dict) else {}
     problems = []
     for file in (*DEMOS[name][1], *PAGES.get(name, ()), METRICS):

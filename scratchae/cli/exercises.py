@@ -11,6 +11,7 @@ those printed and ends with status 130.
 
 from __future__ import annotations
 
+import shlex
 import sys
 
 from scratchae import exercises
@@ -50,7 +51,7 @@ def run_start(arguments) -> int:
     print(f"wrote {n_exercises} exercise files and {len(written) - n_exercises} test files into {arguments.folder}"
           + (f"; kept {len(kept)} files already there" if kept else ""))
     print(f"next: open {exercises.EXERCISES[0].file}, write the backward pass, then run "
-          f"`scratchae exercises check {arguments.folder}` (or `pytest {arguments.folder}`)")
+          f"`scratchae exercises check {shlex.quote(arguments.folder)}` (or `pytest {shlex.quote(arguments.folder)}`)")
     return 0
 
 

@@ -74,7 +74,8 @@ def run_notebooks_command(arguments: argparse.Namespace) -> int:
     print(f"{len(written)} notebook(s) in {Path(arguments.dir)}:")
     for path in written:
         print(f"  {path}")
-    print(f"open them in Jupyter, JupyterLab, VS Code or Colab, or run one: jupyter execute --inplace {shlex.quote(str(written[0]))}")
+    print(f"open them in Jupyter, JupyterLab, VS Code or Colab, or run one: jupyter execute --inplace "
+          f"{shlex.quote(str(written[0]))}")
     return 0
 
 

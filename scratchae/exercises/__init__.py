@@ -21,6 +21,7 @@ To add an exercise: a stub file in ``stubs/`` (named ``NN_name.py``) and a check
 from __future__ import annotations
 
 import importlib.resources
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,7 +109,7 @@ def check(folder, requested: list[str] | None = None) -> list[Result]:
     folder = Path(folder)
     if not folder.is_dir():
         raise OwnCodeError(f"{folder} is not a folder of exercises (make one with: scratchae exercises start "
-                           f"{folder})")
+                           f"{shlex.quote(str(folder))})")
     return [exercise.run(folder) for exercise in find(requested)]
 
 
@@ -123,7 +124,7 @@ def check_each(folder, requested: list[str] | None = None, *, timeout: float = s
     asked = find(requested)
     if not folder.is_dir():
         raise OwnCodeError(f"{folder} is not a folder of exercises (make one with: scratchae exercises start "
-                           f"{folder})")
+                           f"{shlex.quote(str(folder))})")
     for exercise in asked:
         yield exercise, sandbox.check_in_child(folder, exercise, timeout=timeout)
 
