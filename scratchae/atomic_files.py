@@ -103,12 +103,15 @@ def write_atomically(path, write, *, text: bool = False) -> Path:
         ``path`` and says that the old file at ``path``, if any, is left as it was.
     """
     path = Path(path)
-    if path.is_dir():
-        raise IsADirectoryError(f"cannot write {path}: it is a folder")
-    existed = path.exists()
+    existed = False
     try:
+        if path.is_dir():
+            raise IsADirectoryError(f"cannot write {path}: it is a folder")
+        existed = path.exists()  # a name too long for the file system fails here
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
+        if isinstance(error, IsADirectoryError) and error.errno is None:
+            raise
         raise WriteError(path, error, existed) from None
     temporary = temporary_path(path)
     try:

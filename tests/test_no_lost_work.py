@@ -194,6 +194,14 @@ def test_explore_writes_a_page_of_a_long_legal_name(vae_run, tmp_path, capsys):
     assert out.read_text().startswith("<!DOCTYPE html>")
 
 
+def test_a_name_too_long_for_the_file_system_is_one_line_naming_it(vae_run, tmp_path, capsys):
+    out = tmp_path / ("x" * 300 + ".html")
+    assert in_process(["explore", str(vae_run), "--out", str(out), "--points", "20"]) == 2
+    assert one_line(capsys.readouterr().err) == (
+        f"scratchae: error: cannot write {out}: File name too long; nothing was written")
+    assert list(tmp_path.iterdir()) == []
+
+
 # ---------------------------------------------------------------------------------------------------- a full disk
 
 
@@ -232,6 +240,9 @@ def test_a_read_only_folder_is_one_line_naming_the_file_asked_for(small_disk, ca
         assert one_line(capsys.readouterr().err) == (
             f"scratchae: error: cannot write {disk / 'notebooks' / 'vae.ipynb'}: Read-only file system; nothing was "
             f"written")
+        assert in_process(["exercises", "start", str(disk / "exercises")]) == 2
+        assert one_line(capsys.readouterr().err) == (
+            f"scratchae: error: cannot write into {disk / 'exercises'}: Read-only file system; nothing was written")
     finally:
         subprocess.run(["mount", "-o", "remount,rw", str(disk)], check=True)
 

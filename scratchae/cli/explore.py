@@ -24,6 +24,7 @@ import base64
 import html
 import importlib.resources
 import json
+import os
 import re
 from pathlib import Path
 
@@ -116,7 +117,7 @@ def _check_page_target(out: Path, checkpoint_path: Path, *, overwrite: bool) -> 
     """Refuse a page's name that is a run's own file (always) or a file scratchae did not write (unless
     ``overwrite``), before anything is computed."""
     own = out.name in (*RUN_FILES, MANIFEST, own_files.LEDGER) or out.suffix == ".npz"
-    if own or (out.exists() and out.resolve() == checkpoint_path.resolve()):
+    if own or (os.path.lexists(out) and out.resolve() == checkpoint_path.resolve()):
         raise ExploreError(f"--out {out} is a run's own file, which the page never replaces; give a name such as "
                            f"{out.with_name(PAGE)}")
     own_files.check_replaceable(out, overwrite=overwrite,

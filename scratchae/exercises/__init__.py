@@ -89,7 +89,10 @@ def start(folder) -> tuple[list[Path], list[Path]]:
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise OwnCodeError(f"{folder} is a file, not a folder")
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OwnCodeError(f"cannot write into {folder}: {error.strerror or error}; nothing was written") from None
     written, kept = [], []
     stubs = importlib.resources.files(__package__) / "stubs"
     for file in [exercise.file for exercise in EXERCISES] + list(TEST_FILES):
