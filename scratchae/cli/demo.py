@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.resources
-import json
 import os
 import re
 import shlex
@@ -176,8 +175,9 @@ def run_demos(names, out, options: list[str]) -> dict[str, dict]:
     return runs
 
 
-def _run_logged(command: list[str], log: Path) -> int:
-    """Run ``command``, showing its output line by line and writing it to ``log``; returns the exit status."""
+def _run_logged(command: list[str], log) -> int:
+    """Run ``command``, showing its output line by line and writing it to ``log`` (a path, or a chapter's
+    :class:`_Log`); returns the exit status."""
     environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with _Log.of(log) as file:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -185,8 +185,9 @@ def _run_logged(command: list[str], log: Path) -> int:
         try:
             for line in process.stdout:
                 file.write(line)
-                if file.shown(line):  # a traceback stays in the log; its last line is said once, at the end
-                    print("    " + line, end="", flush=True)
+                shown = file.shown(line)  # a traceback stays in the log; its last line is said once, at the end
+                if shown is not None:
+                    print("    " + shown, end="", flush=True)
         except BaseException:  # Ctrl-C: stop the demo too
             process.terminate()
             raise
@@ -271,11 +272,13 @@ class _ChapterRun:
 
     def __init__(self, folder: RunFolder, staging: Path, name: str, options: list[str]):
         self.folder, self.staging, self.name, self.options = folder, staging, name, options
-        self.log = _Log(staging / LOG)
+        self.log = _Log(staging / LOG, shown_as=(str(staging), str(folder.path)))
         self.status: int | None = None  # None: stopped before the child ended
         self.why = ""  # ": the child's error line; what was kept" for a failed run
 
     def finish(self) -> None:
+        """A finished run moves into place; any other keeps its log and says, in one line, why it failed (naming
+        the files the user asked for, never the staging folder) and what was kept."""
         if self.status == 0:
             try:
                 self._place()
@@ -284,9 +287,8 @@ class _ChapterRun:
                 self.status, self.log.problem = 1, f"{error}"
         self._keep_log()
         if self.status is not None:
-            self.why = f": {self.log.problem or self.log.error_line() or 'see its log'}; {self._kept()}"
-            self.why = self.why.replace(str(self.staging), str(self.folder.path))  # the file asked for, never the
-            # staging folder the user never named
+            why = f": {self.log.problem or self.log.error_line() or 'see its log'}; {self._kept()}"
+            self.why = why.replace(str(self.staging), str(self.folder.path))
 
     def _place(self) -> None:
         files = [name for name in self.folder.files if (self.staging / name).is_file()]
@@ -322,8 +324,9 @@ class _Log:
     """A chapter's log: every line of the child's output. A disk that refuses it (full, read-only) moves it to a
     temporary file of the system's, never stopping the run; the lines are kept in memory too, to find the error."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, shown_as: tuple[str, str] | None = None):
         self.path = Path(path)
+        self.shown_as = shown_as  # (a path in the child's output, what the terminal says instead)
         self.lines: list[str] = []
         self.problem = ""  # what the runner itself could not do (write the run's record)
         self._file = None
@@ -352,10 +355,13 @@ class _Log:
         except OSError:
             self._fall_back()
 
-    def shown(self, line: str) -> bool:
-        """Whether to show ``line`` on the terminal: not once a traceback starts (it is in the log)."""
+    def shown(self, line: str) -> str | None:
+        """``line`` as the terminal shows it (the staging folder named as the folder the user asked for), or None
+        once a traceback starts (it is in the log)."""
         self._in_traceback = self._in_traceback or line.startswith("Traceback (most recent call last)")
-        return not self._in_traceback
+        if self._in_traceback:
+            return None
+        return line.replace(*self.shown_as) if self.shown_as else line
 
     def error_line(self) -> str:
         """The child's error in one line: a traceback's last line without the exception's module, or else the
