@@ -65,6 +65,16 @@ def test_a_file_that_exits_loops_or_crashes_is_a_wrong_verdict_and_the_status_is
     assert done.stderr == ""
 
 
+def test_a_process_the_learners_code_leaves_behind_neither_holds_nor_outlives_the_check(tmp_path):
+    exercises.start(tmp_path)
+    answer(tmp_path, "relu", "import subprocess\nsubprocess.Popen(['sleep', '300'])\n" + ANSWERS["relu"][0])
+    started = time.monotonic()
+    done = check(tmp_path, "relu", timeout="30")
+    assert verdict(done.stdout, "relu") == "right" and done.returncode == 0
+    assert time.monotonic() - started < 25  # the verdict came when it was written, not at the limit
+    assert not _children_checking(tmp_path)
+
+
 def test_an_exit_at_import_is_named_as_such(tmp_path):
     exercises.start(tmp_path)
     path = tmp_path / exercises.EXERCISES[0].file

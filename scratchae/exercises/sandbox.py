@@ -89,7 +89,8 @@ def _verdict(name: str, path: Path, child: subprocess.Popen, messages, trace: Pa
         _stop(child)
         return Result(name, "wrong", f"its check did not start within {START_LIMIT:g} s (the machine is too busy?)")
     if received.endswith(b"ready\n"):
-        received = _read_until(messages, None, timeout)
+        received = _read_until(messages, b"\n", timeout)  # the verdict's line (a process the learner's code
+        # started may hold the pipe open after the child ended)
         if received is None:  # still running at the limit: ask it where it is, then stop it
             with contextlib.suppress(ProcessLookupError):
                 child.send_signal(signal.SIGUSR1)
@@ -106,11 +107,10 @@ def _verdict(name: str, path: Path, child: subprocess.Popen, messages, trace: Pa
     return Result(name, "wrong", f"exited with status {status} without a verdict (os._exit?){_where(trace, path)}")
 
 
-def _read_until(messages, end: bytes | None, limit: float) -> bytes | None:
-    """What the child writes until it writes ``end`` (or closes the pipe, for ``end=None``); None if ``limit``
-    seconds pass first."""
+def _read_until(messages, end: bytes, limit: float) -> bytes | None:
+    """What the child writes until it writes ``end`` or closes the pipe; None if ``limit`` seconds pass first."""
     received, deadline = b"", time.monotonic() + limit
-    while end is None or not received.endswith(end):
+    while not received.endswith(end):
         left = deadline - time.monotonic()
         if left <= 0 or not select.select([messages], [], [], left)[0]:
             return None
@@ -132,9 +132,9 @@ def _result(received: bytes) -> dict | None:
 
 
 def _stop(child: subprocess.Popen) -> None:
-    if child.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            child.kill()
+    """Kill the child and whatever it started (its own process group: it leads a session of its own)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(child.pid, signal.SIGKILL)
     child.wait()
 
 
