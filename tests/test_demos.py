@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy
 from matplotlib.image import imsave
 
-from scratchae.cli import demo as demo_command, gallery
+from scratchae.cli import demo as demo_command, demo_folder, gallery
 from scratchae.cli import main
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -135,7 +135,7 @@ def fake_outputs(out: Path, name: str, *, caption: str = "A caption", quick: boo
 
 def seal(folder: Path, name: str, settings: list[str]) -> None:
     """Record the files in ``folder`` as one run's, in its run.json, as ``scratchae demo`` does once a run ends."""
-    files = [file for file in demo_command.chapter_files(name) if (folder / file).is_file()]
+    files = [file for file in demo_folder.chapter_files(name) if (folder / file).is_file()]
     sha256 = {file: hashlib.sha256((folder / file).read_bytes()).hexdigest() for file in files if file != "log.txt"}
     (folder / "run.json").write_text(json.dumps({"demo": name, "run": "0" * 32, "seed": 0, "settings": settings,
                                                  "sha256": sha256, "files": files}))
