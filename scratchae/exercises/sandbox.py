@@ -5,15 +5,15 @@ calls ``os._exit`` or crashes the interpreter (a segmentation fault through ``ct
 checker that runs it in its own process: a teacher's CI that trusts the exit status would report a pass. Here each
 exercise runs in ``python -m scratchae.exercises.sandbox``, and every way it can end is a verdict:
 
-====================================  ===============================================================
+====================================  =====================================================================
 the child                             the verdict
-====================================  ===============================================================
+====================================  =====================================================================
 reports a result                      that result (right, wrong, not started)
 raises SystemExit / BaseException     wrong: exited with status 0 in `backward` (FILE, line N)
 ends without a result (``os._exit``)  wrong: exited with status 3 without a verdict (os._exit?)
 is killed by a signal (a crash)       wrong: crashed (SIGSEGV) in `backward` (FILE, line N)
 runs past the time limit              wrong: did not finish within 5 s; it was in `backward` (FILE, line N)
-====================================  ===============================================================
+====================================  =====================================================================
 
 The child tells the parent over a pipe of its own (never its stdout, which the learner's prints use): first
 ``ready`` once the library is imported (the time limit starts then, so a slow start of Python is not counted
