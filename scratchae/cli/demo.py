@@ -86,7 +86,7 @@ def run_demo_command(arguments) -> int:
             runs = run_demos(names, out, options)
         except KeyboardInterrupt:
             index = _write_gallery(out, command=command)
-            print(f"\nscratchae: interrupted; the chapters that had not finished keep their earlier figures"
+            print("\nscratchae: interrupted; the chapters that had not finished keep their earlier figures"
                   + (f"; the gallery of what had finished is {index}" if index else ""), file=sys.stderr)
             return 130
         index = _write_gallery(out, runs=runs, command=command)
