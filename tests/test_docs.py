@@ -350,7 +350,8 @@ def package_modules() -> dict[str, Path]:
 
 def imports_of(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
     """The package's modules that ``name`` imports, at the top or inside a function (``from scratchae import data``
-    is an import of scratchae.data)."""
+    is an import of scratchae.data). A package that holds ``name`` is left out: Python loads a package before any
+    module in it, so importing it again adds nothing."""
     found = set()
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -365,8 +366,7 @@ def imports_of(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
                     found.add(f"{base}.{alias.name}")
                 elif base in modules:
                     found.add(base)
-    found.discard(name)
-    return found
+    return {module for module in found if not (name == module or name.startswith(module + "."))}
 
 
 def stated_import_levels() -> list[list[str]]:
@@ -414,6 +414,13 @@ def test_imports_are_read_from_every_form_of_import():
     assert "scratchae.backend" in imports_of("scratchae.layers", modules["scratchae.layers"], modules)
     assert "scratchae.plots" in imports_of("scratchae.training", modules["scratchae.training"], modules)  # in fit
     assert "scratchae.cli.train" in imports_of("scratchae.cli", modules["scratchae.cli"], modules)
+
+
+def test_an_import_of_the_package_that_holds_a_module_does_not_count(tmp_path):
+    module = tmp_path / "child.py"
+    module.write_text("def main():\n    from scratchae import exercises, data\n", encoding="utf-8")
+    modules = {"scratchae.exercises": module, "scratchae.data": module, "scratchae.exercises.child": module}
+    assert imports_of("scratchae.exercises.child", module, modules) == {"scratchae.data"}
 
 
 #: What docs/lesson.md says the lesson's modules import from outside the lesson.
