@@ -359,8 +359,9 @@ def imports_of(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
             found.update(alias.name for alias in node.names if alias.name in modules)
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
-            if node.level:
-                base = ".".join(package.split(".")[:len(package.split(".")) - node.level + 1] + ([base] if base else []))
+            if node.level:  # a relative import: level 1 is the package itself, 2 its parent...
+                parts = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = ".".join(parts + ([base] if base else []))
             for alias in node.names:
                 if f"{base}.{alias.name}" in modules:
                     found.add(f"{base}.{alias.name}")
