@@ -2,7 +2,8 @@
 
 The file holds
 
-- ``meta``: JSON text with a format name and version, the architecture (``model.config()``), the optimizer's
+- ``meta``: JSON text with a format name and version, the versions of scratchae and NumPy that wrote it
+  (``software``, which :func:`software_versions` gives), the architecture (``model.config()``), the optimizer's
   type, hyperparameters and step count, and the history;
 - ``param/<name>``: every weight, by the names of ``model.named_parameters()``;
 - ``optim/<state>/<i>``: the optimizer's state arrays (Adam's ``m`` and ``v``) for the i-th parameter.
@@ -101,7 +102,8 @@ def save(path, model: Model, optimizer: Optimizer | None = None, history: Histor
     ``extra`` is any JSON-able information to keep with it (the loss, the data set); it comes back in ``meta``.
     """
     path = os.fspath(path)
-    meta = {"extra": extra or {}, "format": FORMAT, "version": VERSION, "architecture": model.config(),
+    meta = {"extra": extra or {}, "format": FORMAT, "version": VERSION, "software": software_versions(),
+            "architecture": model.config(),
             "dtype": str(model.dtype),
             "optimizer": None if optimizer is None else _optimizer_meta(optimizer),
             "history": None if history is None else history.to_dict()}
@@ -111,6 +113,14 @@ def save(path, model: Model, optimizer: Optimizer | None = None, history: Histor
         arrays.update(_optimizer_arrays(optimizer))
     write_atomically(path, lambda file: numpy.savez(file, **arrays))
     return path
+
+
+def software_versions() -> dict[str, str]:
+    """The versions of scratchae and NumPy running now, as a checkpoint records them: a run resumed under others
+    may add its numbers up differently."""
+    import scratchae
+
+    return {"scratchae": scratchae.__version__, "numpy": numpy.__version__}
 
 
 def _optimizer_meta(optimizer: Optimizer) -> dict:

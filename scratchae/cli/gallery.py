@@ -78,8 +78,11 @@ def write_index(out, *, runs: dict[str, dict] | None = None, command: str | None
     pathlib.Path
         The page's path.
     """
+    from scratchae.cli import own_files  # the page is listed as scratchae's, so the next run may replace it
+
     out = Path(out)
-    return write_text_atomically(out / INDEX, render_index(out, runs=runs, command=command))
+    return own_files.record(write_text_atomically(out / INDEX, render_index(out, runs=runs, command=command)),
+                            "scratchae demo")
 
 
 def render_index(out, *, runs: dict[str, dict] | None = None, command: str | None = None) -> str:
