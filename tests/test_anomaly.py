@@ -252,3 +252,16 @@ def test_anomaly_scores_every_kind_of_autoencoder_with_its_own_score(tmp_path, c
     assert numpy.isfinite(report["scores"]).all()
     assert main(["anomaly", str(out), "--out", str(tmp_path / "again")]) == 0
     assert json.loads((tmp_path / "again" / "anomaly.json").read_text())["scores"] == report["scores"]
+
+
+def test_anomaly_never_replaces_a_file_it_did_not_write_unless_told(one_class_run, tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "anomaly_roc.png").write_text("my own notes", encoding="utf-8")
+    assert main(["anomaly", str(one_class_run), "--out", str(out)]) == 2
+    assert "anomaly_roc.png was not written by scratchae" in capsys.readouterr().err
+    assert (out / "anomaly_roc.png").read_text(encoding="utf-8") == "my own notes"
+    assert not (out / "anomaly.json").exists()  # refused before anything was computed or written
+    assert main(["anomaly", str(one_class_run), "--out", str(out), "--overwrite"]) == 0
+    assert (out / "anomaly_roc.png").read_bytes().startswith(b"\x89PNG")
+    assert main(["anomaly", str(one_class_run), "--out", str(out)]) == 0  # its own files: replaced on a rerun

@@ -18,6 +18,10 @@ squared reconstruction error, or a VAE's negative evidence lower bound), and the
 Given IMAGES (a folder of PNG files, or an ``.npy`` / ``.npz`` array, of the run's image size, values in [0, 1] or
 0 to 255), it scores those too and writes ``anomaly_images.json``: each image's name, score and whether it is above
 the threshold. The same run gives the same scores every time.
+
+Each file is entered in the folder's list of scratchae's own files (:mod:`scratchae.cli.own_files`): a rerun replaces
+what an earlier one wrote, but a file of these names that scratchae did not write is refused, before anything is
+computed, unless ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from pathlib import Path
 import numpy
 
 from scratchae import anomaly, checkpoint
-from scratchae.atomic_files import write_text_atomically
+from scratchae.cli import own_files
 from scratchae.cli.run_folder import CHECKPOINT
 from scratchae.cli.train import RunError, _load_data, _recorded_settings
 from scratchae.models import Classifier, VariationalAutoencoder
@@ -38,6 +42,8 @@ NORMAL_RECALL = 0.95
 
 #: How many of the most normal and of the most anomalous test images the figure shows (as Ruff et al. show them).
 EXTREMES = 32
+
+COMMAND = "scratchae anomaly"
 
 FILES = {"json": "anomaly.json", "roc": "anomaly_roc.png", "histogram": "anomaly_histogram.png",
          "extremes": "anomaly_extremes.png", "images": "anomaly_images.json"}
@@ -58,6 +64,8 @@ def add_anomaly_command(commands) -> None:
                          help="also score these: a folder of PNG images or an .npy / .npz file")
     command.add_argument("--out", metavar="DIR", default=None, help="where the files go (default: RUN_DIR)")
     command.add_argument("--data-dir", default=None, help="where the data files are")
+    command.add_argument("--overwrite", action="store_true",
+                         help="replace files of the same names that scratchae did not write")
     add_threads_option(command)
     command.set_defaults(run=run_anomaly)
 
@@ -76,13 +84,17 @@ def run_anomaly(arguments) -> int:
     if settings is None or settings["normal_class"] is None:
         raise RunError(f"{path} was trained on every class, so no class is normal: train one with --normal-class K "
                        f"(scratchae train --model {settings['model'] if settings else 'simple'} --normal-class 0)")
+    out = Path(arguments.out) if arguments.out else path.parent
+    keys = ["json", "roc", "histogram", "extremes"] + (["images"] if arguments.images is not None else [])
+    for key in keys:  # before anything is computed: a learner's file of one of these names is never replaced
+        own_files.check_replaceable(out / FILES[key], overwrite=arguments.overwrite,
+                                    how="give another --out, or --overwrite to replace it")
     settings = {**settings, "data_dir": arguments.data_dir}
     dataset = _load_data(settings)
     # read the learner's images before the long part, so that a wrong file is said at once
     own = anomaly.read_images(arguments.images, dataset.image_shape) if arguments.images is not None else None
     report = score_test_set(model, dataset, settings["normal_class"], **_score_options(model, saved.meta))
-    out = Path(arguments.out) if arguments.out else path.parent
-    written = write_report(report, model, dataset, out)
+    written = write_report(report, model, dataset, out, overwrite=arguments.overwrite)
     print(f"{settings['model']} on {dataset.name}, {_class_words(report)} as normal: AUROC {report['auroc']:.4f} "
           f"over {len(dataset.x_test):,} test images ({report['score']})")
     costs = report["threshold"]
@@ -90,7 +102,8 @@ def run_anomaly(arguments) -> int:
           f"{costs['false_alarms']:,} false alarms of {costs['normal']:,} normal images, {costs['misses']:,} "
           f"anomalies missed of {costs['anomalies']:,}")
     if own is not None:
-        written.append(score_own_images(model, own, costs["threshold"], out, **_score_options(model, saved.meta)))
+        written.append(score_own_images(model, own, costs["threshold"], out, overwrite=arguments.overwrite,
+                                        **_score_options(model, saved.meta)))
     print(f"saved {', '.join(str(file) for file in written)}")
     return 0
 
@@ -117,8 +130,8 @@ def score_test_set(model, dataset, normal_class: int, **options) -> dict:
             "scores": scores.tolist(), "labels": dataset.y_test.tolist()}
 
 
-def write_report(report: dict, model, dataset, out: Path) -> list[Path]:
-    """anomaly.json and the three figures into ``out``; returns their paths."""
+def write_report(report: dict, model, dataset, out: Path, *, overwrite: bool = False) -> list[Path]:
+    """anomaly.json and the three figures into ``out``, each listed as scratchae's own; returns their paths."""
     from scratchae import plots  # matplotlib only when figures are made
 
     scores, labels = numpy.asarray(report["scores"]), numpy.asarray(report["labels"])
@@ -139,9 +152,11 @@ def write_report(report: dict, model, dataset, out: Path) -> list[Path]:
                                           dataset.image_shape, columns=columns,
                                           title=f"{dataset.name} test images, {name} as normal")
     out.mkdir(parents=True, exist_ok=True)
-    paths = [write_text_atomically(out / FILES["json"], json.dumps(report) + "\n")]
+    paths = [own_files.write_text(out / FILES["json"], json.dumps(report) + "\n", command=COMMAND,
+                                  overwrite=overwrite)]
     for key, figure in (("roc", roc), ("histogram", histogram), ("extremes", extremes)):
-        paths.append(plots.save_figure(figure, out / FILES[key]))
+        own_files.check_replaceable(out / FILES[key], overwrite=overwrite)
+        paths.append(own_files.record(plots.save_figure(figure, out / FILES[key]), COMMAND))
     return paths
 
 
@@ -151,7 +166,8 @@ def _class_words(report: dict) -> str:
     return f"class {k}" if name == str(k) else f"class {k} ({name})"
 
 
-def score_own_images(model, images: tuple, threshold: float, out: Path, **options) -> Path:
+def score_own_images(model, images: tuple, threshold: float, out: Path, *, overwrite: bool = False,
+                     **options) -> Path:
     """Score the learner's images, print one line each, and write anomaly_images.json; returns its path."""
     x, names = images
     if x.shape[1] != model.input_features:
@@ -163,4 +179,5 @@ def score_own_images(model, images: tuple, threshold: float, out: Path, **option
     print(f"{int(flagged.sum()):,} of {len(names):,} images above the threshold {threshold:.6g}")
     record = {"threshold": threshold, "images": [{"name": name, "score": float(score), "anomalous": bool(flag)}
                                                  for name, score, flag in zip(names, scores, flagged)]}
-    return write_text_atomically(out / FILES["images"], json.dumps(record, indent=1) + "\n")
+    return own_files.write_text(out / FILES["images"], json.dumps(record, indent=1) + "\n", command=COMMAND,
+                                overwrite=overwrite)
