@@ -32,7 +32,7 @@ from scratchae.engine.forms import fast
 demo = Demo.start("two_floors")
 dataset = demo.load_data()
 BATCH = 128
-x = demo.to_device(dataset.x_train[:BATCH])  # one batch of 128 digits, flat rows of 784 pixels
+x = demo.to_device(dataset.x_train[:BATCH])  # one batch of 128 digits, flat rows of pixels (784 for MNIST)
 
 # %% [markdown]
 # ## The same weights, the same numbers
@@ -41,14 +41,14 @@ x = demo.to_device(dataset.x_train[:BATCH])  # one batch of 128 digits, flat row
 # the engine's forms (`fast` swaps each layer's class and keeps its weights). Both encode the same batch.
 
 # %%
-lesson_model = builders.conv_autoencoder(seed=demo.seed).to(demo.device)
+lesson_model = builders.conv_autoencoder(image_shape=(1, *dataset.image_shape), seed=demo.seed).to(demo.device)
 engine_model = fast(copy.deepcopy(lesson_model))
 for model in (lesson_model, engine_model):
     print(f"{'engine' if model is engine_model else 'lesson'}: "
           + ", ".join(type(layer).__name__ for layer in model.encoder.layers))
 codes = {name: to_numpy(model.encode(x)) for name, model in (("lesson", lesson_model), ("engine", engine_model))}
-for name, code in codes.items():  # each code is (8, 4, 4): 128 numbers a digit; its first six, to 5 decimals
-    print(f"{name} code of the first digit: {numpy.array2string(code.reshape(BATCH, -1)[0, :6], precision=5)}")
+for name, code in codes.items():  # each code is (8, 4, 4) for MNIST: 128 numbers a digit; its first six, 5 decimals
+    print(f"{name} code of the first digit: {numpy.array2string(code.reshape(len(code), -1)[0, :6], precision=5)}")
 largest = float(numpy.max(numpy.abs(codes["lesson"] - codes["engine"])))
 print(f"largest difference over the batch's {codes['lesson'].size:,} code values: {largest:.1e}")
 demo.record("same numbers", largest_code_difference=largest)

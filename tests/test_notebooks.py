@@ -19,15 +19,15 @@ from nbclient import NotebookClient
 from scratchae.cli import main
 from scratchae.cli.gallery import DEMOS, expected_figures
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[1] / "docs" / "chapters.md"  # the page that says how to get the notebooks
 QUICK = "--quick --data digits --device cpu"
 
 
 def readme_notebook_commands() -> list[str]:
     """The commands of the README's notebook block, without their comments, the install line left out."""
-    section = README.read_text(encoding="utf-8").split("**As notebooks.**", 1)[1]
-    block = re.search(r"```bash\n(.*?)```", section, re.DOTALL).group(1)
-    commands = [line.split("#", 1)[0].strip() for line in block.splitlines()]
+    section = README.read_text(encoding="utf-8").split("**As notebooks.**", 1)[1].split("\n**", 1)[0]
+    blocks = re.findall(r"```bash\n(.*?)```", section, re.DOTALL)
+    commands = [line.split("#", 1)[0].strip() for block in blocks[:2] for line in block.splitlines()]
     return [command for command in commands if command and not command.startswith("pip install")]
 
 
