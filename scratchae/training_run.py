@@ -21,7 +21,7 @@ import time
 from scratchae.backend import ignore_overflow
 from scratchae.engine.denormals import flushing_denormals
 from scratchae.entry_checks import check_fit_options, check_optimizer
-from scratchae.progress import epoch_bar
+from scratchae.progress import current_reporter, epoch_bar
 from scratchae.rollback import Snapshot, weights_are_finite
 from scratchae.stopping import StopRequest
 from scratchae.threads import blas_threads, training_threads
@@ -57,6 +57,7 @@ class TrainingRun:
         self.epoch = self.batch = 0
         self.stepping = False
         self.started = self.validation_started = 0.0
+        self.reporter, self.reporting = current_reporter(), False  # a demo's progress line, say
         self._context = contextlib.ExitStack()
 
     def __enter__(self):
@@ -80,6 +81,8 @@ class TrainingRun:
         try:
             if self.bar is not None:
                 self.bar.close()
+            if self.reporting:
+                self.reporter.finish()
             if kind is _Stopped:
                 self.history.interrupted = True
                 return True
@@ -105,6 +108,9 @@ class TrainingRun:
         self.history.unfinished = unfinished
         n_batches = math.ceil(n / batch_size)
         self.bar = epoch_bar(n_batches, self.epoch, self.progress, done=unfinished["batches"])
+        if self.reporter is not None and not self.reporting:
+            self.reporter.start(self.target_model, self.epoch, self.epoch + self.count, n_batches)
+            self.reporting = True
         for batch in range(unfinished["batches"], n_batches):
             self.batch, self.stepping, self.started = batch, True, time.perf_counter()
             yield batch * batch_size
@@ -119,6 +125,8 @@ class TrainingRun:
         add_batch(unfinished, {"loss": value, **self.loss.metrics()}, n)
         unfinished["seconds"] += time.perf_counter() - self.started
         self.bar.update(1)
+        if self.reporting:
+            self.reporter.batch(self.epoch, self.batch)
         if self.batch % 16 == 0:
             self.bar.set_postfix_str(f"loss {unfinished['sums']['loss'] / unfinished['samples']:.4f}", refresh=False)
         if self.stop.requested:
@@ -140,6 +148,8 @@ class TrainingRun:
         seconds = self.history.unfinished["seconds"] + time.perf_counter() - self.validation_started
         self.history.unfinished = None
         self.history.record(logs, seconds)
+        if self.reporting:
+            self.reporter.epoch_end(self.epoch + 1)
         if self.on_epoch_end is not None:
             self.on_epoch_end(self.epoch + 1, logs)
 

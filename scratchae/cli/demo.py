@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.resources
+import io
 import os
 import subprocess
 import sys
@@ -147,13 +148,13 @@ def run_demos(names, out, options: list[str]) -> dict[str, dict]:
 
 def _run_logged(command: list[str], log: Path) -> int:
     """Run ``command``, showing its output line by line and writing it to ``log``; returns the exit status."""
-    environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1", "SCRATCHAE_LIVE_PROGRESS": str(int(sys.stdout.isatty()))}
     with open(log, "w", encoding="utf-8") as file:
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                   encoding="utf-8", errors="replace", env=environment)
-        try:
-            for line in process.stdout:
-                file.write(line)
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=environment)
+        try:  # newline="": a progress line ending in "\r" is rewritten in place on the terminal, and not logged
+            for line in io.TextIOWrapper(process.stdout, encoding="utf-8", errors="replace", newline=""):
+                if not line.endswith("\r"):
+                    file.write(line)
                 print("    " + line, end="", flush=True)
         except BaseException:  # Ctrl-C: stop the demo too
             process.terminate()
