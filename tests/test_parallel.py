@@ -4,6 +4,7 @@ part fails."""
 
 from __future__ import annotations
 
+import copy
 import os
 import signal
 import threading
@@ -185,76 +186,86 @@ def test_parts_cover_the_batch_in_order(n, parts, expected):
 # A part that fails
 
 
-class FailOnWorker(MSELoss):
-    """MSE that raises on a worker thread (not the calling one) from its n-th call there."""
+class PartLoss(MSELoss):
+    """MSE whose copies know the part they compute: the split copies the loss once per part, in part order; the
+    original's ``part`` is None. ``calls`` counts each copy's calls (one a batch)."""
 
-    def __init__(self, error, n=1):
+    part = None
+
+    def __init__(self):
         super().__init__()
-        self.error, self.n, self.calls = error, n, 0
+        self.copies, self.calls = 0, 0
+
+    def __deepcopy__(self, memo):
+        twin = copy.copy(self)
+        twin.part, self.copies = self.copies, self.copies + 1
+        return twin
 
     def forward(self, pred, target):
-        if threading.current_thread() is not threading.main_thread():
-            self.calls += 1
-            if self.calls >= self.n:
-                raise self.error
-        return super().forward(pred, target)
+        self.calls += 1
+        return self.on_call(super().forward(pred, target))
+
+    def on_call(self, value):
+        return value
 
 
-def test_an_error_in_a_worker_stops_the_step_before_any_update_and_ends_the_threads():
+def test_an_error_in_a_part_stops_the_step_before_any_update_and_ends_the_threads():
+    class FailInPart1(PartLoss):
+        def on_call(self, value):
+            if self.part == 1 and self.calls == 6:
+                raise ZeroDivisionError("in a part")
+            return value
+
     model = builders.simple_autoencoder(4, hidden_dim=16, input_dim=64, seed=1)
     optimizer = Adam(model.parameters())
-    x, _ = data(False)
     threads_before = threading.active_count()
-    history = History()
-    ends = []
     with pytest.raises(ZeroDivisionError, match="in a part"):
-        fit(model, FailOnWorker(ZeroDivisionError("in a part"), n=6), optimizer, x, epochs=3, batch_size=20,
-            progress=False, threads=2, history=history,
-            on_epoch_end=lambda epoch, logs: ends.append(state(model, optimizer)))
+        fit(model, FailInPart1(), optimizer, data(False)[0], epochs=3, batch_size=20, progress=False, threads=2)
     assert optimizer.steps == 5  # the four batches of epoch 1 and the first of epoch 2; the sixth never stepped
     assert threading.active_count() == threads_before
 
 
 def test_a_nan_in_one_part_is_a_diverged_loss_and_goes_back_to_the_epoch_before():
-    class NaNOnWorker(MSELoss):
-        def forward(self, pred, target):
-            value = super().forward(pred, target)
-            on_worker = threading.current_thread() is not threading.main_thread()
-            return value * numpy.float32("nan") if on_worker and self.calls_after(5) else value
-
-        calls = 0
-
-        def calls_after(self, n):
-            self.calls += 1
-            return self.calls > n
+    class NaNInPart1(PartLoss):
+        def on_call(self, value):
+            return value * numpy.float32("nan") if self.part == 1 and self.calls == 6 else value
 
     model = builders.simple_autoencoder(4, hidden_dim=16, input_dim=64, seed=1)
     optimizer = Adam(model.parameters())
     after_epoch_1 = []
     with pytest.raises(TrainingDiverged, match=r"the loss became nan in epoch 2, batch 2; the model is back at the "
                                                r"end of epoch 1"):
-        fit(model, NaNOnWorker(), optimizer, data(False)[0], epochs=3, batch_size=20, progress=False, threads=2,
+        fit(model, NaNInPart1(), optimizer, data(False)[0], epochs=3, batch_size=20, progress=False, threads=2,
             on_epoch_end=lambda epoch, logs: after_epoch_1.append(state(model, optimizer)))
     assert optimizer.steps == 4
     assert_same_bits(state(model, optimizer), after_epoch_1[0])
 
 
-def test_ctrl_c_pressed_while_a_worker_runs_finishes_the_batch_and_stops(monkeypatch):
-    class CtrlCOnWorker(MSELoss):
-        calls = 0
-
-        def forward(self, pred, target):
-            if threading.current_thread() is not threading.main_thread():
-                self.calls += 1
-                if self.calls == 6:
-                    os.kill(os.getpid(), signal.SIGINT)
-            return super().forward(pred, target)
+def test_ctrl_c_pressed_while_a_part_runs_finishes_the_batch_and_stops():
+    class CtrlCInPart1(PartLoss):
+        def on_call(self, value):
+            if self.part == 1 and self.calls == 6:
+                os.kill(os.getpid(), signal.SIGINT)
+            return value
 
     model = builders.simple_autoencoder(4, hidden_dim=16, input_dim=64, seed=1)
     optimizer = Adam(model.parameters())
     handler = signal.getsignal(signal.SIGINT)
-    history = fit(model, CtrlCOnWorker(), optimizer, data(False)[0], epochs=3, batch_size=20, progress=False,
+    history = fit(model, CtrlCInPart1(), optimizer, data(False)[0], epochs=3, batch_size=20, progress=False,
                   threads=2)
     assert history.interrupted and optimizer.steps == 6 and len(history) == 1
     assert history.unfinished["batches"] == 2
     assert signal.getsignal(signal.SIGINT) is handler
+
+
+def test_every_part_runs_once_whichever_thread_takes_it():
+    from scratchae.engine.parallel import WorkerPool
+
+    pool = WorkerPool(3)
+    try:
+        for parts in (1, 2, 3, 7):
+            seen = []
+            pool.run(seen.append, parts)
+            assert sorted(seen) == list(range(parts))
+    finally:
+        pool.close()

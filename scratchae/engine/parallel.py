@@ -21,10 +21,10 @@ part as its rows: the threads change the order of the sums, never the random num
 
 Why threads help: NumPy releases Python's global lock inside matrix products and in elementwise work on arrays of
 more than a few hundred numbers, so T threads compute T parts at once, each with NumPy's BLAS at one thread (see
-:mod:`scratchae.threads`: OpenBLAS's own threads spin, ours wait asleep on a queue between steps). The first part
-runs on the calling thread; the others on persistent worker threads made once per ``fit``. The gradient sum is
-split among the threads by parameter (each parameter's sum in part order, whichever thread does it); the
-optimizer's update runs on the calling thread.
+:mod:`scratchae.threads`: OpenBLAS's own threads spin, ours wait asleep on a queue between steps). Each part is
+taken by whichever thread is free first, the calling one or one of the persistent worker threads made once per
+``fit`` (:class:`WorkerPool`). The gradient sum is split among the threads by parameter (each parameter's sum
+in part order, whichever thread does it); the optimizer's update runs on the calling thread.
 
 :class:`DataParallel` offers the model and the loss as :func:`scratchae.training.train_step` uses them
 (``forward``, ``backward``; ``forward``, ``backward``, ``metrics``, ``start_epoch``), so the step that runs on every
@@ -35,6 +35,7 @@ the optimizer has changed anything, and is raised on the calling thread.
 from __future__ import annotations
 
 import copy
+import itertools
 import queue
 import threading
 
@@ -45,44 +46,49 @@ from scratchae.engine.denormals import flushing_denormals
 
 class WorkerPool:
     """``count - 1`` persistent threads and the calling one: ``run(task, parts)`` runs ``task(k)`` for every part
-    ``k`` (part 0 on the calling thread) and returns when all are done. Idle workers wait asleep on a queue."""
+    ``k`` and returns when all are done.
+
+    Each thread, the calling one included, takes the next part not yet taken until none is left: a thread that the
+    system has pushed off its core (beside a busy program) leaves its parts to the others instead of holding up the
+    step. Which thread computes a part changes nothing in its result: part ``k`` always runs on replica ``k``, one
+    BLAS thread, the same rows. Idle workers wait asleep on a queue.
+    """
 
     def __init__(self, count: int):
         self.count = count
         self.errors = numpy.geterr()  # NumPy's floating-point error handling is each thread's own: the caller's
         self.inboxes = [queue.SimpleQueue() for _ in range(count - 1)]
-        self.done = queue.SimpleQueue()
-        self.threads = [threading.Thread(target=self._work, args=(index + 1, inbox), daemon=True,
+        self.threads = [threading.Thread(target=self._work, args=(inbox,), daemon=True,
                                          name=f"scratchae-training-{index + 1}")
                         for index, inbox in enumerate(self.inboxes)]
         for thread in self.threads:
             thread.start()
 
-    def _work(self, index: int, inbox) -> None:
+    def _work(self, inbox) -> None:
         with numpy.errstate(**self.errors), flushing_denormals():  # as the calling thread has them
-            while (task := inbox.get()) is not None:
-                try:
-                    task(index)
-                    self.done.put((index, None))
-                except BaseException as error:  # handed to the calling thread, which raises it
-                    self.done.put((index, error))
+            while (take_parts := inbox.get()) is not None:
+                take_parts()
 
     def run(self, task, parts: int | None = None) -> None:
-        """Run ``task(k)`` for k in 0 .. parts - 1 (all threads by default); raise the error of the first part that
-        failed, once every part has stopped."""
+        """Run ``task(k)`` for k in 0 .. parts - 1 (as many as threads by default); raise the error of the first
+        part that failed, once every part has stopped."""
         parts = self.count if parts is None else parts
-        for index in range(1, parts):
-            self.inboxes[index - 1].put(task)
-        errors = {}
+        taken, finished, errors = itertools.count(), threading.Semaphore(0), {}
+
+        def take_parts():
+            while (k := next(taken)) < parts:  # next() on a count is atomic: each part is taken once
+                try:
+                    task(k)
+                except BaseException as error:  # raised on the calling thread once all parts have stopped
+                    errors[k] = error
+                finished.release()
+
+        for inbox in self.inboxes[:parts - 1]:
+            inbox.put(take_parts)
+        take_parts()
         try:
-            task(0)
-        except BaseException as error:
-            errors[0] = error
-        try:
-            for _ in range(parts - 1):
-                index, error = self.done.get()
-                if error is not None:
-                    errors[index] = error
+            for _ in range(parts):
+                finished.acquire()
         except BaseException:  # interrupted while waiting (Ctrl-C without a handler): no later step may run
             self.close()
             raise
@@ -90,7 +96,7 @@ class WorkerPool:
             raise errors[min(errors)]
 
     def close(self) -> None:
-        """Let every worker finish its task and end (idempotent)."""
+        """Let every worker finish what it does and end (idempotent)."""
         for inbox in self.inboxes:
             inbox.put(None)
         for thread in self.threads:
