@@ -195,13 +195,13 @@ def fit(model, loss, optimizer, x, y=None, *, epochs: int, batch_size: int, shuf
     x, y = prepare_data(model, loss, x, y, "training data")  # checked once, here at the door
     validation = prepare_validation(model, loss, validation)
     model.train()
-    with run:  # run.model and run.loss: the model and the loss, or the same split over every core
+    with run:  # run.model, run.loss, run.optimizer: the model, the loss and the optimizer, or the same on every core
         for epoch in run.epochs(epochs):  # counting on from the history's epochs
             run.loss.start_epoch(epoch)
             order = batch_order(x.shape[0], shuffle, seed, epoch, like=x)
             for start in run.batch_starts(x.shape[0], batch_size):  # 0, batch_size, 2 * batch_size, ...
                 x_batch, y_batch = batch_rows(x, order, start, batch_size), batch_rows(y, order, start, batch_size)
-                value = train_step(run.model, run.loss, optimizer, x_batch, y_batch)
+                value = train_step(run.model, run.loss, run.optimizer, x_batch, y_batch)
                 run.after_batch(value, x_batch.shape[0])  # the epoch's running sums; a stop asked for ends here
             logs = run.epoch_means()  # each measure's mean over the epoch's samples
             if validation is not None:

@@ -37,8 +37,9 @@ class TrainingRun:
     """The bookkeeping of one ``fit``: use as ``with run:``, then :meth:`epochs`, :meth:`batch_starts`,
     :meth:`after_batch`, :meth:`epoch_means` and :meth:`end_epoch` in the loop.
 
-    Inside the block :attr:`model` and :attr:`loss` are what the step trains: the model and the loss themselves on
-    one thread, or their split over the training threads (:class:`scratchae.engine.parallel.DataParallel`).
+    Inside the block :attr:`model`, :attr:`loss` and :attr:`optimizer` are what the step trains with: the model, the
+    loss and the optimizer themselves on one thread, or their split over the training threads
+    (:class:`scratchae.engine.parallel.DataParallel`).
     """
 
     def __init__(self, model, loss, optimizer, history, *, epochs, batch_size, shuffle, progress, on_epoch_end,
@@ -48,11 +49,11 @@ class TrainingRun:
         check_fit_options(shuffle=shuffle, progress=progress, history=history, on_epoch_end=on_epoch_end, stop=stop)
         self.threads = training_threads(threads)
         check_optimizer(model, optimizer)
-        self.target_model, self.target_loss, self.optimizer = model, loss, optimizer
+        self.target_model, self.target_loss, self.target_optimizer = model, loss, optimizer
         self.history = history if history is not None else History()
         self.count, self.batch_size, self.progress = epochs, batch_size, progress
         self.on_epoch_end, self.stop = on_epoch_end, stop
-        self.model, self.loss = model, loss
+        self.model, self.loss, self.optimizer = model, loss, optimizer
         self.snapshot = self.bar = None
         self.epoch = self.batch = 0
         self.stepping = False
@@ -72,9 +73,9 @@ class TrainingRun:
         if threads > 1:
             from scratchae.engine.parallel import DataParallel
 
-            parallel = DataParallel(self.target_model, self.target_loss, threads)
+            parallel = DataParallel(self.target_model, self.target_loss, self.target_optimizer, threads)
             context.callback(parallel.close)
-            self.model, self.loss = parallel.model, parallel.loss
+            self.model, self.loss, self.optimizer = parallel.model, parallel.loss, parallel.optimizer
         return self
 
     def __exit__(self, kind, error, traceback):
@@ -99,7 +100,7 @@ class TrainingRun:
         for epoch in range(len(self.history), len(self.history) + count):
             if self.stop.requested:  # asked during a validation or a callback: stop before the next epoch starts
                 raise _Stopped
-            self.epoch, self.snapshot = epoch, Snapshot(self.target_model, self.optimizer, self.history)
+            self.epoch, self.snapshot = epoch, Snapshot(self.target_model, self.target_optimizer, self.history)
             yield epoch
 
     def batch_starts(self, n: int, batch_size: int):

@@ -15,7 +15,7 @@ import pytest
 from scratchae import builders, checkpoint
 from scratchae.engine.parallel import DataParallel, part_bounds
 from scratchae.losses import BCELoss, MSELoss, SoftmaxCrossEntropyLoss, VAELoss
-from scratchae.optim import Adam
+from scratchae.optim import SGD, Adam
 from scratchae.stopping import StopRequest
 from scratchae.training import History, TrainingDiverged, fit, train_step
 
@@ -123,7 +123,7 @@ def test_one_thread_gives_the_bits_of_train_step_itself(kind):
 def split_gradients(model, loss, x, y, threads: int) -> list[numpy.ndarray]:
     """The gradient of one batch split over ``threads``."""
     model.train()
-    parallel = DataParallel(model, loss, threads)
+    parallel = DataParallel(model, loss, Adam(model.parameters()), threads)
     try:
         parallel.loss.forward(parallel.model.forward(x), x if y is None else y)
         parallel.model.backward(parallel.loss.backward())
@@ -269,3 +269,37 @@ def test_every_part_runs_once_whichever_thread_takes_it():
             assert sorted(seen) == list(range(parts))
     finally:
         pool.close()
+
+
+@pytest.mark.parametrize("make", [lambda p: Adam(p, lr=1e-2, weight_decay=1e-3), lambda p: SGD(p, lr=0.1, momentum=0.9)])
+def test_the_optimizer_step_split_by_parameter_gives_the_bits_of_the_whole_step(make):
+    models = [builders.deep_autoencoder(4, input_dim=64, seed=3) for _ in range(2)]
+    rng = numpy.random.default_rng(0)
+    grads = [rng.standard_normal(p.shape).astype(numpy.float32) for p in models[0].parameters()]
+    whole, split = make(models[0].parameters()), make(models[1].parameters())
+    parallel = DataParallel(models[1], MSELoss(), split, 3)
+    try:
+        for _ in range(3):
+            for model in models:
+                for parameter, grad in zip(model.parameters(), grads):
+                    parameter.grad = grad.copy()
+            whole.step()
+            parallel.optimizer.step()
+    finally:
+        parallel.close()
+    assert split.steps == whole.steps == 3
+    assert_same_bits([p.data for p in models[0].parameters()], [p.data for p in models[1].parameters()])
+
+
+def test_an_optimizer_with_a_step_of_its_own_takes_it_whole():
+    class Counted(Adam):
+        taken = 0
+
+        def step(self):
+            self.taken += 1
+            super().step()
+
+    model = builders.simple_autoencoder(4, hidden_dim=16, input_dim=64, seed=1)
+    optimizer = Counted(model.parameters())
+    fit(model, MSELoss(), optimizer, data(False)[0], epochs=1, batch_size=20, progress=False, threads=2)
+    assert optimizer.taken == 4 and optimizer.steps == 4

@@ -24,11 +24,12 @@ more than a few hundred numbers, so T threads compute T parts at once, each with
 :mod:`scratchae.threads`: OpenBLAS's own threads spin, ours wait asleep on a queue between steps). Each part is
 taken by whichever thread is free first, the calling one or one of the persistent worker threads made once per
 ``fit`` (:class:`WorkerPool`). The gradient sum is split among the threads by parameter (each parameter's sum
-in part order, whichever thread does it); the optimizer's update runs on the calling thread.
+in part order, whichever thread does it), and so is the optimizer's update, where each parameter's update depends
+on that parameter alone (Adam's and SGD's).
 
-:class:`DataParallel` offers the model and the loss as :func:`scratchae.training.train_step` uses them
-(``forward``, ``backward``; ``forward``, ``backward``, ``metrics``, ``start_epoch``), so the step that runs on every
-core is the lesson's four lines unchanged. An error in any part (a layer that raises, Ctrl-C) stops the step before
+:class:`DataParallel` offers the model, the loss and the optimizer as :func:`scratchae.training.train_step` uses
+them (``forward``, ``backward``; ``forward``, ``backward``, ``metrics``, ``start_epoch``; ``step``), so the step that
+runs on every core is the lesson's four lines unchanged. An error in any part (a layer that raises, Ctrl-C) stops the step before
 the optimizer has changed anything, and is raised on the calling thread.
 """
 
@@ -127,15 +128,15 @@ class DataParallel:
     """``model`` and ``loss`` trained on ``threads`` threads: :attr:`model` and :attr:`loss` are what
     :func:`~scratchae.training.train_step` takes in their place. :meth:`close` ends the threads."""
 
-    def __init__(self, model, loss, threads: int):
-        self.target_model, self.target_loss = model, loss
+    def __init__(self, model, loss, optimizer, threads: int):
+        self.target_model, self.target_loss, self.target_optimizer = model, loss, optimizer
         self.parameters = model.parameters()
         self.replicas = [replica(model) for _ in range(threads)]
         self.replica_parameters = [part.parameters() for part in self.replicas]
         self.losses = [copy.deepcopy(loss) for _ in range(threads)]
         self.pool = WorkerPool(threads)
         self.reduced_by = _balance([parameter.size for parameter in self.parameters], threads)
-        self.model, self.loss = SplitModel(self), SplitLoss(self)
+        self.model, self.loss, self.optimizer = SplitModel(self), SplitLoss(self), SplitOptimizer(self)
         self.bounds, self.draws, self.values, self.x = [], {}, [], None
 
     def start(self, x) -> None:
@@ -184,6 +185,30 @@ class DataParallel:
 
         self.pool.run(reduce)
 
+    def step(self) -> None:
+        """The optimizer's step, each thread updating the parameters whose gradients it summed (each parameter's
+        update depends on that parameter alone), where the optimizer is one of :mod:`scratchae.optim`'s that updates
+        one parameter at a time; any other takes its own step on the calling thread."""
+        optimizer = self.target_optimizer
+        if not _updates_each_parameter_alone(optimizer):
+            optimizer.step()
+            return
+        missing = [parameter.path for parameter in optimizer.params if parameter.grad is None]
+        if missing:
+            raise RuntimeError(f"{type(optimizer).__name__}.step: no gradient for parameter(s) {missing}; "
+                               f"call backward before step")
+        optimizer.follow_parameters()
+        optimizer.steps += 1
+        position = {id(parameter): index for index, parameter in enumerate(optimizer.params)}
+
+        def update(k):
+            for index in self.reduced_by[k]:
+                parameter = self.parameters[index]
+                if id(parameter) in position:
+                    optimizer.update(position[id(parameter)], parameter)
+
+        self.pool.run(update)
+
     def metrics(self) -> dict[str, float]:
         """The loss's other measures for the last batch: the parts' share-weighted sums."""
         n = self.x.shape[0]
@@ -195,6 +220,14 @@ class DataParallel:
 
     def close(self) -> None:
         self.pool.close()
+
+
+def _updates_each_parameter_alone(optimizer) -> bool:
+    """Whether ``optimizer`` takes the step of :class:`scratchae.optim.Optimizer`: ``update(index, parameter)`` for
+    each parameter in turn, each from its own gradient and state."""
+    from scratchae.optim import Optimizer
+
+    return isinstance(optimizer, Optimizer) and type(optimizer).step is Optimizer.step
 
 
 def _balance(sizes: list[int], threads: int) -> list[list[int]]:
@@ -220,6 +253,17 @@ class SplitModel:
 
     def backward(self, _):
         self.parallel.backward()
+
+
+class SplitOptimizer:
+    """The optimizer as :func:`~scratchae.training.train_step` sees it: ``step`` updates the parameters on every
+    thread."""
+
+    def __init__(self, parallel: DataParallel):
+        self.parallel = parallel
+
+    def step(self) -> None:
+        self.parallel.step()
 
 
 class SplitLoss:
