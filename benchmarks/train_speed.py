@@ -892,7 +892,27 @@ def run_all(args) -> int:
         for name in args.models:
             (one, torch_one), (many, torch_many) = medians[name, 1], medians[name, counts[1]]
             print(f"| {name} | {one / many:.2f} | {torch_one / torch_many:.2f} |")
+        print()
+        print(scaling_model({name: medians[name, 1][0] / medians[name, counts[1]][0] for name in args.models},
+                            counts[1]))
     return 0
+
+
+def serial_share(speedup: float, threads: int) -> float:
+    """Amdahl's serial share s from a measured speed-up at ``threads``: speedup = 1 / (s + (1 - s) / threads)."""
+    return min(1.0, max(0.0, (threads / speedup - 1.0) / (threads - 1.0)))
+
+
+def scaling_model(speedups: dict[str, float], threads: int) -> str:
+    """A table: each model's serial share measured at ``threads`` and the speed-ups it predicts at 4, 8 and 16."""
+    counts = (4, 8, 16)
+    lines = [f"| model | speed-up at {threads} | serial share | " + " | ".join(f"predicted at {n}" for n in counts)
+             + " |", "| --- | --- | --- | " + " | ".join("---" for _ in counts) + " |"]
+    for name, speedup in speedups.items():
+        share = serial_share(speedup, threads)
+        predicted = [1.0 / (share + (1.0 - share) / n) for n in counts]
+        lines.append(f"| {name} | {speedup:.2f} | {share:.0%} | " + " | ".join(f"{p:.2f}" for p in predicted) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -157,5 +157,17 @@ class TrainingRun:
 
 def _can_split(model) -> bool:
     """Whether a batch of ``model`` can be split among threads: a model on the CPU that draws its random numbers
-    for a whole batch (every model of :mod:`scratchae.models`)."""
-    return hasattr(model, "draw_batch") and getattr(model, "device", "cpu") == "cpu"
+    for a whole batch (every model of :mod:`scratchae.models`), none of whose layers has had its ``forward`` or
+    ``backward`` replaced on the object itself (a spy or a print a learner added): a replica would call the
+    replacement, which runs the model's own layer instead of the replica's."""
+    if not hasattr(model, "draw_batch") or getattr(model, "device", "cpu") != "cpu":
+        return False
+    return not any(_replaced_on_the_object(part) for part in [model, *getattr(model, "parts", dict)().values()])
+
+
+def _replaced_on_the_object(layer) -> bool:
+    """Whether ``layer`` (or a layer inside it) holds its own ``forward`` or ``backward`` attribute."""
+    own = vars(layer) if hasattr(layer, "__dict__") else {}
+    if "forward" in own or "backward" in own:
+        return True
+    return any(_replaced_on_the_object(inner) for inner in own.get("layers", []) or [])

@@ -303,3 +303,14 @@ def test_an_optimizer_with_a_step_of_its_own_takes_it_whole():
     optimizer = Counted(model.parameters())
     fit(model, MSELoss(), optimizer, data(False)[0], epochs=1, batch_size=20, progress=False, threads=2)
     assert optimizer.taken == 4 and optimizer.steps == 4
+
+
+def test_a_layer_whose_forward_was_replaced_on_the_object_trains_on_one_thread():
+    """A learner's spy on a layer sees every whole batch: the replicas would call the spy, which runs the model's
+    own layer, so such a model is not split."""
+    model = builders.simple_autoencoder(4, hidden_dim=16, input_dim=64, seed=1)
+    seen, forward = [], model.encoder.layers[0].forward
+    model.encoder.layers[0].forward = lambda x: seen.append(len(x)) or forward(x)
+    fit(model, MSELoss(), Adam(model.parameters()), data(False)[0], epochs=1, batch_size=20, progress=False,
+        threads=2)
+    assert seen == [20, 20, 20, 12]
