@@ -76,12 +76,12 @@ SETUPS = {
     "denoising": Setup("denoising", batch_size=128, samples=60_000, noisy=True),  # 784-128-64-32-64-128-784
     "vae": Setup("vae", batch_size=128, samples=60_000, vae=True, latent_dim=20),  # 784-400-(20, 20)-400-784
     # the Keras blog's convolutional autoencoder, trained with BCE as there
-    "conv": Setup("conv", batch_size=128, samples=60_000, loss="bce", images=True, subset=3_840),
+    "conv": Setup("conv", batch_size=128, samples=60_000, loss="bce", images=True, subset=2_560),
     # the Keras blog's denoising network: 32 channels at 28 x 28 and 14 x 14
     "conv-denoising": Setup("conv-denoising", batch_size=128, samples=60_000, loss="bce", images=True, noisy=True,
-                            subset=1_280),
+                            subset=1_024),
     # the keras-io convolutional VAE, latent 2, BCE + KL
-    "conv-vae": Setup("conv-vae", batch_size=128, samples=60_000, vae=True, images=True, subset=3_840),
+    "conv-vae": Setup("conv-vae", batch_size=128, samples=60_000, vae=True, images=True, subset=2_560),
     "linear-latent": Setup("linear-latent", batch_size=64, samples=10_000, weight_decay=1e-8,
                            subset=6_000),  # ...-16 linear-...
 }
@@ -157,11 +157,11 @@ def blas_report(threads: int) -> tuple[str, list[str]]:
 
 
 def use_blas_threads(threads: int) -> None:
-    """Make scratchae's ``fit`` train with ``threads`` BLAS threads: by default it takes one, whatever the
-    environment says (:mod:`scratchae.threads`)."""
-    from scratchae import threads as blas
+    """Make scratchae's ``fit`` train with ``threads`` training threads (each batch split among them, NumPy's BLAS
+    at one thread each; :mod:`scratchae.threads`)."""
+    from scratchae import threads as training
 
-    blas.use(threads)
+    training.use(threads)
 
 
 def set_thread_environment(threads: int) -> None:
@@ -877,7 +877,7 @@ def run_all(args) -> int:
             mine, reference = (statistics.median(results[key]["seconds"]) for key in ("scratchae", "PyTorch"))
             medians[name, threads] = (mine, reference)
             losses = results["scratchae"]["losses"][-1], results["PyTorch"]["losses"][-1]
-            rows.append((name, threads, mine, reference, mine / reference, max(ratios[1:]), *losses))
+            rows.append((name, threads, mine, reference, mine / reference, max(ratios[1:] or ratios), *losses))
     print()
     print("| model | threads | scratchae s/epoch | PyTorch s/epoch | ratio (median) | worst epoch after the first | "
           "final loss scratchae / PyTorch |")

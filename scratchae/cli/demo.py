@@ -151,8 +151,9 @@ def _run_logged(command: list[str], log: Path) -> int:
     environment = {**os.environ, "PYTHONUNBUFFERED": "1", "SCRATCHAE_LIVE_PROGRESS": str(int(sys.stdout.isatty()))}
     with open(log, "w", encoding="utf-8") as file:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=environment)
+        output = io.TextIOWrapper(process.stdout, encoding="utf-8", errors="replace", newline="")
         try:  # newline="": a progress line ending in "\r" is rewritten in place on the terminal, and not logged
-            for line in io.TextIOWrapper(process.stdout, encoding="utf-8", errors="replace", newline=""):
+            for line in output:
                 if not line.endswith("\r"):
                     file.write(line)
                 print("    " + line, end="", flush=True)
@@ -160,7 +161,7 @@ def _run_logged(command: list[str], log: Path) -> int:
             process.terminate()
             raise
         finally:
-            process.stdout.close()
+            output.close()
             status = process.wait()
     return status
 
