@@ -66,7 +66,7 @@ class Setup:
     latent_dim: int | None = None  # None: the builder's default
     images: bool = False  # a convolutional model: PyTorch is also timed in its channels-last layout
     labels: bool = False  # a classifier: trained on the labels with softmax cross-entropy
-    subset: int = 12_000  # the images per epoch of --all
+    subset: int = 6_000  # the images per epoch of --all
 
 
 SETUPS = {

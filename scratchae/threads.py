@@ -29,9 +29,11 @@ from scratchae.validate import require_int
 #: BLAS threads outside training when nobody says otherwise: one (see the module's docstring).
 DEFAULT_THREADS = 1
 
-#: Training threads beyond which more stop helping for these models (measured on a 16-core machine:
-#: ``benchmarks/README.md``, "Scaling beyond two cores"): parts of a batch of 256 smaller than 32 samples leave too
-#: little work per thread between the serial steps (the gradient sum's hand-over and the optimizer's update).
+#: Training threads beyond which more stop helping for these models. It is a model, not yet a measurement: no machine
+#: with more than two cores was at hand. A batch of 128 in 8 parts leaves 16 samples a part, where a part's products
+#: (16 x 784 x 128) take a few microseconds and the Python of its layers, which runs one thread at a time, weighs as
+#: much; and the serial share of a step (the hand-over between threads, the batch's random draws) caps the gain:
+#: ``benchmarks/README.md``, "Scaling beyond two cores", has the model and what was measured on two cores.
 MOST_USEFUL_THREADS = 8
 
 _chosen: int | None = None  # the process's explicit choice, made by use(): a command's or a demo's --threads
