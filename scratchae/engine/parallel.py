@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
 import queue
 import threading
 
@@ -151,7 +152,9 @@ class DataParallel:
         self.draws = self.target_model.draw_batch(x) if hasattr(self.target_model, "draw_batch") else {}
 
     def forward_and_loss(self, target) -> float:
-        """Every part's forward and loss; the batch's loss, the share-weighted sum of the parts' (part order)."""
+        """Every part's forward, loss and backward (the part's gradients stay on its replica until
+        :meth:`backward` sums them); the batch's loss, the share-weighted sum of the parts' (part order). A part
+        whose loss is not a number skips its backward: the step stops before any update."""
         n = self.x.shape[0]
         values = [0.0] * len(self.bounds)
 
@@ -160,17 +163,18 @@ class DataParallel:
             rows = slice(start, stop)
             out = self.replicas[k].forward(self.x[rows], **{name: drawn[rows] for name, drawn in self.draws.items()})
             values[k] = float(self.losses[k].forward(out, target[rows]))
+            if math.isfinite(values[k]):  # the backward at once: one hand-over a step fewer
+                self.replicas[k].backward(self.losses[k].backward())
 
         self.pool.run(part, len(self.bounds))
         self.values = values
         return sum((stop - start) / n * value for (start, stop), value in zip(self.bounds, values))
 
     def backward(self) -> None:
-        """Every part's backward, then each parameter's gradient: the parts' gradients weighted by their shares,
-        added in part order (each thread sums its own parameters)."""
+        """Each parameter's gradient: the parts' gradients weighted by their shares, added in part order (each
+        thread sums its own parameters)."""
         n = self.x.shape[0]
         weights = [(stop - start) / n for start, stop in self.bounds]
-        self.pool.run(lambda k: self.replicas[k].backward(self.losses[k].backward()), len(self.bounds))
 
         def reduce(k):
             for index in self.reduced_by[k]:
