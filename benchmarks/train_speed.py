@@ -854,7 +854,7 @@ def run_all(args) -> int:
     cpu = processor_info()
     kernel, warnings = blas_report(1)
     print(f"processor: {cpu['vendor']} family {cpu['family']} model {cpu['model']} stepping {cpu['stepping']} "
-          f"({cpu['name']}), {cpu['cores']} cores; flags: {' '.join(cpu['flags']) or 'none of ' + ', '.join(FLAGS_THAT_MATTER)}")
+          f"({cpu['name']}), {cpu['cores']} cores; flags: {' '.join(cpu['flags']) or 'none of those that matter'}")
     print(f"BLAS kernel: {kernel}; one core's sgemm: {one_core_sgemm():.1f} GFLOP/s (float32 2048 x 2048, best of 5); "
           f"PyTorch {torch.__version__} ({_torch_blas(torch)})")
     for warning in warnings:

@@ -17,7 +17,7 @@ from scratchae.engine.parallel import DataParallel, part_bounds
 from scratchae.losses import BCELoss, MSELoss, SoftmaxCrossEntropyLoss, VAELoss
 from scratchae.optim import SGD, Adam
 from scratchae.stopping import StopRequest
-from scratchae.training import History, TrainingDiverged, fit, train_step
+from scratchae.training import TrainingDiverged, fit, train_step
 
 #: Every kind of model, small: (builder, loss, needs labels).
 KINDS = {
@@ -271,7 +271,8 @@ def test_every_part_runs_once_whichever_thread_takes_it():
         pool.close()
 
 
-@pytest.mark.parametrize("make", [lambda p: Adam(p, lr=1e-2, weight_decay=1e-3), lambda p: SGD(p, lr=0.1, momentum=0.9)])
+@pytest.mark.parametrize("make", [lambda p: Adam(p, lr=1e-2, weight_decay=1e-3),
+                                  lambda p: SGD(p, lr=0.1, momentum=0.9)])
 def test_the_optimizer_step_split_by_parameter_gives_the_bits_of_the_whole_step(make):
     models = [builders.deep_autoencoder(4, input_dim=64, seed=3) for _ in range(2)]
     rng = numpy.random.default_rng(0)

@@ -29,8 +29,8 @@ on that parameter alone (Adam's and SGD's).
 
 :class:`DataParallel` offers the model, the loss and the optimizer as :func:`scratchae.training.train_step` uses
 them (``forward``, ``backward``; ``forward``, ``backward``, ``metrics``, ``start_epoch``; ``step``), so the step that
-runs on every core is the lesson's four lines unchanged. An error in any part (a layer that raises, Ctrl-C) stops the step before
-the optimizer has changed anything, and is raised on the calling thread.
+runs on every core is the lesson's four lines unchanged. An error in any part (a layer that raises, Ctrl-C) stops
+the step before the optimizer has changed anything, and is raised on the calling thread.
 """
 
 from __future__ import annotations
