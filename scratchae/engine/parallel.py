@@ -126,8 +126,9 @@ def part_bounds(n: int, parts: int) -> list[tuple[int, int]]:
 
 
 class DataParallel:
-    """``model`` and ``loss`` trained on ``threads`` threads: :attr:`model` and :attr:`loss` are what
-    :func:`~scratchae.training.train_step` takes in their place. :meth:`close` ends the threads."""
+    """``model``, ``loss`` and ``optimizer`` trained on ``threads`` threads: :attr:`model`, :attr:`loss` and
+    :attr:`optimizer` are what :func:`~scratchae.training.train_step` takes in their place. :meth:`close` ends the
+    threads."""
 
     def __init__(self, model, loss, optimizer, threads: int):
         self.target_model, self.target_loss, self.target_optimizer = model, loss, optimizer
