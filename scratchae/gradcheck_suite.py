@@ -1,14 +1,20 @@
 """The whole suite behind ``scratchae gradcheck``: every layer, every loss and whole models, in float64.
 
+The convolutional layers and models are checked on both floors: the lesson's forms and the engine's
+(:mod:`scratchae.engine`), each case named with its floor.
+
 :func:`check_everything` returns one :class:`~scratchae.gradcheck.CheckedCase` per layer, loss or model, and
 :func:`format_report` lays them out as the table the command prints.
 """
 
 from __future__ import annotations
 
+import copy
+
 import numpy
 
 from scratchae.builders import variational_autoencoder
+from scratchae.engine.forms import fast
 from scratchae.gradcheck import CheckedCase
 from scratchae.layers import Dense, Identity, ReLU, Sequential, Sigmoid
 from scratchae.losses import BCELoss, MSELoss, SoftmaxCrossEntropyLoss, VAELoss
@@ -74,8 +80,14 @@ def _conv_cases(rng) -> list[CheckedCase]:
         for parameter in layer.parameters():
             if parameter.name == "b":
                 parameter.data = rng.standard_normal(parameter.shape)
-        cases.append(CheckedCase(what, LAYER_TOLERANCE, layer_checks(layer, x, rng)))
+        for floor, form in on_both_floors(layer):
+            cases.append(CheckedCase(f"{floor}: {what}", LAYER_TOLERANCE, layer_checks(form, x, rng)))
     return cases
+
+
+def on_both_floors(layer_or_model) -> list[tuple[str, object]]:
+    """``[("lesson", it), ("engine", a copy of it in the engine's forms)]``: the same weights, the same numbers."""
+    return [("lesson", layer_or_model), ("engine", fast(copy.deepcopy(layer_or_model)))]
 
 
 def _loss_cases(rng) -> list[CheckedCase]:
@@ -242,8 +254,9 @@ def _conv_model_cases(rng) -> list[CheckedCase]:
     for what, draw in autoencoders:
         loss = BCELoss()
         model, inputs = _well_posed(draw, loss, margin=margin)
-        cases.append(CheckedCase(f"{what} + BCELoss", MODEL_TOLERANCE,
-                                 model_checks(model, loss, inputs, inputs, rng, h=MODEL_STEP)))
+        for floor, form in on_both_floors(model):
+            cases.append(CheckedCase(f"{floor}: {what} + BCELoss", MODEL_TOLERANCE,
+                                     model_checks(form, loss, inputs, inputs, rng, h=MODEL_STEP)))
     target = images(6)
 
     def draw_vae():
@@ -253,8 +266,9 @@ def _conv_model_cases(rng) -> list[CheckedCase]:
 
     loss = VAELoss("bce")
     fixed, _ = _well_posed(draw_vae, loss, margin=margin)
-    cases.append(CheckedCase("conv VAE (1, 6, 6), channels 2-3, eps held fixed + VAELoss('bce')", MODEL_TOLERANCE,
-                             model_checks(fixed, loss, target, target, rng, h=MODEL_STEP)))
+    for floor, form in on_both_floors(fixed):
+        cases.append(CheckedCase(f"{floor}: conv VAE (1, 6, 6), channels 2-3, eps held fixed + VAELoss('bce')",
+                                 MODEL_TOLERANCE, model_checks(form, loss, target, target, rng, h=MODEL_STEP)))
     return cases
 
 

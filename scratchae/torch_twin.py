@@ -16,7 +16,8 @@ from __future__ import annotations
 import numpy
 
 from scratchae.backend import to_numpy
-from scratchae.conv import Conv2D, ConvTranspose2D, Flatten, MaxPool2D, Reshape, UpSampling2D, output_shape
+from scratchae.conv import Conv2D, ConvTranspose2D, Flatten, MaxPool2D, Reshape, UpSampling2D
+from scratchae.shapes import output_shape
 from scratchae.layers import Dense, Identity, ReLU, Sigmoid
 
 

@@ -25,7 +25,8 @@ ANSWERS = {
                 "gradient of x wrong at"),
     "dense": ("self.W.grad = self.x.T @ dy\nself.b.grad = dy.sum(axis=0)\nreturn dy @ self.W.data.T",
               "self.W.grad = dy @ self.x\nself.b.grad = dy.sum(axis=0)\nreturn dy @ self.W.data.T",
-              "Dense.backward raised ValueError: matmul"),
+              "Dense.backward raised ValueError: dL/dW must be (D_in, D_out) = (5, 3); `dy @ self.x` is (4, 3) "
+              "@ (4, 5)"),
     "sequential": ("for layer in reversed(self.layers):\n    dy = layer.backward(dy)\nreturn dy",
                    "for layer in reversed(self.layers[1:]):\n    dy = layer.backward(dy)\nreturn dy",
                    "Sequential.backward returned dL/dx of shape (4, 4); the input has shape (4, 5)"),

@@ -36,6 +36,7 @@ DEMOS = {
         "21_conv_filters.png", "22_conv_feature_maps.png", "23_dense_vs_conv_reconstructions.png",
         "24_dense_vs_conv_denoising.png", "25_dense_vs_conv_vae_manifold.png")),
     "write_a_layer": ("Your turn: write a layer, check it, train with it", ("26_write_a_layer.png",)),
+    "two_floors": ("Two floors: the lesson's convolution and the engine's, the same numbers", ("27_two_floors.png",)),
 }
 
 #: The pages (HTML files that open from the disk) a demo writes beside its figures: the 2-d latent explorers.
@@ -74,8 +75,11 @@ def write_index(out, *, runs: dict[str, dict] | None = None, command: str | None
     pathlib.Path
         The page's path.
     """
+    from scratchae.cli import own_files  # the page is listed as scratchae's, so the next run may replace it
+
     out = Path(out)
-    return write_text_atomically(out / INDEX, render_index(out, runs=runs, command=command))
+    return own_files.record(write_text_atomically(out / INDEX, render_index(out, runs=runs, command=command)),
+                            "scratchae demo")
 
 
 def render_index(out, *, runs: dict[str, dict] | None = None, command: str | None = None) -> str:

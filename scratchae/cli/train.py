@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import json
 import math
+import shlex
 import signal
 import sys
 import time
@@ -21,7 +22,8 @@ from scratchae import checkpoint, data, threads
 from scratchae.backend import DEVICES, resolve_device, to_device, to_numpy
 from scratchae.validate import fits, require_float, require_int
 from scratchae.cli.arguments import add_run_options, add_threads_option, count, non_negative_float, positive_float
-from scratchae.cli.run_folder import CHECKPOINT, RunFolder
+from scratchae.cli import own_files
+from scratchae.cli.run_folder import CHECKPOINT, MANIFEST as RUN_MANIFEST, RunFolder
 from scratchae.atomic_files import write_text_atomically
 from scratchae.losses import BCELoss, MSELoss, SoftmaxCrossEntropyLoss, VAELoss
 from scratchae.models import Classifier, DenoisingAutoencoder, VariationalAutoencoder
@@ -83,7 +85,9 @@ def add_train_command(commands) -> None:
                             "(default: 0)")
     again = train.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true", help="continue the run in --out to --epochs epochs in total")
-    again.add_argument("--overwrite", action="store_true", help="replace the run in --out with a new one")
+    again.add_argument("--overwrite", action="store_true",
+                       help="replace the run in --out with a new one (and files of a run's names there that "
+                            "scratchae did not write)")
     train.add_argument("--save-every", type=non_negative_float, default=SAVE_EVERY_SECONDS, metavar="SECONDS",
                        help="save the run at the end of an epoch at most this often, besides after its first "
                             f"epoch and when it stops (default: {SAVE_EVERY_SECONDS:g})")
@@ -100,6 +104,8 @@ def add_evaluate_command(commands) -> None:
     evaluate_.add_argument("--seed", type=count(0), default=None, help="default: the run's")
     evaluate_.add_argument("--device", choices=DEVICES, default="auto")
     evaluate_.add_argument("--out", default=None, help="folder for the figure (default: the checkpoint's folder)")
+    evaluate_.add_argument("--overwrite", action="store_true",
+                           help="replace a figure of the same name that scratchae did not write")
     add_threads_option(evaluate_)
     evaluate_.set_defaults(run=run_evaluate)
 
@@ -123,6 +129,7 @@ def run_train(arguments) -> int:
         if folder.holds_run() and not (arguments.resume or arguments.overwrite):
             raise RunError(f"{folder.path} holds a run ({_describe(folder)}); continue it with --resume (to --epochs "
                            f"epochs in total) or start again with --overwrite")
+        _refuse_foreign_files(folder, arguments)
         if arguments.resume and folder.holds_run():
             run = _resumed_run(folder, given, device)
         else:
@@ -130,6 +137,18 @@ def run_train(arguments) -> int:
                 print(f"note: {folder.path} holds no run to resume; starting one")
             run = _new_run({**RUN_DEFAULTS, **given}, device)
         return _train(run, folder, arguments)
+
+
+def _refuse_foreign_files(folder: RunFolder, arguments) -> None:
+    """Files of a run's names in the folder that its run did not write (a learner's own ``loss.png``) are replaced
+    only with --overwrite; the checkpoint that --resume continues is the run's, whatever its manifest says."""
+    foreign = [name for name in folder.foreign_files() if not (arguments.resume and name == CHECKPOINT)]
+    if foreign and not arguments.overwrite:
+        files = ", ".join(foreign)
+        raise RunError(f"{folder.path} holds {files}, which scratchae train did not write (its {RUN_MANIFEST} does "
+                       f"not list {'it' if len(foreign) == 1 else 'them'}); nothing was changed: move "
+                       f"{'it' if len(foreign) == 1 else 'them'} away, give another --out, or --overwrite to replace "
+                       f"{'it' if len(foreign) == 1 else 'them'}")
 
 
 class _Run:
@@ -174,6 +193,7 @@ def _resumed_run(folder: RunFolder, given: dict, device: str) -> _Run:
               f"never stopped")
     recorded = saved.meta.get("extra", {})
     _say_if_threads_change(recorded.get("threads", recorded.get("blas_threads")), saved.model.device)
+    _say_if_versions_change(saved.meta.get("software"))
     settings = {**settings, **{option: given[option] for option in CHANGEABLE_ON_RESUME if option in given}}
     settings["data_dir"] = given.get("data_dir")  # a folder a file names is used only when the user names it again
     dataset = _load_data(settings)
@@ -205,6 +225,19 @@ def _say_if_threads_change(recorded, device: str) -> None:
     print(f"note: the run trained with {_plural(recorded, 'thread')} and resumes with {now}, which add up the "
           f"gradients in another order; from here on its last bits may differ from a run that was never "
           f"stopped (resume with --threads {recorded} to repeat it exactly)")
+
+
+def _say_if_versions_change(recorded) -> None:
+    """A run resumed under another scratchae or NumPy than it trained with may compute its last bits otherwise:
+    say so, naming both (as for a change of thread count). A checkpoint that records no versions says nothing."""
+    if not isinstance(recorded, dict):
+        return
+    now = checkpoint.software_versions()
+    changed = [f"{name} {_shown(recorded[name])} to {now[name]}" for name in now
+               if isinstance(recorded.get(name), str) and recorded[name] != now[name]]
+    if changed:
+        print(f"note: the run trained under other versions and resumes under these ({'; '.join(changed)}); from "
+              f"here on its last bits may differ from a run that was never stopped")
 
 
 def _train(run: _Run, folder: RunFolder, arguments) -> int:
@@ -281,7 +314,7 @@ class _Saver:
         self.disk_full = False  # the last save found no room
         #: Where the state of this run that the folder holds stands ("after epoch 3"), None while it holds none.
         self.kept = self._where() if resumed else None
-        self.resume_command = f"scratchae train --out {folder.path} --resume --epochs {epochs}"
+        self.resume_command = f"scratchae train --out {shlex.quote(str(folder.path))} --resume --epochs {epochs}"
 
     def after_epoch(self, epoch: int, logs: dict) -> None:
         _say(f"epoch {epoch:3d}  " + "  ".join(f"{name} {value:.4f}" for name, value in logs.items()))
@@ -577,6 +610,9 @@ def run_evaluate(arguments) -> int:
     if not isinstance(model, Classifier):
         out = Path(arguments.out) if arguments.out else path.parent
         figure = out / f"reconstructions-{dataset.name}.png"
+        own_files.check_replaceable(figure, overwrite=arguments.overwrite,
+                                    how="give another --out, or --overwrite to replace it")
         _save_reconstructions(model, dataset, figure)
+        own_files.record(figure, "scratchae evaluate")
         print(f"saved {figure}")
     return 0

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy
 
-from scratchae import builders, gradcheck, gradcheck_suite, layers, losses, models, numerical, optim, training
+from scratchae import builders, gradcheck, gradcheck_suite, layers, losses, mistakes, models, numerical, optim, training
 from scratchae.learner_files import OwnCodeError, load_file, located
 
 F32, F64 = numpy.float32, numpy.float64
@@ -59,7 +59,8 @@ def run(name: str, path, check) -> Result:
     except OwnCodeError as error:
         return Result(name, "wrong", str(error))
     except Exception as error:  # the reader's code raised: one line naming the line, not a traceback
-        return Result(name, "wrong", f"{type(error).__name__}: {error} ({located(error, path)})")
+        told = mistakes.explain(error) or error
+        return Result(name, "wrong", f"{type(error).__name__}: {told} ({located(error, path)})")
     return Result(name, "right")
 
 
@@ -99,7 +100,9 @@ def _judge_layer(yours, library, input_shape, draw=None) -> None:
     x = (gradcheck_suite.off_kinks(rng.standard_normal(input_shape)) if given is None else given).astype(F32)
     name = type(yours).__name__
     _call(f"{name}.forward", yours.forward, x.copy())
-    _call(f"{name}.backward", yours.backward, rng.standard_normal(library.forward(x.copy()).shape).astype(F32))
+    dy = rng.standard_normal(library.forward(x.copy()).shape).astype(F32)
+    expected = mistakes.Expected("dL/dx", tuple(x.shape), {"x": tuple(x.shape), "dy": tuple(dy.shape)})
+    _call(f"{name}.backward", yours.backward, dy, expected=expected)
     report = gradcheck.check_layer(yours, given, input_shape=input_shape)
     if not report.passed:
         raise Wrong(_first_failure(report))
@@ -112,14 +115,15 @@ def _judge_layer(yours, library, input_shape, draw=None) -> None:
         _agree(f"the gradient of {name}", mine.grad, theirs.grad)
 
 
-def _call(what: str, function, *arguments):
-    """``function(*arguments)``; an error other than a stub's becomes :class:`Wrong`, naming the call and the line."""
+def _call(what: str, function, *arguments, expected: mistakes.Expected | None = None):
+    """``function(*arguments)``; an error other than a stub's becomes :class:`Wrong`, naming the call and the line
+    in the reader's words (:func:`scratchae.mistakes.describe`; ``expected``: what the result must be)."""
     try:
         return function(*arguments)
     except NotImplementedError:
         raise
     except Exception as error:  # the reader's code raised: a sentence with its line, not a traceback
-        raise Wrong(f"{what} raised {type(error).__name__}: {error}{gradcheck.where_raised(error)}") from None
+        raise Wrong(mistakes.describe(what, error, function, expected)) from None
 
 
 def _first_failure(report) -> str:
@@ -179,7 +183,8 @@ def _judge_loss(yours, library, pred, target) -> None:
     target32 = target.astype(F32) if target.dtype == F64 else target
     name = type(yours).__name__
     _call(f"{name}.forward", yours.forward, pred.astype(F32), target32)
-    _call(f"{name}.backward", yours.backward)
+    _call(f"{name}.backward", yours.backward,
+          expected=mistakes.Expected("dL/dpred", tuple(pred.shape), {"pred": tuple(pred.shape)}))
     report = gradcheck.check_loss(yours, pred, target)
     if not report.passed:
         raise Wrong(_first_failure(report).replace("gradient of pred", "gradient of pred (dL/dpred)"))
