@@ -8,6 +8,7 @@ any training, so that nothing deep inside the loop (or on every layer's every ca
 from __future__ import annotations
 
 from scratchae.backend import get_namespace, has_non_finite, is_floating, to_device
+from scratchae.history import History
 from scratchae.layers import Sigmoid
 from scratchae.losses import check_labels
 from scratchae.stopping import StopRequest
@@ -16,8 +17,6 @@ from scratchae.stopping import StopRequest
 def check_fit_options(*, shuffle, progress, history, on_epoch_end, stop) -> None:
     """Each of fit's options is of a kind it takes: a wrong one is a ValueError that names it, not a failure deep
     inside the loop (``progress="yes"`` would otherwise be a bare KeyError)."""
-    from scratchae.training import History  # the module that calls this one, loaded already
-
     if not isinstance(shuffle, bool):
         raise ValueError(f"shuffle must be True or False, got {shuffle!r}")
     if not (isinstance(progress, bool) or (isinstance(progress, str) and progress == "always")):

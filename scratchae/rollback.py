@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 
 from scratchae.backend import copy_of, has_non_finite
-from scratchae.training import TrainingDiverged
+from scratchae.stopping import TrainingDiverged
 
 
 def weights_are_finite(model) -> bool:

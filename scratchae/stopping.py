@@ -1,11 +1,16 @@
-"""Stopping a run cleanly: Ctrl-C and the other stop signals ask training to stop after the current batch, so that
-the state can be saved and the run resumed exactly, instead of ending the program in the middle of a step."""
+"""Why training stops before its last epoch: a stop asked for (Ctrl-C and the other stop signals ask training to stop
+after the current batch, so that the state can be saved and the run resumed exactly, instead of ending the program in
+the middle of a step), or a loss that is no longer a number (:class:`TrainingDiverged`)."""
 
 from __future__ import annotations
 
 import contextlib
 import signal
 import threading
+
+
+class TrainingDiverged(FloatingPointError):
+    """The loss or the weights became NaN or infinite; the message says which state the model was left in."""
 
 
 #: The signals that ask ``scratchae train`` to stop after the current batch and save: Ctrl-C (SIGINT), ``kill`` or a

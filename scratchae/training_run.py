@@ -21,11 +21,11 @@ import time
 from scratchae.backend import ignore_overflow
 from scratchae.engine.denormals import flushing_denormals
 from scratchae.entry_checks import check_fit_options, check_optimizer
+from scratchae.history import History, add_batch
 from scratchae.progress import current_reporter, epoch_bar
 from scratchae.rollback import Snapshot, weights_are_finite
-from scratchae.stopping import StopRequest
+from scratchae.stopping import StopRequest, TrainingDiverged
 from scratchae.threads import blas_threads, training_threads
-from scratchae.training import History, TrainingDiverged, add_batch
 from scratchae.validate import require_int
 
 
