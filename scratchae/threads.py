@@ -1,7 +1,8 @@
 """How many threads scratchae trains with, and how many NumPy's BLAS runs.
 
 Training splits each batch among *training threads* (:mod:`scratchae.engine.parallel`): by default one per core this
-process may use, up to :data:`MOST_USEFUL_THREADS`. Each of them runs NumPy's BLAS (OpenBLAS) at one thread: the
+process may use, up to :data:`MOST_USEFUL_THREADS`, for a model with convolutions, and one for a dense model, where
+the split was measured to lose (:func:`scratchae.training_run.threads_for`). Each of them runs NumPy's BLAS (OpenBLAS) at one thread: the
 matrix products of these networks are small (a batch of 256 by 784 by 128 takes a fraction of a millisecond), too
 small for OpenBLAS to split well, and OpenBLAS's own threads spin while they wait for each other, so that beside one
 busy program (a browser, a video call) every product waits for a thread the other program has pushed off its core
@@ -58,6 +59,12 @@ def training_threads(threads: int | None = None) -> int:
     if threads is not None:
         return require_int("threads", threads, minimum=1)
     return _chosen if _chosen is not None else default_training_threads()
+
+
+def explicit_choice() -> int | None:
+    """The count a command's or a demo's ``--threads`` chose for this process (:func:`use`, :func:`chosen`), or None
+    when none was given."""
+    return _chosen
 
 
 def resolve(threads: int | None = None) -> int:

@@ -93,9 +93,10 @@ def fit(model, loss, optimizer, x, y=None, *, epochs: int, batch_size: int, shuf
         ``fit`` runs) passes it in.
     threads : int, optional
         Training threads: each batch is split among them by sample, one gradient and one step per batch
-        (:mod:`scratchae.engine.parallel`). By default one per core this process may use, up to
-        :data:`scratchae.threads.MOST_USEFUL_THREADS`, or the count a command or a demo chose with ``--threads``;
-        one on a GPU. The count changes the last bits of the results; ``threads=1`` is :func:`train_step` itself.
+        (:mod:`scratchae.engine.parallel`). By default the count a command or a demo chose with ``--threads``, else
+        one per core this process may use (up to :data:`scratchae.threads.MOST_USEFUL_THREADS`) for a model with
+        convolutions and one for a dense model (:func:`scratchae.training_run.threads_for` says why); one on a GPU.
+        The count changes the last bits of the results; ``threads=1`` is :func:`train_step` itself.
 
     Returns
     -------

@@ -321,3 +321,18 @@ def test_a_layer_whose_forward_was_replaced_on_the_object_trains_on_one_thread()
     fit(model, MSELoss(), Adam(model.parameters()), data(False)[0], epochs=1, batch_size=20, progress=False,
         threads=2)
     assert seen == [20, 20, 20, 12]
+
+
+def test_by_default_a_model_with_convolutions_trains_on_every_core_and_a_dense_one_on_one(monkeypatch):
+    from scratchae import threads
+    from scratchae.training_run import threads_for
+
+    monkeypatch.setattr(threads, "_chosen", None)
+    monkeypatch.setattr(threads, "available_cores", lambda: 4)
+    dense, conv = KINDS["dense"][0](), KINDS["conv"][0]()
+    assert threads_for(conv) == 4 and threads_for(dense) == 1
+    assert threads_for(dense, 3) == 3 and threads_for(conv, 1) == 1  # a count given is the count used
+    monkeypatch.setattr(threads, "_chosen", 2)  # --threads 2
+    assert threads_for(dense) == 2 and threads_for(conv) == 2
+    with pytest.raises(ValueError, match="threads"):
+        threads_for(dense, 0)
