@@ -102,8 +102,9 @@ class Demo:
         ``"cpu"`` or ``"gpu"``.
     seed : int
         Seed for everything random.
-    threads : int
-        Training threads of every model (``--threads``, default one per core; NumPy's BLAS runs one thread each).
+    threads : int or None
+        Training threads of every model (``--threads``); None: each model's default, every core for a model with
+        convolutions and one for a dense model (:func:`scratchae.training_run.threads_for`).
     quick : bool
         Whether this is a quick run.
     results : dict[str, dict]
@@ -128,7 +129,8 @@ class Demo:
             self.device = resolve_device(arguments.device)
         except DeviceError as error:
             raise SystemExit(f"{name}: error: {error}") from None
-        self.threads = threads.use(arguments.threads)  # every core trains unless --threads says otherwise
+        threads.use(arguments.threads)  # --threads for every model, else each model's own default
+        self.threads = arguments.threads
         self.out.mkdir(parents=True, exist_ok=True)
         self.data_info: dict = {"data": self.data_name}
         self.train_size = None
