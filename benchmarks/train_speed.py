@@ -15,6 +15,13 @@ Usage::
     python benchmarks/train_speed.py --model linear-latent --epochs 10 --json results.json
     python benchmarks/train_speed.py --data synthetic --device gpu
     python benchmarks/train_speed.py --model conv --threads 1 --samples 6400 --epochs 3
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/train_speed.py --all   # every model, 1 and all cores
+
+``--all`` trains every model for 8 measured epochs (after a warm-up one) at one thread and at every core, each
+against PyTorch at the same thread count, the two interleaved epoch by epoch in this one process, on a subset of the
+images per epoch (said in the output) so that the whole table takes minutes. It prints the processor (vendor,
+family, model, the flags that matter), the BLAS kernel and one core's sgemm GFLOP/s, then one row per model and
+thread count with the median ratio to PyTorch and the worst ratio of any epoch after the first.
 
 Run it from the repository's root with scratchae installed (``pip install -e .``); PyTorch is optional.
 
@@ -58,17 +65,25 @@ class Setup:
     loss: str = "mse"  # the autoencoders' loss: "mse" or "bce" (a VAE's is always BCE + KL)
     latent_dim: int | None = None  # None: the builder's default
     images: bool = False  # a convolutional model: PyTorch is also timed in its channels-last layout
+    labels: bool = False  # a classifier: trained on the labels with softmax cross-entropy
+    subset: int = 6_000  # the images per epoch of --all
 
 
 SETUPS = {
     "simple": Setup("simple", batch_size=256, samples=60_000),  # 784-128-32-128-784
+    "deep": Setup("deep", batch_size=256, samples=60_000),  # 784-128-64-32-64-128-784
+    "classifier": Setup("classifier", batch_size=128, samples=60_000, labels=True),  # 784-128-64-16, 10 classes
     "denoising": Setup("denoising", batch_size=128, samples=60_000, noisy=True),  # 784-128-64-32-64-128-784
     "vae": Setup("vae", batch_size=128, samples=60_000, vae=True, latent_dim=20),  # 784-400-(20, 20)-400-784
     # the Keras blog's convolutional autoencoder, trained with BCE as there
-    "conv": Setup("conv", batch_size=128, samples=60_000, loss="bce", images=True),
+    "conv": Setup("conv", batch_size=128, samples=60_000, loss="bce", images=True, subset=2_560),
+    # the Keras blog's denoising network: 32 channels at 28 x 28 and 14 x 14
+    "conv-denoising": Setup("conv-denoising", batch_size=128, samples=60_000, loss="bce", images=True, noisy=True,
+                            subset=1_024),
     # the keras-io convolutional VAE, latent 2, BCE + KL
-    "conv-vae": Setup("conv-vae", batch_size=128, samples=60_000, vae=True, images=True),
-    "linear-latent": Setup("linear-latent", batch_size=64, samples=10_000, weight_decay=1e-8),  # ...-16 linear-...
+    "conv-vae": Setup("conv-vae", batch_size=128, samples=60_000, vae=True, images=True, subset=2_560),
+    "linear-latent": Setup("linear-latent", batch_size=64, samples=10_000, weight_decay=1e-8,
+                           subset=6_000),  # ...-16 linear-...
 }
 
 
@@ -79,7 +94,12 @@ SETUPS = {
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Time scratchae against PyTorch on the same training run.")
     parser.add_argument("--model", choices=sorted(SETUPS), default="simple")
-    parser.add_argument("--epochs", type=_positive_int, default=5, help="measured epochs, after one warm-up epoch")
+    parser.add_argument("--all", action="store_true",
+                        help="every model at 1 thread and at every core against PyTorch (see the module docstring)")
+    parser.add_argument("--models", nargs="+", choices=list(SETUPS), default=list(SETUPS),
+                        help="with --all: only these models")
+    parser.add_argument("--epochs", type=_positive_int, default=None,
+                        help="measured epochs, after one warm-up epoch (default: 5, or 8 with --all)")
     parser.add_argument("--samples", type=_positive_int, default=None,
                         help="train on the first N samples only (default: the model's own, 60,000 for most); for "
                              "short runs of the slow convolutional models")
@@ -137,11 +157,11 @@ def blas_report(threads: int) -> tuple[str, list[str]]:
 
 
 def use_blas_threads(threads: int) -> None:
-    """Make scratchae's ``fit`` train with ``threads`` BLAS threads: by default it takes one, whatever the
-    environment says (:mod:`scratchae.threads`)."""
-    from scratchae import threads as blas
+    """Make scratchae's ``fit`` train with ``threads`` training threads (each batch split among them, NumPy's BLAS
+    at one thread each; :mod:`scratchae.threads`)."""
+    from scratchae import threads as training
 
-    blas.use(threads)
+    training.use(threads)
 
 
 def set_thread_environment(threads: int) -> None:
@@ -232,10 +252,15 @@ def load_data(data: str, samples: int, seed: int):
 
 
 def build_model(setup: Setup, seed: int):
-    """The scratchae model of ``setup``, on the CPU, with seeded initial weights."""
+    """The scratchae model of ``setup``, on the CPU, with seeded initial weights (the engine's fast forms where the
+    builder offers them)."""
+    import inspect
+
     from scratchae.builders import BUILDERS
 
     options = {"noise_factor": NOISE_FACTOR} if setup.noisy else {}
+    if "fast" in inspect.signature(BUILDERS[setup.builder]).parameters:
+        options["fast"] = True
     if setup.latent_dim is not None:
         options["latent_dim"] = setup.latent_dim
     return BUILDERS[setup.builder](seed=seed, **options)
@@ -350,15 +375,17 @@ class ScratchaeRun:
     name = "scratchae"
     child = "scratchae"  # the name --memory-child knows it by
 
-    def __init__(self, model, setup: Setup, x, device: str, seed: int):
+    def __init__(self, model, setup: Setup, x, device: str, seed: int, threads: int | None = None, y=None):
         from scratchae.backend import to_device
-        from scratchae.losses import BCELoss, MSELoss, VAELoss
+        from scratchae.losses import BCELoss, MSELoss, SoftmaxCrossEntropyLoss, VAELoss
         from scratchae.optim import Adam
         from scratchae.training import History
 
         self.model = model.to(device)  # on the CPU the arrays stay where they are
         self.x = to_device(x, device)  # moved once; fit keeps data that is already on the model's device
-        self.loss = VAELoss("bce") if setup.vae else {"mse": MSELoss, "bce": BCELoss}[setup.loss]()
+        self.y, self.threads = y, threads  # threads None: fit's default, every core
+        self.loss = (VAELoss("bce") if setup.vae else SoftmaxCrossEntropyLoss() if setup.labels else
+                     {"mse": MSELoss, "bce": BCELoss}[setup.loss]())
         self.optimizer = Adam(self.model.parameters(), lr=LEARNING_RATE, weight_decay=setup.weight_decay)
         self.history = History()
         self.setup, self.device, self.seed = setup, device, seed
@@ -368,8 +395,8 @@ class ScratchaeRun:
         from scratchae.training import fit
 
         assert len(self.history) == epoch, "epochs must be run in order, as fit numbers them"
-        fit(self.model, self.loss, self.optimizer, self.x, epochs=1, batch_size=self.setup.batch_size,
-            seed=self.seed, progress=False, history=self.history)
+        fit(self.model, self.loss, self.optimizer, self.x, self.y, epochs=1, batch_size=self.setup.batch_size,
+            seed=self.seed, progress=False, history=self.history, threads=self.threads)
         return self.history["loss"][-1]
 
     def synchronize(self) -> None:
@@ -389,10 +416,12 @@ class TorchRun:
     child = "torch"
     channels_last = False
 
-    def __init__(self, model, setup: Setup, x, device: str, seed: int):
+    def __init__(self, model, setup: Setup, x, device: str, seed: int, threads: int | None = None, y=None):
         import torch
 
         from scratchae.torch_twin import torch_twin, torch_vae_loss, torch_vae_twin
+
+        import numpy
 
         torch.manual_seed(seed)  # the denoising noise and the VAE's eps; the weights come from the scratchae model
         self.torch = torch
@@ -400,7 +429,10 @@ class TorchRun:
         layout = {"memory_format": torch.channels_last} if self.channels_last else {}
         self.net = (torch_vae_twin(model, **layout) if setup.vae else torch_twin(model, **layout)).to(self.device)
         self.x = torch.from_numpy(x).to(self.device)  # shares the NumPy array's memory on the CPU
-        self.loss = torch_vae_loss if setup.vae else {"mse": torch.nn.MSELoss, "bce": torch.nn.BCELoss}[setup.loss]()
+        self.y = None if y is None else torch.from_numpy(numpy.asarray(y, dtype=numpy.int64)).to(self.device)
+        self.threads = threads  # None: leave PyTorch's thread count as it is
+        self.loss = (torch_vae_loss if setup.vae else torch.nn.CrossEntropyLoss() if setup.labels else
+                     {"mse": torch.nn.MSELoss, "bce": torch.nn.BCELoss}[setup.loss]())
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=LEARNING_RATE, weight_decay=setup.weight_decay)
         self.setup, self.seed = setup, seed
 
@@ -409,14 +441,18 @@ class TorchRun:
         import numpy
 
         torch, batch_size = self.torch, self.setup.batch_size
-        order = numpy.random.default_rng((self.seed, epoch)).permutation(len(self.x))  # as scratchae's fit
-        shuffled = self.x[torch.from_numpy(order).to(self.device)]
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
+        order = torch.from_numpy(numpy.random.default_rng((self.seed, epoch)).permutation(len(self.x)))
+        shuffled = self.x[order.to(self.device)]  # as scratchae's fit
+        labels = None if self.y is None else self.y[order.to(self.device)]
         self.net.train()
         total = 0.0
         for start in range(0, len(shuffled), batch_size):
             clean = shuffled[start:start + batch_size]
             inputs = (clean + NOISE_FACTOR * torch.randn_like(clean)).clamp_(0.0, 1.0) if self.setup.noisy else clean
-            loss = self.loss(self.net(inputs), clean)
+            target = clean if labels is None else labels[start:start + batch_size]
+            loss = self.loss(self.net(inputs), target)
             self.optimizer.zero_grad()
             loss.backward()
             self.optimizer.step()
@@ -656,6 +692,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.native_blas:
         use_native_blas()  # runs this script again without the overrides; returns only when there are none
+    if args.all:
+        return run_all(args)
+    args.epochs = args.epochs or 5
     set_thread_environment(args.threads)  # before the first import of NumPy or PyTorch
     use_blas_threads(args.threads)
     if args.memory_child:
@@ -754,6 +793,127 @@ def print_header(info: dict) -> None:
           f"best of 5)")
     for note in info["notes"]:
         print(f"note: {note}")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# --all: every model, one thread and every core, against PyTorch
+
+
+#: The processor flags that decide the speed of these kernels.
+FLAGS_THAT_MATTER = ("avx2", "fma", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
+
+
+def processor_info() -> dict:
+    """Vendor, family, model, stepping, name and the flags that matter, from /proc/cpuinfo (Linux)."""
+    fields = {}
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            first_core = cpuinfo.read().split("\n\n")[0]
+        fields = dict(map(str.strip, line.split(":", 1)) for line in first_core.splitlines() if ":" in line)
+    except OSError:
+        pass
+    flags = fields.get("flags", "").split()
+    return {"vendor": fields.get("vendor_id", platform.machine()), "family": fields.get("cpu family", "?"),
+            "model": fields.get("model", "?"), "stepping": fields.get("stepping", "?"),
+            "name": fields.get("model name", platform.processor() or "?"),
+            "flags": [flag for flag in FLAGS_THAT_MATTER if flag in flags], "cores": available_cores()}
+
+
+def one_core_sgemm() -> float:
+    """GFLOP/s of a 2048 x 2048 float32 product on one core (OpenBLAS at one thread), best of 5."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        return sgemm_rate("cpu")[0]
+
+
+def load_labelled(setup: Setup, data: str, seed: int):
+    """The first ``setup.subset`` training images (and labels) of Fashion-MNIST, or synthetic ones of that shape."""
+    import numpy
+
+    from scratchae import data as datasets
+
+    if data != "synthetic":
+        try:
+            found = datasets.load("fashion-mnist", download=False, train_size=setup.subset, seed=seed)
+            return found.x_train, found.y_train, "fashion-mnist"
+        except (datasets.DataNotFoundError, ImportError):
+            if data == "fashion-mnist":
+                raise
+    rng = numpy.random.default_rng(seed)
+    return rng.random((setup.subset, FEATURES), dtype=numpy.float32), rng.integers(0, 10, setup.subset), "synthetic"
+
+
+def run_all(args) -> int:
+    """Every model of ``args.models`` at one thread and at every core, each against PyTorch at the same count."""
+    set_thread_environment(1)  # NumPy's BLAS at one thread (fit keeps it there); PyTorch's count is set per run
+    torch = import_torch(1) if torch_available() else None
+    if torch is None:
+        print("error: --all compares with PyTorch, which is not installed", file=sys.stderr)
+        return 2
+    epochs = args.epochs or 8
+    cpu = processor_info()
+    kernel, warnings = blas_report(1)
+    print(f"processor: {cpu['vendor']} family {cpu['family']} model {cpu['model']} stepping {cpu['stepping']} "
+          f"({cpu['name']}), {cpu['cores']} cores; flags: {' '.join(cpu['flags']) or 'none of those that matter'}")
+    print(f"BLAS kernel: {kernel}; one core's sgemm: {one_core_sgemm():.1f} GFLOP/s (float32 2048 x 2048, best of 5); "
+          f"PyTorch {torch.__version__} ({_torch_blas(torch)})")
+    for warning in warnings:
+        print(f"WARNING: {warning}")
+    print(f"{epochs} measured epochs after a warm-up one, scratchae and PyTorch interleaved epoch by epoch in this "
+          f"process; images per epoch: " + ", ".join(f"{name} {SETUPS[name].subset:,}" for name in args.models))
+    counts = [1] if available_cores() == 1 else [1, available_cores()]
+    rows, medians = [], {}
+    for threads in counts:
+        for name in args.models:
+            setup = SETUPS[name]
+            x, y, data_name = load_labelled(setup, args.data, args.seed)
+            y = y if setup.labels else None
+            model = build_model(setup, args.seed)
+            print(f"{name}, {threads} thread{'s' if threads > 1 else ''}, {data_name} {len(x):,}:", flush=True)
+            theirs = TorchRun(model, setup, x, "cpu", args.seed, threads=threads, y=y)  # copies the first weights
+            ours = ScratchaeRun(model, setup, x, "cpu", args.seed, threads=threads, y=y)
+            results = interleave([ours, theirs], epochs)
+            ratios = [a / b for a, b in zip(results["scratchae"]["seconds"], results["PyTorch"]["seconds"])]
+            mine, reference = (statistics.median(results[key]["seconds"]) for key in ("scratchae", "PyTorch"))
+            medians[name, threads] = (mine, reference)
+            losses = results["scratchae"]["losses"][-1], results["PyTorch"]["losses"][-1]
+            rows.append((name, threads, mine, reference, mine / reference, max(ratios[1:] or ratios), *losses))
+    print()
+    print("| model | threads | scratchae s/epoch | PyTorch s/epoch | ratio (median) | worst epoch after the first | "
+          "final loss scratchae / PyTorch |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for name, threads, mine, reference, ratio, worst, ours_loss, their_loss in rows:
+        print(f"| {name} | {threads} | {mine:.3f} | {reference:.3f} | {ratio:.2f} | {worst:.2f} | "
+              f"{ours_loss:.4f} / {their_loss:.4f} |")
+    if len(counts) == 2:
+        print()
+        print(f"| model | scratchae {counts[1]} threads vs 1 (speed-up) | PyTorch {counts[1]} threads vs 1 |")
+        print("| --- | --- | --- |")
+        for name in args.models:
+            (one, torch_one), (many, torch_many) = medians[name, 1], medians[name, counts[1]]
+            print(f"| {name} | {one / many:.2f} | {torch_one / torch_many:.2f} |")
+        print()
+        print(scaling_model({name: medians[name, 1][0] / medians[name, counts[1]][0] for name in args.models},
+                            counts[1]))
+    return 0
+
+
+def serial_share(speedup: float, threads: int) -> float:
+    """Amdahl's serial share s from a measured speed-up at ``threads``: speedup = 1 / (s + (1 - s) / threads)."""
+    return min(1.0, max(0.0, (threads / speedup - 1.0) / (threads - 1.0)))
+
+
+def scaling_model(speedups: dict[str, float], threads: int) -> str:
+    """A table: each model's serial share measured at ``threads`` and the speed-ups it predicts at 4, 8 and 16."""
+    counts = (4, 8, 16)
+    lines = [f"| model | speed-up at {threads} | serial share | " + " | ".join(f"predicted at {n}" for n in counts)
+             + " |", "| --- | --- | --- | " + " | ".join("---" for _ in counts) + " |"]
+    for name, speedup in speedups.items():
+        share = serial_share(speedup, threads)
+        predicted = [1.0 / (share + (1.0 - share) / n) for n in counts]
+        lines.append(f"| {name} | {speedup:.2f} | {share:.0%} | " + " | ".join(f"{p:.2f}" for p in predicted) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ sight; the helper only keeps a record:
 - ``demo.load_data()`` loads the data set that ``--data`` names (a few hundred images with ``--quick``);
 - ``demo.schedule(...)`` says how many epochs to train: the notebook's, or, on a smaller data set, as many as give
   the notebook's number of gradient steps;
-- ``with demo.timed("train ..."):`` times a block; ``on_epoch_end=demo.print_epoch`` prints one line per epoch;
+- ``with demo.timed("train ..."):`` times a block; ``on_epoch_end=demo.print_epoch`` prints one line per epoch (the
+  first three, every tenth and the last); while a model trains, a progress line says the chapter, the model, epoch k
+  of n and the time left (:class:`scratchae.progress.ProgressLine`, rewritten in place on a terminal);
 - ``demo.record(label, history, ...)`` keeps a model's final losses for ``metrics.json`` and the gallery;
 - ``demo.tsne(codes)`` maps latent codes to 2-D points with :func:`scratchae.plots.tsne_embedding`;
 - ``demo.save(fig, file, caption)`` writes a figure as a PNG and returns it, so that a notebook cell ending with it
@@ -37,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scratchae import data, plots, threads
+from scratchae.progress import ProgressLine, reporting_to
 from scratchae.backend import DeviceError, resolve_device, to_device, to_numpy
 from scratchae.cli.arguments import add_run_options
 from scratchae.cli.gallery import INDEX, METRICS, write_index
@@ -57,6 +60,10 @@ FIGURE_DPI = 100
 
 #: Where a notebook kernel finds the demo's options (its own command line holds the kernel's).
 OPTIONS_VARIABLE = "SCRATCHAE_DEMO_OPTIONS"
+
+#: Set to 1 by ``scratchae demo`` when it shows a demo's output on a terminal: the demo's progress line is then
+#: rewritten in place, although the demo's own output is a pipe.
+LIVE_PROGRESS_VARIABLE = "SCRATCHAE_LIVE_PROGRESS"
 
 
 def parse_arguments(name: str, argv: list[str] | None = None) -> argparse.Namespace:
@@ -95,8 +102,9 @@ class Demo:
         ``"cpu"`` or ``"gpu"``.
     seed : int
         Seed for everything random.
-    threads : int
-        Threads of NumPy's BLAS for the whole demo (``--threads``, default 1).
+    threads : int or None
+        Training threads of every model (``--threads``); None: each model's default, every core for a model with
+        convolutions and one for a dense model (:func:`scratchae.training_run.threads_for`).
     quick : bool
         Whether this is a quick run.
     results : dict[str, dict]
@@ -121,7 +129,8 @@ class Demo:
             self.device = resolve_device(arguments.device)
         except DeviceError as error:
             raise SystemExit(f"{name}: error: {error}") from None
-        self.threads = threads.use(arguments.threads)  # NumPy's BLAS threads for the whole demo (fit's too)
+        threads.use(arguments.threads)  # --threads for every model, else each model's own default
+        self.threads = arguments.threads
         self.out.mkdir(parents=True, exist_ok=True)
         self.data_info: dict = {"data": self.data_name}
         self.train_size = None
@@ -129,6 +138,10 @@ class Demo:
         self.timings: dict[str, float] = {}
         self.figures: list[dict] = []
         self.pages: list[dict] = []
+        live = sys.stdout.isatty() or os.environ.get(LIVE_PROGRESS_VARIABLE) == "1"
+        self.progress_line = ProgressLine(name, live=live)
+        self._reporting = contextlib.ExitStack()  # every fit of the demo reports to the line, until finish()
+        self._reporting.enter_context(reporting_to(self.progress_line))
 
     @classmethod
     def start(cls, name: str, argv: list[str] | None = None) -> Demo:
@@ -199,8 +212,10 @@ class Demo:
     # Keeping a record
 
     def print_epoch(self, epoch: int, logs: dict[str, float]) -> None:
-        """``fit``'s ``on_epoch_end``: one line per epoch (every tenth one when there are many)."""
-        if epoch <= 3 or epoch % 10 == 0:
+        """``fit``'s ``on_epoch_end``: one line per epoch (the first three, every tenth and the last when there are
+        many)."""
+        if epoch <= 3 or epoch % 10 == 0 or epoch == self.progress_line.total:
+            self.progress_line.clear()
             print(f"  epoch {epoch:4d}  " + "  ".join(f"{name} {value:.4f}" for name, value in logs.items()),
                   flush=True)
 
@@ -259,6 +274,7 @@ class Demo:
     def finish(self) -> Path:
         """Write ``metrics.json``, write the gallery page of the folder above (see the module's docstring), and print
         where the time went; returns the path of ``metrics.json``."""
+        self._reporting.close()
         seconds = time.perf_counter() - self.started
         epochs = [values["epochs"] for values in self.results.values() if "epochs" in values]
         metrics = {
@@ -267,7 +283,7 @@ class Demo:
             "device": self.device,
             "quick": self.quick,
             "seed": self.seed,
-            "blas_threads": self.threads,
+            "threads": self.threads,
             "epochs": max(epochs) if epochs else None,
             "seconds": round(seconds, 2),
             "timings": {what: round(value, 2) for what, value in self.timings.items()},

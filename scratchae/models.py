@@ -158,6 +158,12 @@ class Model(abc.ABC):
         """Constructor arguments other than the parts."""
         return {}
 
+    def draw_batch(self, x) -> dict:
+        """The random numbers ``forward(x)`` would draw for the batch ``x`` (none for most models), drawn now and
+        counted as its draw: ``forward(rows, **{name: array[rows]})`` then gives those rows' part of ``forward(x)``,
+        so that a batch split among threads draws once, from the same seed as a whole one."""
+        return {}
+
     def counters(self) -> dict[str, int]:
         """How many batches the model has drawn random numbers for (none for most models): saved with the weights,
         so that a resumed run draws what an uninterrupted one would."""
@@ -239,12 +245,19 @@ class DenoisingAutoencoder(Autoencoder):
         """x: (N, D) -> x + noise_factor * N(0, 1), clipped: (N, D), same dtype and device."""
         return add_gaussian_noise(x, self.noise_factor, rng, clip=self.clip)
 
-    def forward(self, x):
-        """x: (N, D) -> x_hat: (N, D), from x with fresh noise in training mode."""
+    def forward(self, x, noisy=None):
+        """x: (N, D) -> x_hat: (N, D), from x with fresh noise in training mode. ``noisy`` (N, D), when given, is that
+        corrupted input, drawn already (:meth:`draw_batch`)."""
         if self.training:
-            x = self.corrupt(x, random_generator((self.seed, self.noisy_batches), like=x))  # (N, D)
-            self.noisy_batches += 1
+            x = self.draw_batch(x)["noisy"] if noisy is None else noisy  # (N, D)
         return super().forward(x)
+
+    def draw_batch(self, x):
+        if not self.training:
+            return {}
+        rng = random_generator((self.seed, self.noisy_batches), like=x)
+        self.noisy_batches += 1
+        return {"noisy": self.corrupt(x, rng)}  # (N, D)
 
     def options(self):
         return {"noise_factor": self.noise_factor, "clip": self.clip, "seed": self.seed}
@@ -396,15 +409,18 @@ class VariationalAutoencoder(Model):
         dh = self.mu_head.backward(dmu) + self.logvar_head.backward(dlogvar)  # (N, H)   h feeds both heads
         self.encoder.backward(dh, input_grad=False)
 
-    def _draw_eps(self, like):
-        """N(0, I) of the shape, dtype and device of ``like``, from this batch's seed."""
+    def draw_batch(self, x):
+        return {"eps": self._draw_eps(x, shape=(x.shape[0], self.latent_dim))}
+
+    def _draw_eps(self, like, shape=None):
+        """N(0, I) of the shape (or ``shape``), dtype and device of ``like``, from this batch's seed."""
         if self.training:
             rng = random_generator((self.seed, self.sampled_batches), like=like)
             self.sampled_batches += 1
         else:
             rng = random_generator((self.seed, self.evaluation_batches, 1), like=like)
             self.evaluation_batches += 1
-        return standard_normal_like(like, rng)
+        return standard_normal_like(like, rng, shape)
 
     def options(self):
         return {"seed": self.seed}

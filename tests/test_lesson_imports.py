@@ -18,7 +18,9 @@ from scratchae.training import train_step
 #: Top-level modules (and a few submodules) the lesson must not load: progress bars, network, archives, plots, GPU.
 FORBIDDEN = ("tqdm", "http", "urllib.request", "urllib.error", "socket", "ssl", "email", "zipfile", "gzip", "tarfile",
              "bz2", "lzma", "shutil", "matplotlib", "pooch", "sklearn", "pandas", "cupy", "threadpoolctl",
-             "scratchae.data", "scratchae.plots", "scratchae.checkpoint", "scratchae.cli", "scratchae.atomic_files")
+             "scratchae.data", "scratchae.plots", "scratchae.checkpoint", "scratchae.cli", "scratchae.atomic_files",
+             "scratchae.threads", "scratchae.training_run", "scratchae.progress", "scratchae.rollback",
+             "scratchae.history_csv", "scratchae.engine.parallel", "scratchae.engine.denormals")
 
 
 def modules_loaded_by(code: str) -> set[str]:

@@ -1,5 +1,6 @@
-"""BLAS threads: one by default while scratchae trains, ``threads`` / ``--threads`` to choose, chosen at run time
-(threadpoolctl) and given back afterwards; a run records its count, and a resume under another count says so."""
+"""Thread counts: training threads one per core by default (capped), BLAS at one thread while training and by
+default elsewhere, ``threads`` / ``--threads`` to choose, set at run time (threadpoolctl) and given back afterwards;
+a run records its count, and a resume under another count says so."""
 
 from __future__ import annotations
 
@@ -48,6 +49,30 @@ def test_a_wrong_thread_count_is_a_clear_error(wrong):
         threads.resolve(wrong)
 
 
+def test_training_threads_take_the_given_count_then_the_process_choice_then_every_core(no_process_choice,
+                                                                                        monkeypatch):
+    monkeypatch.setattr(threads, "available_cores", lambda: 2)
+    assert threads.training_threads() == 2 and threads.training_threads(3) == 3
+    monkeypatch.setattr(threads, "available_cores", lambda: 64)
+    assert threads.training_threads() == threads.MOST_USEFUL_THREADS  # more stop helping
+    monkeypatch.setattr(threads, "_chosen", 1)
+    assert threads.training_threads() == 1 and threads.training_threads(2) == 2
+
+
+def test_available_cores_are_this_process_affinity():
+    import os
+
+    assert threads.available_cores() == len(os.sched_getaffinity(0))
+
+
+def test_chosen_sets_the_choice_for_a_block_only(no_process_choice):
+    with threads.chosen(3) as count:
+        assert count == 3 and threads.resolve() == 3 and threads.training_threads() == 3
+    assert threads._chosen is None
+    with threads.chosen(None) as count:
+        assert count == threads.default_training_threads() and threads.resolve() == 1
+
+
 def test_blas_threads_sets_numpys_blas_and_gives_the_count_back(no_process_choice):
     before = numpy_blas_threads()
     with threads.blas_threads() as count:
@@ -55,11 +80,11 @@ def test_blas_threads_sets_numpys_blas_and_gives_the_count_back(no_process_choic
     assert numpy_blas_threads() == before
 
 
-def test_fit_trains_with_one_blas_thread_unless_told(no_process_choice):
+def test_fit_runs_blas_at_one_thread_whatever_the_training_threads(no_process_choice):
     x = numpy.random.default_rng(0).random((64, 20), dtype=numpy.float32)
     seen = []
     before = numpy_blas_threads()
-    for given in (None, 1):
+    for given in (None, 2):
         model = builders.simple_autoencoder(4, hidden_dim=8, input_dim=20, seed=0)
         fit(model, MSELoss(), Adam(model.parameters()), x, epochs=1, batch_size=32, progress=False, threads=given,
             on_epoch_end=lambda epoch, logs: seen.append((numpy_blas_threads(), threads.current())))
@@ -87,14 +112,32 @@ def test_a_run_records_its_thread_count_and_a_resume_under_another_says_so(capsy
     monkeypatch.chdir(tmp_path)
     common = ["train", "--data", "digits", "--train-size", "200", "--test-size", "50", "--batch-size", "50",
               "--device", "cpu", "--out", "run"]
-    assert run([*common, "--epochs", "1"]) == 0
-    assert json.loads((tmp_path / "run" / "run.json").read_text())["blas_threads"] == 1
+    assert run([*common, "--epochs", "1", "--threads", "1"]) == 0
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["threads"] == 1
     capsys.readouterr()
 
-    assert run([*common, "--epochs", "2", "--resume"]) == 0  # the same count: nothing to say
-    assert "BLAS thread" not in capsys.readouterr().out
+    assert run([*common, "--epochs", "2", "--resume", "--threads", "1"]) == 0  # the same count: nothing to say
+    assert "thread" not in capsys.readouterr().out
 
     assert run([*common, "--epochs", "3", "--resume", "--threads", "2"]) == 0
     said = capsys.readouterr().out
-    assert "trained with 1 BLAS thread and resumes with 2" in said and "--threads 1" in said
-    assert json.loads((tmp_path / "run" / "run.json").read_text())["blas_threads"] == 2
+    assert "trained with 1 thread and resumes with 2" in said and "--threads 1" in said
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["threads"] == 2
+
+
+def test_a_resume_of_a_run_recorded_with_blas_threads_compares_that_count(capsys, tmp_path, monkeypatch):
+    """A run saved before the count meant training threads recorded it as ``blas_threads``: one BLAS thread was one
+    unsplit batch, the bits of ``--threads 1``."""
+    monkeypatch.chdir(tmp_path)
+    common = ["train", "--data", "digits", "--train-size", "200", "--test-size", "50", "--batch-size", "50",
+              "--device", "cpu", "--out", "run"]
+    assert run([*common, "--epochs", "1", "--threads", "1"]) == 0
+    from scratchae import checkpoint
+
+    saved = checkpoint.load(tmp_path / "run" / "model.npz")
+    extra = saved.meta["extra"]
+    extra["blas_threads"] = extra.pop("threads")
+    checkpoint.save(tmp_path / "run" / "model.npz", saved.model, saved.optimizer, saved.history, extra=extra)
+    capsys.readouterr()
+    assert run([*common, "--epochs", "2", "--resume", "--threads", "2"]) == 0
+    assert "trained with 1 thread and resumes with 2" in capsys.readouterr().out

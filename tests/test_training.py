@@ -90,7 +90,10 @@ def test_validation_of_a_denoising_model_draws_no_training_noise(digits):
 # --------------------------------------------------------------------------------------------------------------------
 
 class BatchRecorder:
-    """Wraps a model's forward: remembers which rows of ``x`` (by content) made up every training batch."""
+    """Wraps a model's forward: remembers which rows of ``x`` (by content) made up every training batch.
+
+    The tests that use it train on one thread (``threads=1``), whose step calls ``model.forward`` with each whole
+    batch; on more threads each part runs on a replica of the model (``tests/test_parallel.py``)."""
 
     def __init__(self, model, x):
         self.rows = {row.tobytes(): index for index, row in enumerate(x)}
@@ -113,7 +116,7 @@ def test_the_last_partial_batch_is_used(rng):
     x = uniform(rng, 100)
     recorder = BatchRecorder(model, x)
     optimizer = Adam(model.parameters())
-    fit(model, MSELoss(), optimizer, x, epochs=1, batch_size=32, progress=False)
+    fit(model, MSELoss(), optimizer, x, epochs=1, batch_size=32, progress=False, threads=1)
     assert optimizer.steps == 4
     assert [len(batch) for batch in recorder.batches] == [32, 32, 32, 4]
     fit(model, MSELoss(), optimizer, x, epochs=2, batch_size=32, progress=False)
@@ -126,7 +129,8 @@ def test_every_epoch_visits_every_sample_once_in_a_new_seeded_order(rng):
     for label, seed in (("a", 0), ("b", 0), ("c", 1)):
         model = simple_autoencoder(input_dim=64)
         recorder = BatchRecorder(model, x)
-        fit(model, MSELoss(), Adam(model.parameters()), x, epochs=3, batch_size=32, seed=seed, progress=False)
+        fit(model, MSELoss(), Adam(model.parameters()), x, epochs=3, batch_size=32, seed=seed, progress=False,
+            threads=1)
         orders[label] = recorder.epochs(4)
     first, second, third = orders["a"]
     for order in orders["a"] + orders["c"]:
@@ -141,7 +145,8 @@ def test_without_shuffle_batches_come_in_order(rng):
     x = uniform(rng, 50)
     model = simple_autoencoder(input_dim=64)
     recorder = BatchRecorder(model, x)
-    fit(model, MSELoss(), Adam(model.parameters()), x, epochs=2, batch_size=16, shuffle=False, progress=False)
+    fit(model, MSELoss(), Adam(model.parameters()), x, epochs=2, batch_size=16, shuffle=False, progress=False,
+        threads=1)
     assert recorder.epochs(4) == [list(range(50))] * 2
 
 

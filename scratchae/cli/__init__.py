@@ -35,7 +35,7 @@ from scratchae.cli.notebooks import add_notebooks_command
 from scratchae.cli.explore import add_explore_command
 from scratchae.cli.exercises import add_exercises_command
 from scratchae.cli.train import RunError, RunInterrupted, add_evaluate_command, add_train_command
-from scratchae.threads import blas_threads
+from scratchae.threads import blas_threads, chosen
 from scratchae.training import TrainingDiverged
 
 #: The most memory ``gradcheck --layer`` may need: its check holds up to GRADCHECK_COPIES float64 copies of the input
@@ -61,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     arguments = parser.parse_args(argv)
     try:
-        with blas_threads(getattr(arguments, "threads", None)):  # one BLAS thread unless --threads says otherwise
+        # every core trains and NumPy's BLAS runs one thread otherwise, unless --threads says another count
+        with chosen(getattr(arguments, "threads", None)), blas_threads():
             return arguments.run(arguments)
     except USER_ERRORS as error:
         print(f"scratchae: error: {_message(error)}", file=sys.stderr)

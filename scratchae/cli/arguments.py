@@ -75,7 +75,8 @@ def add_run_options(parser: argparse.ArgumentParser, *, epochs: int | None, epoc
 
 
 def add_threads_option(parser: argparse.ArgumentParser) -> None:
-    """Add ``--threads``: NumPy's BLAS threads (default: one, see :mod:`scratchae.threads`)."""
+    """Add ``--threads``: the threads that train (default: see :func:`scratchae.training_run.threads_for`)."""
     parser.add_argument("--threads", type=count(1), default=None,
-                        help="threads of NumPy's matrix products (default: 1, which keeps training fast beside other "
-                             "busy programs; the count changes the last bits of the results)")
+                        help="threads that train, each on a part of every batch (default: every core for the "
+                             "convolutional models, one for the dense ones); "
+                             "the count changes the last bits of the results")

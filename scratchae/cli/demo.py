@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.resources
+import io
 import os
 import shlex
 import signal
@@ -173,13 +174,15 @@ def run_demos(names, out, options: list[str]) -> dict[str, dict]:
 def _run_logged(command: list[str], log) -> int:
     """Run ``command``, showing its output line by line and writing it to ``log`` (a path, or a chapter's
     :class:`ChapterLog`); returns the exit status."""
-    environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1", "SCRATCHAE_LIVE_PROGRESS": str(int(sys.stdout.isatty()))}
     with ChapterLog.of(log) as file:
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                   encoding="utf-8", errors="replace", env=environment, preexec_fn=_die_with_parent)
-        try:
-            for line in process.stdout:
-                file.write(line)
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=environment,
+                                   preexec_fn=_die_with_parent)
+        output = io.TextIOWrapper(process.stdout, encoding="utf-8", errors="replace", newline="")
+        try:  # newline="": a progress line ending in "\r" is rewritten in place on the terminal, and not logged
+            for line in output:
+                if not line.endswith("\r"):
+                    file.write(line)
                 shown = file.shown(line)  # a traceback stays in the log; its last line is said once, at the end
                 if shown is not None:
                     print("    " + shown, end="", flush=True)
@@ -187,7 +190,7 @@ def _run_logged(command: list[str], log) -> int:
             process.terminate()
             raise
         finally:
-            process.stdout.close()
+            output.close()
             status = process.wait()
     return status
 

@@ -18,7 +18,7 @@ import signal
 import sys
 import time
 
-from scratchae import checkpoint, data, threads
+from scratchae import checkpoint, data
 from scratchae.backend import DEVICES, resolve_device, to_device, to_numpy
 from scratchae.validate import fits, require_float, require_int
 from scratchae.cli.arguments import add_run_options, add_threads_option, count, non_negative_float, positive_float
@@ -31,6 +31,7 @@ from scratchae.sparse import SparseAutoencoder, SparseLoss
 from scratchae.builders import BUILDERS, IMAGE_BUILDERS
 from scratchae.optim import Adam
 from scratchae.training import History, StopRequest, TrainingDiverged, evaluate, fit
+from scratchae.training_run import threads_for
 
 LOSSES = {"mse": MSELoss, "bce": BCELoss}
 
@@ -200,7 +201,9 @@ def _resumed_run(folder: RunFolder, given: dict, device: str) -> _Run:
               f"{saved.model.device.upper()}, "
               f"where random numbers come from another generator; from here on it no longer repeats a run that was "
               f"never stopped")
-    _say_if_threads_change(saved.meta.get("extra", {}).get("blas_threads"), saved.model.device)
+    recorded = saved.meta.get("extra", {})
+    _say_if_threads_change(recorded.get("threads", recorded.get("blas_threads")), threads_for(saved.model),
+                           saved.model.device)
     _say_if_versions_change(saved.meta.get("software"))
     settings = {**settings, **{option: given[option] for option in CHANGEABLE_ON_RESUME if option in given}}
     settings["data_dir"] = given.get("data_dir")  # a folder a file names is used only when the user names it again
@@ -224,14 +227,13 @@ def _check_unfinished_epoch(history, batch_size: int, n_samples: int, path) -> N
                        f"--overwrite")
 
 
-def _say_if_threads_change(recorded, device: str) -> None:
-    """On the CPU, a run resumed with another BLAS thread count than it trained with sums its products in another
-    order: say that its bits may differ from here on (as for a change of device)."""
-    now = threads.current()
+def _say_if_threads_change(recorded, now: int, device: str) -> None:
+    """On the CPU, a run resumed with another training thread count than it trained with sums its gradients in
+    another order: say that its bits may differ from here on (as for a change of device)."""
     if device != "cpu" or not fits(require_int, recorded, minimum=1) or now is None or recorded == now:
         return
-    print(f"note: the run trained with {_plural(recorded, 'BLAS thread')} and resumes with {now}, which add up the "
-          f"matrix products in another order; from here on its last bits may differ from a run that was never "
+    print(f"note: the run trained with {_plural(recorded, 'thread')} and resumes with {now}, which add up the "
+          f"gradients in another order; from here on its last bits may differ from a run that was never "
           f"stopped (resume with --threads {recorded} to repeat it exactly)")
 
 
@@ -374,14 +376,14 @@ class _Saver:
         run, history, settings = self.run, self.run.history, self.run.settings
         extra = {"settings": settings, "loss": _loss_name(run.model, settings), "data": run.dataset.name,
                  "image_shape": list(run.dataset.image_shape), "device": str(run.model.device),
-                 "blas_threads": threads.current()}
+                 "threads": threads_for(run.model)}
         writers = {CHECKPOINT: lambda path: checkpoint.save(path, run.model, run.optimizer, history, extra=extra),
                    "history.json": lambda path: write_text_atomically(path, json.dumps(history.to_dict(), indent=2)),
                    "history.csv": lambda path: write_text_atomically(path, history.to_csv())}
         if final:
             writers.update(_figures(run, history))
         about = {"model": settings["model"], "data": run.dataset.name, "epochs": len(history),
-                 "unfinished": history.unfinished is not None, "blas_threads": extra["blas_threads"]}
+                 "unfinished": history.unfinished is not None, "threads": extra["threads"]}
         self.saved = self.folder.commit(writers, about)
         self.last_save, self.saved_once, self.disk_full, self.kept = time.monotonic(), True, False, self._where()
         return self.saved
