@@ -378,7 +378,7 @@ class ScratchaeRun:
     def __init__(self, model, setup: Setup, x, device: str, seed: int, threads: int | None = None, y=None):
         from scratchae.backend import to_device
         from scratchae.losses import BCELoss, MSELoss, SoftmaxCrossEntropyLoss, VAELoss
-        from scratchae.optim import Adam
+        from scratchae.engine.adam import FastAdam
         from scratchae.training import History
 
         self.model = model.to(device)  # on the CPU the arrays stay where they are
@@ -386,7 +386,7 @@ class ScratchaeRun:
         self.y, self.threads = y, threads  # threads None: fit's default, every core
         self.loss = (VAELoss("bce") if setup.vae else SoftmaxCrossEntropyLoss() if setup.labels else
                      {"mse": MSELoss, "bce": BCELoss}[setup.loss]())
-        self.optimizer = Adam(self.model.parameters(), lr=LEARNING_RATE, weight_decay=setup.weight_decay)
+        self.optimizer = FastAdam(self.model.parameters(), lr=LEARNING_RATE, weight_decay=setup.weight_decay)
         self.history = History()
         self.setup, self.device, self.seed = setup, device, seed
 

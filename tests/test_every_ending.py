@@ -28,7 +28,7 @@ from scratchae.training import STOP_SIGNALS
 
 
 #: Epochs of the runs that these tests stop: a few, so that the tests stay short.
-EPOCHS = 4
+EPOCHS = 12  # enough that a stop soon after the first epoch always lands before the end, on a fast machine too
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +80,7 @@ def test_sigterm_and_sighup_at_a_random_moment_save_a_state_that_resumes_bit_for
                                 "--out", str(tmp_path / "run")], cwd=tmp_path, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     wait_for_training(process)
-    time.sleep(random.Random(trial).uniform(0.0, 0.1))  # in epoch 2: mid-epoch, in validation or in a save
+    time.sleep(random.Random(trial).uniform(0.0, 0.03))  # in the next epochs: mid-epoch, in validation or a save
     process.send_signal(stop)
     _, stderr = process.communicate(timeout=120)
     assert "Traceback" not in stderr

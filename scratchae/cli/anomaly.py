@@ -76,7 +76,7 @@ def run_anomaly(arguments) -> int:
         path = path / CHECKPOINT
     if not path.is_file():
         raise FileNotFoundError(f"no model at {path}: give a run folder that 'scratchae train' wrote")
-    saved = checkpoint.load(path)
+    saved = checkpoint.load(path, fast=True)
     model = saved.model
     if isinstance(model, Classifier):
         raise RunError(f"{path} holds a classifier; anomaly scores come from an autoencoder's reconstructions")

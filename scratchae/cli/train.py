@@ -29,7 +29,7 @@ from scratchae.losses import BCELoss, MSELoss, SoftmaxCrossEntropyLoss, VAELoss
 from scratchae.models import Classifier, DenoisingAutoencoder, VariationalAutoencoder
 from scratchae.sparse import SparseAutoencoder, SparseLoss
 from scratchae.builders import BUILDERS, IMAGE_BUILDERS
-from scratchae.optim import Adam
+from scratchae.engine.adam import FastAdam
 from scratchae.training import History, StopRequest, TrainingDiverged, evaluate, fit
 from scratchae.training_run import threads_for
 
@@ -176,12 +176,12 @@ def _new_run(settings: dict, device: str) -> _Run:
     _refuse_options_the_model_ignores(settings)
     dataset = _load_data(settings)
     model = _build_model(settings, dataset).to(device)
-    optimizer = Adam(model.parameters(), lr=settings["lr"], weight_decay=settings["weight_decay"])
+    optimizer = FastAdam(model.parameters(), lr=settings["lr"], weight_decay=settings["weight_decay"])
     return _Run(settings, dataset, model, optimizer)
 
 
 def _resumed_run(folder: RunFolder, given: dict, device: str) -> _Run:
-    saved = checkpoint.load(folder.checkpoint, device=device)
+    saved = checkpoint.load(folder.checkpoint, device=device, fast=True)
     settings = _recorded_settings(saved.meta)
     if settings is None or saved.optimizer is None:
         raise RunError(f"{folder.checkpoint} was not saved by scratchae train, so it cannot be resumed; start again "
@@ -495,7 +495,7 @@ def _build_model(settings: dict, dataset):
     if settings["model"] == "classifier":
         options["n_classes"] = dataset.n_classes  # from the data set, not from the largest label in a subset
     try:
-        return BUILDERS[settings["model"]](**options)
+        return BUILDERS[settings["model"]](**options, fast=True)  # the engine's forms: the same numbers, faster
     except ValueError as error:  # images a convolutional network cannot give back
         raise RunError(f"--model {settings['model']} cannot train on {dataset.name}: {error}") from None
 
@@ -615,7 +615,7 @@ def run_evaluate(arguments) -> int:
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
     device = resolve_device(arguments.device)
-    saved = checkpoint.load(path, device=device)
+    saved = checkpoint.load(path, device=device, fast=True)
     recorded = saved.meta.get("extra", {})
     settings = {**RUN_DEFAULTS, **(_recorded_settings(saved.meta) or {})}
     recorded_data = recorded.get("data") if _one_of(recorded.get("data"), data.DATASETS) else None
