@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from scratchae.cli.arguments import add_run_options
+from scratchae.cli.arguments import add_language_option, add_run_options
 from scratchae.cli.gallery import (DEMOS, INDEX, LOG, METRICS, PAGES, PNG_SIGNATURE, read_metrics, read_text,
                                    write_index)
 
@@ -46,6 +46,7 @@ def add_demo_command(commands) -> None:
                                        "quick pass never overwrites a full one)")
     demo.add_argument("--only", nargs="+", choices=list(DEMOS), metavar="NAME",
                       help=f"run only these demos ({', '.join(DEMOS)})")
+    add_language_option(demo)
     demo.add_argument("--check", metavar="DIR", default=None,
                       help="run nothing: check that DIR holds every expected figure as a real PNG image")
     demo.set_defaults(run=run_demo_command)
@@ -64,15 +65,17 @@ def run_demo_command(arguments) -> int:
         options.append("--quick")
     if arguments.threads is not None:
         options += ["--threads", str(arguments.threads)]
+    if arguments.lang is not None:
+        options += ["--lang", arguments.lang]
     started = time.perf_counter()
     command = " ".join(["scratchae demo", *_shown_options(arguments)])
     try:
         runs = run_demos(names, out, options)
     except KeyboardInterrupt:
-        index = write_index(out, command=command)
+        index = write_index(out, command=command, lang=arguments.lang)
         print(f"\nscratchae: interrupted; the gallery of what had finished is {index}", file=sys.stderr)
         return 130
-    index = write_index(out, runs=runs, command=command)
+    index = write_index(out, runs=runs, command=command, lang=arguments.lang)
     total = time.perf_counter() - started
     print(f"\n{'demo':<22}{'status':<10}{'seconds':>9}")
     for name, run in runs.items():
@@ -105,6 +108,8 @@ def _shown_options(arguments) -> list[str]:
         shown += ["--threads", str(arguments.threads)]
     if arguments.only:
         shown += ["--only", *arguments.only]
+    if arguments.lang is not None:
+        shown += ["--lang", arguments.lang]
     return shown
 
 

@@ -2,6 +2,7 @@
 
     scratchae notebooks notebooks                   every demo, each run with the chapter's own settings
     scratchae notebooks notebooks --quick           the same, each notebook set to a quick run
+    scratchae notebooks notebooks --lang pt         the same in Portuguese: its text, figures and captions
     jupyter execute --inplace notebooks/vae.ipynb   run one from the command line, its outputs saved in it
 
 Each demo is a percent-format script (``# %%`` cells); jupytext turns its cells into notebook cells, and the
@@ -9,7 +10,9 @@ notebook names the ``python3`` kernel, so it opens and runs in Jupyter, JupyterL
 here (``--quick``, ``--data``, ``--device``, ``--epochs``, ``--seed``) are written into the notebook's first cell,
 ``Demo.start("vae", ["--quick"])``, where a learner sees them and can change them; a notebook written without
 options reads them from the environment variable ``SCRATCHAE_DEMO_OPTIONS`` instead. Figures are shown in the
-notebook and written to ``outputs/NAME/`` (``outputs-quick/NAME/`` for a quick run) beside it.
+notebook and written to ``outputs/NAME/`` (``outputs-quick/NAME/`` for a quick run) beside it. With ``--lang``, each
+markdown cell is the chapter's text in that language (its translation in the message catalogs of
+:mod:`scratchae.i18n`), and ``--lang`` goes into the first cell so that figures and captions follow.
 
 The notebooks need Jupyter's own packages: ``pip install -e ".[notebook]"`` (jupytext, nbclient, ipykernel and
 ipywidgets, which draws progress bars as widgets).
@@ -22,7 +25,7 @@ import json
 import sys
 from pathlib import Path
 
-from scratchae.cli.arguments import add_run_options
+from scratchae.cli.arguments import add_language_option, add_run_options
 from scratchae.cli.demo import demo_script
 from scratchae.cli.gallery import DEMOS
 from scratchae.atomic_files import write_text_atomically
@@ -50,6 +53,7 @@ def add_notebooks_command(commands) -> None:
     add_run_options(parser, epochs=None, epochs_help="epochs of every model (default: each demo's own)",
                     out=None, out_help="the notebooks' output folder, one subfolder per demo (default: outputs, or "
                                        "outputs-quick with --quick, beside each notebook)")
+    add_language_option(parser)
     parser.add_argument("--only", nargs="+", choices=list(DEMOS), metavar="NAME",
                         help=f"write only these demos ({', '.join(DEMOS)})")
     parser.set_defaults(run=run_notebooks_command)
@@ -58,7 +62,8 @@ def add_notebooks_command(commands) -> None:
 def run_notebooks_command(arguments: argparse.Namespace) -> int:
     """``scratchae notebooks DIR``: write the notebooks and say where; status 2 with one line if that fails."""
     try:
-        written = write_notebooks(arguments.dir, arguments.only or list(DEMOS), demo_options(arguments))
+        written = write_notebooks(arguments.dir, arguments.only or list(DEMOS), demo_options(arguments),
+                                  lang=arguments.lang)
     except NotebookError as error:
         print(f"scratchae: error: {error}", file=sys.stderr)
         return 2
@@ -81,15 +86,20 @@ def demo_options(arguments: argparse.Namespace) -> dict[str, list[str]]:
         options += ["--epochs", str(arguments.epochs)]
     if arguments.seed != 0:
         options += ["--seed", str(arguments.seed)]
+    if getattr(arguments, "lang", None) is not None:
+        options += ["--lang", arguments.lang]
     names = arguments.only or list(DEMOS)
     if arguments.out is None:
         return {name: options for name in names}
     return {name: options + ["--out", str(Path(arguments.out) / name)] for name in names}
 
 
-def write_notebooks(folder, names, options: dict[str, list[str]] | None = None) -> list[Path]:
+def write_notebooks(folder, names, options: dict[str, list[str]] | None = None, *,
+                    lang: str | None = None) -> list[Path]:
     """Write each demo of ``names`` as ``folder/NAME.ipynb`` (atomically), with its ``options`` (demo name -> a
-    list of command-line options) in its first cell; returns their paths."""
+    list of command-line options) in its first cell and its markdown cells in ``lang``; returns their paths."""
+    from scratchae.i18n import gettext
+
     try:
         import jupytext
     except ImportError:
@@ -102,6 +112,9 @@ def write_notebooks(folder, names, options: dict[str, list[str]] | None = None) 
             notebook = jupytext.read(script)
         if options and options.get(name):
             _write_options(notebook, name, options[name])
+        for cell in notebook.cells:
+            if cell.cell_type == "markdown":
+                cell.source = gettext(cell.source, lang)  # the chapter's text, looked up whole
         notebook.metadata["kernelspec"] = dict(KERNELSPEC)
         notebook.metadata["language_info"] = {"name": "python"}
         notebook.metadata.pop("jupytext", None)  # a plain notebook, not one paired with a script
