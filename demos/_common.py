@@ -17,7 +17,8 @@ sight; the helper only keeps a record:
   ``outputs/`` (or ``outputs-quick/``), and in a folder given by ``--out`` if a page is already there.
 
 The command line of every demo (``--data``, ``--device``, ``--seed``, ``--epochs``, ``--out``, ``--threads`` as for
-``scratchae train``, and ``--quick``: a few hundred images, 2 epochs, a short t-SNE, the same code otherwise).
+``scratchae train``, ``--quick``: a few hundred images, 2 epochs, a short t-SNE, the same code otherwise, and
+``--lang``: the language of the figures and captions, see :mod:`scratchae.i18n`).
 Arguments a demo does not know are ignored, so that it also runs inside a Jupyter kernel, whose command line holds
 the kernel's own arguments; there the options can come from the environment variable ``SCRATCHAE_DEMO_OPTIONS``
 (for example ``--quick --data digits``).

@@ -97,7 +97,9 @@ def test_the_gallery_names_both_notebooks_and_maps_their_figures(tmp_path):
     assert "<cite>Representações Latentes e Autoencoders</cite> (PyTorch)" in text
     for figure in reference_notebooks.FIGURES:
         assert f"<td>{html.escape(figure.shown)}</td>" in text
-    assert '<a href="#simple_autoencoder">2</a>' in text  # the notebook's loss curve is figure 2 of the gallery
+    # the notebook's loss curve is figure 2 of the gallery, exercise 2's table figure 8b
+    assert '<code>02_loss.png</code> (<a href="#simple_autoencoder">figure 2</a>)' in text
+    assert '<code>08_deep_vs_single_table.png</code> (<a href="#exercises">figure 8b</a>)' in text
 
 
 def test_the_gallery_page_in_portuguese(tmp_path):

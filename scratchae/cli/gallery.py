@@ -194,8 +194,10 @@ def _notebooks_section(lang: str) -> str:
     labels = figure_labels()
     rows = []
     for notebook, shown, chapter, files, functions, theirs, ours in table_rows(lang):
-        links = ", ".join(f'<a href="#{_e(chapter)}">{_e(labels.get(f"{chapter}/{name}", name))}</a>'
-                          if name.endswith(".png") else _e(name) for name in files.split(", "))
+        links = "<br>".join(
+            f'<code>{_e(name)}</code> (<a href="#{_e(chapter)}">'
+            f'{_e(format_text("figure {number}", lang, number=labels[f"{chapter}/{name}"]))}</a>)'
+            if f"{chapter}/{name}" in labels else f"<code>{_e(name)}</code>" for name in files.split(", "))
         cells = [_e(notebook), _e(shown), f"<code>{_e(chapter)}</code>", links,
                  "<br>".join(f"<code>{_e(name)}</code>" for name in functions.split("; ")), _e(theirs), _e(ours)]
         rows.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
