@@ -37,8 +37,11 @@ class MessageError(ValueError):
 
 
 def find_messages(root) -> Found:
-    """(context, message) -> where it is used (``path:line``), for the package, the page and the chapters of the
-    source tree at ``root``, in the order they are found."""
+    """(context, message) -> the files that use it, for the package, the page and the chapters of the source tree at
+    ``root``, in the order they are found.
+
+    A location is a file, without a line number: moving a line does not change the catalogs, only adding, changing or
+    removing a message does."""
     root = Path(root)
     found: Found = {key: list(where) for key, where in NUMBER_MESSAGES.items()}
     for path in sorted((root / "scratchae").rglob("*.py")) + sorted((root / "demos").glob("*.py")):
@@ -52,7 +55,9 @@ def find_messages(root) -> Found:
 
 def _add(found: Found, messages) -> None:
     for key, where in messages:
-        found.setdefault(key, []).append(where)
+        files = found.setdefault(key, [])
+        if where.rsplit(":", 1)[0] not in files:
+            files.append(where.rsplit(":", 1)[0])
 
 
 def python_messages(source: str, name: str) -> list[tuple[tuple[None, str], str]]:
@@ -93,9 +98,9 @@ def page_message(text: str) -> str:
 
 
 def chapter_messages(path: Path, name: str) -> list[tuple[tuple[None, str], str]]:
-    """``((None, text), "name:cell N")`` for every markdown cell of a percent-format chapter."""
+    """``((None, text), "name:N")`` for every markdown cell of a percent-format chapter, N its cell's index."""
     import jupytext  # a package of the notebooks' and the tests' extras: needed when the chapters are read
 
     notebook = jupytext.read(path)
-    return [((None, cell.source), f"{name}:cell-{index}") for index, cell in enumerate(notebook.cells)
+    return [((None, cell.source), f"{name}:{index}") for index, cell in enumerate(notebook.cells)
             if cell.cell_type == "markdown" and cell.source.strip()]
