@@ -384,6 +384,11 @@ def _loss_axes(title, grid, log, xlabel=N_("Epoch"), lang=None):
     """A figure with one empty axis labelled for losses per epoch (or per ``xlabel``)."""
     fig = Figure(figsize=(8, 5), layout="constrained")
     ax = fig.add_subplot()
+    _label_loss_axis(ax, title, grid, log, xlabel, lang)
+    return fig, ax
+
+
+def _label_loss_axis(ax, title, grid, log, xlabel, lang):
     ax.set_title(gettext(title, lang))
     ax.set_xlabel(gettext(xlabel, lang))
     ax.set_ylabel(gettext("Loss", lang))
@@ -391,7 +396,6 @@ def _loss_axes(title, grid, log, xlabel=N_("Epoch"), lang=None):
     if log:
         ax.set_yscale("log")
     ax.grid(grid)
-    return fig, ax
 
 
 def loss_curves(history, *, title=N_("Loss during training"), markers=False, grid=False, log=False,
@@ -455,29 +459,24 @@ def compare_loss_curves(runs, *, title=N_("Loss of several models"), markers=Fal
         raise ValueError("runs is empty: give at least one name -> history")
     if difference_to is not None and difference_to not in runs:
         raise ValueError(f"difference_to={difference_to!r} is not one of the runs: {', '.join(map(repr, runs))}")
-    fig, ax = _loss_axes(title, grid, log, lang=lang)
+    if difference_to is None:
+        fig, ax = _loss_axes(title, grid, log, lang=lang)
+    else:  # the curves on top, their differences below, on one axis of epochs
+        fig = Figure(figsize=(8, 8), layout="constrained")
+        ax, below = fig.subplots(2, 1, sharex=True, height_ratios=(3, 2))
+        _label_loss_axis(ax, title, grid, log, N_("Epoch"), lang)
+        ax.set_xlabel("")
     colors = colormaps["tab10"].colors
     for index, (run, history) in enumerate(runs.items()):
         _plot_history(ax, history, run=run, color=colors[index % len(colors)], markers=markers, lang=lang)
     ax.legend()
     if difference_to is not None:
-        _draw_differences(fig, ax, runs, difference_to, colors, grid, lang)
+        _draw_differences(below, runs, difference_to, colors, grid, lang)
     return fig
 
 
-def _draw_differences(fig, ax, runs, reference, colors, grid, lang):
-    """Below ``ax``, each run's loss minus the ``reference`` run's, per series (training solid, validation dashed)."""
-    fig.set_size_inches(8, 8)
-    ax.remove()
-    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(3, 2))
-    for line in ax.get_lines():  # the curves drawn above, moved onto the new top axis
-        top.plot(*line.get_data(), label=line.get_label(), color=line.get_color(), linestyle=line.get_linestyle(),
-                 marker=line.get_marker(), markersize=line.get_markersize())
-    top.set_title(ax.get_title())
-    top.set_ylabel(ax.get_ylabel())
-    top.set_yscale(ax.get_yscale())
-    top.grid(grid)
-    top.legend()
+def _draw_differences(bottom, runs, reference, colors, grid, lang):
+    """On ``bottom``, each run's loss minus the ``reference`` run's, per series (training solid, validation dashed)."""
     base = _as_series(runs[reference])
     for index, (run, history) in enumerate(runs.items()):
         if run == reference:
