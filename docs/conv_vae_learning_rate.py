@@ -6,8 +6,10 @@ with Adam's usual 1e-3 and with 3e-3, side by side.
 Trains the keras-io convolutional VAE (2-d latent space) on the 4,000 training digits of ``mnist-5k`` exactly as
 ``demos/convolutional.py`` does (batches of 128, 44 epochs: 1,408 gradient steps, the KL term's weight rising from 0
 over the first 4 epochs, seed 0), once per learning rate; prints each run's test loss per epoch and the mean and
-spread of the test digits' mean codes; and draws both manifolds on the chapter's 20 x 20 grid of codes. About 10
-minutes per run on two cores.
+spread of the test digits' mean codes; and draws both manifolds on the chapter's 20 x 20 grid of codes. The two runs
+took 42 minutes in all on a 2-core Intel Xeon shared with other jobs. The numbers repeat exactly: lr 1e-3 ends at a
+test loss of 174.51 (4.12 below its value four epochs before), codes centred at (-1.27, -0.58) with spreads
+(0.79, 1.02); lr 3e-3 at 165.65 (1.21 below), centred at (-0.01, -0.94) with spreads (1.05, 0.56).
 """
 
 from __future__ import annotations
