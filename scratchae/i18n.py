@@ -86,10 +86,16 @@ def use_language(lang: str | None) -> str:
 
 def languages() -> list[str]:
     """The languages there is a catalog for (``["pt_BR"]``), English not included."""
+    return list(_catalogs())
+
+
+@functools.lru_cache(maxsize=1)
+def _catalogs() -> tuple[str, ...]:
+    """The folders of LOCALE_DIR that hold a compiled catalog, read once: every text of every figure asks."""
     if not LOCALE_DIR.is_dir():
-        return []
-    return sorted(folder.name for folder in LOCALE_DIR.iterdir()
-                  if (folder / "LC_MESSAGES" / f"{DOMAIN}.mo").is_file())
+        return ()
+    return tuple(sorted(folder.name for folder in LOCALE_DIR.iterdir()
+                        if (folder / "LC_MESSAGES" / f"{DOMAIN}.mo").is_file()))
 
 
 def resolve(lang: str | None = None) -> str:
