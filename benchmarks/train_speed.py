@@ -253,7 +253,8 @@ def weighted_layers(model) -> list[tuple[object, int]]:
     """Every layer with weights, input to output, with its multiply-adds per sample: ``in * out`` for a Dense
     layer, ``C_in * KH * KW`` per output value for a convolution, ``C_out * KH * KW`` per input value for a transposed
     one (each input pixel adds its weighted kernel into the output)."""
-    from scratchae.conv import Conv2D, ConvTranspose2D, output_shape
+    from scratchae.conv import Conv2D, ConvTranspose2D
+    from scratchae.shapes import output_shape
     from scratchae.layers import Dense
 
     found, inputs = [], {}

@@ -55,6 +55,8 @@ def get_namespace(*arrays):
     TypeError
         If the arrays come from different libraries, or an argument is not an array at all.
     """
+    if len(arrays) == 1 and type(arrays[0]) is numpy.ndarray:  # the common case, one look
+        return numpy
     namespaces = []
     for array in arrays:
         if array is None or isinstance(array, (bool, int, float, complex)):

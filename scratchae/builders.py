@@ -1,7 +1,8 @@
 """The networks of the two notebooks and of the papers they point to, built layer by layer.
 
-Each builder returns a model of :mod:`scratchae.models` with its weights drawn from ``seed``. The names the command
-line uses are in :data:`BUILDERS`.
+Each builder returns a model of :mod:`scratchae.models` with its weights drawn from ``seed``, made of the lesson's
+layers; ``fast=True`` builds the engine's forms of the same layers instead (:mod:`scratchae.engine`), with the same
+weights. The names the command line uses are in :data:`BUILDERS`.
 """
 
 from __future__ import annotations
@@ -12,11 +13,19 @@ import numpy
 
 from scratchae.backend import DEFAULT_DTYPE
 from scratchae.validate import require_int
+from scratchae.engine.forms import fast as engine_forms
 from scratchae.conv import Conv2D, ConvTranspose2D, Flatten, MaxPool2D, Reshape, UpSampling2D
 from scratchae.layers import Dense, Identity, ReLU, Sequential, Sigmoid
 from scratchae.models import Autoencoder, Classifier, DenoisingAutoencoder, VariationalAutoencoder
+from scratchae.sparse import SparseAutoencoder
 
 MNIST_FEATURES = 28 * 28
+
+
+def _on_floor(model, fast: bool):
+    """``model`` with the engine's forms of its layers when ``fast`` (the command, the demos and the benchmarks
+    train these), else as built: the lesson's forms, which a notebook steps through."""
+    return engine_forms(model) if fast else model
 
 
 
@@ -35,12 +44,12 @@ def _relus(count: int, last=ReLU) -> list:
 
 
 def simple_autoencoder(latent_dim: int = 32, *, input_dim: int = MNIST_FEATURES, hidden_dim: int = 128, seed=0,
-                       dtype=DEFAULT_DTYPE) -> Autoencoder:
+                       dtype=DEFAULT_DTYPE, fast: bool = False) -> Autoencoder:
     """The first notebook's autoencoder, 784-128-32-128-784: ReLU everywhere, a sigmoid on the output."""
     rng = numpy.random.default_rng(seed)
     encoder = _stack([input_dim, hidden_dim, latent_dim], _relus(2), rng, dtype)
     decoder = _stack([latent_dim, hidden_dim, input_dim], _relus(2, last=Sigmoid), rng, dtype)
-    return Autoencoder(encoder, decoder)
+    return _on_floor(Autoencoder(encoder, decoder), fast)
 
 
 def _deep_parts(latent_dim, input_dim, latent_activation, rng, dtype) -> tuple[Sequential, Sequential]:
@@ -50,35 +59,48 @@ def _deep_parts(latent_dim, input_dim, latent_activation, rng, dtype) -> tuple[S
 
 
 def deep_autoencoder(latent_dim: int = 32, *, input_dim: int = MNIST_FEATURES, seed=0,
-                     dtype=DEFAULT_DTYPE) -> Autoencoder:
+                     dtype=DEFAULT_DTYPE, fast: bool = False) -> Autoencoder:
     """The first notebook's deep network, 784-128-64-32-64-128-784 (ReLU, sigmoid output)."""
-    return Autoencoder(*_deep_parts(latent_dim, input_dim, ReLU, numpy.random.default_rng(seed), dtype))
+    parts = _deep_parts(latent_dim, input_dim, ReLU, numpy.random.default_rng(seed), dtype)
+    return _on_floor(Autoencoder(*parts), fast)
 
 
 def denoising_autoencoder(latent_dim: int = 32, *, noise_factor: float = 0.5, input_dim: int = MNIST_FEATURES,
-                          seed=0, dtype=DEFAULT_DTYPE) -> DenoisingAutoencoder:
+                          seed=0, dtype=DEFAULT_DTYPE, fast: bool = False) -> DenoisingAutoencoder:
     """The first notebook's denoising autoencoder: the deep network trained on inputs with Gaussian noise."""
     parts = _deep_parts(latent_dim, input_dim, ReLU, numpy.random.default_rng(seed), dtype)
-    return DenoisingAutoencoder(*parts, noise_factor=noise_factor, seed=seed)
+    return _on_floor(DenoisingAutoencoder(*parts, noise_factor=noise_factor, seed=seed), fast)
 
 
 def linear_latent_autoencoder(latent_dim: int = 16, *, input_dim: int = MNIST_FEATURES, seed=0,
-                              dtype=DEFAULT_DTYPE) -> Autoencoder:
+                              dtype=DEFAULT_DTYPE, fast: bool = False) -> Autoencoder:
     """The second notebook's autoencoder, 784-128-64-16-64-128-784, with a linear (no activation) latent layer."""
-    return Autoencoder(*_deep_parts(latent_dim, input_dim, Identity, numpy.random.default_rng(seed), dtype))
+    parts = _deep_parts(latent_dim, input_dim, Identity, numpy.random.default_rng(seed), dtype)
+    return _on_floor(Autoencoder(*parts), fast)
+
+
+def sparse_autoencoder(latent_dim: int = 32, l1: float = 1e-4, *, input_dim: int = MNIST_FEATURES, seed=0,
+                       dtype=DEFAULT_DTYPE, fast: bool = False) -> SparseAutoencoder:
+    """The sparse autoencoder of Chollet's "Building Autoencoders in Keras": one Dense layer of 32 with ReLU as the
+    code (784-32) and one Dense layer with a sigmoid back (32-784), the code's activity penalised by ``l1 * sum|h|``
+    per image (his ``activity_regularizer=regularizers.l1(10e-5)``). Train it with ``SparseLoss(model.l1)``."""
+    rng = numpy.random.default_rng(seed)
+    encoder = _stack([input_dim, latent_dim], [ReLU], rng, dtype)
+    decoder = _stack([latent_dim, input_dim], [Sigmoid], rng, dtype)
+    return _on_floor(SparseAutoencoder(encoder, decoder, l1=l1), fast)
 
 
 def mlp_classifier(latent_dim: int = 16, *, n_classes: int = 10, input_dim: int = MNIST_FEATURES, seed=0,
-                   dtype=DEFAULT_DTYPE) -> Classifier:
+                   dtype=DEFAULT_DTYPE, fast: bool = False) -> Classifier:
     """An encoder shaped like the linear-latent autoencoder's (784-128-64-16), then a linear head to the logits."""
     rng = numpy.random.default_rng(seed)
     encoder = _stack([input_dim, 128, 64, latent_dim], _relus(3, last=Identity), rng, dtype)
     head = _stack([latent_dim, n_classes], [None], rng, dtype)
-    return Classifier(encoder, head)
+    return _on_floor(Classifier(encoder, head), fast)
 
 
 def variational_autoencoder(latent_dim: int = 20, *, hidden_dim: int = 400, input_dim: int = MNIST_FEATURES,
-                            seed=0, dtype=DEFAULT_DTYPE) -> VariationalAutoencoder:
+                            seed=0, dtype=DEFAULT_DTYPE, fast: bool = False) -> VariationalAutoencoder:
     """The VAE of pytorch/examples: encoder 784-400 (ReLU), heads 400-20 for mu and for logvar, decoder 20-400-784
     (ReLU, sigmoid output)."""
     latent_dim = require_int("latent_dim", latent_dim, minimum=1)
@@ -88,7 +110,7 @@ def variational_autoencoder(latent_dim: int = 20, *, hidden_dim: int = 400, inpu
     mu_head = _stack([hidden_dim, latent_dim], [None], rng, dtype)
     logvar_head = _stack([hidden_dim, latent_dim], [None], rng, dtype)
     decoder = _stack([latent_dim, hidden_dim, input_dim], [ReLU, Sigmoid], rng, dtype)
-    return VariationalAutoencoder(encoder, mu_head, logvar_head, decoder, seed=seed)
+    return _on_floor(VariationalAutoencoder(encoder, mu_head, logvar_head, decoder, seed=seed), fast)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -111,7 +133,7 @@ def _halved(size: int, times: int) -> int:
 
 
 def conv_autoencoder(*, image_shape=(1, 28, 28), channels=(16, 8, 8), seed=0,
-                     dtype=DEFAULT_DTYPE) -> Autoencoder:
+                     dtype=DEFAULT_DTYPE, fast: bool = False) -> Autoencoder:
     """The convolutional autoencoder of Chollet's "Building Autoencoders in Keras" (2016).
 
     Encoder: three 3 x 3 "same" convolutions of 16, 8 and 8 channels, each followed by ReLU and 2 x 2 max pooling
@@ -152,7 +174,7 @@ def conv_autoencoder(*, image_shape=(1, 28, 28), channels=(16, 8, 8), seed=0,
                           conv(c3, c2), ReLU(), UpSampling2D(2),
                           conv(c2, c1, third), ReLU(), UpSampling2D(2),  # (C1, H, W)
                           conv(c1, c_in), Sigmoid(), Flatten()])  # (C * H * W,)
-    return Autoencoder(encoder, decoder)
+    return _on_floor(Autoencoder(encoder, decoder), fast)
 
 
 def _third_decoder_padding(height: int, width: int) -> str:
@@ -166,7 +188,7 @@ def _third_decoder_padding(height: int, width: int) -> str:
 
 
 def conv_denoising_autoencoder(*, image_shape=(1, 28, 28), channels: int = 32, noise_factor: float = 0.5, seed=0,
-                               dtype=DEFAULT_DTYPE) -> DenoisingAutoencoder:
+                               dtype=DEFAULT_DTYPE, fast: bool = False) -> DenoisingAutoencoder:
     """The denoising network of Chollet's "Building Autoencoders in Keras": two 3 x 3 "same" convolutions of 32
     channels, each with ReLU and 2 x 2 max pooling (28 -> 14 -> 7, a code of shape (32, 7, 7)), then two of 32
     channels, each with ReLU and 2 x 2 upsampling (7 -> 14 -> 28), and a 1-channel convolution with a sigmoid;
@@ -190,11 +212,12 @@ def conv_denoising_autoencoder(*, image_shape=(1, 28, 28), channels: int = 32, n
     decoder = Sequential([conv(channels, channels), ReLU(), UpSampling2D(2),
                           conv(channels, channels), ReLU(), UpSampling2D(2),  # (32, H, W)
                           conv(channels, c_in), Sigmoid(), Flatten()])
-    return DenoisingAutoencoder(encoder, decoder, noise_factor=noise_factor, seed=seed)
+    return _on_floor(DenoisingAutoencoder(encoder, decoder, noise_factor=noise_factor, seed=seed), fast)
 
 
 def conv_variational_autoencoder(latent_dim: int = 2, *, image_shape=(1, 28, 28), channels=(32, 64),
-                                 hidden_dim: int = 16, seed=0, dtype=DEFAULT_DTYPE) -> VariationalAutoencoder:
+                                 hidden_dim: int = 16, seed=0, dtype=DEFAULT_DTYPE,
+                                 fast: bool = False) -> VariationalAutoencoder:
     """The convolutional VAE of the keras-io example "Variational AutoEncoder" (fchollet, 2020).
 
     Encoder: 3 x 3 convolutions of 32 and 64 channels with stride 2 and "same" padding (28 -> 14 -> 7), ReLU after
@@ -226,7 +249,7 @@ def conv_variational_autoencoder(latent_dim: int = 2, *, image_shape=(1, 28, 28)
                           _transposed_up(c2, c2, code[1:], half, rng, dtype), ReLU(),  # (64, 14, 14)
                           _transposed_up(c2, c1, half, (height, width), rng, dtype), ReLU(),  # (32, 28, 28)
                           ConvTranspose2D(c1, c_in, 3, padding=1, rng=rng, dtype=dtype), Sigmoid(), Flatten()])
-    return VariationalAutoencoder(encoder, mu_head, logvar_head, decoder, seed=seed)
+    return _on_floor(VariationalAutoencoder(encoder, mu_head, logvar_head, decoder, seed=seed), fast)
 
 
 def _transposed_up(n_in: int, n_out: int, size: tuple[int, int], target: tuple[int, int], rng,
@@ -247,6 +270,7 @@ BUILDERS = {
     "deep": deep_autoencoder,
     "linear-latent": linear_latent_autoencoder,
     "denoising": denoising_autoencoder,
+    "sparse": sparse_autoencoder,
     "classifier": mlp_classifier,
     "vae": variational_autoencoder,
     "conv": conv_autoencoder,

@@ -2,7 +2,8 @@
 
 The file holds
 
-- ``meta``: JSON text with a format name and version, the architecture (``model.config()``), the optimizer's
+- ``meta``: JSON text with a format name and version, the versions of scratchae and NumPy that wrote it
+  (``software``, which :func:`software_versions` gives), the architecture (``model.config()``), the optimizer's
   type, hyperparameters and step count, and the history;
 - ``param/<name>``: every weight, by the names of ``model.named_parameters()``;
 - ``optim/<state>/<i>``: the optimizer's state arrays (Adam's ``m`` and ``v``) for the i-th parameter.
@@ -44,6 +45,9 @@ from scratchae.atomic_files import write_atomically
 from scratchae.conv import Conv2D, ConvTranspose2D, Flatten, MaxPool2D, Reshape, UpSampling2D
 from scratchae.layers import INITS, Dense, Identity, Layer, ReLU, Sequential, Sigmoid
 from scratchae.models import Autoencoder, Classifier, DenoisingAutoencoder, Model, VariationalAutoencoder
+from scratchae.engine import forms as engine_forms
+from scratchae.engine.adam import FastAdam
+from scratchae.sparse import SparseAutoencoder
 from scratchae.optim import SGD, Adam, Optimizer
 from scratchae.training import History
 
@@ -98,7 +102,8 @@ def save(path, model: Model, optimizer: Optimizer | None = None, history: Histor
     ``extra`` is any JSON-able information to keep with it (the loss, the data set); it comes back in ``meta``.
     """
     path = os.fspath(path)
-    meta = {"extra": extra or {}, "format": FORMAT, "version": VERSION, "architecture": model.config(),
+    meta = {"extra": extra or {}, "format": FORMAT, "version": VERSION, "software": software_versions(),
+            "architecture": model.config(),
             "dtype": str(model.dtype),
             "optimizer": None if optimizer is None else _optimizer_meta(optimizer),
             "history": None if history is None else history.to_dict()}
@@ -110,9 +115,17 @@ def save(path, model: Model, optimizer: Optimizer | None = None, history: Histor
     return path
 
 
+def software_versions() -> dict[str, str]:
+    """The versions of scratchae and NumPy running now, as a checkpoint records them: a run resumed under others
+    may add its numbers up differently."""
+    import scratchae
+
+    return {"scratchae": scratchae.__version__, "numpy": numpy.__version__}
+
+
 def _optimizer_meta(optimizer: Optimizer) -> dict:
     state = optimizer.state_dict()
-    return {"type": type(optimizer).__name__, "hyperparameters": state["hyperparameters"], "steps": state["steps"]}
+    return {"type": getattr(optimizer, "saved_as", type(optimizer).__name__), "hyperparameters": state["hyperparameters"], "steps": state["steps"]}
 
 
 def _optimizer_arrays(optimizer: Optimizer) -> dict[str, numpy.ndarray]:
@@ -129,8 +142,11 @@ def _optimizer_arrays(optimizer: Optimizer) -> dict[str, numpy.ndarray]:
 # Loading
 
 
-def load(path, *, device: str = "cpu") -> Checkpoint:
+def load(path, *, device: str = "cpu", fast: bool = False) -> Checkpoint:
     """Read a checkpoint written by :func:`save`; the model (and optimizer state) are put on ``device``.
+
+    The model is built of the lesson's layers, or of the engine's forms of them with ``fast=True`` (and its Adam
+    as the engine's :class:`~scratchae.engine.adam.FastAdam`): the file is the same for both floors.
 
     Raises
     ------
@@ -144,13 +160,13 @@ def load(path, *, device: str = "cpu") -> Checkpoint:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
-        return _load(path, device)
+        return _load(path, device, fast)
     except CheckpointError as error:
         # the checks below say what is wrong; the file's name is added once, here
         raise CheckpointError(f"{path}: {error}") from error.__cause__
 
 
-def _load(path: str, device: str) -> Checkpoint:
+def _load(path: str, device: str, fast: bool) -> Checkpoint:
     with _Archive(path) as archive:
         meta = _read_meta(archive)
         dtype = _check_meta(meta)
@@ -162,6 +178,10 @@ def _load(path: str, device: str) -> Checkpoint:
     for name, parameter in model.named_parameters():
         parameter.data = weights[name]
     model.to(device)
+    if fast:
+        engine_forms.fast(model)
+        if type(optimizer) is Adam:
+            optimizer.__class__ = FastAdam  # the same state and hyperparameters, the engine's update
     if optimizer is not None:
         optimizer.load_state_arrays(steps, {state_name: [None if array is None else to_device(array, device)
                                                          for array in arrays]
@@ -404,7 +424,8 @@ WEIGHT_SHAPES = {
 }
 
 #: The model classes a saved architecture may name.
-MODEL_TYPES = {cls.__name__: cls for cls in (Autoencoder, DenoisingAutoencoder, Classifier, VariationalAutoencoder)}
+MODEL_TYPES = {cls.__name__: cls for cls in (Autoencoder, DenoisingAutoencoder, Classifier, VariationalAutoencoder,
+                                             SparseAutoencoder)}
 
 
 def expected_parameters(config) -> dict[str, tuple[int, ...]]:

@@ -665,7 +665,7 @@ def _load_downloadable(name, data_dir, download, progress):
     """
     source, folders = SOURCES[name], _search_folders(name, data_dir)
     download_folder = folders[0][0]
-    _remove_stale_temporaries(download_folder)
+    _remove_stale_temporaries(download_folder, list(source.files))
     skipped = []  # why folders of other tools were passed over, for the message if nothing else is found
     for folder, why in folders:
         paths = _find_files(folder, source.files)
@@ -853,16 +853,16 @@ def _stream(url, file, size, progress) -> str:
     return digest.hexdigest()
 
 
-def _remove_stale_temporaries(folder: Path) -> None:
-    """Remove the temporary files that killed downloads of this program (and of pooch, which older versions used)
-    left in ``folder``.
+def _remove_stale_temporaries(folder: Path, names) -> None:
+    """Remove the temporary files that killed downloads of ``names`` by this program left in ``folder`` (and those of
+    pooch, which older versions used, in this program's own cache only: elsewhere ``tmpXXXXXXXX`` may be anyone's).
 
     Only files older than a download can last are removed: a download still running, in another process, writes to
     its file all along and gives up at the deadline, so its file is always younger than that.
     """
     lasts = DOWNLOAD_DEADLINE_S + STALL_TIMEOUT_S
-    remove_stale_temporaries(folder, older_than=lasts)
-    if not folder.is_dir():
+    remove_stale_temporaries(folder, names, older_than=lasts)
+    if not folder.is_dir() or cache_dir() not in folder.parents:
         return
     for path in folder.iterdir():
         if not _POOCH_TEMPORARY.fullmatch(path.name):

@@ -6,21 +6,23 @@ For a layer, loss or model of your own, one call does it all, from a notebook::
     print(report)                                          # the table; report.passed is a bool
 
 It checks a float64 copy (your float32 layer is left as it was) with the numerical gradients of
-:mod:`scratchae.numerical`, and names every break of the layer protocol on the way: an exception and its line,
-``backward`` returning None, a gradient never set or of the wrong shape or dtype, ``dy`` changed in place,
-gradients added up over calls. ``scratchae gradcheck --layer my_layers.py:MyTanh`` runs it from a terminal.
+:mod:`scratchae.numerical`, and names every break of the layer protocol on the way: an exception and its line, told
+in your words (:mod:`scratchae.mistakes`: the product whose shapes do not fit and the shape its result must have, a
+``+=`` on a gradient still None), ``backward`` returning None, a gradient never set or of the wrong shape or dtype,
+``dy`` changed in place, gradients added up over calls. A wrong gradient that is the right one transposed, of the
+other sign, times a constant, or (for a convolution) with its kernel not flipped, is said to be so.
+``scratchae gradcheck --layer my_layers.py:MyTanh`` runs it from a terminal.
 """
 
 from __future__ import annotations
 
 import copy
-import traceback
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy
 
 from scratchae.backend import to_numpy
+from scratchae.mistakes import Expected, describe, kernel_turned
 from scratchae.numerical import LAYER_TOLERANCE, MODEL_STEP, MODEL_TOLERANCE, GradientCheck, compare, parameter_names
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -120,7 +122,10 @@ def check_layer(layer, x=None, *, input_shape=None, seed: int = 0, tolerance: fl
         named = parameter_names(twin)
         _watch_sublayers(twin, report)
         upstream, dx, grads = _protocol_of_layer(twin, named, x, rng, report)
-        report.checks.append(compare("x", lambda _: twin.forward(x), x, dx, upstream, rng=rng, h=h))
+        input_check = compare("x", lambda _: twin.forward(x), x, dx, upstream, rng=rng, h=h)
+        if not input_check.passed(tolerance) and not input_check.hint:
+            input_check.hint = kernel_turned(twin, named, x, dx, upstream, tolerance, h)
+        report.checks.append(input_check)
         for (path, parameter), gradient in zip(named, grads):
             if gradient is not None:
                 report.checks.append(compare(path, lambda _: twin.forward(x), parameter.data, gradient, upstream,
@@ -143,12 +148,19 @@ def _protocol_of_layer(twin, named, x, rng, report):
     for parameter in twin.parameters():
         parameter.grad = None  # so that a gradient the backward never sets shows as None
     dy = upstream.copy()
-    dx = _call(report, f"{name}.backward", twin.backward, dy)
+    expected = Expected("dL/dx", tuple(x.shape), {"x": tuple(x.shape), "dy": tuple(dy.shape)})
+    dx = _call(report, f"{name}.backward", twin.backward, dy, expected=expected)
     _dy_untouched(report, f"{name}.backward", dy, upstream)
-    _require_array(report, f"{name}.backward", "returned dL/dx", dx, x)
-    grads = [_parameter_gradient(report, name, path, parameter) for path, parameter in named]
+
+    def right(path, array, gradient) -> bool:  # whether ``gradient`` is dL/d(array), for ``upstream``
+        check = compare(path, lambda _: twin.forward(x), array, gradient, upstream, rng=0)
+        return check.passed(report.tolerance)
+
+    _require_array(report, f"{name}.backward", "returned dL/dx", dx, x, lambda g: right("x", x, g))
+    grads = [_parameter_gradient(report, name, path, parameter, lambda g, p=parameter, n=path: right(n, p.data, g))
+             for path, parameter in named]
     _call(report, f"{name}.forward", twin.forward, x)
-    again = _call(report, f"{name}.backward", twin.backward, upstream.copy())
+    again = _call(report, f"{name}.backward", twin.backward, upstream.copy(), expected=expected)
     _same_again(report, f"{name}.backward", "dL/dx", dx, again)
     for (path, parameter), gradient in zip(named, grads):
         if gradient is not None:
@@ -176,25 +188,19 @@ def _float32_stays_float32(layer, x, rng, report) -> None:
                                    f"array or .astype(float) inside the layer)")
 
 
-def _call(report, what: str, function, *arguments):
-    """``function(*arguments)``, or a mistake in the report naming the exception and the line that raised it."""
+def _call(report, what: str, function, *arguments, expected: Expected | None = None):
+    """``function(*arguments)``, or a mistake in the report naming the exception and the line that raised it, in
+    the reader's words where :mod:`scratchae.mistakes` can read them (``expected``: what the result must be)."""
     try:
         return function(*arguments)
     except Exception as error:  # the reader's code may raise anything: it becomes a sentence, not a traceback
-        report.mistakes.append(f"{what} raised {type(error).__name__}: {error}{where_raised(error)}")
+        report.mistakes.append(describe(what, error, function, expected))
         raise _Stop from error
 
 
-def where_raised(error: Exception) -> str:
-    """" (my_layers.py, line 12)": the last line of the traceback outside this library, if there is one."""
-    frames = traceback.extract_tb(error.__traceback__)
-    library = (str(Path(__file__).resolve().parent), str(Path(numpy.__file__).resolve().parent))
-    outside = [frame for frame in frames if not str(Path(frame.filename).resolve()).startswith(library)]
-    frame = (outside or frames or [None])[-1]
-    return f" ({Path(frame.filename).name}, line {frame.lineno})" if frame is not None else ""
-
-
-def _require_array(report, what: str, verb: str, value, like) -> None:
+def _require_array(report, what: str, verb: str, value, like, right=None) -> None:
+    """``value`` must be an array of the shape and dtype of ``like``; ``right(candidate)`` (optional) says whether
+    an array of ``like``'s shape is the right gradient, to tell a transposed one."""
     if value is None or not hasattr(value, "shape"):
         expected = f", shape {tuple(like.shape)}" if like is not None else ""
         report.mistakes.append(f"{what} {verb} {'None' if value is None else type(value).__name__}; it must return "
@@ -202,7 +208,8 @@ def _require_array(report, what: str, verb: str, value, like) -> None:
         raise _Stop
     if like is not None and tuple(value.shape) != tuple(like.shape):
         report.mistakes.append(f"{what} {verb} of shape {tuple(value.shape)}; the input has shape "
-                               f"{tuple(like.shape)}, and dL/dx must have the input's shape")
+                               f"{tuple(like.shape)}, and dL/dx must have the input's shape"
+                               + _transposed_note(value, like.shape, right))
         raise _Stop
     if like is not None and value.dtype != like.dtype:
         report.mistakes.append(f"{what} {verb} as {value.dtype}; the input is {like.dtype}, and dL/dx must have "
@@ -210,8 +217,23 @@ def _require_array(report, what: str, verb: str, value, like) -> None:
         raise _Stop
 
 
-def _parameter_gradient(report, name: str, path: str, parameter):
-    """A copy of the gradient backward set for ``parameter``, or None after noting why it cannot be used."""
+#: Said of a gradient of the transposed shape that is the right one once transposed.
+TRANSPOSED = "; transposed, it is the right gradient: swap the product's factors, as (A @ B).T = B.T @ A.T"
+
+
+def _transposed_note(gradient, shape, right) -> str:
+    """:data:`TRANSPOSED` when ``gradient`` (2-d) has the transpose of ``shape`` and, transposed, is ``right``."""
+    if right is None or getattr(gradient, "ndim", 0) != 2 or tuple(gradient.shape[::-1]) != tuple(shape):
+        return ""
+    try:
+        return TRANSPOSED if right(numpy.array(to_numpy(gradient), dtype=numpy.float64).T.copy()) else ""
+    except Exception:  # the forward of a layer that is wrong in other ways may fail: then nothing is said
+        return ""
+
+
+def _parameter_gradient(report, name: str, path: str, parameter, right=None):
+    """A copy of the gradient backward set for ``parameter``, or None after noting why it cannot be used;
+    ``right(candidate)`` (optional) says whether an array of the parameter's shape is its right gradient."""
     grad = parameter.grad
     if grad is None:
         report.mistakes.append(f"{name}: parameter {path}: grad was never set by backward (set "
@@ -220,7 +242,8 @@ def _parameter_gradient(report, name: str, path: str, parameter):
     if not hasattr(grad, "shape") or tuple(grad.shape) != tuple(parameter.data.shape):
         shape = tuple(grad.shape) if hasattr(grad, "shape") else type(grad).__name__
         report.mistakes.append(f"{name}: parameter {path}: grad has shape {shape}, but the parameter has shape "
-                               f"{tuple(parameter.data.shape)}; a gradient has its parameter's shape")
+                               f"{tuple(parameter.data.shape)}; a gradient has its parameter's shape"
+                               + _transposed_note(grad, parameter.data.shape, right))
         return None
     if grad.dtype != parameter.data.dtype:
         report.mistakes.append(f"{name}: parameter {path}: grad is {grad.dtype}, but the parameter is "
@@ -271,11 +294,13 @@ def check_loss(loss, pred=None, target=None, *, input_shape=(4, 10), seed: int =
         if numpy.size(value) != 1:
             report.mistakes.append(f"{name}.forward returned shape {numpy.shape(value)}; a loss is one number")
             raise _Stop
-        gradient = _call(report, f"{name}.backward", twin.backward)
+        expected = Expected("dL/dpred", tuple(pred.shape), {"pred": tuple(pred.shape)})
+        gradient = _call(report, f"{name}.backward", twin.backward, expected=expected)
         _require_array(report, f"{name}.backward", "returned dL/dpred", gradient, pred)
         gradient = numpy.array(gradient)
         _call(report, f"{name}.forward", twin.forward, pred, target)
-        _same_again(report, f"{name}.backward", "dL/dpred", gradient, _call(report, f"{name}.backward", twin.backward))
+        _same_again(report, f"{name}.backward", "dL/dpred", gradient,
+                    _call(report, f"{name}.backward", twin.backward, expected=expected))
         report.checks.append(compare("pred", lambda p: twin.forward(p, target), pred, gradient, rng=rng))
     except _Stop:
         pass
@@ -312,11 +337,15 @@ def check_model(model, loss, x=None, target=None, *, input_shape=None, seed: int
         _call(report, f"{name}.backward", twin.backward, upstream)
         if not watched.caught:  # a layer inside that changed its dy has been named already
             _dy_untouched(report, f"{name}.backward", upstream, before)
-        grads = [_parameter_gradient(report, _owner(twin, parameter), path, parameter) for path, parameter in named]
 
         def total_loss(_):
             return twin_loss.forward(twin.forward(x), target)
 
+        def right(path, parameter, gradient) -> bool:  # whether ``gradient`` is dL/d(parameter)
+            return compare(path, total_loss, parameter.data, gradient, rng=0, h=h).passed(tolerance)
+
+        grads = [_parameter_gradient(report, _owner(twin, parameter), path, parameter,
+                                     lambda g, p=parameter, n=path: right(n, p, g)) for path, parameter in named]
         total_loss(None)
         _call(report, f"{name}.backward", twin.backward, twin_loss.backward())
         for (path, parameter), gradient in zip(named, grads):

@@ -1,14 +1,20 @@
 """The whole suite behind ``scratchae gradcheck``: every layer, every loss and whole models, in float64.
 
+The convolutional layers and models are checked on both floors: the lesson's forms and the engine's
+(:mod:`scratchae.engine`), each case named with its floor.
+
 :func:`check_everything` returns one :class:`~scratchae.gradcheck.CheckedCase` per layer, loss or model, and
 :func:`format_report` lays them out as the table the command prints.
 """
 
 from __future__ import annotations
 
+import copy
+
 import numpy
 
 from scratchae.builders import variational_autoencoder
+from scratchae.engine.forms import fast
 from scratchae.gradcheck import CheckedCase
 from scratchae.layers import Dense, Identity, ReLU, Sequential, Sigmoid
 from scratchae.losses import BCELoss, MSELoss, SoftmaxCrossEntropyLoss, VAELoss
@@ -28,7 +34,7 @@ def check_everything(seed: int = 0) -> list[CheckedCase]:
     """
     rng = numpy.random.default_rng(seed)
     return (_layer_cases(rng) + _conv_cases(rng) + _loss_cases(rng) + _model_cases(rng) + _vae_cases(rng)
-            + _conv_model_cases(rng))
+            + _sparse_cases(rng) + _conv_model_cases(rng))
 
 
 def _layer_cases(rng) -> list[CheckedCase]:
@@ -74,8 +80,14 @@ def _conv_cases(rng) -> list[CheckedCase]:
         for parameter in layer.parameters():
             if parameter.name == "b":
                 parameter.data = rng.standard_normal(parameter.shape)
-        cases.append(CheckedCase(what, LAYER_TOLERANCE, layer_checks(layer, x, rng)))
+        for floor, form in on_both_floors(layer):
+            cases.append(CheckedCase(f"{floor}: {what}", LAYER_TOLERANCE, layer_checks(form, x, rng)))
     return cases
+
+
+def on_both_floors(layer_or_model) -> list[tuple[str, object]]:
+    """``[("lesson", it), ("engine", a copy of it in the engine's forms)]``: the same weights, the same numbers."""
+    return [("lesson", layer_or_model), ("engine", fast(copy.deepcopy(layer_or_model)))]
 
 
 def _loss_cases(rng) -> list[CheckedCase]:
@@ -185,6 +197,51 @@ def _vae_cases(rng) -> list[CheckedCase]:
     return cases
 
 
+def check_sparse_loss(loss, x_hat, h, target, **options) -> list[GradientCheck]:
+    """Check ``SparseLoss.backward()``: its gradient with respect to ``x_hat`` (the reconstruction term) and to the
+    code ``h`` (the L1 penalty), each against the numerical gradient of the scalar loss. Keep ``h`` away from 0,
+    where |h| has no derivative."""
+    out = (x_hat, h)
+    loss.forward(out, target)
+    analytic = loss.backward()
+
+    def value(_):
+        return loss.forward(out, target)
+
+    return [compare(name, value, array, gradient, **options)
+            for name, array, gradient in zip(("x_hat", "h"), out, analytic)]
+
+
+def _sparse_cases(rng) -> list[CheckedCase]:
+    """The L1 activity penalty: on a code of both signs (kept 0.05 or more from 0, the corner of |h|), then through
+    whole sparse autoencoders, with a ReLU code (Chollet's) and a linear one (whose code takes both signs)."""
+    from scratchae.sparse import SparseAutoencoder, SparseLoss
+
+    n, pixels, latent, f64 = 5, 12, 4, numpy.float64
+    target = rng.uniform(0.0, 1.0, (n, pixels))
+    cases = []
+    for reconstruction in SparseLoss.RECONSTRUCTIONS:
+        x_hat, h = rng.uniform(0.05, 0.95, (n, pixels)), off_kinks(rng.standard_normal((n, latent)))
+        cases.append(CheckedCase(f"SparseLoss(l1=0.3, {reconstruction!r}): reconstruction and L1 penalty",
+                                 LAYER_TOLERANCE, check_sparse_loss(SparseLoss(0.3, reconstruction), x_hat, h,
+                                                                    target)))
+
+    def draw(code_activation):
+        def draw_model():
+            encoder = Sequential([Dense(pixels, 8, rng=rng, dtype=f64), ReLU(), Dense(8, latent, rng=rng, dtype=f64),
+                                  code_activation()])
+            decoder = Sequential([Dense(latent, pixels, rng=rng, dtype=f64), Sigmoid()])
+            return _biases_off_zero(SparseAutoencoder(encoder, decoder, l1=0.05), rng), target
+        return draw_model
+
+    for what, activation in (("ReLU", ReLU), ("linear", Identity)):
+        loss = SparseLoss(0.05, "bce")
+        model, _ = _well_posed(draw(activation), loss, code_margin=1e-2)
+        cases.append(CheckedCase(f"sparse autoencoder 12-8-4-12, {what} code + SparseLoss", MODEL_TOLERANCE,
+                                 model_checks(model, loss, target, target, rng, h=MODEL_STEP)))
+    return cases
+
+
 def _conv_model_cases(rng) -> list[CheckedCase]:
     """The three convolutional models, small (two or three channels, 12 x 12 and 6 x 6 images) but with every layer
     and size rule of the full ones: the conv autoencoder's "same" pooling of 3 rows to 2 and its "valid" convolution,
@@ -242,8 +299,9 @@ def _conv_model_cases(rng) -> list[CheckedCase]:
     for what, draw in autoencoders:
         loss = BCELoss()
         model, inputs = _well_posed(draw, loss, margin=margin)
-        cases.append(CheckedCase(f"{what} + BCELoss", MODEL_TOLERANCE,
-                                 model_checks(model, loss, inputs, inputs, rng, h=MODEL_STEP)))
+        for floor, form in on_both_floors(model):
+            cases.append(CheckedCase(f"{floor}: {what} + BCELoss", MODEL_TOLERANCE,
+                                     model_checks(form, loss, inputs, inputs, rng, h=MODEL_STEP)))
     target = images(6)
 
     def draw_vae():
@@ -253,8 +311,9 @@ def _conv_model_cases(rng) -> list[CheckedCase]:
 
     loss = VAELoss("bce")
     fixed, _ = _well_posed(draw_vae, loss, margin=margin)
-    cases.append(CheckedCase("conv VAE (1, 6, 6), channels 2-3, eps held fixed + VAELoss('bce')", MODEL_TOLERANCE,
-                             model_checks(fixed, loss, target, target, rng, h=MODEL_STEP)))
+    for floor, form in on_both_floors(fixed):
+        cases.append(CheckedCase(f"{floor}: conv VAE (1, 6, 6), channels 2-3, eps held fixed + VAELoss('bce')",
+                                 MODEL_TOLERANCE, model_checks(form, loss, target, target, rng, h=MODEL_STEP)))
     return cases
 
 
@@ -270,7 +329,8 @@ def _biases_off_zero(model, rng):
     return model
 
 
-def _well_posed(draw, loss, margin: float = 1e-2, smallest_gradient: float = 1e-4, tries: int = 100):
+def _well_posed(draw, loss, margin: float = 1e-2, smallest_gradient: float = 1e-4, tries: int = 100,
+                code_margin: float | None = None):
     """``draw()`` a (model, inputs) pair again until its gradients can be checked to the model tolerance.
 
     Two things make a draw unfit. A ReLU input within ``margin`` of 0: ReLU has no derivative there, and a numerical
@@ -281,10 +341,14 @@ def _well_posed(draw, loss, margin: float = 1e-2, smallest_gradient: float = 1e-
     """
     for _ in range(tries):
         model, inputs = draw()
-        value = abs(float(loss.forward(model.forward(inputs), inputs)))
+        out = model.forward(inputs)
+        value = abs(float(loss.forward(out, inputs)))
         model.backward(loss.backward())
         relus = [layer for part in model.parts().values() for layer in part.layers if isinstance(layer, ReLU)]
         clear = all(float(numpy.min(numpy.abs(layer.x))) > margin for layer in relus)
+        if code_margin is not None:
+            code = numpy.abs(out[1])
+            clear = clear and bool(numpy.all((code == 0.0) | (code > code_margin)))
         measurable = all(float(numpy.max(numpy.abs(parameter.grad))) >= smallest_gradient * value
                          for _, parameter in model.named_parameters())
         if clear and measurable:

@@ -14,9 +14,10 @@ Every layer follows one small protocol:
 
 Shapes use ``N`` for the batch size, ``D_in`` and ``D_out`` for feature sizes.
 
-The elementwise formulas (the sigmoid and the derivatives of the activations) are small functions marked
-``@fused``: on NumPy they run line by line as written; on a GPU the same lines become one kernel
-(:func:`scratchae.backend.fused`).
+These are the lesson's forms: the simplest correct code, with no check, flag or speed trick on the lines that run
+at every step (a model checks its inputs once, at its door). The elementwise formulas (the sigmoid, the derivatives
+of the activations) are small functions of their own, so that the engine (:mod:`scratchae.engine.elementwise`) runs
+the very same lines as one GPU kernel.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import math
 
 import numpy
 
-from scratchae.backend import DEFAULT_DTYPE, fused, get_namespace, to_device
+from scratchae.backend import DEFAULT_DTYPE, get_namespace, to_device
 from scratchae.validate import require_int
 
 INITS = ("glorot_uniform", "he")
@@ -107,12 +108,6 @@ class Layer:
         return f"{type(self).__name__}({arguments})"
 
 
-def _require_cache(layer: Layer, cached) -> None:
-    if cached is None:
-        raise RuntimeError(f"{type(layer).__name__}.backward was called before forward: there is nothing to "
-                           f"differentiate")
-
-
 class Dense(Layer):
     r"""Fully connected layer: :math:`y = x W + b`.
 
@@ -143,15 +138,11 @@ class Dense(Layer):
 
     def forward(self, x):
         """x: (N, D_in) -> y: (N, D_out)."""
-        _check_input(self, x)
         self.x = x  # (N, D_in), kept for dW
-        y = x @ self.W.data  # (N, D_out)
-        y += self.b.data  # (N, D_out), the bias broadcast over the batch; in place, as y is a fresh array
-        return y
+        return x @ self.W.data + self.b.data  # (N, D_out), the bias broadcast over the batch
 
     def backward(self, dy, input_grad: bool = True):
         """dy: (N, D_out) -> dx: (N, D_in); sets W.grad (D_in, D_out) and b.grad (D_out,)."""
-        _require_cache(self, self.x)
         xp = get_namespace(dy)
         self.W.grad = self.x.T @ dy  # (D_in, D_out)  = sum over the batch of x_n^T dy_n
         self.b.grad = xp.sum(dy, axis=0)  # (D_out,)      each bias feeds every sample
@@ -176,15 +167,6 @@ def _initial_weights(init: str, fan_in: int, fan_out: int, rng) -> numpy.ndarray
     return rng.normal(0.0, math.sqrt(2.0 / fan_in), size=(fan_in, fan_out))
 
 
-def _check_input(layer: Dense, x) -> None:
-    """Shape and dtype checks at the door of a Dense layer: cheap, and they name the problem."""
-    if len(x.shape) != 2 or x.shape[1] != layer.in_features:
-        raise ValueError(f"{layer!r} expects input of shape (N, {layer.in_features}), got {tuple(x.shape)}")
-    if x.dtype != layer.W.data.dtype:
-        raise TypeError(f"{layer!r} has {layer.W.data.dtype} weights but got {x.dtype} input; "
-                        f"convert the input with x.astype(...) (mixing dtypes would silently upcast)")
-
-
 class ReLU(Layer):
     r"""Rectified linear unit: :math:`y = \max(x, 0)`.
 
@@ -203,13 +185,11 @@ class ReLU(Layer):
 
     def backward(self, dy, input_grad: bool = True):
         """dy: (N, D) -> dx: (N, D): the gradient passes where the input was positive."""
-        _require_cache(self, self.x)
         if not input_grad:
             return None
-        return relu_backward(dy, self.x)  # (N, D)
+        return relu_backward(get_namespace(dy), dy, self.x)  # (N, D)
 
 
-@fused
 def relu_backward(xp, dy, x):
     """dL/dx = dL/dy * ReLU'(x), ReLU'(x) = 1 where x > 0, else 0. dy, x: (N, D) -> (N, D)."""
     return dy * xp.astype(x > 0, dy.dtype)
@@ -231,34 +211,32 @@ class Sigmoid(Layer):
 
     def forward(self, x):
         """x: (N, D) -> y: (N, D) in (0, 1)."""
-        limit = _exp_limit(get_namespace(x), x.dtype)
-        self.y = sigmoid(x, -limit, limit)  # (N, D), kept: the derivative uses y
+        xp = get_namespace(x)
+        limit = exp_limit(xp, x.dtype)
+        self.y = sigmoid(xp, x, -limit, limit)  # (N, D), kept: the derivative uses y
         return self.y
 
     def backward(self, dy, input_grad: bool = True):
         """dy: (N, D) -> dx: (N, D) = dy * y * (1 - y)."""
-        _require_cache(self, self.y)
         if not input_grad:
             return None
-        return sigmoid_backward(dy, self.y)  # (N, D)
+        return sigmoid_backward(get_namespace(dy), dy, self.y)  # (N, D)
 
 
-def _exp_limit(xp, dtype) -> float:
+def exp_limit(xp, dtype) -> float:
     """The largest x whose e^x, and e^-x, are normal numbers of ``dtype``: 87 for float32, 708 for float64."""
     return float(math.floor(-math.log(xp.finfo(dtype).smallest_normal)))
 
 
-@fused
 def sigmoid(xp, x, low, high):
     """1 / (1 + e^-x), with x clipped to [low, high] so that exp never overflows. x: (N, D) -> (N, D).
 
-    The bounds are passed in, not computed here: in a fused GPU kernel a number computed inside is float64, and
-    would make the float32 result float64.
+    The bounds are passed in, not computed here: in the engine's fused GPU kernel a number computed inside is
+    float64, and would make the float32 result float64.
     """
     return 1.0 / (1.0 + xp.exp(-xp.clip(x, low, high)))
 
 
-@fused
 def sigmoid_backward(xp, dy, y):
     """dL/dx = dL/dy * sigmoid'(x) = dy * y * (1 - y), from the sigmoid's output y. dy, y: (N, D) -> (N, D)."""
     return dy * y * (1.0 - y)

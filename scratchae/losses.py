@@ -4,6 +4,10 @@
 that waits for the device). ``loss.backward()`` returns ``dL/dpred``, the array that starts backpropagation.
 ``loss.metrics()`` gives other numbers about the same batch that a training run records beside the loss (the
 classifier's accuracy).
+
+``loss(pred, target)`` checks its arguments first (shapes and dtypes that match, labels in range), then calls
+``forward``: that is the door, for a learner's own calls. ``train_step`` calls ``forward`` itself, on data that
+``fit`` has checked once, so the lesson's lines below hold only the math.
 """
 
 from __future__ import annotations
@@ -35,13 +39,13 @@ class Loss:
         warm-up) follows the epoch here; most losses do nothing."""
 
     def __call__(self, pred, target):
+        """``forward``, after :meth:`check` has looked at the arguments."""
+        self.check(pred, target)
         return self.forward(pred, target)
 
-    def _cached(self):
-        if self.cache is None:
-            raise RuntimeError(f"{type(self).__name__}.backward was called before forward: there is no loss to "
-                               f"differentiate")
-        return self.cache
+    def check(self, pred, target) -> None:
+        """Raise an error that names the problem unless ``pred`` and ``target`` have one shape and one dtype."""
+        _check_same_shape(self, pred, target)
 
     def __repr__(self):
         return f"{type(self).__name__}()"
@@ -64,16 +68,14 @@ class MSELoss(Loss):
 
     def forward(self, pred, target):
         """pred, target: (N, D) -> 0-d array."""
-        _check_same_shape(self, pred, target)
-        xp = get_namespace(pred, target)
+        xp = get_namespace(pred)
         diff = pred - target  # (N, D)
         self.cache = diff
-        flat = xp.reshape(diff, (-1,))  # (N * D,)
-        return (flat @ flat) / math.prod(diff.shape)  # (), the dot product of diff with itself: its sum of squares
+        return xp.mean(diff * diff)  # ()
 
     def backward(self):
         """-> dL/dpred: (N, D)."""
-        diff = self._cached()
+        diff = self.cache
         return (2.0 / math.prod(diff.shape)) * diff  # (N, D)
 
 
@@ -97,8 +99,7 @@ class BCELoss(Loss):
 
     def forward(self, pred, target):
         """pred, target: (N, D), pred in [0, 1] -> 0-d array."""
-        _check_same_shape(self, pred, target)
-        xp = get_namespace(pred, target)
+        xp = get_namespace(pred)
         p = xp.clip(pred, self.epsilon, 1.0 - self.epsilon)  # (N, D)
         inside = (pred >= self.epsilon) & (pred <= 1.0 - self.epsilon)  # (N, D), where the clip passes gradients
         self.cache = (p, target, inside)
@@ -106,7 +107,7 @@ class BCELoss(Loss):
 
     def backward(self):
         """-> dL/dpred: (N, D)."""
-        p, target, inside = self._cached()
+        p, target, inside = self.cache
         xp = get_namespace(p)
         dp = (p - target) / (p * (1.0 - p) * math.prod(p.shape))  # (N, D)
         return xp.where(inside, dp, 0.0)  # (N, D)
@@ -124,10 +125,7 @@ class SoftmaxCrossEntropyLoss(Loss):
 
     def forward(self, logits, labels):
         """logits: (N, C) floats, labels: (N,) integers in [0, C) -> 0-d array."""
-        xp = get_namespace(logits, labels)
-        if len(logits.shape) != 2:
-            raise ValueError(f"SoftmaxCrossEntropyLoss: logits must have shape (N, C), got {tuple(logits.shape)}")
-        check_labels(labels, logits.shape[0], logits.shape[1], "SoftmaxCrossEntropyLoss")
+        xp = get_namespace(logits)
         shifted = logits - xp.max(logits, axis=1, keepdims=True)  # (N, C), max of each row is 0
         log_sum_exp = xp.log(xp.sum(xp.exp(shifted), axis=1, keepdims=True))  # (N, 1)
         log_probs = shifted - log_sum_exp  # (N, C)
@@ -135,15 +133,21 @@ class SoftmaxCrossEntropyLoss(Loss):
         self.cache = (log_probs, one_hot, logits, labels)
         return -xp.sum(log_probs * one_hot) / logits.shape[0]  # ()
 
+    def check(self, logits, labels) -> None:
+        """Raise an error that names the problem unless ``logits`` are (N, C) and ``labels`` N integers in [0, C)."""
+        if len(logits.shape) != 2:
+            raise ValueError(f"SoftmaxCrossEntropyLoss: logits must have shape (N, C), got {tuple(logits.shape)}")
+        check_labels(labels, logits.shape[0], logits.shape[1], "SoftmaxCrossEntropyLoss")
+
     def backward(self):
         """-> dL/dlogits: (N, C)."""
-        log_probs, one_hot, _, _ = self._cached()
+        log_probs, one_hot, _, _ = self.cache
         xp = get_namespace(log_probs)
         return (xp.exp(log_probs) - one_hot) / log_probs.shape[0]  # (N, C)
 
     def metrics(self):
         """``accuracy``: the fraction of the batch whose highest score is its label."""
-        _, _, logits, labels = self._cached()
+        _, _, logits, labels = self.cache
         xp = get_namespace(logits)
         correct = xp.sum(xp.astype(xp.argmax(logits, axis=1) == labels, xp.int64))  # ()
         return {"accuracy": float(correct) / labels.shape[0]}
@@ -198,16 +202,22 @@ class VAELoss(Loss):
     def forward(self, out, target):
         """out = (x_hat (N, D), mu (N, Z), logvar (N, Z)), target: (N, D) -> 0-d array."""
         x_hat, mu, logvar = out
-        xp = get_namespace(x_hat, target)
+        xp = get_namespace(x_hat)
         n, pixels = x_hat.shape
         reconstruction = self.pixel_loss.forward(x_hat, target) * pixels  # (), per image: the mean over N * D, times D
         kl = -0.5 * xp.sum(1.0 + logvar - mu * mu - xp.exp(logvar)) / n  # (), per image
         self.cache = (mu, logvar, pixels, n, reconstruction, kl)
         return reconstruction + self.kl_weight * kl  # ()
 
+    def check(self, out, target) -> None:
+        """Raise an error that names the problem unless ``out`` is (x_hat, mu, logvar) and x_hat matches target."""
+        if not isinstance(out, (tuple, list)) or len(out) != 3:
+            raise ValueError("VAELoss takes the VAE's output (x_hat, mu, logvar)")
+        _check_same_shape(self, out[0], target)
+
     def backward(self):
         """-> (dL/dx_hat (N, D), dL/dmu (N, Z), dL/dlogvar (N, Z))."""
-        mu, logvar, pixels, n, _, _ = self._cached()
+        mu, logvar, pixels, n, _, _ = self.cache
         xp = get_namespace(mu)
         dx_hat = self.pixel_loss.backward() * pixels  # (N, D)
         dmu = (self.kl_weight / n) * mu  # (N, Z)
@@ -216,7 +226,7 @@ class VAELoss(Loss):
 
     def metrics(self):
         """``reconstruction`` and ``kl``, the two terms of the last batch, per image (the KL term unweighted)."""
-        _, _, _, _, reconstruction, kl = self._cached()
+        _, _, _, _, reconstruction, kl = self.cache
         return {"reconstruction": float(reconstruction), "kl": float(kl)}
 
     def __repr__(self):

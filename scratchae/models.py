@@ -22,9 +22,9 @@ import math
 
 from scratchae.backend import add_gaussian_noise, device_of, get_namespace, random_generator, standard_normal_like
 from scratchae.validate import require_float, require_int
-from scratchae.conv import output_shape
 from scratchae.layers import Sequential
-from scratchae.summary import format_summary, input_features, summary_rows
+from scratchae.shapes import input_features, output_shape
+from scratchae.summary import format_summary, summary_rows
 
 class Model(abc.ABC):
     """What every model shares: parameters of its parts, a training flag, device moves and a summary."""
@@ -50,7 +50,30 @@ class Model(abc.ABC):
         """dy = dL/d(output); sets every parameter's gradient."""
 
     def __call__(self, x):
-        return self.forward(x)
+        """``forward``, after :meth:`check_batch` has looked at ``x``: the door for a learner's own calls."""
+        return self.forward(self.check_batch(x))
+
+    def check_batch(self, x, features: int | None = None, what: str = "input"):
+        """``x`` itself if it is a non-empty (N, features) batch of the weights' dtype (``features``: the model's
+        input size unless given), else a ValueError that names the problem. The public methods (``encode``,
+        ``decode``, ``reconstruct``, ``__call__``) check their input here, once; ``forward`` and ``backward``, which
+        ``train_step`` calls on data that ``fit`` has checked, hold only the math."""
+        features = self.input_features if features is None else features
+        shape = tuple(getattr(x, "shape", ()))
+        if len(shape) != 2 or shape[1] != features:
+            raise ValueError(f"{type(self).__name__}: the {what} must be a batch of shape (N, {features}), got "
+                             f"{shape if hasattr(x, 'shape') else type(x).__name__}")
+        if shape[0] == 0:
+            raise ValueError(f"{type(self).__name__}: the {what} is an empty batch (0 samples)")
+        if x.dtype != self.dtype:
+            raise ValueError(f"{type(self).__name__}: the {what} is {x.dtype} but the weights are {self.dtype}; "
+                             f"convert it with x.astype(...) (mixing dtypes would silently upcast)")
+        return x
+
+    @property
+    def code_features(self) -> int:
+        """The size of a code, what ``decode`` takes: the output size of the part before the decoder."""
+        return math.prod(self.part_shapes()[self.PARTS[self.PARTS.index("decoder") - 1]])
 
     def parameters(self):
         return [parameter for _, parameter in self.named_parameters()]
@@ -79,8 +102,8 @@ class Model(abc.ABC):
         """Move every parameter to ``device`` and/or cast it to ``dtype``, in place; returns self.
 
         An optimizer built on the model keeps working: its state (Adam's moments) is cast and moved to its
-        parameters' dtype and device at its next step or save (:meth:`scratchae.optim.Optimizer.follow_parameters`),
-        so a checkpoint saved after ``model.to(dtype=numpy.float64)`` loads.
+        parameters' dtype and device by :meth:`scratchae.optim.Optimizer.follow_parameters`, which ``fit`` and
+        ``checkpoint.save`` call at their door, so a checkpoint saved after ``model.to(dtype=numpy.float64)`` loads.
         """
         for part in self.parts().values():
             part.to(device, dtype=dtype)
@@ -151,7 +174,9 @@ class Model(abc.ABC):
 
 
 def layer_config(layer) -> dict:
-    return {"type": type(layer).__name__, **layer.config()}
+    """A layer's type and constructor arguments. An engine form is saved as the lesson class it stands in for
+    (``saved_as``), so that one checkpoint loads into either floor."""
+    return {"type": getattr(layer, "saved_as", type(layer).__name__), **layer.config()}
 
 
 class Autoencoder(Model):
@@ -173,19 +198,19 @@ class Autoencoder(Model):
 
     def encode(self, x):
         """x: (N, D) -> z: (N, latent_dim)."""
-        return self.encoder.forward(x)
+        return self.encoder.forward(self.check_batch(x))
 
     def decode(self, z):
         """z: (N, latent_dim) -> x_hat: (N, D)."""
-        return self.decoder.forward(z)
+        return self.decoder.forward(self.check_batch(z, self.code_features, "code"))
 
     def reconstruct(self, x):
         """x: (N, D) -> x_hat: (N, D), never with training noise."""
-        return self.decode(self.encode(x))
+        return self.decoder.forward(self.encoder.forward(self.check_batch(x)))
 
     def forward(self, x):
         """x: (N, D) -> x_hat: (N, D); caches what backward needs."""
-        return self.reconstruct(x)
+        return self.decoder.forward(self.encoder.forward(x))  # (N, D): the code, then the image again
 
     def backward(self, dx_hat):
         """dx_hat: (N, D) = dL/dx_hat; sets every parameter's gradient. The input is data: no dL/dx is computed."""
@@ -215,11 +240,11 @@ class DenoisingAutoencoder(Autoencoder):
         return add_gaussian_noise(x, self.noise_factor, rng, clip=self.clip)
 
     def forward(self, x):
-        if not self.training:
-            return self.reconstruct(x)
-        rng = random_generator((self.seed, self.noisy_batches), like=x)
-        self.noisy_batches += 1
-        return self.reconstruct(self.corrupt(x, rng))
+        """x: (N, D) -> x_hat: (N, D), from x with fresh noise in training mode."""
+        if self.training:
+            x = self.corrupt(x, random_generator((self.seed, self.noisy_batches), like=x))  # (N, D)
+            self.noisy_batches += 1
+        return super().forward(x)
 
     def options(self):
         return {"noise_factor": self.noise_factor, "clip": self.clip, "seed": self.seed}
@@ -248,11 +273,11 @@ class Classifier(Model):
 
     def encode(self, x):
         """x: (N, D) -> z: (N, latent_dim)."""
-        return self.encoder.forward(x)
+        return self.encoder.forward(self.check_batch(x))
 
     def forward(self, x):
         """x: (N, D) -> logits: (N, n_classes)."""
-        return self.head.forward(self.encode(x))
+        return self.head.forward(self.encoder.forward(x))
 
     def backward(self, dlogits):
         """dlogits: (N, n_classes) = dL/dlogits; sets every parameter's gradient."""
@@ -262,7 +287,7 @@ class Classifier(Model):
     def predict(self, x):
         """x: (N, D) -> predicted class: (N,) integers."""
         xp = get_namespace(x)
-        return xp.argmax(self.forward(x), axis=1)
+        return xp.argmax(self.forward(self.check_batch(x)), axis=1)
 
 
 class VariationalAutoencoder(Model):
@@ -320,22 +345,22 @@ class VariationalAutoencoder(Model):
 
     def encode(self, x):
         """x: (N, D) -> mu: (N, latent_dim), the centre of each image's Gaussian (its code, without sampling)."""
-        return self.mu_head.forward(self.encoder.forward(x))
+        return self.mu_head.forward(self.encoder.forward(self.check_batch(x)))
 
     def decode(self, z):
         """z: (N, latent_dim) -> x_hat: (N, D)."""
-        return self.decoder.forward(z)
+        return self.decoder.forward(self.check_batch(z, self.latent_dim, "code"))
 
     def reconstruct(self, x):
         """x: (N, D) -> the decoded mean code: (N, D), with no sampling."""
-        return self.decode(self.encode(x))
+        return self.decoder.forward(self.encode(x))
 
     def sample(self, n: int, *, seed: int = 0):
         """n new images decoded from codes z ~ N(0, I): (n, D), on the model's device."""
         n = require_int("n", n, minimum=1)
         weights = self.parameters()[0].data  # for the dtype and the device of the codes
         z = standard_normal_like(weights, random_generator(seed, like=weights), shape=(n, self.latent_dim))  # (n, Z)
-        return self.decode(z)
+        return self.decoder.forward(z)
 
     @property
     def latent_dim(self) -> int:
@@ -361,9 +386,6 @@ class VariationalAutoencoder(Model):
         sets every parameter's gradient. The chain rule through the sample z = mu + exp(logvar / 2) * eps adds the
         reconstruction's share to each head's gradient."""
         dx_hat, dmu_kl, dlogvar_kl = grads
-        if self.cache is None:
-            raise RuntimeError("VariationalAutoencoder.backward was called before forward: there is nothing to "
-                               "differentiate")
         xp = get_namespace(dx_hat)
         logvar, eps, unclamped = self.cache
         dz = self.decoder.backward(dx_hat)  # (N, Z)

@@ -21,6 +21,7 @@ model of the library.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy
@@ -56,7 +57,8 @@ class GradientCheck:
     analytic: float
     numeric: float
     method: str
-    #: What the whole array says when it is wrong everywhere by one factor (a missing 1/N, a flipped sign), or "".
+    #: What the whole array says when it is wrong everywhere by one factor (a missing 1/N, a flipped sign), when it is
+    #: the right one transposed, or (:func:`scratchae.gradcheck.check_layer`) a convolution's unflipped kernel; or "".
     hint: str = ""
 
     def passed(self, tolerance: float) -> bool:
@@ -156,7 +158,7 @@ def compare(name: str, f, x: numpy.ndarray, analytic, upstream=None, *, rng=None
         worst = numpy.unravel_index(int(numpy.argmax(errors)), x.shape)
         return GradientCheck(name, float(errors[worst]), tuple(int(i) for i in worst),
                              float(analytic[worst]), float(numeric[worst]), "elementwise",
-                             _constant_factor(analytic, numeric))
+                             _relation(analytic, numeric))
     rng = numpy.random.default_rng(rng)
     directions = rng.standard_normal((n_directions, *x.shape))
     directions /= numpy.sqrt(numpy.sum(directions**2, axis=tuple(range(1, directions.ndim)), keepdims=True))
@@ -174,15 +176,52 @@ def _constant_factor(analytic: numpy.ndarray, numeric: numpy.ndarray) -> str:
     A forgotten 1/N, a flipped sign or a missing 1/2 makes the whole gradient a multiple of the right one; saying so
     points at the mistake better than one element's values.
     """
+    factor = _factor(analytic, numeric)
+    if factor is None or abs(factor - 1.0) < 1e-3:
+        return ""
+    return f"analytic = {factor:.6g} x numerical everywhere: {_what_factor(factor)}"
+
+
+def _relation(analytic: numpy.ndarray, numeric: numpy.ndarray) -> str:
+    """What explains a wrong gradient as a whole: a constant factor (:func:`_constant_factor`, a flipped sign
+    included), or the right numbers transposed (``dy.T @ x`` where ``x.T @ dy`` belongs), or both; else "".
+
+    For an array of 3 or 4 axes, "transposed" is any order of its axes that keeps its shape (a kernel's (C_out,
+    C_in) swapped).
+    """
+    if _factor(analytic, numeric) is not None or analytic.ndim < 2 or analytic.ndim > 4:
+        return _constant_factor(analytic, numeric)  # "" when it is the right gradient (a factor of 1)
+    for axes in itertools.permutations(range(analytic.ndim)):
+        moved = numpy.transpose(numeric, axes)
+        if moved.shape != analytic.shape or numpy.array_equal(moved, numeric):
+            continue
+        factor = _factor(analytic, moved)
+        if factor is None:
+            continue
+        if analytic.ndim == 2:
+            moved_how, cause = "transposed", "a product's factors swapped, or a .T missing"
+        else:
+            moved_how = f"with its axes in the order {axes}"
+            cause = "an einsum's or a transpose's axes in another order"
+        if abs(factor - 1.0) < 1e-3:
+            return f"analytic = numerical {moved_how}: the right numbers in the wrong places ({cause})"
+        return f"analytic = {factor:.6g} x numerical {moved_how}: transposed, and {_what_factor(factor)}"
+    return ""
+
+
+def _factor(analytic: numpy.ndarray, numeric: numpy.ndarray) -> float | None:
+    """The c with ``analytic = c * numeric`` everywhere (up to rounding), or None if there is none."""
     numeric_norm = float(numpy.sum(numeric * numeric))
     if numeric_norm == 0.0 or analytic.size < 2:
-        return ""
+        return None
     factor = float(numpy.sum(analytic * numeric)) / numeric_norm
     residual = float(numpy.max(numpy.abs(analytic - factor * numeric)))
     scale = float(numpy.max(numpy.abs(analytic)))
-    if abs(factor - 1.0) < 1e-3 or residual > 1e-6 * max(scale, 1e-12):
-        return ""
-    return f"analytic = {factor:.6g} x numerical everywhere: a constant factor is wrong"
+    return None if residual > 1e-6 * max(scale, 1e-12) else factor
+
+
+def _what_factor(factor: float) -> str:
+    return "the sign is flipped" if abs(factor + 1.0) < 1e-3 else "a constant factor is wrong"
 
 
 def layer_checks(layer, x: numpy.ndarray, rng, **options) -> list[GradientCheck]:

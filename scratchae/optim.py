@@ -1,18 +1,20 @@
 """Optimizers: they read ``Parameter.grad`` (set by the last backward) and update ``Parameter.data`` in place.
 
 State (momentum, Adam's moments) belongs to one Parameter object each, is created on the first ``step`` on the
-parameter's own device and in its dtype, and is never shared: two parameters of the same shape get two states. It
-follows its parameter: a model cast or moved with ``Model.to`` after training has its optimizer's state cast and
-moved with it at the next step or save.
-Hyperparameters are kept as Python floats, so float32 arrays stay float32.
+parameter's own device and in its dtype, and is never shared: two parameters of the same shape get two states. A
+model cast or moved with ``Model.to`` after training has its optimizer's state cast and moved with it by
+:meth:`Optimizer.follow_parameters`, which ``fit`` and ``checkpoint.save`` call once, at their door, not at every
+step. Hyperparameters are kept as Python floats, so float32 arrays stay float32.
+
+These are the lesson's forms: ``Adam.step`` is its docstring's formula line by line. The engine's
+:class:`scratchae.engine.adam.FastAdam` computes the same update with fewer passes over memory.
 """
 
 from __future__ import annotations
 
 import abc
-import math
 
-from scratchae.backend import device_of, fused, get_namespace, to_device
+from scratchae.backend import device_of, get_namespace, to_device
 from scratchae.validate import require_float
 
 
@@ -28,14 +30,19 @@ class Optimizer(abc.ABC):
 
     def step(self) -> None:
         """Apply the gradients that the last backward set, to every parameter."""
+        if self.steps == 0:  # once, at the first step: a parameter that backward never reaches is named
+            self.require_gradients()
+        self.steps += 1
+        for index, parameter in enumerate(self.params):
+            self.update(index, parameter)
+
+    def require_gradients(self) -> None:
+        """Raise a RuntimeError naming every parameter that has no gradient (backward was not called, or does not
+        reach it). ``step`` checks once, at the first step: a check at the door, not at every step."""
         missing = [getattr(parameter, "path", parameter.name) for parameter in self.params if parameter.grad is None]
         if missing:
             raise RuntimeError(f"{type(self).__name__}.step: no gradient for parameter(s) {missing}; "
                                f"call backward before step")
-        self.follow_parameters()
-        self.steps += 1
-        for index, parameter in enumerate(self.params):
-            self.update(index, parameter)
 
     @abc.abstractmethod
     def update(self, index: int, parameter) -> None:
@@ -131,43 +138,19 @@ class Adam(Optimizer):
         self.v = [None] * len(self.params)  # second moments
 
     def update(self, index, parameter):
+        """One Adam step for one parameter: the docstring's formula, line by line."""
         xp = get_namespace(parameter.data)
-        if self.m[index] is None:
-            self.m[index] = xp.zeros_like(parameter.data)
-            self.v[index] = xp.zeros_like(parameter.data)
-        g = parameter.grad
-        if self.weight_decay:
-            g = g + self.weight_decay * parameter.data  # the L2 penalty's gradient, as torch.optim.Adam adds it
-        # lr * m_hat / (sqrt(v_hat) + eps), with m_hat = m / bc1 and v_hat = v / bc2, equals
-        # step_size * m / (sqrt(v) + eps_hat) once numerator and denominator are multiplied by sqrt(bc2):
-        # the bias corrections fold into two numbers, and no separate m_hat and v_hat arrays are needed.
-        sqrt_bc2 = math.sqrt(1.0 - self.beta2 ** self.steps)
-        step_size = self.lr * sqrt_bc2 / (1.0 - self.beta1 ** self.steps)
-        eps_hat = self.eps * sqrt_bc2
-        adam_update(parameter.data, g, self.m[index], self.v[index], self.beta1, 1.0 - self.beta1, self.beta2,
-                    1.0 - self.beta2, step_size, eps_hat)
+        if self.m[index] is None:  # the first step: both moments start at zero
+            self.m[index], self.v[index] = xp.zeros_like(parameter.data), xp.zeros_like(parameter.data)
+        g = parameter.grad + self.weight_decay * parameter.data  # (shape of the parameter), the L2 penalty's gradient
+        self.m[index] = self.beta1 * self.m[index] + (1.0 - self.beta1) * g  # running mean of g
+        self.v[index] = self.beta2 * self.v[index] + (1.0 - self.beta2) * g * g  # running mean of g^2
+        m_hat = self.m[index] / (1.0 - self.beta1**self.steps)  # bias corrections: m and v start at 0, so early
+        v_hat = self.v[index] / (1.0 - self.beta2**self.steps)  # on they are too small by these factors
+        parameter.data -= self.lr * m_hat / (xp.sqrt(v_hat) + self.eps)  # in place: the model sees the new weights
 
     def hyperparameters(self):
         return {"lr": self.lr, "betas": [self.beta1, self.beta2], "eps": self.eps, "weight_decay": self.weight_decay}
 
     def state_arrays(self):
         return {"m": self.m, "v": self.v}
-
-
-@fused
-def adam_update(xp, param, g, m, v, beta1, rest1, beta2, rest2, step_size, eps_hat):
-    """One Adam step for one parameter, in place: ``param``, ``m`` and ``v`` change; every array has its shape.
-
-    ``rest1`` and ``rest2`` are 1 - beta1 and 1 - beta2, passed in rather than computed here: in a fused GPU kernel a
-    number computed inside is float64, and would make the float32 arithmetic float64. In-place updates (``m *= ...``)
-    reuse the state arrays instead of allocating new ones each step.
-    """
-    m *= beta1
-    m += rest1 * g  # m = beta1 m + (1 - beta1) g
-    v *= beta2
-    v += rest2 * (g * g)  # v = beta2 v + (1 - beta2) g^2
-    denominator = xp.sqrt(v)
-    denominator += eps_hat
-    step = m / denominator
-    step *= step_size
-    param -= step  # param = param - step_size * m / (sqrt(v) + eps_hat)

@@ -32,6 +32,8 @@ The figures, by notebook chapter:
   latent space: :func:`image_mosaic`, two of them side by side: :func:`side_by_side_mosaics`
 - a convolution's learned kernels: :func:`filter_grid`; an image's feature maps through a network:
   :func:`feature_maps`
+- a plain code's values against a sparse one's: :func:`code_distributions`; anomaly scores of normal and anomalous
+  images: :func:`score_histogram`, :func:`roc_curve`
 """
 
 from __future__ import annotations
@@ -975,6 +977,129 @@ def side_by_side_scatter(panels, labels, *, title=None, class_names=None, lang=N
     fig.legend(handles=handles, title=gettext("class", lang), loc="outside right center", markerscale=1.5)
     if title:
         fig.suptitle(gettext(title, lang), fontsize="x-large")
+    return fig
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Sparse codes and anomaly scores
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def code_distributions(codes, *, title=N_("Code values"), bins=50, lang=None):
+    """Histograms of the values of two or more latent codes on one axis (a plain code against a sparse one).
+
+    Parameters
+    ----------
+    codes : dict[str, array]
+        Label -> the codes of the same images, any shape (every value counts once). The label should hold what the
+        caption needs (the mean, computed by the caller).
+    title : str
+    bins : int
+        Bins shared by every code, from the smallest value of all to the largest.
+    lang : str, optional
+        The language of the title, the axes and the legend.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One outlined histogram per code, the count axis logarithmic (a sparse code is mostly zeros), and a legend.
+    """
+    named = [(label, np.asarray(values, dtype=np.float64).reshape(-1)) for label, values in _named_rows(codes)]
+    low = min(float(values.min()) for _, values in named)
+    high = max(float(values.max()) for _, values in named)
+    edges = np.linspace(low, high if high > low else low + 1.0, bins + 1)
+    fig = Figure(figsize=(8, 5), layout="constrained")
+    ax = fig.add_subplot()
+    for label, values in named:
+        ax.hist(values, bins=edges, histtype="step", linewidth=1.8, label=gettext(label, lang))
+    ax.set_yscale("log")
+    ax.set_xlabel(gettext("Code value", lang))
+    ax.set_ylabel(gettext("Count (log scale)", lang))
+    ax.set_title(gettext(title, lang))
+    ax.legend()
+    return fig
+
+
+def score_histogram(normal_scores, anomalous_scores, *, threshold=None, score_label=N_("Anomaly score"),
+                    title=N_("Anomaly scores"), bins=60, threshold_label=N_("threshold"), lang=None):
+    """Histograms of the scores of normal and of anomalous images, each normalised to an area of 1 (there are often
+    many more anomalies than normal images), with a threshold as a vertical line.
+
+    Parameters
+    ----------
+    normal_scores, anomalous_scores : array, shape (n,) and (m,)
+    threshold : float, optional
+        Drawn as a dashed line labelled ``threshold_label``.
+    score_label, title : str
+    lang : str, optional
+        The language of the title, the axes and the legend.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    normal = np.asarray(normal_scores, dtype=np.float64).reshape(-1)
+    anomalous = np.asarray(anomalous_scores, dtype=np.float64).reshape(-1)
+    if normal.size == 0 or anomalous.size == 0:
+        raise ValueError("a histogram of normal against anomalous scores needs scores of both kinds")
+    both = np.concatenate([normal, anomalous])
+    edges = np.linspace(float(both.min()), float(both.max()) if both.max() > both.min() else both.min() + 1.0,
+                        bins + 1)
+    fig = Figure(figsize=(8, 5), layout="constrained")
+    ax = fig.add_subplot()
+    ax.hist(normal, bins=edges, density=True, alpha=0.6, color="tab:blue",
+            label=format_text("normal ({n:,})", lang, n=normal.size))
+    ax.hist(anomalous, bins=edges, density=True, alpha=0.6, color="tab:red",
+            label=format_text("anomalous ({n:,})", lang, n=anomalous.size))
+    if threshold is not None:
+        ax.axvline(threshold, color="black", linestyle="--", label=gettext(threshold_label, lang))
+    ax.set_xlabel(gettext(score_label, lang))
+    ax.set_ylabel(gettext("Density", lang))
+    ax.set_title(gettext(title, lang))
+    ax.legend()
+    return fig
+
+
+def roc_curve(false_positive_rates, true_positive_rates, *, auroc=None, title=N_("ROC curve"), point=None,
+              point_label=None, lang=None):
+    """A receiver operating characteristic: the fraction of anomalies caught against the fraction of normal images
+    flagged, as the threshold falls, with the diagonal of a score that knows nothing.
+
+    Parameters
+    ----------
+    false_positive_rates, true_positive_rates : array, shape (k,)
+        From ``sklearn.metrics.roc_curve`` (see :func:`scratchae.anomaly.roc`).
+    auroc : float, optional
+        Written in the legend.
+    point : (float, float), optional
+        One operating point (false alarm rate, detection rate) to mark, labelled ``point_label``.
+    lang : str, optional
+        The language of the title, the axes and the legend.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    fpr = np.asarray(false_positive_rates, dtype=np.float64)
+    tpr = np.asarray(true_positive_rates, dtype=np.float64)
+    if fpr.shape != tpr.shape or fpr.ndim != 1:
+        raise ValueError(f"the rates must be two 1-d arrays of one length, got shapes {fpr.shape} and {tpr.shape}")
+    fig = Figure(figsize=(6, 6), layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot(fpr, tpr, color="tab:red", linewidth=2,
+            label=gettext("model", lang) if auroc is None else format_text("model (AUROC {auroc:.3f})", lang,
+                                                                             auroc=auroc))
+    ax.plot([0, 1], [0, 1], color="gray", linestyle=":", label=gettext("chance (AUROC 0.5)", lang))
+    if point is not None:
+        ax.plot([point[0]], [point[1]], "o", color="black",
+                label=None if point_label is None else gettext(point_label, lang))
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    ax.set_aspect("equal")
+    ax.set_xlabel(gettext("False alarm rate (normal images flagged)", lang))
+    ax.set_ylabel(gettext("Detection rate (anomalies flagged)", lang))
+    ax.set_title(gettext(title, lang))
+    ax.legend(loc="lower right")
     return fig
 
 

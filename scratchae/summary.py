@@ -2,20 +2,8 @@
 
 from __future__ import annotations
 
-import math
-
-from scratchae.conv import Reshape, output_shape
-from scratchae.layers import Dense, Sequential
-
-
-def input_features(network: Sequential) -> int:
-    """The feature size a network takes: that of its first Dense layer or first Reshape, whichever comes first."""
-    for layer in network.layers:
-        if isinstance(layer, Dense):
-            return layer.in_features
-        if isinstance(layer, Reshape):
-            return math.prod(layer.shape)
-    raise ValueError(f"the network has no Dense layer and no Reshape, so its input size is unknown: {network!r}")
+from scratchae.layers import Sequential
+from scratchae.shapes import output_shape
 
 
 def summary(network: Sequential, input_shape) -> str:

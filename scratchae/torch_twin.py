@@ -16,7 +16,8 @@ from __future__ import annotations
 import numpy
 
 from scratchae.backend import to_numpy
-from scratchae.conv import Conv2D, ConvTranspose2D, Flatten, MaxPool2D, Reshape, UpSampling2D, output_shape
+from scratchae.conv import Conv2D, ConvTranspose2D, Flatten, MaxPool2D, Reshape, UpSampling2D
+from scratchae.shapes import output_shape
 from scratchae.layers import Dense, Identity, ReLU, Sigmoid
 
 
@@ -192,3 +193,33 @@ def torch_weights(net) -> list[numpy.ndarray]:
         elif isinstance(module, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)):
             weights += [module.weight.detach().contiguous().numpy(), module.bias.detach().numpy()]
     return weights
+
+
+def torch_sparse_twin(model):
+    """A ``torch.nn.Module`` with the encoder and decoder of a scratchae
+    :class:`~scratchae.sparse.SparseAutoencoder`, whose ``forward(x)`` returns ``(x_hat, h)`` as scratchae's does."""
+    import torch
+
+    inputs = _part_inputs(model)
+
+    class TorchSparseAutoencoder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder, self.decoder = (torch.nn.Sequential(*_modules(torch, part, inputs[name]))
+                                          for name, part in model.parts().items())
+
+        def forward(self, x):
+            h = self.encoder(x)
+            return self.decoder(h), h
+
+    return TorchSparseAutoencoder()
+
+
+def torch_sparse_loss(out, x, l1: float, reconstruction: str = "mse"):
+    """The reconstruction loss plus Keras's L1 activity penalty, ``l1 * sum(|h|) / N``, in PyTorch (whose ``abs``
+    passes ``sign(h)`` back, 0 at 0), as :class:`~scratchae.sparse.SparseLoss` computes it."""
+    import torch
+
+    x_hat, h = out
+    pixel = torch.nn.functional.binary_cross_entropy if reconstruction == "bce" else torch.nn.functional.mse_loss
+    return pixel(x_hat, x) + l1 * h.abs().sum() / x.shape[0]

@@ -68,12 +68,14 @@ def _named(layer):
     return layer.named_parameters() if hasattr(layer, "named_parameters") else [(p.name, p) for p in layer.parameters()]
 
 
-def test_dense_checks_work_on_strict_arrays(strict):
-    layer = strict.move(Dense(5, 3, rng=0))
-    with pytest.raises(ValueError, match=r"expects input of shape \(N, 5\), got \(2, 4\)"):
-        layer.forward(strict.asarray(numpy.zeros((2, 4), dtype=F32)))
-    with pytest.raises(TypeError, match="float32 weights but got .*float64 input"):
-        layer.forward(strict.asarray(numpy.zeros((2, 5))))
+def test_the_model_door_checks_work_on_strict_arrays(strict):
+    model = builders.simple_autoencoder(latent_dim=2, input_dim=5, hidden_dim=3)
+    for part in model.parts().values():
+        strict.move(part)
+    with pytest.raises(ValueError, match=r"must be a batch of shape \(N, 5\), got \(2, 4\)"):
+        model.encode(strict.asarray(numpy.zeros((2, 4), dtype=F32)))
+    with pytest.raises(ValueError, match="float64 but the weights are .*float32"):
+        model.reconstruct(strict.asarray(numpy.zeros((2, 5))))
 
 
 @pytest.mark.parametrize("dtype", [F32, F64])
@@ -107,11 +109,11 @@ def test_loss_checks_work_on_strict_arrays(strict):
     loss = SoftmaxCrossEntropyLoss()
     logits = strict.asarray(numpy.zeros((3, 3), dtype=F32))
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\] for 3 classes, got values from 0 to 3"):
-        loss.forward(logits, strict.asarray(numpy.array([0, 3, 1])))
+        loss(logits, strict.asarray(numpy.array([0, 3, 1])))
     with pytest.raises(TypeError, match="labels must be integers"):
-        loss.forward(logits, strict.asarray(numpy.array([0.0, 1.0, 2.0])))
+        loss(logits, strict.asarray(numpy.array([0.0, 1.0, 2.0])))
     with pytest.raises(ValueError, match=r"pred has shape \(3, 3\) but target has shape \(3, 2\)"):
-        MSELoss().forward(logits, strict.asarray(numpy.zeros((3, 2), dtype=F32)))
+        MSELoss()(logits, strict.asarray(numpy.zeros((3, 2), dtype=F32)))
 
 
 OPTIMIZERS = {
@@ -213,20 +215,21 @@ def _conv_layers(dtype):
     }
 
 
-@pytest.mark.parametrize("blocks", ["whole batch", "one sample a block"])
+@pytest.mark.parametrize("floor", ["lesson", "engine, whole batch", "engine, one sample a block"])
 @pytest.mark.parametrize("dtype", [F32, F64])
 @pytest.mark.parametrize("name", list(_conv_layers(F64)))
-def test_conv_layers_match_numpy(strict, rng, monkeypatch, name, dtype, blocks):
-    from scratchae import conv
+def test_conv_layers_match_numpy(strict, rng, monkeypatch, name, dtype, floor):
+    from scratchae.engine import conv as engine_conv
+    from scratchae.engine.forms import fast
 
     (reference, shape), (layer, _) = _conv_layers(dtype)[name], _conv_layers(dtype)[name]
-    strict.move(layer)
+    strict.move(fast(layer) if floor.startswith("engine") else layer)
     x = rng.integers(0, 4, shape).astype(dtype)  # small integers: max pooling meets ties
     y_ref = reference.forward(x)
     dy = rng.standard_normal(y_ref.shape).astype(dtype)
     dx_ref = reference.backward(dy)
-    if blocks == "one sample a block":  # the layers that go by blocks of samples join them on the strict device
-        monkeypatch.setattr(conv, "sample_blocks", lambda n, *sizes: [slice(i, i + 1) for i in range(n)])
+    if floor.endswith("one sample a block"):  # the engine's layers that go by blocks join them on the strict device
+        monkeypatch.setattr(engine_conv, "sample_blocks", lambda n, *sizes: [slice(i, i + 1) for i in range(n)])
 
     y = layer.forward(strict.asarray(x))
     assert_same(strict, y, y_ref, dtype)

@@ -191,7 +191,8 @@ def test_an_exception_is_a_named_mistake_with_its_line_not_a_traceback():
     report = check_layer(Crashes(), input_shape=(4, 6))
     assert not report.passed
     (mistake,) = report.mistakes
-    assert mistake.startswith("Crashes.backward raised ValueError: matmul")
+    assert mistake.startswith("Crashes.backward raised ValueError: dL/dx must be (4, 6); `dy @ self.y` is (4, 6) @ "
+                              "(4, 6), and the 6 columns of dy do not meet the 4 rows of self.y")
     assert "test_check_own_code.py, line" in mistake
 
 

@@ -1,6 +1,7 @@
-"""Convolutional layers: gradient checks that cannot be fooled (padding, stride 2, overlapping pooling windows, odd
-sizes, ties, output_padding), the fast forms against straightforward loops written here, Keras's "same" padding,
-the protocol, bad input, and mutations of each backward that the gradient check must catch."""
+"""Convolutional layers, on both floors (the lesson's forms and the engine's): gradient checks that cannot be fooled
+(padding, stride 2, overlapping pooling windows, odd sizes, ties, output_padding), every form against
+straightforward loops written here, Keras's "same" padding, the protocol, bad input, and mutations of each backward
+that the gradient check must catch."""
 
 from __future__ import annotations
 
@@ -10,12 +11,28 @@ import numpy
 import pytest
 
 from scratchae import conv
-from scratchae.conv import ConvTranspose2D, Conv2D, Flatten, MaxPool2D, Reshape, UpSampling2D, output_shape
+from scratchae.engine import conv as engine_conv
+from scratchae.engine.forms import fast
+from scratchae.conv import ConvTranspose2D, Conv2D, Flatten, MaxPool2D, Reshape, UpSampling2D
+from scratchae.shapes import output_shape
 from scratchae.numerical import LAYER_TOLERANCE, layer_checks
 from scratchae.gradcheck_suite import off_kinks
 from scratchae.layers import Dense, ReLU, Sequential
 
 F32, F64 = numpy.float32, numpy.float64
+
+FLOORS = ("lesson", "engine")
+
+
+@pytest.fixture(params=FLOORS)
+def floor(request):
+    """Each test that takes it runs on the lesson's forms and on the engine's."""
+    return request.param
+
+
+def on(floor: str, layer):
+    """``layer`` in the form of ``floor``: as built (the lesson), or swapped for its engine form."""
+    return fast(layer) if floor == "engine" else layer
 
 
 # ------------------------------------------------------------------------------- straightforward references (loops)
@@ -105,9 +122,9 @@ CONV_CASES = {
 
 
 @pytest.mark.parametrize("case", CONV_CASES)
-def test_conv2d_gradients(rng, check_gradients, case):
+def test_conv2d_gradients(rng, check_gradients, case, floor):
     options, c_in, c_out, shape = CONV_CASES[case]
-    layer = Conv2D(c_in, c_out, rng=rng, dtype=F64, **options)
+    layer = on(floor, Conv2D(c_in, c_out, rng=rng, dtype=F64, **options))
     layer.b.data = rng.standard_normal(c_out)
     check_gradients(layer_checks(layer, rng.standard_normal(shape), rng), LAYER_TOLERANCE)
 
@@ -123,9 +140,9 @@ TRANSPOSED_CASES = {
 
 
 @pytest.mark.parametrize("case", TRANSPOSED_CASES)
-def test_conv_transpose2d_gradients(rng, check_gradients, case):
+def test_conv_transpose2d_gradients(rng, check_gradients, case, floor):
     options, c_in, c_out, shape = TRANSPOSED_CASES[case]
-    layer = ConvTranspose2D(c_in, c_out, rng=rng, dtype=F64, **options)
+    layer = on(floor, ConvTranspose2D(c_in, c_out, rng=rng, dtype=F64, **options))
     layer.b.data = rng.standard_normal(c_out)
     check_gradients(layer_checks(layer, rng.standard_normal(shape), rng), LAYER_TOLERANCE)
 
@@ -146,14 +163,14 @@ POOL_CASES = {
 
 
 @pytest.mark.parametrize("case", POOL_CASES)
-def test_max_pool_gradients(rng, check_gradients, case):
+def test_max_pool_gradients(rng, check_gradients, case, floor):
     options, shape = POOL_CASES[case]
-    check_gradients(layer_checks(MaxPool2D(**options), distinct_values(rng, shape), rng), LAYER_TOLERANCE)
+    check_gradients(layer_checks(on(floor, MaxPool2D(**options)), distinct_values(rng, shape), rng), LAYER_TOLERANCE)
 
 
 @pytest.mark.parametrize("factor, shape", [(2, (2, 2, 3, 4)), (3, (1, 2, 2, 3))])
-def test_upsampling_gradients(rng, check_gradients, factor, shape):
-    check_gradients(layer_checks(UpSampling2D(factor), rng.standard_normal(shape), rng), LAYER_TOLERANCE)
+def test_upsampling_gradients(rng, check_gradients, factor, shape, floor):
+    check_gradients(layer_checks(on(floor, UpSampling2D(factor)), rng.standard_normal(shape), rng), LAYER_TOLERANCE)
 
 
 @pytest.mark.parametrize("layer, shape", [(Flatten(), (2, 2, 3, 3)), (Reshape((2, 3, 3)), (2, 18))])
@@ -161,12 +178,12 @@ def test_flatten_and_reshape_gradients(rng, check_gradients, layer, shape):
     check_gradients(layer_checks(layer, rng.standard_normal(shape), rng), LAYER_TOLERANCE)
 
 
-def test_a_small_conv_network_gradients(rng, check_gradients):
+def test_a_small_conv_network_gradients(rng, check_gradients, floor):
     """The layers chained as in an autoencoder, through ReLU: each passes the others' gradients on correctly."""
-    network = Sequential([Reshape((1, 7, 7)), Conv2D(1, 3, 3, rng=rng, dtype=F64), ReLU(),
+    network = on(floor, Sequential([Reshape((1, 7, 7)), Conv2D(1, 3, 3, rng=rng, dtype=F64), ReLU(),
                           MaxPool2D(2, padding="same"), Conv2D(3, 2, 3, stride=2, rng=rng, dtype=F64), ReLU(),
                           UpSampling2D(2), ConvTranspose2D(2, 1, 3, stride=2, padding=1, output_padding=1, rng=rng,
-                                                           dtype=F64), Flatten(), Dense(64, 3, rng=rng, dtype=F64)])
+                                                           dtype=F64), Flatten(), Dense(64, 3, rng=rng, dtype=F64)]))
     for parameter in network.parameters():
         if parameter.name == "b":
             parameter.data = off_kinks(0.1 * rng.standard_normal(parameter.shape))
@@ -174,7 +191,7 @@ def test_a_small_conv_network_gradients(rng, check_gradients):
     check_gradients(layer_checks(network, x, rng), 1e-6)
 
 
-# ---------------------------------------------------------------------- the fast forms against the loops above
+# ------------------------------------------------------------------------ every form against the loops above
 
 
 def assert_conv_matches_the_loops(rng, layer_class, case) -> None:
@@ -194,22 +211,22 @@ def assert_conv_matches_the_loops(rng, layer_class, case) -> None:
 
 
 @pytest.mark.parametrize("case", CONV_CASES)
-def test_conv2d_matches_the_loops(rng, case):
-    assert_conv_matches_the_loops(rng, Conv2D, case)
+def test_conv2d_matches_the_loops(rng, case, floor):
+    assert_conv_matches_the_loops(rng, Conv2D if floor == "lesson" else engine_conv.FastConv2D, case)
 
 
-class ExpandingInput(Conv2D):
+class ExpandingInput(engine_conv.FastConv2D):
     expands_input = True
 
 
-class ProductFirst(Conv2D):
+class ProductFirst(engine_conv.FastConv2D):
     expands_input = False
 
 
 def one_sample_a_block(monkeypatch) -> list:
     """Make every layer work one sample at a time; the returned list records each call's batch size."""
     calls = []
-    monkeypatch.setattr(conv, "sample_blocks", lambda n, *sizes: calls.append(n) or [slice(i, i + 1) for i in range(n)])
+    monkeypatch.setattr(engine_conv, "sample_blocks", lambda n, *sizes: calls.append(n) or [slice(i, i + 1) for i in range(n)])
     return calls
 
 
@@ -232,21 +249,21 @@ def test_the_long_row_copies_match_their_definitions(rng):
     n, c, size, length = 2, 3, 40, 9
     offsets = [0, 1, 2, 7, 8, 9, 30]
     flat = rng.standard_normal((n, c, size))
-    cols = conv.taps(flat, offsets, length).reshape(n, c, len(offsets), length)
+    cols = engine_conv.taps(flat, offsets, length).reshape(n, c, len(offsets), length)
     added = numpy.zeros((n, c, size))
     for t, k in numpy.ndindex(len(offsets), length):
         assert numpy.array_equal(cols[:, :, t, k], flat[:, :, k + offsets[t]])
         added[:, :, k + offsets[t]] += cols[:, :, t, k]
-    numpy.testing.assert_allclose(conv.add_taps(cols.reshape(n, -1, length), c, offsets, size), added)
+    numpy.testing.assert_allclose(engine_conv.add_taps(cols.reshape(n, -1, length), c, offsets, size), added)
     z = rng.standard_normal((n, c * len(offsets), size))
     summed = sum(z.reshape(n, c, len(offsets), size)[:, :, t, numpy.arange(length) + offsets[t]]
                  for t in range(len(offsets)))
-    numpy.testing.assert_allclose(conv.sum_taps(z, c, offsets, length), summed)
+    numpy.testing.assert_allclose(engine_conv.sum_taps(z, c, offsets, length), summed)
     dy = rng.standard_normal((n, c, length))
     spread = numpy.zeros((n, c, len(offsets), size))
     for t in range(len(offsets)):
         spread[:, :, t, numpy.arange(length) + offsets[t]] = dy
-    numpy.testing.assert_array_equal(conv.spread_taps(dy, offsets, size), spread.reshape(n, -1, size))
+    numpy.testing.assert_array_equal(engine_conv.spread_taps(dy, offsets, size), spread.reshape(n, -1, size))
 
 
 def test_add_taps_writing_its_first_kernel_position_equals_adding_every_position_to_zeros(rng):
@@ -258,16 +275,16 @@ def test_add_taps_writing_its_first_kernel_position_equals_adding_every_position
         added = numpy.zeros((n, c, size))
         for t, offset in enumerate(offsets):
             added[:, :, offset:offset + length] += cols[:, :, t, :]
-        numpy.testing.assert_array_equal(conv.add_taps(cols.reshape(n, -1, length), c, offsets, size), added)
+        numpy.testing.assert_array_equal(engine_conv.add_taps(cols.reshape(n, -1, length), c, offsets, size), added)
 
 
 @pytest.mark.parametrize("stride", [1, 2, 3])
 def test_phases_turn_a_stride_into_one_shift_per_kernel_position(rng, stride):
     rows, row = 4, 5
     image = rng.standard_normal((2, 3, stride * rows, stride * row))
-    flat = conv.as_phases(image, stride)
-    numpy.testing.assert_array_equal(conv.from_phases(flat, stride, rows, row), image)
-    offsets = conv.tap_offsets(3, 2, stride, rows, row)
+    flat = engine_conv.as_phases(image, stride)
+    numpy.testing.assert_array_equal(engine_conv.from_phases(flat, stride, rows, row), image)
+    offsets = engine_conv.tap_offsets(3, 2, stride, rows, row)
     for (p, q), offset in zip(numpy.ndindex(3, 2), offsets, strict=True):
         for i, j in numpy.ndindex(rows, row):
             if stride * i + p < stride * rows and stride * j + q < stride * row:
@@ -276,9 +293,9 @@ def test_phases_turn_a_stride_into_one_shift_per_kernel_position(rng, stride):
 
 
 @pytest.mark.parametrize("case", TRANSPOSED_CASES)
-def test_conv_transpose2d_matches_the_loops_and_is_the_backward_of_a_convolution(rng, case):
+def test_conv_transpose2d_matches_the_loops_and_is_the_backward_of_a_convolution(rng, case, floor):
     options, c_in, c_out, shape = TRANSPOSED_CASES[case]
-    layer = ConvTranspose2D(c_in, c_out, rng=rng, dtype=F64, **options)
+    layer = on(floor, ConvTranspose2D(c_in, c_out, rng=rng, dtype=F64, **options))
     layer.b.data = rng.standard_normal(c_out)
     x = rng.standard_normal(shape)
     y = layer.forward(x)
@@ -296,10 +313,10 @@ def test_conv_transpose2d_matches_the_loops_and_is_the_backward_of_a_convolution
 
 
 def test_sample_blocks_cover_the_batch_in_order_within_the_budget():
-    assert conv.sample_blocks(10, 3, 1, budget=7) == [slice(0, 2), slice(2, 4), slice(4, 6), slice(6, 8), slice(8, 10)]
-    assert conv.sample_blocks(5, 100, 1, budget=7) == [slice(i, i + 1) for i in range(5)]  # at least one sample
-    assert conv.sample_blocks(128, 60480, 13440) == [slice(i, i + 8) for i in range(0, 128, 8)]  # the VAE's 64 -> 32
-    assert conv.sample_blocks(128, 7560, 26880) == [slice(0, 128)]  # a result larger than the intermediate array
+    assert engine_conv.sample_blocks(10, 3, 1, budget=7) == [slice(0, 2), slice(2, 4), slice(4, 6), slice(6, 8), slice(8, 10)]
+    assert engine_conv.sample_blocks(5, 100, 1, budget=7) == [slice(i, i + 1) for i in range(5)]  # at least one sample
+    assert engine_conv.sample_blocks(128, 60480, 13440) == [slice(i, i + 8) for i in range(0, 128, 8)]  # the VAE's 64 -> 32
+    assert engine_conv.sample_blocks(128, 7560, 26880) == [slice(0, 128)]  # a result larger than the intermediate array
 
 
 @pytest.mark.parametrize("case", TRANSPOSED_CASES)
@@ -308,7 +325,7 @@ def test_conv_transpose2d_in_blocks_of_samples_equals_the_whole_batch_and_the_lo
     gradient, and the weight and bias gradients of the whole batch at once."""
     options, c_in, c_out, shape = TRANSPOSED_CASES[case]
     shape = (5,) + shape[1:]
-    layer = ConvTranspose2D(c_in, c_out, rng=rng, dtype=F64, **options)
+    layer = engine_conv.FastConvTranspose2D(c_in, c_out, rng=rng, dtype=F64, **options)
     layer.b.data = rng.standard_normal(c_out)
     x = rng.standard_normal(shape)
     y_whole = layer.forward(x)
@@ -332,9 +349,9 @@ POOL_REFERENCE_CASES = {**POOL_CASES, "3x3 stride 2, same, 8 -> 4": (dict(pool_s
 
 
 @pytest.mark.parametrize("case", POOL_REFERENCE_CASES)
-def test_max_pool_matches_the_loops_ties_included(rng, case):
+def test_max_pool_matches_the_loops_ties_included(rng, case, floor):
     options, shape = POOL_REFERENCE_CASES[case]
-    layer = MaxPool2D(**options)
+    layer = on(floor, MaxPool2D(**options))
     x = rng.integers(0, 3, shape).astype(F64)  # many ties
     y = layer.forward(x)
     expected, backward = reference_max_pool(x, layer.pool_size, layer.stride, layer.paddings(shape[2], shape[3]))
@@ -343,17 +360,17 @@ def test_max_pool_matches_the_loops_ties_included(rng, case):
     numpy.testing.assert_allclose(layer.backward(dy), backward(dy), atol=1e-12)
 
 
-def test_max_pool_tie_gives_the_gradient_to_the_first_maximum_in_reading_order():
+def test_max_pool_tie_gives_the_gradient_to_the_first_maximum_in_reading_order(floor):
     x = numpy.array([[[[1.0, 5.0], [5.0, 5.0]]]])  # one window, three tied maxima
-    layer = MaxPool2D(2)
+    layer = on(floor, MaxPool2D(2))
     numpy.testing.assert_array_equal(layer.forward(x), [[[[5.0]]]])
     dx = layer.backward(numpy.array([[[[3.0]]]]))
     numpy.testing.assert_array_equal(dx, [[[[0.0, 3.0], [0.0, 0.0]]]])
 
 
-def test_upsampling_copies_and_its_backward_sums_each_block(rng):
+def test_upsampling_copies_and_its_backward_sums_each_block(rng, floor):
     x = rng.standard_normal((2, 3, 4, 5))
-    layer = UpSampling2D(3)
+    layer = on(floor, UpSampling2D(3))
     numpy.testing.assert_array_equal(layer.forward(x), x.repeat(3, axis=2).repeat(3, axis=3))
     dy = rng.standard_normal((2, 3, 12, 15))
     numpy.testing.assert_allclose(layer.backward(dy), dy.reshape(2, 3, 4, 3, 5, 3).sum(axis=(3, 5)), atol=1e-12)
@@ -370,17 +387,17 @@ def test_same_padding_puts_the_odd_row_at_the_end():
     assert conv.same_padding(8, 1, 2) == (0, 0)
 
 
-def test_stride_2_same_conv_of_28_pads_below_and_right_only(rng):
-    layer = Conv2D(1, 2, 3, stride=2, rng=rng, dtype=F64)
+def test_stride_2_same_conv_of_28_pads_below_and_right_only(rng, floor):
+    layer = on(floor, Conv2D(1, 2, 3, stride=2, rng=rng, dtype=F64))
     x = rng.standard_normal((1, 1, 28, 28))
     y = layer.forward(x)
     assert y.shape == (1, 2, 14, 14)
     numpy.testing.assert_allclose(y, reference_conv2d(x, layer.W.data, layer.b.data, 2, ((0, 1), (0, 1))), atol=1e-12)
 
 
-def test_same_pooling_of_7_takes_the_last_row_alone(rng):
+def test_same_pooling_of_7_takes_the_last_row_alone(rng, floor):
     x = rng.standard_normal((1, 1, 7, 7))
-    y = MaxPool2D(2, padding="same").forward(x)
+    y = on(floor, MaxPool2D(2, padding="same")).forward(x)
     assert y.shape == (1, 1, 4, 4)
     numpy.testing.assert_array_equal(y[0, 0, 3, :3], x[0, 0, 6, 0:6].reshape(3, 2).max(axis=1))
     assert y[0, 0, 3, 3] == x[0, 0, 6, 6]
@@ -422,7 +439,7 @@ def test_the_backward_is_a_convolution_with_the_flipped_kernel_and_forgetting_th
         assert _fails(NotFlipped(2, 3, 3, padding=padding, rng=0, dtype=F64), x, rng)
 
 
-ADD_TAPS, SPREAD_TAPS = conv.add_taps, conv.spread_taps
+ADD_TAPS, SPREAD_TAPS = engine_conv.add_taps, engine_conv.spread_taps
 
 
 def add_taps_not_mirrored(cols, channels, offsets, size):
@@ -439,9 +456,9 @@ def test_the_library_backward_with_its_kernel_not_flipped_is_caught(rng, monkeyp
     """Break the library's own backward: the copy step that sends dy back towards the input (add_taps when the
     input was expanded, spread_taps when the product came first) with its kernel positions in reverse order, which
     reads dy through the kernel without flipping it. The forward is untouched (it uses taps and sum_taps)."""
-    layer, x = Conv2D(c_in, c_out, 3, rng=0, dtype=F64), rng.standard_normal((2, c_in, 5, 5))
+    layer, x = engine_conv.FastConv2D(c_in, c_out, 3, rng=0, dtype=F64), rng.standard_normal((2, c_in, 5, 5))
     assert not _fails(layer, x, rng)
-    monkeypatch.setattr(conv, helper, mutant)
+    monkeypatch.setattr(engine_conv, helper, mutant)
     assert _fails(layer, x, rng)
 
 
@@ -452,11 +469,41 @@ class UpSamplingEverySecond(UpSampling2D):
         return dy[:, :, ::self.factor, ::self.factor]
 
 
+class LessonUpSamplingEverySecond(UpSampling2D):
+    """The lesson's form of the same mistake: each block's first gradient taken where its sum belongs."""
+
+    def backward(self, dy, input_grad=True):
+        n, c, height, width = self.input_shape
+        return dy.reshape(n, c, height, self.factor, width, self.factor)[:, :, :, 0, :, 0]
+
+
 def test_an_upsampling_backward_that_does_not_sum_is_caught(rng):
     assert _fails(UpSamplingEverySecond(2), rng.standard_normal((2, 2, 3, 3)), rng)
+    assert _fails(LessonUpSamplingEverySecond(2), rng.standard_normal((2, 2, 3, 3)), rng)
+    assert _fails(fast(UpSamplingEverySecond(2)), rng.standard_normal((2, 2, 3, 3)), rng)
 
 
-class PoolMaskOfSideBySideWindows(MaxPool2D):
+def col2im_not_flipped(cols, padded_shape, kernel_size, stride):
+    """The lesson's col2im with the kernel positions read in reverse order: dy through the kernel unflipped."""
+    n, c = padded_shape[:2]
+    kh, kw = kernel_size
+    by_position = cols.reshape(n, c, kh, kw, -1)[:, :, ::-1, ::-1, :]
+    return COL2IM(by_position.reshape(cols.shape), padded_shape, kernel_size, stride)
+
+
+COL2IM = conv.col2im
+
+
+def test_the_lesson_backward_with_its_kernel_not_flipped_is_caught(rng, monkeypatch):
+    """Break the lesson's Conv2D: col2im adds each window's share back with the kernel's rows and columns in the
+    forward's order instead of reversed, which is dx computed with the kernel unflipped."""
+    layer, x = Conv2D(2, 3, 3, rng=0, dtype=F64), rng.standard_normal((2, 2, 5, 5))
+    assert not _fails(layer, x, rng)
+    monkeypatch.setattr(conv, "col2im", col2im_not_flipped)
+    assert _fails(layer, x, rng)
+
+
+class PoolMaskOfSideBySideWindows(engine_conv.FastMaxPool2D):
     """The mistake of routing each gradient through windows laid side by side (stride = pool size), whatever the
     stride: right when the windows do not overlap, wrong when they do."""
 
@@ -472,6 +519,28 @@ class PoolMaskOfSideBySideWindows(MaxPool2D):
         return dx[:, :, top:top + height, left:left + width]
 
 
+def col2im_overwriting(cols, padded_shape, kernel_size, stride):
+    """col2im that writes each window's values where it read instead of adding them: where windows overlap, the
+    last window's gradient replaces the others'."""
+    n, c = padded_shape[:2]
+    kh, kw = kernel_size
+    out_h, out_w = (padded_shape[2] - kh) // stride + 1, (padded_shape[3] - kw) // stride + 1
+    cols = cols.reshape(n, c, kh, kw, out_h, out_w)
+    images = numpy.zeros(padded_shape)
+    for p, q in numpy.ndindex(kh, kw):
+        rows, columns = conv.strided(p, out_h, stride), conv.strided(q, out_w, stride)
+        images[:, :, rows, columns] = numpy.where(cols[:, :, p, q] != 0, cols[:, :, p, q], images[:, :, rows, columns])
+    return images
+
+
+def test_the_lesson_pooling_backward_that_overwrites_overlapping_windows_is_caught(rng, monkeypatch):
+    """The lesson's pooling sends each window's gradient to its argmax through col2im; a col2im that writes instead
+    of adding is right for windows side by side and caught as soon as windows overlap."""
+    monkeypatch.setattr(conv, "col2im", col2im_overwriting)
+    assert not _fails(MaxPool2D(2), distinct_values(rng, (2, 2, 6, 6)), rng)
+    assert _fails(MaxPool2D(3, stride=1), distinct_values(rng, (2, 2, 6, 6)), rng)
+
+
 def test_a_pooling_mask_of_the_wrong_window_is_caught_only_with_overlapping_windows(rng):
     side_by_side = distinct_values(rng, (2, 2, 6, 6))
     assert not _fails(PoolMaskOfSideBySideWindows(2), side_by_side, rng)  # why overlapping windows must be checked
@@ -479,7 +548,7 @@ def test_a_pooling_mask_of_the_wrong_window_is_caught_only_with_overlapping_wind
     assert _fails(PoolMaskOfSideBySideWindows(2, stride=1), distinct_values(rng, (2, 1, 5, 5)), rng)
 
 
-class PoolEveryTiedMaximum(MaxPool2D):
+class PoolEveryTiedMaximum(engine_conv.FastMaxPool2D):
     """The mistake of giving the gradient to every input that equals its window's maximum."""
 
     def backward(self, dy, input_grad=True):
@@ -521,10 +590,11 @@ def conv_layers(dtype=F64):
 
 
 @pytest.mark.parametrize("name", conv_layers())
-def test_protocol(rng, name):
+def test_protocol(rng, name, floor):
     """backward overwrites (a second call gives the same), never changes dy, input_grad=False returns None and still
     sets the parameter gradients; output_shape says the forward's shape."""
     layer, shape = conv_layers()[name]
+    layer = on(floor, layer)
     x = rng.standard_normal(shape)
     y = layer.forward(x)
     assert y.shape == (shape[0], *output_shape(layer, shape[1:]))
@@ -543,8 +613,9 @@ def test_protocol(rng, name):
 
 
 @pytest.mark.parametrize("name", conv_layers())
-def test_float32_stays_float32(rng, name):
+def test_float32_stays_float32(rng, name, floor):
     layer, shape = conv_layers(F32)[name]
+    layer = on(floor, layer)
     y = layer.forward(rng.standard_normal(shape).astype(F32))
     assert y.dtype == F32
     assert layer.backward(numpy.ones(y.shape, dtype=F32)).dtype == F32
@@ -557,13 +628,6 @@ def test_config_rebuilds_the_layer(name):
     rebuilt = type(layer)(**layer.config())
     assert rebuilt.config() == layer.config()
     assert [p.shape for p in rebuilt.parameters()] == [p.shape for p in layer.parameters()]
-
-
-@pytest.mark.parametrize("name", conv_layers())
-def test_backward_before_forward(name):
-    layer, _ = conv_layers()[name]
-    with pytest.raises(RuntimeError, match="before forward"):
-        layer.backward(numpy.zeros((1, 1, 1, 1)))
 
 
 def test_weight_shapes_and_glorot_uniform_bounds():
@@ -615,16 +679,22 @@ def test_bad_arguments_name_the_problem(make, message):
         make()
 
 
-def test_bad_inputs_name_the_problem():
-    with pytest.raises(ValueError, match=r"expects images of shape \(N, 3, H, W\), got \(2, 2, 5, 5\)"):
-        Conv2D(3, 2, 3).forward(numpy.zeros((2, 2, 5, 5), dtype=F32))
-    with pytest.raises(ValueError, match=r"expects images of shape \(N, 1, H, W\), got \(2, 784\)"):
-        Conv2D(1, 2, 3).forward(numpy.zeros((2, 784), dtype=F32))
-    with pytest.raises(TypeError, match="float32 weights but got float64 input"):
-        Conv2D(1, 2, 3).forward(numpy.zeros((2, 1, 5, 5)))
+def test_bad_inputs_are_named_at_the_model_door():
+    """The layers hold only the math; a model's public methods check what comes in, once."""
+    from scratchae.builders import conv_autoencoder
+
+    model = conv_autoencoder()
+    with pytest.raises(ValueError, match=r"must be a batch of shape \(N, 784\), got \(2, 1, 28, 28\)"):
+        model.reconstruct(numpy.zeros((2, 1, 28, 28), dtype=F32))
+    with pytest.raises(ValueError, match=r"must be a batch of shape \(N, 784\), got \(2, 783\)"):
+        model.encode(numpy.zeros((2, 783), dtype=F32))
+    with pytest.raises(ValueError, match="float64 but the weights are float32"):
+        model.reconstruct(numpy.zeros((2, 784)))
+    with pytest.raises(ValueError, match="empty batch"):
+        model.encode(numpy.zeros((0, 784), dtype=F32))
+    with pytest.raises(ValueError, match=r"code must be a batch of shape \(N, 128\)"):
+        model.decode(numpy.zeros((2, 127), dtype=F32))
     with pytest.raises(ValueError, match="needs images of at least 3 x 3"):
-        Conv2D(1, 2, 3, padding="valid").forward(numpy.zeros((2, 1, 2, 5), dtype=F32))
+        Conv2D(1, 2, 3, padding="valid").output_shape((1, 2, 5))
     with pytest.raises(ValueError, match=r"cannot reshape samples of shape \(783,\)"):
-        Reshape((1, 28, 28)).forward(numpy.zeros((2, 783), dtype=F32))
-    with pytest.raises(ValueError, match="needs images of at least 3 x 3"):
-        MaxPool2D(3).forward(numpy.zeros((1, 1, 2, 2)))
+        Reshape((1, 28, 28)).output_shape((783,))

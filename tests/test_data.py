@@ -818,7 +818,7 @@ def test_stale_temporary_files_are_removed_on_the_next_start(monkeypatch, tmp_pa
     folder = isolated / "mnist"
     write_set(folder, files)
     hour_ago = time.time() - 3600
-    stale = [".t10k-images-idx3-ubyte.gz.x1y2z3w4.scratchae-tmp", "tmpab_cd123"]  # ours, and pooch's of old
+    stale = [".t10k-images-idx3-ubyte.gz.1a2b3c4d.scratchae-tmp", "tmpab_cd123"]  # ours, and pooch's of old
     kept = [".train-images-idx3-ubyte.gz.f5e6d7c8.scratchae-tmp", "tmp-notes.txt", "tmpabcd1234.txt", "mine.part"]
     for name in stale + kept:
         (folder / name).write_bytes(b"partial")

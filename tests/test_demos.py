@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import subprocess
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy
 from matplotlib.image import imsave
 
-from scratchae.cli import demo as demo_command, gallery
+from scratchae.cli import demo as demo_command, demo_folder, gallery
 from scratchae.cli import main
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -112,7 +113,8 @@ def test_a_demo_runs_as_a_script_and_ignores_a_kernels_arguments(tmp_path):
 
 
 def fake_outputs(out: Path, name: str, *, caption: str = "A caption", quick: bool = False) -> dict:
-    """A demo folder as a run leaves it: a small real PNG per expected figure, and a metrics.json."""
+    """A demo folder as a run of ``scratchae demo`` leaves it: a small real PNG per expected figure, a metrics.json,
+    and the run.json that records them as one run's."""
     folder = out / name
     folder.mkdir(parents=True, exist_ok=True)
     figures = []
@@ -127,7 +129,16 @@ def fake_outputs(out: Path, name: str, *, caption: str = "A caption", quick: boo
                            "classifier B": {"epochs": 20, "loss": 0.1, "val_accuracy": 0.9712}},
                "figures": figures}
     (folder / "metrics.json").write_text(json.dumps(metrics))
+    seal(folder, name, ["--seed", "0", *(["--quick"] if quick else [])])
     return metrics
+
+
+def seal(folder: Path, name: str, settings: list[str]) -> None:
+    """Record the files in ``folder`` as one run's, in its run.json, as ``scratchae demo`` does once a run ends."""
+    files = [file for file in demo_folder.chapter_files(name) if (folder / file).is_file()]
+    sha256 = {file: hashlib.sha256((folder / file).read_bytes()).hexdigest() for file in files if file != "log.txt"}
+    (folder / "run.json").write_text(json.dumps({"demo": name, "run": "0" * 32, "seed": 0, "settings": settings,
+                                                 "sha256": sha256, "files": files}))
 
 
 def test_the_gallery_page_shows_every_figure_with_its_caption_and_a_table(tmp_path):
@@ -138,7 +149,8 @@ def test_the_gallery_page_shows_every_figure_with_its_caption_and_a_table(tmp_pa
 
     path = gallery.write_index(out, runs=runs, command="scratchae demo --only denoising exercises")
     assert path == out / "index.html"
-    assert sorted(item.name for item in out.iterdir()) == ["denoising", "index.html", "simple_autoencoder"]
+    assert sorted(item.name for item in out.iterdir() if not item.name.startswith(".")) == [
+        "denoising", "index.html", "simple_autoencoder"]
     text = path.read_text(encoding="utf-8")
     page = parse_page(path)
 
@@ -185,9 +197,11 @@ def test_the_check_names_missing_and_broken_figures(tmp_path, capsys):
     noisy.write_bytes(PNG_SIGNATURE + b"\x00 not really an image")
     denoised.write_text("plain text")
     problems = demo_command.check_outputs(out, ["denoising"], index=False)
-    assert len(problems) == 2
+    assert len(problems) == 4
     assert str(noisy) in problems[0] and "cannot be decoded" in problems[0]
     assert str(denoised) in problems[1] and "not a PNG" in problems[1]
+    assert problems[2:] == [f"{path}: not the file of the run that run.json records (changed, or of another run)"
+                            for path in (noisy, denoised)]
 
     denoised.unlink()
     assert run(["demo", "--check", str(out), "--only", "denoising"]) == 1
@@ -205,13 +219,16 @@ def test_a_failing_demo_is_named_and_the_command_ends_with_status_1(tmp_path, mo
 
     monkeypatch.setattr(demo_command, "demo_script", fake_script)
     out = tmp_path / "outputs"
-    fake_outputs(out, "denoising")  # an earlier run's results must not pass for this one's
+    fake_outputs(out, "denoising")  # an earlier complete run: kept whole, as its own
+    before = {path.name: path.read_bytes() for path in (out / "denoising").iterdir()}
     assert run(["demo", "--quick", "--out", str(out), "--only", "denoising"]) == 1
     captured = capsys.readouterr()
-    assert "demo denoising failed (exit status 3)" in captured.err
+    assert (f"demo denoising failed (exit status 3): about to fail; the figures of its earlier run in "
+            f"{out / 'denoising'} are kept; its output is in {out / 'denoising' / 'log.txt'}") in captured.err
     assert "about to fail" in (out / "denoising" / "log.txt").read_text()
-    assert not (out / "denoising" / "metrics.json").exists()
-    assert not (out / "denoising" / "05_noisy_inputs.png").exists()
+    after = {path.name: path.read_bytes() for path in (out / "denoising").iterdir() if path.name != "log.txt"}
+    assert after == before  # the earlier run's figures, metrics and record, untouched
+    assert demo_command.check_outputs(out, ["denoising"], index=False) == []
     assert "failed (exit status 3)" in (out / "index.html").read_text()
 
 

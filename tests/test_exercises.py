@@ -25,7 +25,8 @@ ANSWERS = {
                 "gradient of x wrong at"),
     "dense": ("self.W.grad = self.x.T @ dy\nself.b.grad = dy.sum(axis=0)\nreturn dy @ self.W.data.T",
               "self.W.grad = dy @ self.x\nself.b.grad = dy.sum(axis=0)\nreturn dy @ self.W.data.T",
-              "Dense.backward raised ValueError: matmul"),
+              "Dense.backward raised ValueError: dL/dW must be (D_in, D_out) = (5, 3); `dy @ self.x` is (4, 3) "
+              "@ (4, 5)"),
     "sequential": ("for layer in reversed(self.layers):\n    dy = layer.backward(dy)\nreturn dy",
                    "for layer in reversed(self.layers[1:]):\n    dy = layer.backward(dy)\nreturn dy",
                    "Sequential.backward returned dL/dx of shape (4, 4); the input has shape (4, 5)"),
@@ -93,6 +94,9 @@ ANSWERS = {
                      "return dy.reshape(n, c, height // f, f, width // f, f).sum(axis=(3, 5))",
                      "f = self.factor\nreturn dy[:, :, ::f, ::f]",
                      "gradient of x wrong at"),
+    "l1_penalty": ("return self.l1 * numpy.sign(self.h) / self.h.shape[0]",
+                   "return self.l1 * numpy.ones_like(self.h) / self.h.shape[0]",
+                   "the sign is dropped"),
 }
 
 STUB = re.compile(r"^( *)raise NotImplementedError\(\"exercise (\w+):.*$", re.MULTILINE)
@@ -158,6 +162,9 @@ def test_other_typical_mistakes_are_named(tmp_path):
     assert "after step 1, W differs from the library's" in detail and "times the library's" not in detail
     answer(tmp_path, "relu", "dy[self.x <= 0] = 0.0\nreturn dy")
     assert "changed dy in place" in exercises.check_one(tmp_path, "relu").detail
+    answer(tmp_path, "l1_penalty", "return self.l1 * numpy.sign(self.h.T @ self.h) / self.h.shape[0]")
+    detail = exercises.check_one(tmp_path, "l1_penalty").detail
+    assert "with respect to the code h, its activity" in detail and "not a weight's" in detail
 
 
 def test_the_command_lists_starts_and_checks(tmp_path, capsys):

@@ -372,38 +372,37 @@ def test_float32_stays_float32_through_a_network(rng):
 # ---------------------------------------------------------------------------------------------------- bad input
 
 
+# A layer's forward holds only the math; a model checks what comes in at its door (encode, decode, reconstruct,
+# calling it), once, and fit and evaluate check their data before training.
+
+
 @pytest.mark.parametrize("shape", [(5,), (2, 3, 5), ()])
-def test_dense_wrong_rank(shape):
-    layer = Dense(5, 3, rng=0)
-    with pytest.raises(ValueError, match=rf"expects input of shape \(N, 5\), got {re.escape(str(shape))}"):
-        layer.forward(numpy.zeros(shape, dtype=F32))
+def test_a_batch_of_the_wrong_rank_is_named_at_the_model_door(shape):
+    model = builders.simple_autoencoder(latent_dim=2, input_dim=5, hidden_dim=3)
+    with pytest.raises(ValueError, match=rf"must be a batch of shape \(N, 5\), got {re.escape(str(shape))}"):
+        model.encode(numpy.zeros(shape, dtype=F32))
 
 
-def test_dense_wrong_feature_size():
-    layer = Dense(5, 3, rng=0)
-    with pytest.raises(ValueError, match=r"expects input of shape \(N, 5\), got \(4, 6\)"):
-        layer.forward(numpy.zeros((4, 6), dtype=F32))
+def test_the_wrong_feature_size_is_named_at_the_model_door():
+    model = builders.simple_autoencoder(latent_dim=2, input_dim=5, hidden_dim=3)
+    with pytest.raises(ValueError, match=r"must be a batch of shape \(N, 5\), got \(4, 6\)"):
+        model.reconstruct(numpy.zeros((4, 6), dtype=F32))
+    with pytest.raises(ValueError, match=r"the code must be a batch of shape \(N, 2\), got \(4, 3\)"):
+        model.decode(numpy.zeros((4, 3), dtype=F32))
 
 
-def test_dense_float64_input_into_float32_layer():
-    layer = Dense(5, 3, rng=0)
-    with pytest.raises(TypeError, match="float32 weights but got float64 input"):
-        layer.forward(numpy.zeros((2, 5), dtype=F64))
+@pytest.mark.parametrize("dtype", [F64, numpy.int64])
+def test_another_dtype_is_refused_at_the_model_door(dtype):
+    model = builders.simple_autoencoder(latent_dim=2, input_dim=5, hidden_dim=3)
+    with pytest.raises(ValueError, match=f"is {numpy.dtype(dtype).name} but the weights are float32"):
+        model(numpy.zeros((2, 5), dtype=dtype))
 
 
-def test_dense_integer_input_is_refused():
-    layer = Dense(5, 3, rng=0)
-    with pytest.raises(TypeError, match="float32 weights but got int64 input"):
-        layer.forward(numpy.zeros((2, 5), dtype=numpy.int64))
-
-
-@pytest.mark.parametrize("layer_factory", [lambda: Dense(3, 2, rng=0), ReLU, Sigmoid,
-                                           lambda: Sequential([ReLU(), Dense(3, 2, rng=0)])],
-                         ids=["dense", "relu", "sigmoid", "sequential"])
-def test_backward_before_forward(layer_factory):
-    layer = layer_factory()
-    with pytest.raises(RuntimeError, match="backward was called before forward"):
-        layer.backward(numpy.ones((2, 2), dtype=F32))
+def test_an_empty_batch_is_refused_at_every_model_door():
+    for name, build in builders.BUILDERS.items():
+        model = build()
+        with pytest.raises(ValueError, match="empty batch"):
+            model.encode(numpy.zeros((0, model.input_features), dtype=F32))
 
 
 @pytest.mark.parametrize("in_features, out_features, message", [

@@ -488,6 +488,15 @@ FIGURES_IN_BOTH_LANGUAGES = {
         title="t-SNE of the latent space", lang=lang),
         "t-SNE of the latent space", "t-SNE do espaço latente",
         {"Encoder do autoencoder (reconstrução, sem rótulos)", "classe"}),
+    "code_distributions": (lambda lang: plots.code_distributions(
+        {"plain": np.arange(6.0), "sparse": np.zeros(6)}, lang=lang), "Code values", "Valores do código",
+        {"Valor do código", "Contagem (escala logarítmica)"}),
+    "score_histogram": (lambda lang: plots.score_histogram(np.arange(5.0), np.arange(5.0) + 3, threshold=4.0,
+                                                           lang=lang),
+                        "Anomaly scores", "Pontuações de anomalia", {"normais (5)", "anômalas (5)", "limiar"}),
+    "roc_curve": (lambda lang: plots.roc_curve(np.array([0.0, 0.5, 1.0]), np.array([0.0, 0.9, 1.0]), auroc=0.95,
+                                               lang=lang),
+                  "ROC curve", "Curva ROC", {"modelo (AUROC 0,950)", "acaso (AUROC 0,5)"}),
 }
 
 

@@ -44,16 +44,21 @@ def assert_same_weights(a: Path, b: Path) -> None:
         numpy.testing.assert_array_equal(first[name], second[name], err_msg=name)
 
 
-def start(out: Path, *arguments, cwd) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "scratchae", "train", *COMMON, "--epochs", str(EPOCHS),
+#: Epochs asked of the runs that these tests stop: so many that a stop sent within a second of an epoch's end always
+#: lands during the training, so that every such test tests a resume (they are resumed to EPOCHS in total).
+MANY_EPOCHS = 200
+
+
+def start(out: Path, *arguments, cwd, epochs: int = EPOCHS) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "scratchae", "train", *COMMON, "--epochs", str(epochs),
                              "--out", str(out), *arguments], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
 
 
-def wait_for_training(process: subprocess.Popen) -> None:
-    """Read the process's output until its first epoch has ended (the training is under way)."""
+def wait_for_training(process: subprocess.Popen, epochs: int = 1) -> None:
+    """Read the process's output until ``epochs`` epochs have ended (the training is under way)."""
     for line in process.stdout:
-        if line.startswith("epoch"):
+        if line.startswith("epoch") and int(line.split()[1]) >= epochs:
             return
     raise AssertionError(f"the training never started: {process.stderr.read()}")
 
@@ -88,17 +93,16 @@ def straight_runs(tmp_path_factory):
 @pytest.mark.parametrize("model, trial", [("simple", 0), ("denoising", 1), ("vae", 2), ("vae", 3)])
 def test_ctrl_c_at_a_random_moment_saves_a_state_that_resumes_bit_for_bit(model, trial, tmp_path, straight_runs):
     rng = random.Random(trial)
-    process = start(tmp_path / "run", "--model", model, cwd=tmp_path)
+    process = start(tmp_path / "run", "--model", model, cwd=tmp_path, epochs=MANY_EPOCHS)
     wait_for_training(process)
     time.sleep(rng.uniform(0.0, 0.3))  # anywhere in the epochs that follow: mid-epoch, in validation, in a save
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
     assert "Traceback" not in stderr
-    if process.returncode == 130:  # stopped during the training: the state was saved
-        assert "--resume" in stderr.splitlines()[-1] and len(stderr.strip().splitlines()) <= 2
-        folder_is_one_consistent_run(tmp_path / "run")
-    else:  # the signal came after the training had finished
-        assert process.returncode in (0, 130), stderr
+    assert process.returncode == 130, stderr  # stopped during the training, always: the state was saved
+    assert "--resume" in stderr.splitlines()[-1] and len(stderr.strip().splitlines()) <= 2
+    folder_is_one_consistent_run(tmp_path / "run")
+    assert len(checkpoint.load(tmp_path / "run" / "model.npz").history) < EPOCHS  # a state the resume continues
     resumed = train("--model", model, "--epochs", str(EPOCHS), "--out", "run", "--resume", cwd=tmp_path)
     assert "Traceback" not in resumed.stderr
     folder_is_one_consistent_run(tmp_path / "run")
@@ -114,15 +118,16 @@ def test_ctrl_c_at_a_random_moment_saves_a_state_that_resumes_bit_for_bit(model,
 @pytest.mark.parametrize("trial", range(3))
 def test_kill_9_at_a_random_moment_leaves_a_folder_that_loads_and_resumes(trial, tmp_path, straight_runs):
     rng = random.Random(100 + trial)
-    process = start(tmp_path / "run", "--model", "simple", "--save-every", "0", cwd=tmp_path)
-    wait_for_training(process)
+    process = start(tmp_path / "run", "--model", "simple", "--save-every", "0", cwd=tmp_path, epochs=MANY_EPOCHS)
+    wait_for_training(process, epochs=2)  # the state after epoch 1 is saved: a kill from here on leaves a run
     time.sleep(rng.uniform(0.0, 0.4))
     process.kill()
     process.communicate(timeout=60)
     folder = RunFolder(tmp_path / "run")
     folder.recover()  # what the next start does first
-    if folder.holds_run():
-        folder_is_one_consistent_run(folder.path)
+    assert folder.holds_run()
+    folder_is_one_consistent_run(folder.path)
+    assert len(checkpoint.load(folder.checkpoint).history) < EPOCHS  # a state the resume below continues
     train("--model", "simple", "--epochs", str(EPOCHS), "--out", "run", "--resume", cwd=tmp_path)
     folder_is_one_consistent_run(folder.path)
     assert_same_weights(folder.checkpoint, straight_runs["simple"])

@@ -13,7 +13,7 @@ from scratchae.optim import Adam
 torch = pytest.importorskip("torch", reason="PyTorch is not installed; parity tests are optional")
 
 from scratchae.torch_twin import (  # noqa: E402  (needs torch)
-    torch_gradients, torch_twin, torch_vae_loss, torch_vae_twin, torch_weights)
+    torch_gradients, torch_sparse_loss, torch_sparse_twin, torch_twin, torch_vae_loss, torch_vae_twin, torch_weights)
 
 STEPS = 5
 
@@ -84,6 +84,38 @@ def test_vae_matches_pytorch_over_several_adam_steps(reconstruction):
         torch_optimizer.step()
     for parameter, expected in zip(vae.parameters(), torch_weights(net), strict=True):
         numpy.testing.assert_allclose(parameter.data, expected, rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.parametrize("reconstruction", ["mse", "bce"])
+def test_sparse_autoencoder_matches_pytorch_over_several_adam_steps(reconstruction):
+    """The L1 activity penalty's gradient, l1 * sign(h) / N, is PyTorch's autograd of l1 * |h|.sum() / N: the same
+    loss, the same gradients (with a linear code of both signs, and some of the ReLU code's units at exactly 0), the
+    same Adam trajectory. l1 is large, so that the penalty weighs on every step."""
+    from scratchae.layers import Dense, Identity, ReLU, Sequential, Sigmoid
+    from scratchae.sparse import SparseAutoencoder, SparseLoss
+
+    rng = numpy.random.default_rng(6)
+    x = rng.uniform(0.0, 1.0, (16, 20))
+    for code in (ReLU, Identity):
+        f64 = numpy.float64
+        model = SparseAutoencoder(Sequential([Dense(20, 6, rng=rng, dtype=f64), code()]),
+                                  Sequential([Dense(6, 20, rng=rng, dtype=f64), Sigmoid()]), l1=0.05)
+        net = torch_sparse_twin(model)
+        loss, x_torch = SparseLoss(model.l1, reconstruction), torch.from_numpy(x)
+        optimizer, torch_optimizer = Adam(model.parameters(), lr=1e-2), torch.optim.Adam(net.parameters(), lr=1e-2)
+        for _ in range(STEPS):
+            value = loss.forward(model.forward(x), x)
+            model.backward(loss.backward())
+            torch_optimizer.zero_grad()
+            torch_value = torch_sparse_loss(net(x_torch), x_torch, model.l1, reconstruction)
+            torch_value.backward()
+            numpy.testing.assert_allclose(float(value), torch_value.item(), rtol=1e-10)
+            for grad, torch_grad in zip([p.grad for p in model.parameters()], torch_gradients(net), strict=True):
+                numpy.testing.assert_allclose(grad, torch_grad, rtol=1e-8, atol=1e-12)
+            optimizer.step()
+            torch_optimizer.step()
+        for parameter, expected in zip(model.parameters(), torch_weights(net), strict=True):
+            numpy.testing.assert_allclose(parameter.data, expected, rtol=1e-8, atol=1e-12)
 
 
 # ------------------------------------------------------------------- convolutional layers, forward and backward

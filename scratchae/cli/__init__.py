@@ -8,6 +8,7 @@
     scratchae demo --quick
     scratchae notebooks notebooks
     scratchae explore runs/vae
+    scratchae train --normal-class 3 --out runs/threes && scratchae anomaly runs/threes
 
 A wrong argument ends the command with status 2 and a one-line message; a failed gradient check with status 1; a
 training stopped by a signal, its state saved, with 128 + the signal's number (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP).
@@ -21,10 +22,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import sys
 
 from scratchae import checkpoint, data, gradcheck, gradcheck_suite, learner_files
+from scratchae.anomaly import AnomalyError
 from scratchae.backend import DeviceError
+from scratchae.cli.anomaly import add_anomaly_command
 from scratchae.cli.arguments import count, shape
 from scratchae.cli.demo import add_demo_command
 from scratchae.cli.notebooks import add_notebooks_command
@@ -34,9 +38,16 @@ from scratchae.cli.train import RunError, RunInterrupted, add_evaluate_command, 
 from scratchae.threads import blas_threads
 from scratchae.training import TrainingDiverged
 
+#: The most memory ``gradcheck --layer`` may need: its check holds up to GRADCHECK_COPIES float64 copies of the input
+#: at its peak (about 16 measured for ReLU and Sigmoid), so an input of more than GRADCHECK_BYTES / (8 *
+#: GRADCHECK_COPIES) numbers is refused before anything is allocated.
+GRADCHECK_BYTES = 2**30
+GRADCHECK_COPIES = 20
+
 #: Errors that mean "the user asked for something that cannot be done": a message, exit status 2. Every OSError is
 #: one (a folder that cannot be written, a disk that is full, a file that is missing).
-USER_ERRORS = (data.DataError, checkpoint.CheckpointError, DeviceError, RunError, learner_files.OwnCodeError, OSError)
+USER_ERRORS = (data.DataError, checkpoint.CheckpointError, DeviceError, RunError, learner_files.OwnCodeError, OSError,
+               AnomalyError)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -92,11 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
                        help="check your own layer instead, e.g. 'my_layers.py:LeakyReLU(0.1)' (arguments: plain "
                             "values)")
     check.add_argument("--input-shape", type=shape, default=None, metavar="N,D",
-                       help="the shape of the layer's input (default 4,D_in for a layer with in_features, else 4,10)")
+                       help="the shape of the layer's input (default 4,D_in for a layer with in_features, else 4,10); "
+                            f"at most {GRADCHECK_BYTES // (8 * GRADCHECK_COPIES):,} numbers, as the check holds up to "
+                            f"{GRADCHECK_COPIES} float64 copies of it and stays within {GRADCHECK_BYTES // 2**30} GiB")
     check.set_defaults(run=run_gradcheck)
     add_demo_command(commands)
     add_notebooks_command(commands)
     add_explore_command(commands)
+    add_anomaly_command(commands)
     add_exercises_command(commands)
     return parser
 
@@ -105,6 +119,7 @@ def run_gradcheck(arguments) -> int:
     """Print the table of :func:`scratchae.gradcheck.check_everything`, or of :func:`scratchae.gradcheck.check_layer`
     on the reader's own layer; status 1 if a gradient is wrong."""
     if arguments.layer is not None:
+        _refuse_inputs_too_large(arguments.input_shape)
         report = gradcheck.check_layer(learner_files.build(arguments.layer), input_shape=arguments.input_shape,
                                        seed=arguments.seed)
         print(report)
@@ -115,6 +130,18 @@ def run_gradcheck(arguments) -> int:
     print(gradcheck_suite.format_report(cases))
     passed = sum(case.passed for case in cases)
     return 0 if passed == len(cases) > 0 else 1  # a suite that checked nothing has not passed
+
+
+def _refuse_inputs_too_large(input_shape) -> None:
+    """Refuse, before anything is allocated, an input whose check would need more than GRADCHECK_BYTES."""
+    if input_shape is None:
+        return
+    numbers = math.prod(input_shape)
+    if numbers * 8 * GRADCHECK_COPIES > GRADCHECK_BYTES:
+        raise learner_files.OwnCodeError(
+            f"--input-shape {','.join(map(str, input_shape))} has {numbers:,} numbers; the check holds up to "
+            f"{GRADCHECK_COPIES} float64 copies of its input, and stays within {GRADCHECK_BYTES // 2**30} GiB: give "
+            f"at most {GRADCHECK_BYTES // (8 * GRADCHECK_COPIES):,} numbers (a few rows are enough to check a layer)")
 
 
 if __name__ == "__main__":

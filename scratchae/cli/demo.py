@@ -10,6 +10,15 @@ child process, ``python DEMO.py --out OUT/DEMO ...``, and writes its figures and
 the epochs, the time taken, the final losses and accuracies, every figure with its caption). Once they have run,
 ``OUT/index.html`` shows every figure with its caption and a table of the runs: a page that opens from the disk,
 with no server. A demo that fails does not stop the others; the command then names it and ends with status 1.
+
+The output folder is one run's (:mod:`scratchae.cli.demo_folder`): a second ``scratchae demo`` into it is
+refused while one runs, naming its pid; each chapter runs into a hidden staging folder beside its figures, and only
+once it has finished are its files moved into ``OUT/NAME`` together, with ``run.json`` (the run's seed, settings
+and each file's SHA-256) last, so an interrupted or failed run leaves the earlier complete one as it was, and what
+an interrupted one left is cleared on the next run. ``--check`` checks that each chapter's figures and metrics are
+those its ``run.json`` records. A file there that scratchae did not write (a learner's ``index.html``) is replaced
+only with ``--overwrite``. A child's error (a full disk, a read-only folder) reaches the user as one line naming
+the file and what was kept; its traceback is in the chapter's ``log.txt``.
 """
 
 from __future__ import annotations
@@ -17,12 +26,15 @@ from __future__ import annotations
 import contextlib
 import importlib.resources
 import os
+import shlex
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from scratchae.cli.arguments import add_language_option, add_run_options
+from scratchae.cli.demo_folder import ChapterLog, chapter_run, locked_output, one_run_problems
 from scratchae.cli.gallery import (DEMOS, INDEX, LOG, METRICS, PAGES, PNG_SIGNATURE, read_metrics, read_text,
                                    write_index)
 
@@ -48,7 +60,10 @@ def add_demo_command(commands) -> None:
                       help=f"run only these demos ({', '.join(DEMOS)})")
     add_language_option(demo)
     demo.add_argument("--check", metavar="DIR", default=None,
-                      help="run nothing: check that DIR holds every expected figure as a real PNG image")
+                      help="run nothing: check that DIR holds every expected figure as a real PNG image, and that "
+                           "each chapter's figures and metrics come from one run")
+    demo.add_argument("--overwrite", action="store_true",
+                      help="replace files in OUT that scratchae did not write (its index.html, a chapter's figures)")
     demo.set_defaults(run=run_demo_command)
 
 
@@ -68,27 +83,40 @@ def run_demo_command(arguments) -> int:
     if arguments.lang is not None:
         options += ["--lang", arguments.lang]
     started = time.perf_counter()
-    command = " ".join(["scratchae demo", *_shown_options(arguments)])
-    try:
-        runs = run_demos(names, out, options)
-    except KeyboardInterrupt:
-        index = write_index(out, command=command, lang=arguments.lang)
-        print(f"\nscratchae: interrupted; the gallery of what had finished is {index}", file=sys.stderr)
-        return 130
-    index = write_index(out, runs=runs, command=command, lang=arguments.lang)
+    command = shlex.join(["scratchae", "demo", *_shown_options(arguments)])
+    with locked_output(out, names, overwrite=arguments.overwrite):
+        try:
+            runs = run_demos(names, out, options)
+        except KeyboardInterrupt:
+            index = _write_gallery(out, command=command, lang=arguments.lang)
+            print("\nscratchae: interrupted; the chapters that had not finished keep their earlier figures"
+                  + (f"; the gallery of what had finished is {index}" if index else ""), file=sys.stderr)
+            return 130
+        index = _write_gallery(out, runs=runs, command=command, lang=arguments.lang)
     total = time.perf_counter() - started
     print(f"\n{'demo':<22}{'status':<10}{'seconds':>9}")
     for name, run in runs.items():
         print(f"{name:<22}{'ok' if run['status'] == 0 else 'FAILED':<10}{run['seconds']:>9.1f}")
     print(f"{'all':<22}{'':<10}{total:>9.1f}")
-    print(f"\ngallery: {index}")
+    if index:
+        print(f"\ngallery: {index}")
     failed = [name for name, run in runs.items() if run["status"] != 0]
-    if failed:
+    if failed or not index:
         for name in failed:
-            print(f"scratchae: demo {name} failed (exit status {runs[name]['status']}); its output is in "
-                  f"{out / name / LOG}", file=sys.stderr)
+            print(f"scratchae: demo {name} failed (exit status {runs[name]['status']}){runs[name].get('why', '')}; "
+                  f"its output is in {runs[name].get('log', out / name / LOG)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _write_gallery(out: Path, **options) -> Path | None:
+    """Write ``OUT/index.html``; a disk that refuses it is one line (the page there is kept), not the end of the
+    command's report."""
+    try:
+        return write_index(out, **options)
+    except OSError as error:
+        print(f"scratchae: {error}", file=sys.stderr)
+        return None
 
 
 def _shown_options(arguments) -> list[str]:
@@ -138,28 +166,28 @@ def run_demos(names, out, options: list[str]) -> dict[str, dict]:
     out = Path(out)
     runs = {}
     for number, name in enumerate(names, start=1):
-        folder = out / name
-        folder.mkdir(parents=True, exist_ok=True)
-        for stale in (METRICS, *DEMOS[name][1]):  # nothing from an earlier run may pass for this one's
-            (folder / stale).unlink(missing_ok=True)
         print(f"\n[{number}/{len(names)}] {name}", flush=True)
         started = time.perf_counter()
-        with demo_script(name) as script:
-            status = _run_logged([sys.executable, str(script), "--out", str(folder), *options], folder / LOG)
-        runs[name] = {"status": status, "seconds": time.perf_counter() - started}
+        with chapter_run(out, name, options) as chapter, demo_script(name) as script:
+            chapter.status = _run_logged([sys.executable, str(script), "--out", str(chapter.staging), *options],
+                                         chapter.log)
+        runs[name] = {"status": chapter.status, "seconds": time.perf_counter() - started, **chapter.report()}
     return runs
 
 
-def _run_logged(command: list[str], log: Path) -> int:
-    """Run ``command``, showing its output line by line and writing it to ``log``; returns the exit status."""
+def _run_logged(command: list[str], log) -> int:
+    """Run ``command``, showing its output line by line and writing it to ``log`` (a path, or a chapter's
+    :class:`ChapterLog`); returns the exit status."""
     environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with open(log, "w", encoding="utf-8") as file:
+    with ChapterLog.of(log) as file:
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                   encoding="utf-8", errors="replace", env=environment)
+                                   encoding="utf-8", errors="replace", env=environment, preexec_fn=_die_with_parent)
         try:
             for line in process.stdout:
                 file.write(line)
-                print("    " + line, end="", flush=True)
+                shown = file.shown(line)  # a traceback stays in the log; its last line is said once, at the end
+                if shown is not None:
+                    print("    " + shown, end="", flush=True)
         except BaseException:  # Ctrl-C: stop the demo too
             process.terminate()
             raise
@@ -167,6 +195,16 @@ def _run_logged(command: list[str], log: Path) -> int:
             process.stdout.close()
             status = process.wait()
     return status
+
+
+def _die_with_parent() -> None:
+    """In the child, before the demo starts: on Linux, end with SIGTERM when the runner ends however it ends (even
+    ``kill -9``), so that no orphan goes on writing into a staging folder the next run clears."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -178,7 +216,8 @@ def check_outputs(out, names=None, *, index: bool = True) -> list[str]:
     """What is wrong with the figures in ``out``: one line per missing or broken file (none when all is well).
 
     Every expected PNG of each demo (:func:`expected_figures`) must exist, start with the PNG signature and decode
-    to a non-empty image; each demo's ``metrics.json`` must be readable and list its figures; every page of
+    to a non-empty image; each demo's ``metrics.json`` must be readable and list its figures; its figures, pages and
+    metrics must be those of the one run its ``run.json`` records (:func:`one_run_problems`); every page of
     :data:`PAGES` must be there; with ``index``, ``out/index.html`` must exist and show every figure and page.
     """
     from matplotlib.image import imread  # matplotlib only when images are checked
@@ -202,6 +241,7 @@ def check_outputs(out, names=None, *, index: bool = True) -> list[str]:
                 problems.append(f"{out / name / METRICS}: does not list {figure}")
             if page is not None and f'src="{name}/{figure}"' not in page:
                 problems.append(f"{out / INDEX}: does not show {name}/{figure}")
+        problems += one_run_problems(out, name)
         for explorer in PAGES.get(name, ()):
             if not (read_text(out / name / explorer) or "").startswith("<!DOCTYPE html>"):
                 problems.append(f"{out / name / explorer}: missing or not an HTML page")

@@ -9,7 +9,13 @@ under the pointer, redrawn as the pointer moves; below, the images along the seg
 
 The decoder runs in the page: the lesson's forward pass (``Dense``: x W + b, ``ReLU``, ``Sigmoid``, ``Identity``,
 ``Sequential``) written out in plain JavaScript, with the weights embedded as base64 float32. A model whose latent
-space has another size than 2, or whose decoder has other layers, is refused with a one-line message.
+space has another size than 2, or whose decoder has other layers, is refused with a one-line message; so is one
+whose weights give codes or images that are not finite numbers (the page would be blank).
+
+The page never replaces a file that scratchae did not write (a learner's own page, or one they edited) unless told
+``--overwrite``, and never a run's own files (its checkpoint, history, figures) at all. The data set is the one the
+run recorded; a ``data_dir`` the checkpoint records is used only when given again (``--data-dir``), as for
+``evaluate`` and ``train --resume``.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import base64
 import html
 import importlib.resources
 import json
+import os
 import re
 from pathlib import Path
 
@@ -25,10 +32,10 @@ import numpy
 
 from scratchae import checkpoint
 from scratchae.backend import to_device, to_numpy
-from scratchae.cli.run_folder import CHECKPOINT
+from scratchae.cli import own_files
+from scratchae.cli.run_folder import CHECKPOINT, MANIFEST, RUN_FILES
 from scratchae.cli.train import RUN_DEFAULTS, RunError, _load_data, _recorded_settings
 from scratchae.data import DATASETS, DIGIT_NAMES, DataError
-from scratchae.atomic_files import write_text_atomically
 from scratchae.i18n import format_text, gettext, resolve
 from scratchae.layers import Dense, Identity, ReLU, Sequential, Sigmoid
 from scratchae.message_sources import PAGE_MESSAGE, page_message
@@ -75,6 +82,11 @@ def add_explore_command(commands) -> None:
     explore.add_argument("--out", metavar="FILE", default=None, help=f"the page (default: RUN_DIR/{PAGE})")
     explore.add_argument("--points", type=count(1), default=DEFAULT_POINTS,
                          help=f"test images to draw on the plane (default: {DEFAULT_POINTS:,})")
+    explore.add_argument("--data-dir", default=None,
+                         help="where the run's data files are (a folder the checkpoint records is not used unless "
+                              "given here again)")
+    explore.add_argument("--overwrite", action="store_true",
+                         help="replace a page at --out that scratchae did not write (never a run's own files)")
     add_language_option(explore)
     explore.set_defaults(run=run_explore)
 
@@ -87,7 +99,9 @@ def run_explore(arguments) -> int:
         raise FileNotFoundError(f"no checkpoint at {path}")
     saved = checkpoint.load(path)
     decoder = explorable_decoder(saved.model, what=str(path))  # refuse before loading any data
-    dataset = _recorded_dataset(saved.meta)
+    out = Path(arguments.out) if arguments.out else path.parent / PAGE
+    _check_page_target(out, path, overwrite=arguments.overwrite)  # and before loading any data
+    dataset = _recorded_dataset(saved.meta, arguments.data_dir)
     if dataset.n_features != decoder.output_features(2):
         raise DataError(f"{path}: the decoder draws {decoder.output_features(2)} pixels but {dataset.name} has "
                         f"{dataset.n_features}")
@@ -101,20 +115,32 @@ def run_explore(arguments) -> int:
                          else format_text("{n} epochs", arguments.lang, n=epochs))
     page = explorer_page(saved.model, dataset.x_test[:n], dataset.y_test[:n], image_shape=dataset.image_shape,
                          class_names=dataset.class_names, title=title, lang=arguments.lang)
-    out = Path(arguments.out) if arguments.out else path.parent / PAGE
-    write_text_atomically(out, page)
+    own_files.write_text(out, page, command="scratchae explore", overwrite=arguments.overwrite)
     print(f"saved {out} ({format_size(len(page.encode()))}, {n:,} test images): open it in a browser")
     return 0
 
 
-def _recorded_dataset(meta: dict):
-    """The test set of the run: the data set its checkpoint records, loaded as ``scratchae train`` loaded it."""
+def _check_page_target(out: Path, checkpoint_path: Path, *, overwrite: bool) -> None:
+    """Refuse a page's name that is a run's own file (always) or a file scratchae did not write (unless
+    ``overwrite``), before anything is computed."""
+    own = out.name in (*RUN_FILES, MANIFEST, own_files.LEDGER) or out.suffix == ".npz"
+    if own or (os.path.lexists(out) and out.resolve() == checkpoint_path.resolve()):
+        raise ExploreError(f"--out {out} is a run's own file, which the page never replaces; give a name such as "
+                           f"{out.with_name(PAGE)}")
+    own_files.check_replaceable(out, overwrite=overwrite,
+                                how="give another --out, or --overwrite to replace it")
+
+
+def _recorded_dataset(meta: dict, data_dir=None):
+    """The test set of the run: the data set its checkpoint records, loaded as ``scratchae train`` loaded it, from
+    ``data_dir`` (a folder the checkpoint records is never used: a file must not choose where to search, download
+    or delete)."""
     recorded = _recorded_settings(meta)
     extra = meta.get("extra") if isinstance(meta.get("extra"), dict) else {}
     if recorded is None:  # a checkpoint saved from Python: the data set it names, or the embedded digits
         name = extra.get("data") if extra.get("data") in DATASETS else "mnist-5k"
         recorded = {**RUN_DEFAULTS, "data": name}
-    return _load_data(recorded)
+    return _load_data({**recorded, "data_dir": data_dir})
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -179,7 +205,9 @@ def explorer_page(model, images, labels, *, image_shape, class_names=DIGIT_NAMES
     if len(labels) != len(images) or (len(labels) and not 0 <= labels.min() <= labels.max() < len(class_names)):
         raise ValueError(f"expected one label in [0, {len(class_names)}) per image; got {len(labels)} labels for "
                          f"{len(images)} images")
-    codes = to_numpy(model.encode(to_device(numpy.asarray(images, dtype=model.dtype), model.device)))  # (n, 2)
+    with numpy.errstate(over="ignore", invalid="ignore"):  # codes past float32 are refused just below
+        codes = to_numpy(model.encode(to_device(numpy.asarray(images, dtype=model.dtype), model.device)))  # (n, 2)
+    _refuse_non_finite(decoder, codes, model.device)
     layers = [_layer_description(layer) for layer in decoder.layers]
     words = {"walk": gettext("From A = ({from}) to B = ({to}), {steps} codes z(t) = (1 - t) A + t B, decoded. Click "
                              "again to start another walk.", lang),
@@ -194,7 +222,7 @@ def explorer_page(model, images, labels, *, image_shape, class_names=DIGIT_NAMES
         else gettext("its code z", lang)
     fields = {"TITLE": html.escape(title), "CODE_WORDS": html.escape(code_words), "STEPS": str(WALK_STEPS),
               "ARCHITECTURE": html.escape(_architecture(decoder, lang)), "LANG": lang.replace("_", "-"),
-              "DATA": json.dumps(data, separators=(",", ":")).replace("</", "<\\/")}
+              "DATA": script_safe_json(data)}
 
     def size_words(page_bytes: int) -> str:
         return format_text("This page is {size} ({bytes:,} bytes), all in this one file: nothing is loaded from "
@@ -205,6 +233,33 @@ def explorer_page(model, images, labels, *, image_shape, class_names=DIGIT_NAMES
                            codes_size=format_size(points, lang))
 
     return _with_its_own_size(_translated(_template(), lang), fields, size_words)
+
+
+def script_safe_json(data) -> str:
+    """``data`` as JSON text that can sit inside a ``<script>`` element whatever its strings hold: ``<``, ``>`` and
+    ``&`` are written as ``\\u003c``, ``\\u003e``, ``\\u0026`` (the same JSON), so no ``</script``, ``<!--`` or
+    ``<script`` in a class name or title can end or change the element. NaN and infinities are refused."""
+    text = json.dumps(data, separators=(",", ":"), allow_nan=False)
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _refuse_non_finite(decoder: Sequential, codes: numpy.ndarray, device: str) -> None:
+    """The page cannot draw codes, or images of codes, that are not finite numbers: say so rather than write a
+    blank page."""
+    if not numpy.all(numpy.isfinite(codes)):
+        raise ExploreError("the encoder's weights give codes that are not finite numbers (inf or NaN); the page "
+                           "cannot draw them: train the model again, with a smaller --lr")
+    view = _view(codes)
+    if not all(numpy.isfinite(view[axis]).all() for axis in view):
+        raise ExploreError("the encoder's codes spread too far for the page to draw (beyond float32); train the "
+                           "model again, with a smaller --lr")
+    corners = numpy.array([[x, y] for x in view["z1"] for y in view["z2"]], dtype=codes.dtype)  # (4, 2)
+    probes = numpy.concatenate([codes[:256], corners]) if len(codes) else corners
+    with numpy.errstate(all="ignore"):  # an overflow is what this looks for
+        images = to_numpy(decoder.forward(to_device(probes, device)))  # (n + 4, D)
+    if not numpy.all(numpy.isfinite(images)):
+        raise ExploreError("the decoder's weights give images that are not finite numbers (inf or NaN) for codes on "
+                           "the plane; the page would be blank: train the model again, with a smaller --lr")
 
 
 def _layer_description(layer) -> dict:

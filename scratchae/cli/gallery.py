@@ -45,6 +45,11 @@ DEMOS = {
         "21_conv_filters.png", "22_conv_feature_maps.png", "23_dense_vs_conv_reconstructions.png",
         "24_dense_vs_conv_denoising.png", "25_dense_vs_conv_vae_manifold.png")),
     "write_a_layer": (N_("Your turn: write a layer, check it, train with it"), ("26_write_a_layer.png",)),
+    "two_floors": (N_("Two floors: the lesson's convolution and the engine's, the same numbers"),
+                   ("27_two_floors.png",)),
+    "anomaly": (N_("What autoencoders are for: anomaly detection, and sparse codes"), (
+        "28_anomaly_histogram.png", "29_anomaly_roc.png", "30_most_normal_most_anomalous.png",
+        "31_sparse_code_values.png")),
 }
 
 #: The pages (HTML files that open from the disk) a demo writes beside its figures: the 2-d latent explorers.
@@ -99,8 +104,11 @@ def write_index(out, *, runs: dict[str, dict] | None = None, command: str | None
     pathlib.Path
         The page's path.
     """
+    from scratchae.cli import own_files  # the page is listed as scratchae's, so the next run may replace it
+
     out = Path(out)
-    return write_text_atomically(out / INDEX, render_index(out, runs=runs, command=command, lang=lang))
+    return own_files.record(write_text_atomically(out / INDEX, render_index(out, runs=runs, command=command, lang=lang)),
+                            "scratchae demo")
 
 
 def render_index(out, *, runs: dict[str, dict] | None = None, command: str | None = None,

@@ -14,6 +14,10 @@ notebook and written to ``outputs/NAME/`` (``outputs-quick/NAME/`` for a quick r
 markdown cell is the chapter's text in that language (its translation in the message catalogs of
 :mod:`scratchae.i18n`), and ``--lang`` goes into the first cell so that figures and captions follow.
 
+A notebook is replaced only as scratchae wrote it: one that was edited (a new cell, or outputs saved by ``jupyter
+execute --inplace``) or that scratchae did not write is kept, and the command refuses with one line naming it, unless
+``--overwrite`` says to replace it (:mod:`scratchae.cli.own_files`).
+
 The notebooks need Jupyter's own packages: ``pip install -e ".[notebook]"`` (jupytext, nbclient, ipykernel and
 ipywidgets, which draws progress bars as widgets).
 """
@@ -22,13 +26,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
 from scratchae.cli.arguments import add_language_option, add_run_options
 from scratchae.cli.demo import demo_script
 from scratchae.cli.gallery import DEMOS
-from scratchae.atomic_files import write_text_atomically
+from scratchae.cli import own_files
 
 #: Where Jupyter finds the kernel: the ``python3`` kernel that ipykernel installs in every environment.
 KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
@@ -56,6 +61,9 @@ def add_notebooks_command(commands) -> None:
     add_language_option(parser)
     parser.add_argument("--only", nargs="+", choices=list(DEMOS), metavar="NAME",
                         help=f"write only these demos ({', '.join(DEMOS)})")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace notebooks that were edited or that scratchae did not write (by default they "
+                             "are kept and the command refuses)")
     parser.set_defaults(run=run_notebooks_command)
 
 
@@ -63,14 +71,15 @@ def run_notebooks_command(arguments: argparse.Namespace) -> int:
     """``scratchae notebooks DIR``: write the notebooks and say where; status 2 with one line if that fails."""
     try:
         written = write_notebooks(arguments.dir, arguments.only or list(DEMOS), demo_options(arguments),
-                                  lang=arguments.lang)
+                                  overwrite=arguments.overwrite, lang=arguments.lang)
     except NotebookError as error:
         print(f"scratchae: error: {error}", file=sys.stderr)
         return 2
     print(f"{len(written)} notebook(s) in {Path(arguments.dir)}:")
     for path in written:
         print(f"  {path}")
-    print(f"open them in Jupyter, JupyterLab, VS Code or Colab, or run one: jupyter execute --inplace {written[0]}")
+    print(f"open them in Jupyter, JupyterLab, VS Code or Colab, or run one: jupyter execute --inplace "
+          f"{shlex.quote(str(written[0]))}")
     return 0
 
 
@@ -95,9 +104,13 @@ def demo_options(arguments: argparse.Namespace) -> dict[str, list[str]]:
 
 
 def write_notebooks(folder, names, options: dict[str, list[str]] | None = None, *,
-                    lang: str | None = None) -> list[Path]:
+                    overwrite: bool = False, lang: str | None = None) -> list[Path]:
     """Write each demo of ``names`` as ``folder/NAME.ipynb`` (atomically), with its ``options`` (demo name -> a
-    list of command-line options) in its first cell and its markdown cells in ``lang``; returns their paths."""
+    list of command-line options) in its first cell and its markdown cells in ``lang``; returns their paths.
+
+    Every notebook is checked before any is written: one that was edited or that scratchae did not write is a
+    :class:`scratchae.cli.own_files.NotOursError` (nothing written) unless ``overwrite``.
+    """
     from scratchae.i18n import gettext
 
     try:
@@ -105,6 +118,8 @@ def write_notebooks(folder, names, options: dict[str, list[str]] | None = None, 
     except ImportError:
         raise NotebookError(f"writing notebooks needs jupytext, which is not installed: {INSTALL_HINT}") from None
     folder = Path(folder)
+    for name in names:
+        own_files.check_replaceable(folder / f"{name}.ipynb", overwrite=overwrite, how=_fresh_copy(folder, name))
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for name in names:
@@ -118,8 +133,17 @@ def write_notebooks(folder, names, options: dict[str, list[str]] | None = None, 
         notebook.metadata["kernelspec"] = dict(KERNELSPEC)
         notebook.metadata["language_info"] = {"name": "python"}
         notebook.metadata.pop("jupytext", None)  # a plain notebook, not one paired with a script
-        paths.append(write_text_atomically(folder / f"{name}.ipynb", jupytext.writes(notebook, fmt="ipynb")))
+        paths.append(own_files.write_text(folder / f"{name}.ipynb", jupytext.writes(notebook, fmt="ipynb"),
+                                          command="scratchae notebooks", overwrite=overwrite,
+                                          how=_fresh_copy(folder, name)))
     return paths
+
+
+def _fresh_copy(folder: Path, name: str) -> str:
+    """How to get a fresh copy of a notebook that is kept because it was edited."""
+    other = shlex.quote(str(folder / "fresh"))
+    return (f"for a fresh copy beside it, run scratchae notebooks {other} --only {name}; or give --overwrite to "
+            f"replace it")
 
 
 def _write_options(notebook, name: str, options: list[str]) -> None:

@@ -14,7 +14,12 @@ what a killed run left is finished or cleared only under the lock.
 
 The folder's files are data, never instructions: recovery looks only at staging folders that are real folders
 (never a symbolic link), moves and deletes only plain files of the names a run has (:data:`RUN_FILES`), and a
-manifest that names anything else is not followed.
+manifest that names anything else is not followed. A file of one of those names that the manifest does not list is
+not this program's (:meth:`RunFolder.foreign_files`): the commands refuse to replace it unless told.
+
+The same folder serves other commands that write a set of files together (``scratchae demo`` gives each chapter's
+folder its figures' names): ``files`` names what the folder's state may hold, ``command`` names the writer in the
+message that refuses a second one.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import time
 import uuid
 from pathlib import Path
 
-from scratchae.atomic_files import TEMPORARY_SUFFIX, remove_stale_temporaries, write_text_atomically
+from scratchae.atomic_files import is_temporary_of, remove_stale_temporaries, write_text_atomically
 
 MANIFEST = "run.json"
 CHECKPOINT = "model.npz"
@@ -60,8 +65,12 @@ class RunFolderBusy(RunFolderError):
 class RunFolder:
     """The folder ``path`` of one run."""
 
-    def __init__(self, path):
+    def __init__(self, path, *, files: tuple[str, ...] = RUN_FILES, command: str = "scratchae train",
+                 stopping: str = "saves its state"):
         self.path = Path(path)
+        self.files = tuple(files)  # all that a manifest may name, move or delete
+        self.command = command  # who writes the folder, for the message that refuses a second writer
+        self.stopping = stopping  # what stopping that writer with SIGTERM does, for the same message
         self._lock = None  # the descriptor of the lock file while this object holds the lock
 
     @property
@@ -148,8 +157,8 @@ class RunFolder:
         if error.errno not in (errno.EWOULDBLOCK, errno.EACCES):
             return RunFolderError(f"--out {self.path} cannot be locked for the run: {error.strerror or error}")
         named, stop = (f"pid {holder}", f"kill -TERM {holder}") if holder else ("its pid is not known", "kill -TERM")
-        return RunFolderBusy(f"--out {self.path} is being written by another scratchae train ({named}); nothing in "
-                             f"it was changed: wait for that run to end, or stop it ({stop} saves its state), then "
+        return RunFolderBusy(f"--out {self.path} is being written by another {self.command} ({named}); nothing in "
+                             f"it was changed: wait for that run to end, or stop it ({stop} {self.stopping}), then "
                              f"try again")
 
     def recover(self) -> None:
@@ -165,15 +174,21 @@ class RunFolder:
             if _is_plain_file(staging / MANIFEST):
                 self._move_into_place(staging)
             else:
-                _remove_staging(staging)
-        remove_stale_temporaries(self.path)
+                _remove_staging(staging, self.files)
+        remove_stale_temporaries(self.path, (*self.files, MANIFEST))
 
     def holds_run(self) -> bool:
         return self.checkpoint.is_file()
 
     def manifest(self) -> dict:
         """What ``run.json`` says of the run in the folder (empty if it has none or it cannot be read)."""
-        return _read_manifest(self.path / MANIFEST)
+        return _read_manifest(self.path / MANIFEST, self.files)
+
+    def foreign_files(self) -> list[str]:
+        """The names of :attr:`files` that are in the folder but not of its run (its manifest does not list them):
+        a learner's own ``loss.png``, say, which a commit would replace."""
+        listed = set(self.manifest().get("files", []))
+        return [name for name in self.files if name not in listed and os.path.lexists(self.path / name)]
 
     def commit(self, writers: dict, about: dict) -> list[str]:
         """Replace the folder's run with the files that ``writers`` write, all together (under the lock).
@@ -190,22 +205,33 @@ class RunFolder:
         list of str
             The names of the files written.
         """
-        unknown = [name for name in writers if name not in RUN_FILES]
+        unknown = [name for name in writers if name not in self.files]
         if unknown:
-            raise ValueError(f"a run folder holds only {', '.join(RUN_FILES)}, not {', '.join(unknown)}")
+            raise ValueError(f"a run folder holds only {', '.join(self.files)}, not {', '.join(unknown)}")
+        with self._locked(), self.staging() as staging:
+            for name, write in writers.items():
+                write(staging / name)
+            self.place(staging, list(writers), about)
+        return list(writers)
+
+    @contextlib.contextmanager
+    def staging(self):
+        """A new, empty staging folder in the folder (under the lock), to fill and then :meth:`place`; deleted at
+        the end of the block unless placed (an error, Ctrl-C: the folder's state is as it was)."""
         with self._locked():
             staging = self.path / f"{STAGING_PREFIX}{uuid.uuid4().hex[:8]}"
             staging.mkdir()
             try:
-                for name, write in writers.items():
-                    write(staging / name)
-                write_text_atomically(staging / MANIFEST, json.dumps({**about, "files": list(writers)}, indent=2)
-                                      + "\n")
-            except BaseException:
-                _remove_staging(staging)
-                raise
+                yield staging
+            finally:
+                _remove_staging(staging, self.files)
+
+    def place(self, staging: Path, files: list[str], about: dict) -> None:
+        """Make the files ``files`` of ``staging`` the folder's state, all together: the manifest (``about`` and
+        the file names) is written into the staging folder last, then everything moves into place."""
+        with self._locked():
+            write_text_atomically(staging / MANIFEST, json.dumps({**about, "files": list(files)}, indent=2) + "\n")
             self._move_into_place(staging)
-        return list(writers)
 
     def _move_into_place(self, staging: Path) -> None:
         """Move a complete staged state into the folder, the manifest last; remove the old state's other files.
@@ -213,7 +239,7 @@ class RunFolder:
         Only plain files of a run's names move or go: a manifest that names anything else, or a staged name that
         is a link or a folder, changes nothing outside the run's own files.
         """
-        new = _read_manifest(staging / MANIFEST)
+        new = _read_manifest(staging / MANIFEST, self.files)
         old_files = set(self.manifest().get("files", []))
         for name in new.get("files", []):
             if _is_plain_file(staging / name):  # not yet moved (a commit that a kill stopped half-way moved some)
@@ -221,11 +247,11 @@ class RunFolder:
         for name in old_files - set(new.get("files", [])):
             _remove_plain_file(self.path / name)
         os.replace(staging / MANIFEST, self.path / MANIFEST)
-        _remove_staging(staging)
+        _remove_staging(staging, self.files)
 
 
-def _read_manifest(path: Path) -> dict:
-    """A manifest, with only the file names it may name: those of :data:`RUN_FILES`. A manifest is a file on disk
+def _read_manifest(path: Path, allowed: tuple[str, ...]) -> dict:
+    """A manifest, with only the file names it may name: those of ``allowed``. A manifest is a file on disk
     that anyone can edit, and a name such as ``../notes.txt`` or ``notes.txt`` must never make a commit move or
     delete a file that is not the run's. Empty if there is no manifest or it cannot be read (or is not a plain
     file)."""
@@ -238,7 +264,7 @@ def _read_manifest(path: Path) -> dict:
     if not isinstance(manifest, dict):
         return {}
     files = manifest.get("files")
-    manifest["files"] = [name for name in files if isinstance(name, str) and name in RUN_FILES] \
+    manifest["files"] = [name for name in files if isinstance(name, str) and name in allowed] \
         if isinstance(files, list) else []
     return manifest
 
@@ -283,13 +309,13 @@ def _remove_plain_file(path: Path) -> None:
             path.unlink()
 
 
-def _remove_staging(staging: Path) -> None:
+def _remove_staging(staging: Path, files: tuple[str, ...]) -> None:
     """Delete a staging folder this program made: its run files, manifest and temporary files, then the folder if
     that emptied it. Anything else in it is not this program's and is left, with the folder."""
     if not _is_real_folder(staging):
         return
     for entry in staging.iterdir():
-        if entry.name in (*RUN_FILES, MANIFEST) or entry.name.endswith(TEMPORARY_SUFFIX):
+        if entry.name in (*files, MANIFEST) or any(is_temporary_of(entry.name, name) for name in (*files, MANIFEST)):
             with contextlib.suppress(FileNotFoundError, IsADirectoryError, PermissionError):
                 if not _is_real_folder(entry):
                     entry.unlink()  # a link itself, never what it points to

@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import json
 import math
+import shlex
 import signal
 import sys
 import time
@@ -21,10 +22,12 @@ from scratchae import checkpoint, data, threads
 from scratchae.backend import DEVICES, resolve_device, to_device, to_numpy
 from scratchae.validate import fits, require_float, require_int
 from scratchae.cli.arguments import add_run_options, add_threads_option, count, non_negative_float, positive_float
-from scratchae.cli.run_folder import CHECKPOINT, RunFolder
+from scratchae.cli import own_files
+from scratchae.cli.run_folder import CHECKPOINT, MANIFEST as RUN_MANIFEST, RunFolder
 from scratchae.atomic_files import write_text_atomically
 from scratchae.losses import BCELoss, MSELoss, SoftmaxCrossEntropyLoss, VAELoss
 from scratchae.models import Classifier, DenoisingAutoencoder, VariationalAutoencoder
+from scratchae.sparse import SparseAutoencoder, SparseLoss
 from scratchae.builders import BUILDERS, IMAGE_BUILDERS
 from scratchae.optim import Adam
 from scratchae.training import History, StopRequest, TrainingDiverged, evaluate, fit
@@ -35,7 +38,10 @@ LOSSES = {"mse": MSELoss, "bce": BCELoss}
 #: given with it is refused. Their defaults are filled in here rather than by argparse, so that "not given" shows.
 RUN_DEFAULTS = {"model": "simple", "data": "mnist-5k", "data_dir": None, "train_size": None, "test_size": None,
                 "seed": 0, "batch_size": 256, "latent_dim": None, "lr": 1e-3, "weight_decay": 0.0, "loss": None,
-                "noise_factor": 0.5, "beta": 1.0, "kl_warmup": 0}
+                "noise_factor": 0.5, "beta": 1.0, "kl_warmup": 0, "l1": 1e-4, "normal_class": None}
+
+#: Settings that runs recorded before they existed, with the value those runs had.
+ADDED_SETTINGS = {"l1": 1e-4, "normal_class": None}
 
 #: Options that may change when a run resumes.
 CHANGEABLE_ON_RESUME = ("data_dir", "lr")
@@ -72,8 +78,8 @@ def add_train_command(commands) -> None:
     train.add_argument("--lr", type=positive_float, default=None, help="Adam's learning rate (default: 1e-3)")
     train.add_argument("--weight-decay", type=non_negative_float, default=None, help="default: 0")
     train.add_argument("--loss", choices=sorted(LOSSES), default=None,
-                       help="reconstruction loss of autoencoders (default: mse; bce for vae and the conv models, as "
-                            "their sources train them)")
+                       help="reconstruction loss of autoencoders (default: mse; bce for vae, sparse and the conv "
+                            "models, as their sources train them)")
     train.add_argument("--noise-factor", type=non_negative_float, default=None,
                        help="for --model denoising and conv-denoising (default: 0.5)")
     train.add_argument("--beta", type=non_negative_float, default=None,
@@ -81,9 +87,16 @@ def add_train_command(commands) -> None:
     train.add_argument("--kl-warmup", type=count(0), default=None,
                        help="for --model vae and conv-vae: epochs over which the KL term's weight rises from 0 "
                             "(default: 0)")
+    train.add_argument("--l1", type=non_negative_float, default=None,
+                       help="for --model sparse: the weight of the L1 penalty on the code (default: 1e-4)")
+    train.add_argument("--normal-class", type=count(0), default=None, metavar="K",
+                       help="train on the images of class K only (the test set stays whole), for anomaly detection "
+                            "with 'scratchae anomaly'")
     again = train.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true", help="continue the run in --out to --epochs epochs in total")
-    again.add_argument("--overwrite", action="store_true", help="replace the run in --out with a new one")
+    again.add_argument("--overwrite", action="store_true",
+                       help="replace the run in --out with a new one (and files of a run's names there that "
+                            "scratchae did not write)")
     train.add_argument("--save-every", type=non_negative_float, default=SAVE_EVERY_SECONDS, metavar="SECONDS",
                        help="save the run at the end of an epoch at most this often, besides after its first "
                             f"epoch and when it stops (default: {SAVE_EVERY_SECONDS:g})")
@@ -100,6 +113,8 @@ def add_evaluate_command(commands) -> None:
     evaluate_.add_argument("--seed", type=count(0), default=None, help="default: the run's")
     evaluate_.add_argument("--device", choices=DEVICES, default="auto")
     evaluate_.add_argument("--out", default=None, help="folder for the figure (default: the checkpoint's folder)")
+    evaluate_.add_argument("--overwrite", action="store_true",
+                           help="replace a figure of the same name that scratchae did not write")
     add_threads_option(evaluate_)
     evaluate_.set_defaults(run=run_evaluate)
 
@@ -123,6 +138,7 @@ def run_train(arguments) -> int:
         if folder.holds_run() and not (arguments.resume or arguments.overwrite):
             raise RunError(f"{folder.path} holds a run ({_describe(folder)}); continue it with --resume (to --epochs "
                            f"epochs in total) or start again with --overwrite")
+        _refuse_foreign_files(folder, arguments)
         if arguments.resume and folder.holds_run():
             run = _resumed_run(folder, given, device)
         else:
@@ -130,6 +146,18 @@ def run_train(arguments) -> int:
                 print(f"note: {folder.path} holds no run to resume; starting one")
             run = _new_run({**RUN_DEFAULTS, **given}, device)
         return _train(run, folder, arguments)
+
+
+def _refuse_foreign_files(folder: RunFolder, arguments) -> None:
+    """Files of a run's names in the folder that its run did not write (a learner's own ``loss.png``) are replaced
+    only with --overwrite; the checkpoint that --resume continues is the run's, whatever its manifest says."""
+    foreign = [name for name in folder.foreign_files() if not (arguments.resume and name == CHECKPOINT)]
+    if foreign and not arguments.overwrite:
+        files = ", ".join(foreign)
+        raise RunError(f"{folder.path} holds {files}, which scratchae train did not write (its {RUN_MANIFEST} does "
+                       f"not list {'it' if len(foreign) == 1 else 'them'}); nothing was changed: move "
+                       f"{'it' if len(foreign) == 1 else 'them'} away, give another --out, or --overwrite to replace "
+                       f"{'it' if len(foreign) == 1 else 'them'}")
 
 
 class _Run:
@@ -173,6 +201,7 @@ def _resumed_run(folder: RunFolder, given: dict, device: str) -> _Run:
               f"where random numbers come from another generator; from here on it no longer repeats a run that was "
               f"never stopped")
     _say_if_threads_change(saved.meta.get("extra", {}).get("blas_threads"), saved.model.device)
+    _say_if_versions_change(saved.meta.get("software"))
     settings = {**settings, **{option: given[option] for option in CHANGEABLE_ON_RESUME if option in given}}
     settings["data_dir"] = given.get("data_dir")  # a folder a file names is used only when the user names it again
     dataset = _load_data(settings)
@@ -204,6 +233,19 @@ def _say_if_threads_change(recorded, device: str) -> None:
     print(f"note: the run trained with {_plural(recorded, 'BLAS thread')} and resumes with {now}, which add up the "
           f"matrix products in another order; from here on its last bits may differ from a run that was never "
           f"stopped (resume with --threads {recorded} to repeat it exactly)")
+
+
+def _say_if_versions_change(recorded) -> None:
+    """A run resumed under another scratchae or NumPy than it trained with may compute its last bits otherwise:
+    say so, naming both (as for a change of thread count). A checkpoint that records no versions says nothing."""
+    if not isinstance(recorded, dict):
+        return
+    now = checkpoint.software_versions()
+    changed = [f"{name} {_shown(recorded[name])} to {now[name]}" for name in now
+               if isinstance(recorded.get(name), str) and recorded[name] != now[name]]
+    if changed:
+        print(f"note: the run trained under other versions and resumes under these ({'; '.join(changed)}); from "
+              f"here on its last bits may differ from a run that was never stopped")
 
 
 def _train(run: _Run, folder: RunFolder, arguments) -> int:
@@ -280,7 +322,7 @@ class _Saver:
         self.disk_full = False  # the last save found no room
         #: Where the state of this run that the folder holds stands ("after epoch 3"), None while it holds none.
         self.kept = self._where() if resumed else None
-        self.resume_command = f"scratchae train --out {folder.path} --resume --epochs {epochs}"
+        self.resume_command = f"scratchae train --out {shlex.quote(str(folder.path))} --resume --epochs {epochs}"
 
     def after_epoch(self, epoch: int, logs: dict) -> None:
         _say(f"epoch {epoch:3d}  " + "  ".join(f"{name} {value:.4f}" for name, value in logs.items()))
@@ -399,12 +441,15 @@ def _refuse_options_the_model_ignores(settings: dict) -> None:
     model = settings["model"]
     denoisers, vaes = ("denoising", "conv-denoising"), ("vae", "conv-vae")
     ignored = {"loss": model == "classifier", "noise_factor": model not in denoisers,
-               "beta": model not in vaes, "kl_warmup": model not in vaes,
+               "beta": model not in vaes, "kl_warmup": model not in vaes, "l1": model != "sparse",
+               "normal_class": model == "classifier",
                "latent_dim": model in ("conv", "conv-denoising")}
     reasons = {"loss": "the classifier is trained with softmax cross-entropy",
                "noise_factor": f"it is for --model {' and '.join(denoisers)}",
                "beta": f"it is for --model {' and '.join(vaes)}",
                "kl_warmup": f"it is for --model {' and '.join(vaes)}",
+               "l1": "it is for --model sparse",
+               "normal_class": "a classifier learns to tell every class apart, so it trains on all of them",
                "latent_dim": "its code is an image whose shape its layers set ((8, 4, 4) for conv, (32, 7, 7) for "
                              "conv-denoising on 28 x 28 images)"}
     for option, is_ignored in ignored.items():
@@ -414,8 +459,24 @@ def _refuse_options_the_model_ignores(settings: dict) -> None:
 
 
 def _load_data(settings: dict) -> data.Dataset:
-    return data.load(settings["data"], data_dir=settings["data_dir"], train_size=settings["train_size"],
-                     test_size=settings["test_size"], seed=settings["seed"])
+    """The run's data set; with a normal class, its training images of that class only (the test set whole)."""
+    dataset = data.load(settings["data"], data_dir=settings["data_dir"], train_size=settings["train_size"],
+                        test_size=settings["test_size"], seed=settings["seed"])
+    if settings.get("normal_class") is None:
+        return dataset
+    from dataclasses import replace
+
+    from scratchae.anomaly import AnomalyError, check_normal_class
+
+    try:
+        k = check_normal_class(settings["normal_class"], dataset.n_classes, dataset.name)
+        keep = dataset.y_train == k
+        if not keep.any():
+            raise AnomalyError(f"the training set of {dataset.name} holds no image of class {k} (of "
+                               f"{len(dataset.y_train):,} images); take a larger --train-size or another class")
+    except AnomalyError as error:
+        raise RunError(f"--normal-class {settings['normal_class']}: {error}") from None
+    return replace(dataset, x_train=dataset.x_train[keep], y_train=dataset.y_train[keep])
 
 
 def _build_model(settings: dict, dataset):
@@ -427,6 +488,8 @@ def _build_model(settings: dict, dataset):
         options["latent_dim"] = settings["latent_dim"]
     if settings["model"] in ("denoising", "conv-denoising"):
         options["noise_factor"] = settings["noise_factor"]
+    if settings["model"] == "sparse":
+        options["l1"] = settings["l1"]
     if settings["model"] == "classifier":
         options["n_classes"] = dataset.n_classes  # from the data set, not from the largest label in a subset
     try:
@@ -438,9 +501,9 @@ def _build_model(settings: dict, dataset):
 def _loss_name(model, settings: dict) -> str:
     if isinstance(model, Classifier):
         return "softmax-cross-entropy"
-    # a VAE's reconstruction term is BCE, as pytorch/examples and keras-io; the conv models train with BCE as the
-    # Keras blog trains them; the dense autoencoders with MSE, as the notebooks
-    bce = isinstance(model, VariationalAutoencoder) or settings["model"] in IMAGE_BUILDERS
+    # a VAE's reconstruction term is BCE, as pytorch/examples and keras-io; the conv and sparse models train with BCE
+    # as the Keras blog trains them; the dense autoencoders with MSE, as the notebooks
+    bce = isinstance(model, VariationalAutoencoder) or settings["model"] in (*IMAGE_BUILDERS, "sparse")
     return settings["loss"] or ("bce" if bce else "mse")
 
 
@@ -450,6 +513,8 @@ def _loss(model, settings: dict):
         return SoftmaxCrossEntropyLoss()
     if isinstance(model, VariationalAutoencoder):
         return VAELoss(name, beta=settings["beta"], warmup_epochs=settings["kl_warmup"])
+    if isinstance(model, SparseAutoencoder):
+        return SparseLoss(model.l1, name)  # the penalty's weight is the model's own (its checkpoint keeps it)
     return LOSSES[name]()
 
 
@@ -478,13 +543,16 @@ _SETTING_KINDS = {"model": lambda v: _one_of(v, BUILDERS), "data": lambda v: _on
                   "latent_dim": lambda v: v is None or _whole(v, 1), "lr": lambda v: _finite(v, above=0.0),
                   "weight_decay": lambda v: _finite(v, minimum=0.0), "loss": lambda v: v is None or _one_of(v, LOSSES),
                   "noise_factor": lambda v: _finite(v, minimum=0.0), "beta": lambda v: _finite(v, minimum=0.0),
-                  "kl_warmup": lambda v: _whole(v, 0)}
+                  "kl_warmup": lambda v: _whole(v, 0), "l1": lambda v: _finite(v, minimum=0.0),
+                  "normal_class": lambda v: v is None or _whole(v, 0)}
 
 
 def _recorded_settings(meta: dict) -> dict | None:
     """The settings ``scratchae train`` recorded in a checkpoint, or None if it recorded none that can be used."""
     extra = meta.get("extra")
     settings = extra.get("settings") if isinstance(extra, dict) else None
+    if isinstance(settings, dict):
+        settings = {**ADDED_SETTINGS, **settings}
     if not isinstance(settings, dict) or set(settings) != set(RUN_DEFAULTS):
         return None
     return settings if all(_SETTING_KINDS[name](value) for name, value in settings.items()) else None
@@ -576,6 +644,9 @@ def run_evaluate(arguments) -> int:
     if not isinstance(model, Classifier):
         out = Path(arguments.out) if arguments.out else path.parent
         figure = out / f"reconstructions-{dataset.name}.png"
+        own_files.check_replaceable(figure, overwrite=arguments.overwrite,
+                                    how="give another --out, or --overwrite to replace it")
         _save_reconstructions(model, dataset, figure)
+        own_files.record(figure, "scratchae evaluate")
         print(f"saved {figure}")
     return 0

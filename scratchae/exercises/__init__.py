@@ -2,7 +2,7 @@
 
 ``scratchae exercises start DIR`` copies one file per exercise into DIR, in the reading order of the lesson (ReLU,
 Sigmoid, Dense, Sequential's chain rule, the three losses, Adam, ``train_step``, the VAE's sample and its KL term,
-then the convolution layers: Conv2D, MaxPool2D and UpSampling2D). Each file gives the forward pass (or the setting) and leaves the backward pass (or the update) to write: a stub that
+then the convolution layers: Conv2D, MaxPool2D and UpSampling2D, and the sparse autoencoder's L1 penalty). Each file gives the forward pass (or the setting) and leaves the backward pass (or the update) to write: a stub that
 raises ``NotImplementedError`` naming its exercise, under a docstring that gives every shape and says what to derive.
 ``start`` never overwrites a file that is there; run it again after an upgrade and it adds only the new exercises.
 
@@ -11,7 +11,8 @@ with the library's own implementation on random inputs, the layer protocol (grad
 and, for Adam and ``train_step``, a few steps against the library's trajectory. Each exercise is checked alone: its
 checks use the library for everything else, so none waits for another. ``start`` also writes ``test_exercises.py``
 and a ``conftest.py`` with one pytest marker per exercise, so that a teacher's CI runs the same checks
-(``pytest -m dense``).
+(``pytest -m dense``). ``scratchae exercises check`` runs each check in a child process with a time limit
+(:mod:`.sandbox`), so that a file that exits, loops or crashes is a verdict, never a pass.
 
 To add an exercise: a stub file in ``stubs/`` (named ``NN_name.py``) and a check in :mod:`.checks`, registered in
 :data:`EXERCISES` in reading order.
@@ -20,10 +21,11 @@ To add an exercise: a stub file in ``stubs/`` (named ``NN_name.py``) and a check
 from __future__ import annotations
 
 import importlib.resources
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from scratchae.exercises import judge
+from scratchae.exercises import judge, sandbox
 from scratchae.exercises.judge import Result
 from scratchae.atomic_files import write_text_atomically
 from scratchae.learner_files import OwnCodeError
@@ -59,6 +61,7 @@ EXERCISES = [Exercise(name, f"{number:02d}_{name}.py", title, getattr(judge, f"c
                  ("conv2d", "Conv2D's backward: stride 2, padding 1"),
                  ("maxpool2d", "MaxPool2D's backward: overlapping windows"),
                  ("upsampling2d", "UpSampling2D's backward"),
+                 ("l1_penalty", "the sparse autoencoder's L1 activity penalty, backward"),
              ], start=1)]
 
 #: The files ``start`` writes beside the exercises so that pytest runs their checks.
@@ -87,7 +90,10 @@ def start(folder) -> tuple[list[Path], list[Path]]:
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise OwnCodeError(f"{folder} is a file, not a folder")
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OwnCodeError(f"cannot write into {folder}: {error.strerror or error}; nothing was written") from None
     written, kept = [], []
     stubs = importlib.resources.files(__package__) / "stubs"
     for file in [exercise.file for exercise in EXERCISES] + list(TEST_FILES):
@@ -101,12 +107,30 @@ def start(folder) -> tuple[list[Path], list[Path]]:
 
 
 def check(folder, requested: list[str] | None = None) -> list[Result]:
-    """Check the exercises named (all by default) in ``folder``; one :class:`Result` each, in reading order."""
+    """Check the exercises named (all by default) in ``folder``, in this process; one :class:`Result` each, in
+    reading order. A learner's file runs here unguarded (pytest guards its own tests); the command uses
+    :func:`check_each`."""
     folder = Path(folder)
     if not folder.is_dir():
         raise OwnCodeError(f"{folder} is not a folder of exercises (make one with: scratchae exercises start "
-                           f"{folder})")
+                           f"{shlex.quote(str(folder))})")
     return [exercise.run(folder) for exercise in find(requested)]
+
+
+def check_each(folder, requested: list[str] | None = None, *, timeout: float = sandbox.DEFAULT_TIMEOUT):
+    """Check the exercises named (all by default) in ``folder``, each in a child process that may take ``timeout``
+    seconds (:mod:`.sandbox`); yields (exercise, :class:`Result`) as each check ends, in reading order.
+
+    Unlike :func:`check`, a learner's file that exits, raises ``BaseException``, loops forever or crashes the
+    interpreter cannot stop the checking: each of those is a "wrong" verdict.
+    """
+    folder = Path(folder)
+    asked = find(requested)
+    if not folder.is_dir():
+        raise OwnCodeError(f"{folder} is not a folder of exercises (make one with: scratchae exercises start "
+                           f"{shlex.quote(str(folder))})")
+    for exercise in asked:
+        yield exercise, sandbox.check_in_child(folder, exercise, timeout=timeout)
 
 
 def check_one(folder, name: str) -> Result:

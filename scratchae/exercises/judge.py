@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy
 
-from scratchae import builders, gradcheck, gradcheck_suite, layers, losses, models, numerical, optim, training
+from scratchae import builders, gradcheck, gradcheck_suite, layers, losses, mistakes, models, numerical, optim, training
 from scratchae.learner_files import OwnCodeError, load_file, located
 
 F32, F64 = numpy.float32, numpy.float64
@@ -59,7 +59,8 @@ def run(name: str, path, check) -> Result:
     except OwnCodeError as error:
         return Result(name, "wrong", str(error))
     except Exception as error:  # the reader's code raised: one line naming the line, not a traceback
-        return Result(name, "wrong", f"{type(error).__name__}: {error} ({located(error, path)})")
+        told = mistakes.explain(error) or error
+        return Result(name, "wrong", f"{type(error).__name__}: {told} ({located(error, path)})")
     return Result(name, "right")
 
 
@@ -99,7 +100,9 @@ def _judge_layer(yours, library, input_shape, draw=None) -> None:
     x = (gradcheck_suite.off_kinks(rng.standard_normal(input_shape)) if given is None else given).astype(F32)
     name = type(yours).__name__
     _call(f"{name}.forward", yours.forward, x.copy())
-    _call(f"{name}.backward", yours.backward, rng.standard_normal(library.forward(x.copy()).shape).astype(F32))
+    dy = rng.standard_normal(library.forward(x.copy()).shape).astype(F32)
+    expected = mistakes.Expected("dL/dx", tuple(x.shape), {"x": tuple(x.shape), "dy": tuple(dy.shape)})
+    _call(f"{name}.backward", yours.backward, dy, expected=expected)
     report = gradcheck.check_layer(yours, given, input_shape=input_shape)
     if not report.passed:
         raise Wrong(_first_failure(report))
@@ -112,14 +115,15 @@ def _judge_layer(yours, library, input_shape, draw=None) -> None:
         _agree(f"the gradient of {name}", mine.grad, theirs.grad)
 
 
-def _call(what: str, function, *arguments):
-    """``function(*arguments)``; an error other than a stub's becomes :class:`Wrong`, naming the call and the line."""
+def _call(what: str, function, *arguments, expected: mistakes.Expected | None = None):
+    """``function(*arguments)``; an error other than a stub's becomes :class:`Wrong`, naming the call and the line
+    in the reader's words (:func:`scratchae.mistakes.describe`; ``expected``: what the result must be)."""
     try:
         return function(*arguments)
     except NotImplementedError:
         raise
     except Exception as error:  # the reader's code raised: a sentence with its line, not a traceback
-        raise Wrong(f"{what} raised {type(error).__name__}: {error}{gradcheck.where_raised(error)}") from None
+        raise Wrong(mistakes.describe(what, error, function, expected)) from None
 
 
 def _first_failure(report) -> str:
@@ -179,7 +183,8 @@ def _judge_loss(yours, library, pred, target) -> None:
     target32 = target.astype(F32) if target.dtype == F64 else target
     name = type(yours).__name__
     _call(f"{name}.forward", yours.forward, pred.astype(F32), target32)
-    _call(f"{name}.backward", yours.backward)
+    _call(f"{name}.backward", yours.backward,
+          expected=mistakes.Expected("dL/dpred", tuple(pred.shape), {"pred": tuple(pred.shape)}))
     report = gradcheck.check_loss(yours, pred, target)
     if not report.passed:
         raise Wrong(_first_failure(report).replace("gradient of pred", "gradient of pred (dL/dpred)"))
@@ -336,6 +341,43 @@ def check_upsampling2d(module) -> None:
     from scratchae import conv
 
     _judge_layer(module.UpSampling2D(2), conv.UpSampling2D(2), (2, 2, 3, 4))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The sparse autoencoder's L1 activity penalty
+
+
+def check_l1_penalty(module) -> None:
+    """Codes of both signs, kept 0.05 or more from the corner at 0 for the numerical check; then exact zeros (a
+    ReLU's code is mostly zeros), where the subgradient must be 0 as the library's."""
+    from scratchae import sparse
+
+    rng = numpy.random.default_rng(9)
+    h = gradcheck_suite.off_kinks(rng.standard_normal((4, 5)))
+    penalty = module.L1Penalty(0.3)
+    penalty.forward(h)
+    dh = _activity_gradient(penalty.backward(), h)
+    right = sparse.l1_penalty_backward(h, 0.3)
+    if numpy.allclose(numpy.abs(dh), numpy.abs(right)) and not numpy.allclose(dh, right):
+        raise Wrong("the sign is dropped: where h < 0, |h| falls as h grows, so the gradient there is -l1 / N "
+                    "(l1 * sign(h) / N)")
+    _judge_checks([numerical.compare("h", lambda v: penalty.forward(v), h, dh)])
+    h32 = numpy.where(rng.uniform(size=(6, 5)) < 0.4, 0.0, rng.standard_normal((6, 5))).astype(F32)
+    penalty.forward(h32)
+    mine = penalty.backward()
+    if numpy.any(numpy.asarray(mine)[h32 == 0.0] != 0.0):
+        raise Wrong("at h = 0 the gradient must be 0 (sign(0) = 0, the subgradient Keras and PyTorch use)")
+    _agree("d(penalty)/dh", mine, sparse.l1_penalty_backward(h32, 0.3))
+
+
+def _activity_gradient(result, h) -> numpy.ndarray:
+    """The learner's d(penalty)/dh as float64, or Wrong when it is not an array shaped like the code."""
+    if not hasattr(result, "shape"):
+        raise Wrong(f"L1Penalty.backward returned {type(result).__name__}; it must return one array, d(penalty)/dh")
+    if tuple(result.shape) != tuple(h.shape):
+        raise Wrong(f"L1Penalty.backward returned shape {tuple(result.shape)}: the penalty's gradient is with respect "
+                    f"to the code h, its activity, so it has h's shape {tuple(h.shape)} (N, Z), not a weight's")
+    return numpy.asarray(result, dtype=F64)
 
 
 def _apart(rng, shape):
