@@ -19,7 +19,8 @@ sight; the helper only keeps a record:
   ``outputs/`` (or ``outputs-quick/``), and in a folder given by ``--out`` if a page is already there.
 
 The command line of every demo (``--data``, ``--device``, ``--seed``, ``--epochs``, ``--out``, ``--threads`` as for
-``scratchae train``, and ``--quick``: a few hundred images, 2 epochs, a short t-SNE, the same code otherwise).
+``scratchae train``, ``--quick``: a few hundred images, 2 epochs, a short t-SNE, the same code otherwise, and
+``--lang``: the language of the figures and captions, see :mod:`scratchae.i18n`).
 Arguments a demo does not know are ignored, so that it also runs inside a Jupyter kernel, whose command line holds
 the kernel's own arguments; there the options can come from the environment variable ``SCRATCHAE_DEMO_OPTIONS``
 (for example ``--quick --data digits``).
@@ -44,6 +45,7 @@ from scratchae.backend import DeviceError, resolve_device, to_device, to_numpy
 from scratchae.cli.arguments import add_run_options
 from scratchae.cli.gallery import INDEX, METRICS, write_index
 from scratchae.atomic_files import write_text_atomically
+from scratchae.i18n import N_, format_text as _f, use_language
 
 #: ``--quick``: epochs of every model, training and test images, and t-SNE steps (the fewest scikit-learn allows).
 QUICK_EPOCHS = 2
@@ -75,6 +77,7 @@ def parse_arguments(name: str, argv: list[str] | None = None) -> argparse.Namesp
                                                      "--quick)",
                     out=None, out_help=f"output folder (default: outputs/{name}, or outputs-quick/{name} with --quick)")
     parser.add_argument("--quick", action="store_true", help="a run of a few seconds on a few hundred images")
+    parser.add_argument("--lang", default=None, help="the language of figures and captions (default: the locale's)")
     if argv is None:
         argv = sys.argv[1:] + shlex.split(os.environ.get(OPTIONS_VARIABLE, ""))
     arguments, _ = parser.parse_known_args(argv)
@@ -131,6 +134,11 @@ class Demo:
             raise SystemExit(f"{name}: error: {error}") from None
         threads.use(arguments.threads)  # --threads for every model, else each model's own default
         self.threads = arguments.threads
+        if arguments.lang is not None:
+            try:
+                use_language(arguments.lang)  # figures, captions and the gallery page in this language
+            except ValueError as error:
+                raise SystemExit(f"{name}: error: {error}") from None
         self.out.mkdir(parents=True, exist_ok=True)
         self.data_info: dict = {"data": self.data_name}
         self.train_size = None
@@ -183,7 +191,7 @@ class Demo:
         return dataset
 
     def schedule(self, notebook_epochs: int, notebook_samples: int, batch_size: int, *,
-                 source: str = "the notebook") -> Schedule:
+                 source: str = N_("the notebook")) -> Schedule:
         """How many epochs to train a model that the notebook (or ``source``) trains ``notebook_epochs`` epochs on
         ``notebook_samples`` images in batches of ``batch_size``.
 
@@ -195,14 +203,18 @@ class Demo:
         notebook_steps = notebook_epochs * math.ceil(notebook_samples / batch_size)
         if self.requested_epochs is not None or self.quick:
             epochs = self.requested_epochs if self.requested_epochs is not None else QUICK_EPOCHS
-            return Schedule(epochs, f"{epochs} epochs ({source} trains {notebook_epochs})")
+            return Schedule(epochs, _f("{epochs} epochs ({source} trains {notebook_epochs})", epochs=epochs,
+                                       source=_f(source), notebook_epochs=notebook_epochs))
         steps_per_epoch = math.ceil(self.train_size / batch_size)
         if self.train_size >= notebook_samples:
-            return Schedule(notebook_epochs, f"{notebook_epochs} epochs, as {source}")
+            return Schedule(notebook_epochs, _f("{epochs} epochs, as {source}", epochs=notebook_epochs,
+                                                source=_f(source)))
         epochs = math.ceil(notebook_steps / steps_per_epoch)
-        return Schedule(epochs, f"{epochs} epochs of {self.train_size:,} images, {epochs * steps_per_epoch:,} gradient "
-                                f"steps: about the {notebook_steps:,} of {notebook_epochs} epochs on "
-                                f"{notebook_samples:,} in {source}")
+        return Schedule(epochs, _f("{epochs} epochs of {images:,} images, {steps:,} gradient steps: about the "
+                                   "{notebook_steps:,} of {notebook_epochs} epochs on {notebook_images:,} in {source}",
+                                   epochs=epochs, images=self.train_size, steps=epochs * steps_per_epoch,
+                                   notebook_steps=notebook_steps, notebook_epochs=notebook_epochs,
+                                   notebook_images=notebook_samples, source=_f(source)))
 
     def to_device(self, x):
         """A NumPy array -> the same array on the demo's device (the models' inputs)."""
@@ -250,9 +262,10 @@ class Demo:
         the results of a full run.
         """
         if self.quick:
-            fig.text(0.995, 0.005, "quick run: 2 epochs on a few hundred images", ha="right", va="bottom",
-                     fontsize="small", color="#b00020")
-            caption = f"Quick run (a few hundred images, {QUICK_EPOCHS} epochs): {caption}"
+            fig.text(0.995, 0.005, _f("quick run: {epochs} epochs on a few hundred images", epochs=QUICK_EPOCHS),
+                     ha="right", va="bottom", fontsize="small", color="#b00020")
+            caption = _f("Quick run (a few hundred images, {epochs} epochs): {caption}", epochs=QUICK_EPOCHS,
+                         caption=caption)
         with self.timed("figures"):
             path = plots.save_figure(fig, self.out / filename, dpi=FIGURE_DPI)
         self.figures = [entry for entry in self.figures if entry["file"] != filename]
@@ -263,7 +276,8 @@ class Demo:
     def save_page(self, text: str, filename: str, caption: str) -> Path:
         """Write an HTML page (``text``) to ``out/filename`` and list it with its caption for the gallery."""
         if self.quick:
-            caption = f"Quick run (a few hundred images, {QUICK_EPOCHS} epochs): {caption}"
+            caption = _f("Quick run (a few hundred images, {epochs} epochs): {caption}", epochs=QUICK_EPOCHS,
+                         caption=caption)
         with self.timed("figures"):
             path = write_text_atomically(self.out / filename, text)
         self.pages = [entry for entry in self.pages if entry["file"] != filename] + [

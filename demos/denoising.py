@@ -16,6 +16,7 @@
 from scratchae import builders, data, plots
 from scratchae.backend import random_generator, to_numpy
 from scratchae.demos._common import Demo
+from scratchae.i18n import format_text as _f
 from scratchae.losses import MSELoss
 from scratchae.optim import Adam
 from scratchae.training import fit
@@ -38,11 +39,10 @@ shape = dataset.image_shape
 
 # %%
 x_test_noisy = data.add_gaussian_noise(x_test, NOISE_FACTOR, random_generator(demo.seed + 1), clip=(0.0, 1.0))
-demo.save(plots.image_row(x_test_noisy, shape, title=f"Noisy input (noise factor {NOISE_FACTOR}, clipped to [0, 1])",
-                          n=10),
+demo.save(plots.image_row(x_test_noisy, shape, title=_f("Noisy input"), n=10),
           "05_noisy_inputs.png",
-          f"Ten test digits with Gaussian noise (noise factor {NOISE_FACTOR}), clipped to [0, 1]: what the "
-          "denoising autoencoder gets as input.")
+          _f("Ten test digits with Gaussian noise (noise factor {noise}), clipped to [0, 1]: what the denoising "
+             "autoencoder gets as input.", noise=NOISE_FACTOR))
 
 # %% [markdown]
 # ## The model and its training
@@ -74,13 +74,11 @@ noise_error = float(((x_test_noisy - x_test) ** 2).mean())
 demo.record("noisy input, no model (baseline)", val_loss=noise_error)
 denoised = to_numpy(model.reconstruct(demo.to_device(x_test_noisy[:10])))
 final_error = history["val_loss"][-1]
-rows = {f"Noisy input (MSE {noise_error:.4f})": x_test_noisy[:10],
-        f"Denoised (MSE {final_error:.4f})": denoised,
-        "Original": x_test[:10]}
-demo.save(plots.image_grid(rows, shape, title="Denoising autoencoder"), "06_denoised.png",
-          f"Noisy inputs (top), the deep denoising autoencoder's outputs (middle) and the originals (bottom); the "
-          f"test-set MSE to the originals falls from {noise_error:.4f} to {final_error:.4f} (batch 128, "
-          f"{schedule.text}).")
+rows = {_f("Noisy"): x_test_noisy[:10], _f("Reconstructed (clean)"): denoised, _f("Original"): x_test[:10]}
+demo.save(plots.image_grid(rows, shape, title=_f("Denoising autoencoder")), "06_denoised.png",
+          _f("Noisy inputs (top), the deep denoising autoencoder's outputs (middle) and the originals (bottom); the "
+             "test-set MSE to the originals falls from {noisy:.4f} to {denoised:.4f} (batch 128, {schedule}).",
+             noisy=noise_error, denoised=final_error, schedule=schedule.text))
 
 # %%
 demo.finish()

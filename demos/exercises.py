@@ -21,6 +21,7 @@ from scratchae import builders, plots
 from scratchae.backend import to_numpy
 from scratchae.cli.explore import explorer_page
 from scratchae.demos._common import Demo
+from scratchae.i18n import format_text as _f
 from scratchae.losses import MSELoss
 from scratchae.optim import Adam
 from scratchae.training import fit
@@ -65,23 +66,23 @@ def reconstruct(model):
 latent_sizes = (2, 4, 32)
 histories, reconstructions = {}, {}
 for latent_dim in latent_sizes:
-    label = f"latent {latent_dim}"
+    label = _f("latent {d}", d=latent_dim)
     model = builders.simple_autoencoder(latent_dim=latent_dim, input_dim=dataset.n_features, seed=demo.seed)
-    histories[label] = train(f"simple AE ({label})", model)
+    histories[latent_dim] = train(f"simple AE (latent {latent_dim})", model)
     reconstructions[label] = reconstruct(model)
     if latent_dim == 2:  # a code of two numbers is a plane: a page to explore it in the browser
         demo.save_page(explorer_page(model, x_test[:1000], dataset.y_test[:1000], image_shape=shape,
-                                     class_names=dataset.class_names, title="Exercise 1's autoencoder, latent 2"),
+                                     class_names=dataset.class_names, title=_f("Exercise 1's autoencoder, latent 2")),
                        "07_latent_2_explorer.html",
-                       "Exercise 1's code of 2 numbers in the browser: the codes of the test digits, the digit the "
-                       "decoder draws at the pointer, and the walk between two clicked codes (one file, offline).")
+                       _f("Exercise 1's code of 2 numbers in the browser: the codes of the test digits, the digit the "
+                          "decoder draws at the pointer, and the walk between two clicked codes (one file, offline)."))
 
-final_losses = {label: history["val_loss"][-1] for label, history in histories.items()}
+final_losses = {_f("latent {d}", d=d): history["val_loss"][-1] for d, history in histories.items()}
 demo.save(plots.compare_reconstructions(originals, reconstructions, shape, losses=final_losses,
-                                        title="Exercise 1: reconstructions with a code of 2, 4 and 32 numbers"),
+                                        title=_f("Exercise 1: reconstructions with a code of 2, 4 and 32 numbers")),
           "07_latent_sizes.png",
-          "Exercise 1: ten test digits and their reconstructions by the simple autoencoder with a latent code of "
-          f"2, 4 and 32 numbers; each row gives its final validation loss ({schedule.text}).")
+          _f("Exercise 1: ten test digits and their reconstructions by the simple autoencoder with a latent code of "
+             "2, 4 and 32 numbers; each row gives its final validation loss ({schedule}).", schedule=schedule.text))
 
 # %% [markdown]
 # ## Exercise 2: a deeper network on clean images
@@ -95,25 +96,26 @@ demo.save(plots.compare_reconstructions(originals, reconstructions, shape, losse
 
 # %%
 deep = builders.deep_autoencoder(latent_dim=32, input_dim=dataset.n_features, seed=demo.seed)
-runs = {"single hidden layer": histories["latent 32"], "deep": train("deep AE (latent 32)", deep)}
-demo.save(plots.compare_loss_curves(runs, title="Exercise 2: deep and single-hidden-layer autoencoders"),
+single, deep_name = _f("single hidden layer"), _f("deep")
+runs = {single: histories[32], deep_name: train("deep AE (latent 32)", deep)}
+demo.save(plots.compare_loss_curves(runs, title=_f("Exercise 2: deep and single-hidden-layer autoencoders")),
           "08_deep_vs_single_losses.png",
-          "Exercise 2: training (solid) and validation (dashed) loss per epoch of the deep autoencoder "
-          "(784-128-64-32-64-128-784) and the single-hidden-layer one (784-128-32-128-784), on clean images "
-          f"({schedule.text}).")
+          _f("Exercise 2: training (solid) and validation (dashed) loss per epoch of the deep autoencoder "
+             "(784-128-64-32-64-128-784) and the single-hidden-layer one (784-128-32-128-784), on clean images "
+             "({schedule}).", schedule=schedule.text))
 
 # %%
-demo.save(plots.loss_table(runs, title="Exercise 2: final losses"), "08_deep_vs_single_table.png",
-          "Exercise 2: final training and validation losses of the two networks.")
+demo.save(plots.loss_table(runs, title=_f("Exercise 2: final losses")), "08_deep_vs_single_table.png",
+          _f("Exercise 2: final training and validation losses of the two networks."))
 
 # %%
-compared = {"single hidden layer": reconstructions["latent 32"], "deep": reconstruct(deep)}
+compared = {single: reconstructions[_f("latent {d}", d=32)], deep_name: reconstruct(deep)}
 losses = {name: history["val_loss"][-1] for name, history in runs.items()}
 demo.save(plots.compare_reconstructions(originals, compared, shape, losses=losses,
-                                        title="Exercise 2: reconstructions of the two networks"),
+                                        title=_f("Exercise 2: reconstructions of the two networks")),
           "08_deep_vs_single_reconstructions.png",
-          "Exercise 2: ten test digits and their reconstructions by the single-hidden-layer and the deep "
-          "autoencoder, side by side, with their final validation losses.")
+          _f("Exercise 2: ten test digits and their reconstructions by the single-hidden-layer and the deep "
+             "autoencoder, side by side, with their final validation losses."))
 
 # %%
 demo.finish()

@@ -23,6 +23,7 @@
 from scratchae import builders, plots
 from scratchae.backend import to_numpy
 from scratchae.demos._common import Demo
+from scratchae.i18n import format_text as _f
 from scratchae.losses import MSELoss, SoftmaxCrossEntropyLoss
 from scratchae.optim import Adam
 from scratchae.training import fit
@@ -79,15 +80,15 @@ demo.record("linear-latent AE (latent 16)", autoencoder_history, batch_size=64)
 # %%
 n = min(1000, len(x_test))
 shown = demo.to_device(x_test[:n])
-panels = {f"Classifier's encoder (cross-entropy, test accuracy {accuracy:.1%})":
+panels = {_f("Classifier's encoder (cross-entropy, test accuracy {accuracy:.1%})", accuracy=accuracy):
           demo.tsne(to_numpy(classifier.encode(shown))),
-          "Autoencoder's encoder (reconstruction, no labels)": demo.tsne(to_numpy(autoencoder.encode(shown)))}
+          _f("Autoencoder's encoder (reconstruction, no labels)"): demo.tsne(to_numpy(autoencoder.encode(shown)))}
 demo.save(plots.side_by_side_scatter(panels, y_test[:n], class_names=dataset.class_names,
-                                     title=f"The same {n:,} test digits in two 16-d latent spaces (t-SNE)"),
+                                     title=_f("The same {n:,} test digits in two 16-d latent spaces (t-SNE)", n=n)),
           "09_classifier_vs_autoencoder.png",
-          f"t-SNE of the 16-d latent codes of the same {n:,} test digits: the classifier's encoder (left, trained "
-          f"with cross-entropy) and the autoencoder's (right, trained without labels), with a legend of the digits "
-          f"(batch 64, {schedule.text}).")
+          _f("t-SNE of the 16-d latent codes of the same {n:,} test digits: the classifier's encoder (left, trained "
+             "with cross-entropy) and the autoencoder's (right, trained without labels), with a legend of the digits "
+             "(batch 64, {schedule}).", n=n, schedule=schedule.text))
 
 # %%
 demo.finish()

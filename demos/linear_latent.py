@@ -20,6 +20,7 @@ import numpy
 from scratchae import builders, plots
 from scratchae.backend import to_numpy
 from scratchae.demos._common import Demo
+from scratchae.i18n import format_text as _f
 from scratchae.losses import MSELoss
 from scratchae.optim import Adam
 from scratchae.training import fit
@@ -53,11 +54,11 @@ demo.record("linear-latent AE (latent 16)", history, batch_size=64)
 # The training loss per epoch, one marker per epoch, as the notebook draws it.
 
 # %%
-demo.save(plots.loss_curves({"loss": history["loss"]}, title="Training loss (autoencoder)", markers=True,
+demo.save(plots.loss_curves({"loss": history["loss"]}, title=_f("Training loss (autoencoder)"), markers=True,
                             grid=True),
           "10_loss.png",
-          "Training loss (mean squared error) per epoch of the linear-latent autoencoder "
-          f"(Adam, lr 1e-3, weight decay 1e-8, batch 64, {schedule.text}).")
+          _f("Training loss (mean squared error) per epoch of the linear-latent autoencoder (Adam, lr 1e-3, weight "
+             "decay 1e-8, batch 64, {schedule}).", schedule=schedule.text))
 
 # %% [markdown]
 # ## Reconstructions
@@ -68,10 +69,11 @@ demo.save(plots.loss_curves({"loss": history["loss"]}, title="Training loss (aut
 # %%
 originals = x_test[:10]
 reconstructed = to_numpy(model.reconstruct(demo.to_device(originals)))
-demo.save(plots.reconstructions(originals, reconstructed, shape, title="Original images and reconstructions"),
+demo.save(plots.reconstructions(originals, reconstructed, shape, originals_title=_f("Original images"),
+                                row_title=_f("Reconstructed images")),
           "11_reconstructions.png",
-          "Ten test digits (top) over their reconstructions by the linear-latent autoencoder (bottom), "
-          "grey scale fixed to [0, 1].")
+          _f("Ten test digits (top) over their reconstructions by the linear-latent autoencoder (bottom), grey scale "
+             "fixed to [0, 1]."))
 
 # %% [markdown]
 # ## The latent space with t-SNE
@@ -82,10 +84,10 @@ demo.save(plots.reconstructions(originals, reconstructed, shape, title="Original
 n = min(1000, len(x_test))
 test_codes = to_numpy(model.encode(demo.to_device(x_test[:n])))  # (n, 16)
 points = demo.tsne(test_codes)
-demo.save(plots.latent_scatter(points, y_test[:n], title="Latent space seen with t-SNE", legend=True,
-                               class_names=dataset.class_names),
+demo.save(plots.latent_scatter(points, y_test[:n], title=_f("Visualization of the latent space with t-SNE"),
+                               legend=True, class_names=dataset.class_names),
           "12_latent_tsne.png",
-          f"t-SNE of the 16-d latent codes of {n:,} test digits, with a legend of the digits.")
+          _f("t-SNE of the 16-d latent codes of {n:,} test digits, with a legend of the digits.", n=n))
 
 # %% [markdown]
 # ## Interpolating in the latent space
@@ -106,12 +108,11 @@ ts = numpy.linspace(0.0, 1.0, 12, dtype=numpy.float32)  # (12,)
 z_path = (1 - ts[:, None]) * z1 + ts[:, None] * z2  # (12, 16)
 path_images = to_numpy(model.decode(demo.to_device(z_path)))  # (12, 784)
 names = dataset.class_names
-demo.save(plots.interpolation_strip(path_images, shape, ts,
-                                    title=f"Linear interpolation in the latent space: from a {names[y_test[first]]} "
-                                          f"to a {names[y_test[second]]}"),
+demo.save(plots.interpolation_strip(path_images, shape, ts, title=_f("Linear interpolation in the latent space")),
           "13_interpolation.png",
-          f"Images decoded at 12 evenly spaced points z(t) = (1 - t) z1 + t z2 between the latent codes of two "
-          f"test digits, a {names[y_test[first]]} and a {names[y_test[second]]}.")
+          _f("Images decoded at 12 evenly spaced points z(t) = (1 - t) z1 + t z2 between the latent codes of two "
+             "test digits, from a {first} (t = 0) to a {second} (t = 1).", first=names[y_test[first]],
+             second=names[y_test[second]]))
 
 # %% [markdown]
 # ## Generating new digits
@@ -139,14 +140,15 @@ print(f"real codes: centre {distance:.1f} away from the origin, spread {spread:.
       f"{LATENT_DIM ** 0.5:.1f})")
 demo.record("latent codes of the training digits", distance_of_mean_from_origin=round(distance, 3),
             spread=round(spread, 3))
-rows = {"Decoded from z ~ N(0, I)": to_numpy(model.decode(demo.to_device(z_standard))),
-        "Decoded from z ~ N(μ, Σ), the mean and covariance of the real codes":
+rows = {_f("Decoded from z ~ N(0, I)"): to_numpy(model.decode(demo.to_device(z_standard))),
+        _f("Decoded from z ~ N(μ, Σ), the mean and covariance of the real codes"):
             to_numpy(model.decode(demo.to_device(z_fitted)))}
-demo.save(plots.image_grid(rows, shape, title="Decoding random latent codes"), "14_generation.png",
-          f"12 images decoded from random codes z ~ N(0, I) (top), which fall where the decoder has never been "
-          f"(the real codes are centred {distance:.1f} from the origin with a spread of {spread:.1f}, against 0 "
-          f"and {LATENT_DIM ** 0.5:.1f}), and 12 decoded from codes drawn with the mean and covariance of the real "
-          "codes (bottom), which land among them.")
+demo.save(plots.image_grid(rows, shape, title=_f("Images generated from random samples of the latent space")),
+          "14_generation.png",
+          _f("12 images decoded from random codes z ~ N(0, I) (top), which fall where the decoder has never been "
+             "(the real codes are centred {distance:.1f} from the origin with a spread of {spread:.1f}, against 0 "
+             "and {standard:.1f}), and 12 decoded from codes drawn with the mean and covariance of the real codes "
+             "(bottom), which land among them.", distance=distance, spread=spread, standard=LATENT_DIM ** 0.5))
 
 # %%
 demo.finish()

@@ -19,6 +19,7 @@ import numpy
 from scratchae import Adam, Dense, MSELoss, ReLU, Sequential, Sigmoid, models, plots
 from scratchae.backend import to_numpy
 from scratchae.demos._common import Demo
+from scratchae.i18n import format_text as _f
 from scratchae.numerical import rel_error
 from scratchae.training import train_step
 
@@ -30,8 +31,9 @@ D = dataset.n_features  # 784 for the 28 x 28 digits of MNIST
 # %% [markdown]
 # ## The network
 #
-# The next chapter's autoencoder, D-128-32-128-D, built from its layers: an encoder that squeezes each digit into
-# 32 numbers and a decoder that rebuilds it, with a sigmoid at the end so that pixels stay in [0, 1].
+# The next chapter's autoencoder, D-128-32-128-D, where D = 784 is the number of pixels of a 28 x 28 digit, built
+# from its layers: an encoder that squeezes each digit into 32 numbers and a decoder that rebuilds it, with a sigmoid
+# at the end so that pixels stay in [0, 1].
 
 # %%
 encoder = Sequential([Dense(D, 128, rng=0), ReLU(), Dense(128, 32, rng=1), ReLU()])
@@ -77,10 +79,11 @@ optimizer.step()
 losses = [before] + [train_step(model, loss, optimizer, x) for _ in range(150)]
 print(f"loss before the first step {before:.5f}, after one {losses[1]:.5f}, after 150 {losses[-1]:.5f}")
 demo.record("one batch, 150 steps", loss_before=before, loss_after_one_step=losses[1], loss_after_150=losses[-1])
-demo.save(plots.loss_curves({"loss": losses}, title="One batch of 64 digits, step after step", xlabel="Step"),
+demo.save(plots.loss_curves({"loss": losses}, title=_f("One batch of 64 digits, step after step"), xlabel=_f("Step")),
           "00_one_step.png",
-          f"The mean squared error on one batch of 64 digits, from {before:.4f} before the first Adam step to "
-          f"{losses[-1]:.4f} after 150: each step is forward, loss, backward, Adam's update.")
+          _f("The mean squared error on one batch of 64 digits, from {before:.4f} before the first Adam step to "
+             "{after:.4f} after 150: each step is forward, loss, backward, Adam's update.", before=before,
+             after=losses[-1]))
 
 # %% [markdown]
 # ## Is the backward pass right? Ask the definition of a derivative

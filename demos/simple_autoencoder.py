@@ -26,6 +26,7 @@ import numpy
 from scratchae import builders, plots
 from scratchae.backend import to_numpy
 from scratchae.demos._common import Demo
+from scratchae.i18n import format_text as _f
 from scratchae.losses import MSELoss
 from scratchae.optim import Adam
 from scratchae.training import fit
@@ -48,8 +49,10 @@ shape = dataset.image_shape
 # Ten training digits, drawn on a fixed grey scale from 0 (black) to 1 (white).
 
 # %%
-demo.save(plots.image_row(x_train, shape, title=f"{dataset.name} samples", n=10), "01_samples.png",
-          "Ten training digits, as the network sees them: 784 numbers in [0, 1] drawn as a 28 x 28 image.")
+samples_title = _f("MNIST samples") if dataset.name.startswith("mnist") else _f("{name} samples", name=dataset.name)
+demo.save(plots.image_row(x_train, shape, title=samples_title, n=10), "01_samples.png",
+          _f("Ten training digits, as the network sees them: {pixels} numbers in [0, 1] drawn as a {height} x {width} "
+             "image.", pixels=dataset.n_features, height=shape[0], width=shape[1]))
 
 # %% [markdown]
 # ## The model
@@ -77,9 +80,9 @@ with demo.timed("train simple AE"):
     history = fit(model, MSELoss(), Adam(model.parameters(), lr=1e-3), x_train, epochs=schedule.epochs,
                   batch_size=256, validation=x_test, seed=demo.seed, progress=False, on_epoch_end=demo.print_epoch)
 demo.record("simple AE (latent 32)", history, batch_size=256)
-demo.save(plots.loss_curves(history, title="Loss during training"), "02_loss.png",
-          f"Training and validation loss (mean squared error) per epoch of the simple autoencoder (latent 32, "
-          f"batch 256, {schedule.text}).")
+demo.save(plots.loss_curves(history, title=_f("Loss during training")), "02_loss.png",
+          _f("Training and validation loss (mean squared error) per epoch of the simple autoencoder (latent 32, "
+             "batch 256, {schedule}).", schedule=schedule.text))
 
 # %% [markdown]
 # ## Reconstructions
@@ -90,9 +93,9 @@ demo.save(plots.loss_curves(history, title="Loss during training"), "02_loss.png
 # %%
 originals = x_test[:10]
 reconstructed = to_numpy(model.reconstruct(demo.to_device(originals)))
-demo.save(plots.reconstructions(originals, reconstructed, shape, title="Originals and reconstructions"),
+demo.save(plots.reconstructions(originals, reconstructed, shape, title=_f("Originals and reconstructions")),
           "03_reconstructions.png",
-          "Ten test digits (top) over their reconstructions from a 32-number code (bottom).")
+          _f("Ten test digits (top) over their reconstructions from a 32-number code (bottom)."))
 
 # %% [markdown]
 # ## The latent space, seen with t-SNE
@@ -114,12 +117,13 @@ same_as_nearest = float((y_test[:n][distances.argmin(axis=1)] == y_test[:n]).mea
 chance = float(((numpy.bincount(y_test[:n]) / n) ** 2).sum())
 demo.record("latent codes of the test digits", nearest_code_same_digit=round(same_as_nearest, 4),
             by_chance=round(chance, 4))
-demo.save(plots.latent_scatter(points, y_test[:n], title=f"t-SNE of the latent space (32-d → 2-d), {n:,} test digits",
+demo.save(plots.latent_scatter(points, y_test[:n], title=_f("t-SNE of the latent space (32D -> 2D)"),
                                legend=False, colorbar=True, class_names=dataset.class_names),
           "04_latent_tsne.png",
-          f"t-SNE of the 32-d latent codes of {n:,} test digits, coloured by digit. The autoencoder never saw a "
-          f"label, yet for {100 * same_as_nearest:.0f} % of the digits the nearest other code (in 32-D) is of the same "
-          f"digit, against {100 * chance:.0f} % for two digits drawn at random.")
+          _f("t-SNE of the 32-d latent codes of {n:,} test digits, coloured by digit. The autoencoder never saw a "
+             "label, yet for {same:.0f} % of the digits the nearest other code (in 32-D) is of the same digit, "
+             "against {chance:.0f} % for two digits drawn at random.", n=n, same=100 * same_as_nearest,
+             chance=100 * chance))
 
 # %%
 demo.finish()

@@ -33,6 +33,7 @@ import numpy
 from scratchae import builders, plots
 from scratchae.backend import to_numpy
 from scratchae.demos._common import Demo
+from scratchae.i18n import format_text as _f
 from scratchae.losses import MSELoss, VAELoss
 from scratchae.optim import Adam
 from scratchae.training import fit
@@ -76,19 +77,22 @@ with demo.timed("train VAE"):
 demo.record("VAE (latent 16)", history, batch_size=128)
 final = history.final()
 reconstruction, kl = history["val_reconstruction"], history["val_kl"]  # per epoch, on the test digits
-trend = (f"the reconstruction error (middle) {'falls' if reconstruction[-1] < reconstruction[0] else 'rises'} from "
-         f"{reconstruction[0]:.1f} to {reconstruction[-1]:.1f} nats and the KL term (right) "
-         f"{'rises' if kl[-1] > kl[0] else 'falls'} from {kl[0]:.1f} to {kl[-1]:.1f} between the first epoch and the "
-         "last")
 demo.save(plots.history_panels(history, ("loss", "reconstruction", "kl"),
-                               titles=("negative ELBO (nats per image)", "reconstruction (BCE summed over pixels)",
+                               titles=(_f("negative ELBO (nats per image)"),
+                                       _f("reconstruction (BCE summed over pixels)"),
                                        "KL(N(mu, sigma^2) || N(0, I))"),
-                               title="The VAE's loss and its two terms"),
+                               title=_f("The VAE's loss and its two terms")),
           "15_vae_loss.png",
-          f"The VAE's loss per epoch (left) and its two terms (training solid, test dashed); on the test digits "
-          f"{trend}; final test loss "
-          f"{final['val_loss']:.1f} nats per image = {final['val_reconstruction']:.1f} + {final['val_kl']:.1f} "
-          f"(batch 128, {schedule.text}).")
+          _f("The VAE's loss per epoch (left) and its two terms (training solid, test dashed); on the test digits "
+             "the reconstruction error (middle) {reconstruction_moves} from {reconstruction_first:.1f} to "
+             "{reconstruction_last:.1f} nats and the KL term (right) {kl_moves} from {kl_first:.1f} to {kl_last:.1f} "
+             "between the first epoch and the last; final test loss {loss:.1f} nats per image = "
+             "{reconstruction:.1f} + {kl:.1f} (batch 128, {schedule}).",
+             reconstruction_moves=_f("falls") if reconstruction[-1] < reconstruction[0] else _f("rises"),
+             reconstruction_first=reconstruction[0], reconstruction_last=reconstruction[-1],
+             kl_moves=_f("rises") if kl[-1] > kl[0] else _f("falls"), kl_first=kl[0], kl_last=kl[-1],
+             loss=final["val_loss"], reconstruction=final["val_reconstruction"], kl=final["val_kl"],
+             schedule=schedule.text))
 
 # %% [markdown]
 # ## Reconstructions
@@ -100,17 +104,17 @@ originals = x_test[:10]
 test_inputs = demo.to_device(x_test)
 plain_mse = float(((to_numpy(plain.reconstruct(test_inputs)) - x_test) ** 2).mean())  # over every test pixel
 vae_mse = float(((to_numpy(vae.reconstruct(test_inputs)) - x_test) ** 2).mean())
-closer = "the plain autoencoder's" if plain_mse < vae_mse else "the VAE's"
 print(f"mean squared error over the {len(x_test):,} test digits: plain autoencoder {plain_mse:.4f}, VAE {vae_mse:.4f}")
 demo.record("reconstructions of the test digits", plain_autoencoder_mse=round(plain_mse, 5), vae_mse=round(vae_mse, 5))
 demo.save(plots.compare_reconstructions(originals, {
-    f"plain autoencoder (test MSE {plain_mse:.4f})": to_numpy(plain.reconstruct(demo.to_device(originals))),
-    f"VAE, decoded mu (test MSE {vae_mse:.4f})": to_numpy(vae.reconstruct(demo.to_device(originals)))}, shape,
-    title="Test digits, and what each model rebuilds"),
+    _f("plain autoencoder (test MSE {mse:.4f})", mse=plain_mse): to_numpy(plain.reconstruct(demo.to_device(originals))),
+    _f("VAE, decoded mu (test MSE {mse:.4f})", mse=vae_mse): to_numpy(vae.reconstruct(demo.to_device(originals)))},
+    shape, title=_f("Test digits, and what each model rebuilds")),
     "16_vae_reconstructions.png",
-    f"Ten test digits (top), rebuilt by the plain autoencoder (middle) and by the VAE from its mean code (bottom); "
-    f"over all {len(x_test):,} test digits the mean squared error is {plain_mse:.4f} for the plain autoencoder and "
-    f"{vae_mse:.4f} for the VAE: {closer} reconstructions are the closer to the originals.")
+    _f("Ten test digits (top), rebuilt by the plain autoencoder (middle) and by the VAE from its mean code (bottom); "
+       "over all {n:,} test digits the mean squared error is {plain:.4f} for the plain autoencoder and {vae:.4f} for "
+       "the VAE: {closer} reconstructions are the closer to the originals.", n=len(x_test), plain=plain_mse,
+       vae=vae_mse, closer=_f("the plain autoencoder's") if plain_mse < vae_mse else _f("the VAE's")))
 
 # %% [markdown]
 # ## The second notebook's experiment, answered
@@ -121,12 +125,12 @@ demo.save(plots.compare_reconstructions(originals, {
 
 # %%
 z = numpy.random.default_rng(demo.seed).standard_normal((12, LATENT)).astype(numpy.float32)  # (12, 16)
-rows = {"plain autoencoder": to_numpy(plain.decode(demo.to_device(z))),
+rows = {_f("plain autoencoder"): to_numpy(plain.decode(demo.to_device(z))),
         "VAE": to_numpy(vae.decode(demo.to_device(z)))}
-demo.save(plots.image_grid(rows, shape, title="The same 12 codes z ~ N(0, I), decoded"),
+demo.save(plots.image_grid(rows, shape, title=_f("The same 12 codes z ~ N(0, I), decoded")),
           "17_vae_vs_autoencoder_generation.png",
-          "The same 12 random codes z ~ N(0, I) decoded by the plain autoencoder of the second notebook (top) and by "
-          "the VAE (bottom): only the VAE was trained to make N(0, I) the place where its codes live.")
+          _f("The same 12 random codes z ~ N(0, I) decoded by the plain autoencoder of the second notebook (top) and "
+             "by the VAE (bottom): only the VAE was trained to make N(0, I) the place where its codes live."))
 
 # %% [markdown]
 # ## A VAE with a 2-d latent space
@@ -145,11 +149,12 @@ with demo.timed("train 2-d VAE"):
 demo.record("VAE (latent 2)", history_2d, batch_size=128, kl_warmup_epochs=warmup)
 n = min(1000, len(x_test))
 codes = to_numpy(vae_2d.encode(demo.to_device(x_test[:n])))  # (n, 2), the mean codes
-demo.save(plots.latent_scatter(codes, y_test[:n], title=f"The 2-d latent space: mu of {n:,} test digits",
+demo.save(plots.latent_scatter(codes, y_test[:n], title=_f("The 2-d latent space: mu of {n:,} test digits", n=n),
                                class_names=dataset.class_names, axis_labels=("z1", "z2")),
           "18_vae_latent_2d.png",
-          f"The mean codes mu of {n:,} test digits in the 2-d VAE's latent space, coloured by digit (no t-SNE: the "
-          f"space has two dimensions); KL warm-up over {warmup} epoch{'s' if warmup != 1 else ''}.")
+          _f("The mean codes mu of {n:,} test digits in the 2-d VAE's latent space, coloured by digit (no t-SNE: the "
+             "space has two dimensions); KL warm-up over {warmup}.", n=n,
+             warmup=_f("1 epoch") if warmup == 1 else _f("{n} epochs", n=warmup)))
 
 # %% [markdown]
 # The same plane as a page that opens in the browser, `18_vae_explorer.html` (or `scratchae explore RUN_DIR` for a
@@ -161,10 +166,10 @@ demo.save(plots.latent_scatter(codes, y_test[:n], title=f"The 2-d latent space: 
 from scratchae.cli.explore import explorer_page
 
 demo.save_page(explorer_page(vae_2d, x_test[:n], y_test[:n], image_shape=shape, class_names=dataset.class_names,
-                             title="The VAE chapter's 2-d VAE"),
+                             title=_f("The VAE chapter's 2-d VAE")),
                "18_vae_explorer.html",
-               f"The 2-d latent space in the browser: the mean codes of {n:,} test digits, the digit the decoder draws "
-               f"at the pointer, and the walk between two clicked codes (one file, offline).")
+               _f("The 2-d latent space in the browser: the mean codes of {n:,} test digits, the digit the decoder "
+                  "draws at the pointer, and the walk between two clicked codes (one file, offline).", n=n))
 
 # %% [markdown]
 # ## The manifold of digits
@@ -177,11 +182,11 @@ demo.save_page(explorer_page(vae_2d, x_test[:n], y_test[:n], image_shape=shape, 
 quantiles = [NormalDist().inv_cdf(p) for p in numpy.linspace(0.05, 0.95, 20)]  # 20 values of z
 grid = numpy.array([[z1, z2] for z2 in reversed(quantiles) for z1 in quantiles], dtype=numpy.float32)  # (400, 2)
 manifold = to_numpy(vae_2d.decode(demo.to_device(grid)))  # (400, D)
-demo.save(plots.image_mosaic(manifold, shape, columns=20, title="Digits decoded across the 2-d latent space",
+demo.save(plots.image_mosaic(manifold, shape, columns=20, title=_f("Digits decoded across the 2-d latent space"),
                              axis_labels=("z1", "z2"), ticks=(quantiles, list(reversed(quantiles)))),
           "19_vae_manifold.png",
-          "Images decoded from a 20 x 20 grid of codes at the 5 % to 95 % quantiles of N(0, 1) in each coordinate: "
-          "the digits change smoothly into one another across the latent space.")
+          _f("Images decoded from a 20 x 20 grid of codes at the 5 % to 95 % quantiles of N(0, 1) in each coordinate: "
+             "the digits change smoothly into one another across the latent space."))
 
 # %% [markdown]
 # ## Interpolation, through both latent spaces
@@ -203,15 +208,16 @@ def path(model):
 
 names = dataset.class_names
 half = len(ts) // 2  # each path in two lines of 6 images, so that a page does not shrink its labels away
-rows = {f"{label}, t = 0 to {ts[half - 1]:.2f}" if start == 0 else f"{label}, t = {ts[half]:.2f} to 1": images
-        for label, images in (("plain autoencoder", path(plain)), ("VAE", path(vae)))
+rows = {_f("{model}, t = {low:.2f} to {high:.2f}", model=label, low=ts[start], high=ts[start + half - 1]): images
+        for label, images in ((_f("plain autoencoder"), path(plain)), ("VAE", path(vae)))
         for start, images in ((0, images[:half]), (half, images[half:]))}
-demo.save(plots.image_grid(rows, shape, image_titles=[f"t = {t:.2f}" for t in ts[:half]],
-                           title=f"From a {names[y_test[first]]} to a {names[y_test[second]]}"),
+demo.save(plots.image_grid(rows, shape, image_titles=[_f("t = {t:.2f}", t=t) for t in ts[:half]],
+                           title=_f("From a {first} to a {second}", first=names[y_test[first]],
+                                    second=names[y_test[second]])),
           "20_vae_interpolation.png",
-          f"12 evenly spaced points between the codes of the same two test digits, a {names[y_test[first]]} and a "
-          f"{names[y_test[second]]}, decoded by the plain autoencoder (top two rows) and by the VAE (bottom two "
-          "rows).")
+          _f("12 evenly spaced points between the codes of the same two test digits, a {first} and a {second}, "
+             "decoded by the plain autoencoder (top two rows) and by the VAE (bottom two rows).",
+             first=names[y_test[first]], second=names[y_test[second]]))
 
 # %%
 demo.finish()

@@ -14,6 +14,7 @@ and around it: :mod:`scratchae.data`, :mod:`scratchae.plots`, :mod:`scratchae.ch
 """
 
 from scratchae.backend import get_namespace, resolve_device, to_device, to_numpy
+from scratchae.i18n import use_language
 from scratchae.layers import Dense, Identity, Layer, Parameter, ReLU, Sequential, Sigmoid
 from scratchae.losses import BCELoss, MSELoss, SoftmaxCrossEntropyLoss, VAELoss
 from scratchae.optim import SGD, Adam
@@ -38,4 +39,5 @@ __all__ = [
     "resolve_device",
     "to_device",
     "to_numpy",
+    "use_language",
 ]

@@ -13,6 +13,12 @@ The functions take NumPy arrays only. Arrays that live on a GPU are converted fi
 Images may come flat, ``(n, height * width)``, or already shaped, ``(n, height, width)``; pixel values are drawn on a
 fixed grey scale from 0 (black) to 1 (white), so two figures can be compared by eye.
 
+Every text a figure draws (titles, axis labels, legends, row titles) is looked up in the message catalogs of
+:mod:`scratchae.i18n`: ``lang="pt"`` draws it in Portuguese, and without ``lang`` the language is the one of
+:func:`scratchae.use_language` or of the environment (``LANGUAGE``, ``LC_ALL``, ``LC_MESSAGES``, ``LANG``). A
+title the catalog knows is translated (the default titles, the notebooks' own titles); any other is drawn as given.
+Numbers that a figure writes (``t = 0.50``, a loss in a row title) take the language's decimal point.
+
 The figures, by notebook chapter:
 
 - sample digits, noisy inputs: :func:`image_row`
@@ -43,16 +49,17 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
 from scratchae.atomic_files import write_atomically
+from scratchae.i18n import N_, format_text, gettext
 
 #: Width and height, in inches, of one image in a grid of images.
 CELL_INCHES = 1.5
 
 #: Readable names for the series that :class:`scratchae.training.History` and Keras record.
 SERIES_LABELS = {
-    "loss": "training loss",
-    "val_loss": "validation loss",
-    "accuracy": "training accuracy",
-    "val_accuracy": "validation accuracy",
+    "loss": N_("training loss"),
+    "val_loss": N_("validation loss"),
+    "accuracy": N_("training accuracy"),
+    "val_accuracy": N_("validation accuracy"),
 }
 
 
@@ -117,7 +124,7 @@ def _draw_row(subfigure, images, n_columns, image_titles):
         _draw_image(ax, image, image_titles[column] if column < len(image_titles) else None)
 
 
-def image_grid(rows, image_shape, *, n=None, title=None, image_titles=None):
+def image_grid(rows, image_shape, *, n=None, title=None, image_titles=None, lang=None):
     r"""Draw rows of images, each row under its own title.
 
     This is the figure of the denoising chapter (noisy / denoised / original) and of generation (decoded from
@@ -136,6 +143,8 @@ def image_grid(rows, image_shape, *, n=None, title=None, image_titles=None):
     image_titles : sequence of str, optional
         One title per column, written above the images of the first row (e.g. the values of ``t`` in an
         interpolation).
+    lang : str, optional
+        The language of the titles (see the module's docstring).
 
     Returns
     -------
@@ -152,7 +161,7 @@ def image_grid(rows, image_shape, *, n=None, title=None, image_titles=None):
     --------
     >>> fig = image_grid({"Noisy input": x_noisy, "Denoised": x_denoised, "Original": x}, (28, 28), n=10)
     """
-    named = [(row_title, _as_images(images, image_shape, f"row {row_title!r}")[:n])
+    named = [(gettext(row_title, lang), _as_images(images, image_shape, f"row {row_title!r}")[:n])
              for row_title, images in _named_rows(rows)]
     n_columns = max(len(images) for _, images in named)
     if n_columns == 0:
@@ -169,11 +178,11 @@ def image_grid(rows, image_shape, *, n=None, title=None, image_titles=None):
         subfigure.suptitle(row_title)
         _draw_row(subfigure, images, n_columns, image_titles if row == 0 else [])
     if title:
-        fig.suptitle(title, fontsize="x-large")
+        fig.suptitle(gettext(title, lang), fontsize="x-large")
     return fig
 
 
-def image_row(images, image_shape, *, title="Samples", n=10, image_titles=None):
+def image_row(images, image_shape, *, title=N_("Samples"), n=10, image_titles=None, lang=None):
     """Draw the first ``n`` images side by side in one row (the notebooks' "MNIST samples" and "noisy input").
 
     Parameters
@@ -188,16 +197,18 @@ def image_row(images, image_shape, *, title="Samples", n=10, image_titles=None):
         How many images to draw (all when None).
     image_titles : sequence of str, optional
         A small title above each image.
+    lang : str, optional
+        The language of the title.
 
     Returns
     -------
     matplotlib.figure.Figure
     """
-    return image_grid([(title, images)], image_shape, n=n, image_titles=image_titles)
+    return image_grid([(title, images)], image_shape, n=n, image_titles=image_titles, lang=lang)
 
 
 def compare_reconstructions(originals, reconstructed, image_shape, *, losses=None, n=10,
-                            title="Originals and reconstructions"):
+                            title=N_("Originals and reconstructions"), originals_title=N_("Originals"), lang=None):
     """Draw the originals on top and, below them, one row of reconstructions per model.
 
     Exercise 1 compares latent sizes this way (``{"latent 2": ..., "latent 4": ..., "latent 32": ...}``) and
@@ -217,6 +228,10 @@ def compare_reconstructions(originals, reconstructed, image_shape, *, losses=Non
         How many images per row (all when None).
     title : str, optional
         Title of the figure.
+    originals_title : str
+        Title of the first row.
+    lang : str, optional
+        The language of the titles.
 
     Returns
     -------
@@ -231,17 +246,20 @@ def compare_reconstructions(originals, reconstructed, image_shape, *, losses=Non
     """
     originals = _as_images(originals, image_shape, "originals")[:n]
     losses = {} if losses is None else losses
-    rows = [("Originals", originals)]
+    rows = [(originals_title, originals)]
     for name, images in reconstructed.items():
         images = _as_images(images, image_shape, f"reconstructions of {name!r}")[:n]
         if len(images) < len(originals):
             raise ValueError(f"{len(originals)} originals but only {len(images)} reconstructions of {name!r}")
-        row_title = f"{name} (loss {float(losses[name]):.4f})" if name in losses else name
+        shown = gettext(name, lang)
+        row_title = format_text("{name} (loss {loss:.4f})", lang, name=shown, loss=float(losses[name])) \
+            if name in losses else shown
         rows.append((row_title, images))
-    return image_grid(rows, image_shape, title=title)
+    return image_grid(rows, image_shape, title=title, lang=lang)
 
 
-def reconstructions(originals, reconstructed, image_shape, *, n=10, title=None, row_title="Reconstructions"):
+def reconstructions(originals, reconstructed, image_shape, *, n=10, title=None, row_title=N_("Reconstructions"),
+                    originals_title=N_("Originals"), lang=None):
     """Draw originals over their reconstructions: two rows on the same [0, 1] grey scale.
 
     Parameters
@@ -258,16 +276,22 @@ def reconstructions(originals, reconstructed, image_shape, *, n=10, title=None, 
         Title of the figure.
     row_title : str
         Title of the second row.
+    originals_title : str
+        Title of the first row (the first notebook's "Originals", the second's "Original images").
+    lang : str, optional
+        The language of the titles.
 
     Returns
     -------
     matplotlib.figure.Figure
         ``2 * n`` image axes.
     """
-    return compare_reconstructions(originals, {row_title: reconstructed}, image_shape, n=n, title=title)
+    return compare_reconstructions(originals, {row_title: reconstructed}, image_shape, n=n, title=title,
+                                   originals_title=originals_title, lang=lang)
 
 
-def interpolation_strip(images, image_shape, ts, *, title="Linear interpolation in the latent space", columns=6):
+def interpolation_strip(images, image_shape, ts, *, title=N_("Linear interpolation in the latent space"), columns=6,
+                        lang=None):
     r"""Draw the images decoded along :math:`z(t) = (1 - t) z_1 + t z_2`, each under its value of ``t``.
 
     Parameters
@@ -283,6 +307,8 @@ def interpolation_strip(images, image_shape, ts, *, title="Linear interpolation 
     columns : int
         Images per line: a longer strip goes on in the next line, so that a page never shrinks it until its
         labels cannot be read.
+    lang : str, optional
+        The language of the title and of the numbers.
 
     Returns
     -------
@@ -305,9 +331,9 @@ def interpolation_strip(images, image_shape, ts, *, title="Linear interpolation 
     extra = 0.6 if title else 0.0
     fig = Figure(figsize=(CELL_INCHES * columns, (CELL_INCHES + 0.3) * lines + extra), layout="constrained")
     for index, (image, t) in enumerate(zip(images, ts)):
-        _draw_image(fig.add_subplot(lines, columns, index + 1), image, f"t = {t:.2f}")
+        _draw_image(fig.add_subplot(lines, columns, index + 1), image, format_text("t = {t:.2f}", lang, t=t))
     if title:
-        fig.suptitle(title, fontsize="x-large")
+        fig.suptitle(gettext(title, lang), fontsize="x-large")
     return fig
 
 
@@ -341,36 +367,41 @@ def _loss_names(series):
     return names or list(series)
 
 
-def _label(name):
-    return SERIES_LABELS.get(name, name)
+def _label(name, lang=None):
+    return gettext(SERIES_LABELS.get(name, name), lang)
 
 
-def _plot_history(ax, history, *, run=None, color=None, markers=False):
+def _plot_history(ax, history, *, run=None, color=None, markers=False, lang=None):
     """Draw the loss series of one history on ``ax``: training solid, validation dashed."""
     series = _as_series(history)
     for name in _loss_names(series):
         values = series[name]
         epochs = np.arange(1, len(values) + 1)  # epoch 1 is the first one trained
-        label = _label(name) if run is None else f"{run}: {_label(name)}"
+        label = _label(name, lang) if run is None else f"{gettext(run, lang)}: {_label(name, lang)}"
         ax.plot(epochs, values, label=label, color=color, marker="o" if markers else None, markersize=4,
                 linestyle="--" if name.startswith("val") else "-")
 
 
-def _loss_axes(title, grid, log, xlabel="Epoch"):
+def _loss_axes(title, grid, log, xlabel=N_("Epoch"), lang=None):
     """A figure with one empty axis labelled for losses per epoch (or per ``xlabel``)."""
     fig = Figure(figsize=(8, 5), layout="constrained")
     ax = fig.add_subplot()
-    ax.set_title(title)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("Loss")
+    _label_loss_axis(ax, title, grid, log, xlabel, lang)
+    return fig, ax
+
+
+def _label_loss_axis(ax, title, grid, log, xlabel, lang):
+    ax.set_title(gettext(title, lang))
+    ax.set_xlabel(gettext(xlabel, lang))
+    ax.set_ylabel(gettext("Loss", lang))
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers: no tick at 2.5
     if log:
         ax.set_yscale("log")
     ax.grid(grid)
-    return fig, ax
 
 
-def loss_curves(history, *, title="Loss during training", markers=False, grid=False, log=False, xlabel="Epoch"):
+def loss_curves(history, *, title=N_("Loss during training"), markers=False, grid=False, log=False,
+                xlabel=N_("Epoch"), lang=None):
     """Draw the training and validation loss per epoch.
 
     Parameters
@@ -390,42 +421,86 @@ def loss_curves(history, *, title="Loss during training", markers=False, grid=Fa
         Use a logarithmic loss axis, where late epochs' small gains stay visible.
     xlabel : str
         What one value is of (the values are numbered from 1): "Epoch", or "Step" for a loss per batch.
+    lang : str, optional
+        The language of the title, the axes and the legend.
 
     Returns
     -------
     matplotlib.figure.Figure
         One line per series and a legend.
     """
-    fig, ax = _loss_axes(title, grid, log, xlabel)
-    _plot_history(ax, history, markers=markers)
+    fig, ax = _loss_axes(title, grid, log, xlabel, lang)
+    _plot_history(ax, history, markers=markers, lang=lang)
     if ax.lines:  # an empty history (no epoch yet) draws no line, and a legend of nothing would only warn
         ax.legend()
     return fig
 
 
-def compare_loss_curves(runs, *, title="Loss of several models", markers=False, grid=True, log=False):
+def compare_loss_curves(runs, *, title=N_("Loss of several models"), markers=False, grid=True, log=False,
+                        difference_to=None, lang=None):
     """Draw several runs' loss curves on one plot, one colour per run (training solid, validation dashed).
 
     Parameters
     ----------
     runs : dict[str, mapping or History]
         Run name -> its history, e.g. ``{"single hidden layer": history1, "deep": history2}``.
-    title, markers, grid, log
+    title, markers, grid, log, lang
         As in :func:`loss_curves`.
+    difference_to : str, optional
+        A run's name: below the curves, a second panel draws each other run's loss minus that run's, epoch by
+        epoch and series by series, around a line at 0. Curves that lie on top of each other on the first panel
+        (a difference of 1 % of the loss) come apart there.
 
     Returns
     -------
     matplotlib.figure.Figure
-        One line per run and series, and a legend.
+        One line per run and series, and a legend; with ``difference_to``, a second axis with one line per other
+        run and series.
     """
     if not runs:
         raise ValueError("runs is empty: give at least one name -> history")
-    fig, ax = _loss_axes(title, grid, log)
+    if difference_to is not None and difference_to not in runs:
+        raise ValueError(f"difference_to={difference_to!r} is not one of the runs: {', '.join(map(repr, runs))}")
+    if difference_to is None:
+        fig, ax = _loss_axes(title, grid, log, lang=lang)
+    else:  # the curves on top, their differences below, on one axis of epochs
+        fig = Figure(figsize=(8, 8), layout="constrained")
+        ax, below = fig.subplots(2, 1, sharex=True, height_ratios=(3, 2))
+        _label_loss_axis(ax, title, grid, log, N_("Epoch"), lang)
+        ax.set_xlabel("")
     colors = colormaps["tab10"].colors
     for index, (run, history) in enumerate(runs.items()):
-        _plot_history(ax, history, run=run, color=colors[index % len(colors)], markers=markers)
+        _plot_history(ax, history, run=run, color=colors[index % len(colors)], markers=markers, lang=lang)
     ax.legend()
+    if difference_to is not None:
+        _draw_differences(below, runs, difference_to, colors, grid, lang)
     return fig
+
+
+def _draw_differences(bottom, runs, reference, colors, grid, lang):
+    """On ``bottom``, each run's loss minus the ``reference`` run's, per series (training solid, validation dashed)."""
+    base = _as_series(runs[reference])
+    for index, (run, history) in enumerate(runs.items()):
+        if run == reference:
+            continue
+        series = _as_series(history)
+        for name in _loss_names(series):
+            if name not in base:
+                continue
+            length = min(len(series[name]), len(base[name]))
+            difference = np.asarray(series[name][:length]) - np.asarray(base[name][:length])
+            bottom.plot(np.arange(1, length + 1), difference, color=colors[index % len(colors)],
+                        linestyle="--" if name.startswith("val") else "-",
+                        label=f"{gettext(run, lang)}: {_label(name, lang)}")
+    bottom.axhline(0.0, color=colors[list(runs).index(reference) % len(colors)], linewidth=1)
+    bottom.set_title(format_text("Difference to {run} (below 0: lower loss than {run})", lang,
+                                 run=gettext(reference, lang)), fontsize="medium")
+    bottom.set_xlabel(gettext("Epoch", lang))
+    bottom.set_ylabel(gettext("Loss difference", lang))
+    bottom.xaxis.set_major_locator(MaxNLocator(integer=True))
+    bottom.grid(grid)
+    if bottom.lines[:-1]:
+        bottom.legend()
 
 
 def _final_values(values):
@@ -439,7 +514,7 @@ def _final_values(values):
     return finals
 
 
-def loss_table(rows, *, title="Final losses", digits=4):
+def loss_table(rows, *, title=N_("Final losses"), digits=4, lang=None):
     """Draw a small table of final losses, one row per model (exercise 2).
 
     Parameters
@@ -451,6 +526,8 @@ def loss_table(rows, *, title="Final losses", digits=4):
         Title above the table.
     digits : int
         Decimal places shown.
+    lang : str, optional
+        The language of the title, the headings and the numbers.
 
     Returns
     -------
@@ -461,20 +538,21 @@ def loss_table(rows, *, title="Final losses", digits=4):
         raise ValueError("rows is empty: give at least one model name -> losses")
     finals = {name: _final_values(values) for name, values in rows.items()}
     columns = list(dict.fromkeys(column for values in finals.values() for column in values))
-    cells = [[f"{values[column]:.{digits}f}" if values.get(column) is not None else "-" for column in columns]
-             for values in finals.values()]
+    cells = [[format_text("{value:.{digits}f}", lang, value=values[column], digits=digits)
+              if values.get(column) is not None else "-" for column in columns] for values in finals.values()]
 
     fig = Figure(figsize=(2.0 * (len(columns) + 1), 0.4 * (len(rows) + 1) + 0.6), layout="constrained")
     ax = fig.add_subplot()
     ax.set_axis_off()
-    fig.suptitle(title)  # centred on the figure: the row names stick out to the left of the axis
+    fig.suptitle(gettext(title, lang))  # centred on the figure: the row names stick out to the left of the axis
     # The table fills the axis, whose size the figure size above sets from the number of rows and columns.
-    ax.table(cellText=cells, rowLabels=list(finals), colLabels=[_label(column) for column in columns],
+    ax.table(cellText=cells, rowLabels=[gettext(name, lang) for name in finals],
+             colLabels=[_label(column, lang) for column in columns],
              cellLoc="center", bbox=[0.0, 0.0, 1.0, 1.0])
     return fig
 
 
-def history_panels(history, names, *, titles=None, title=None, markers=False):
+def history_panels(history, names, *, titles=None, title=None, markers=False, lang=None):
     """Draw several measures of a run side by side, one panel each, training solid and validation dashed.
 
     A variational autoencoder's loss is the sum of two terms that pull in opposite directions; this figure shows the
@@ -492,6 +570,8 @@ def history_panels(history, names, *, titles=None, title=None, markers=False):
         Title of the whole figure.
     markers : bool
         Mark each epoch with a dot.
+    lang : str, optional
+        The language of the titles, the axes and the legends.
 
     Returns
     -------
@@ -516,19 +596,20 @@ def history_panels(history, names, *, titles=None, title=None, markers=False):
             if shown in series:
                 values = series[shown]
                 validation = shown.startswith("val_")
-                ax.plot(np.arange(1, len(values) + 1), values, label="validation" if validation else "training",
+                ax.plot(np.arange(1, len(values) + 1), values,
+                        label=gettext("validation", lang) if validation else gettext("training", lang),
                         linestyle="--" if validation else "-", marker="o" if markers else None, markersize=4)
-        ax.set_title(panel_title)
-        ax.set_xlabel("Epoch")
+        ax.set_title(gettext(panel_title, lang))
+        ax.set_xlabel(gettext("Epoch", lang))
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(True, alpha=0.3)
         ax.legend()
     if title:
-        fig.suptitle(title, fontsize="x-large")
+        fig.suptitle(gettext(title, lang), fontsize="x-large")
     return fig
 
 
-def image_mosaic(images, image_shape, *, columns, title=None, axis_labels=None, ticks=None):
+def image_mosaic(images, image_shape, *, columns, title=None, axis_labels=None, ticks=None, lang=None):
     """Tile many small images into one picture, row by row (the manifold of a 2-d latent space).
 
     Parameters
@@ -545,6 +626,8 @@ def image_mosaic(images, image_shape, *, columns, title=None, axis_labels=None, 
         Labels of the horizontal and vertical axes (what changes along each).
     ticks : (sequence of float, sequence of float), optional
         A value per column and per row, written along the axes (for example the latent coordinates).
+    lang : str, optional
+        The language of the title, the axis labels and the numbers.
 
     Returns
     -------
@@ -568,14 +651,16 @@ def image_mosaic(images, image_shape, *, columns, title=None, axis_labels=None, 
         column_values, row_values = ticks
         column_step, row_step = max(1, columns // 10), max(1, rows // 10)
         ax.set_xticks(np.arange(0, columns, column_step) * width + width / 2,
-                      [f"{value:.2f}" for value in list(column_values)[::column_step]], fontsize="medium")
+                      [format_text("{v:.2f}", lang, v=value) for value in list(column_values)[::column_step]],
+                      fontsize="medium")
         ax.set_yticks(np.arange(0, rows, row_step) * height + height / 2,
-                      [f"{value:.2f}" for value in list(row_values)[::row_step]], fontsize="medium")
+                      [format_text("{v:.2f}", lang, v=value) for value in list(row_values)[::row_step]],
+                      fontsize="medium")
     if axis_labels is not None:
-        ax.set_xlabel(axis_labels[0])
-        ax.set_ylabel(axis_labels[1])
+        ax.set_xlabel(gettext(axis_labels[0], lang))
+        ax.set_ylabel(gettext(axis_labels[1], lang))
     if title:
-        ax.set_title(title)
+        ax.set_title(gettext(title, lang))
     return fig
 
 
@@ -588,7 +673,7 @@ def _mosaic(images, columns):
     return images.reshape(rows, columns, height, width).transpose(0, 2, 1, 3).reshape(rows * height, columns * width)
 
 
-def side_by_side_mosaics(panels, image_shape, *, columns, title=None, axis_labels=None, ticks=None):
+def side_by_side_mosaics(panels, image_shape, *, columns, title=None, axis_labels=None, ticks=None, lang=None):
     """Two or more mosaics of :func:`image_mosaic` side by side, one per model, on the same grey scale (the
     manifolds of two 2-d latent spaces decoded from the same grid of codes).
 
@@ -596,7 +681,7 @@ def side_by_side_mosaics(panels, image_shape, *, columns, title=None, axis_label
     ----------
     panels : dict[str, array]
         Panel title -> its images, shape (rows * columns, height * width) or (rows * columns, height, width).
-    image_shape, columns, axis_labels, ticks
+    image_shape, columns, axis_labels, ticks, lang
         As in :func:`image_mosaic`, the same for every panel.
     title : str, optional
         Title of the whole figure.
@@ -615,24 +700,25 @@ def side_by_side_mosaics(panels, image_shape, *, columns, title=None, axis_label
     axes = fig.subplots(1, len(mosaics), squeeze=False)[0]
     for ax, (name, mosaic) in zip(axes, mosaics):
         ax.imshow(mosaic, cmap="gray", vmin=0.0, vmax=1.0)
-        ax.set_title(name)
+        ax.set_title(gettext(name, lang))
         if ticks is None:
             ax.set_axis_off()
         else:
             column_values, row_values = ticks
-            ax.set_xticks(np.arange(columns) * width + width / 2, [f"{value:.1f}" for value in column_values],
+            ax.set_xticks(np.arange(columns) * width + width / 2,
+                          [format_text("{v:.1f}", lang, v=value) for value in column_values],
                           fontsize="x-small", rotation=90)
-            ax.set_yticks(np.arange(rows) * height + height / 2, [f"{value:.1f}" for value in row_values],
-                          fontsize="x-small")
+            ax.set_yticks(np.arange(rows) * height + height / 2,
+                          [format_text("{v:.1f}", lang, v=value) for value in row_values], fontsize="x-small")
         if axis_labels is not None:
-            ax.set_xlabel(axis_labels[0])
-            ax.set_ylabel(axis_labels[1])
+            ax.set_xlabel(gettext(axis_labels[0], lang))
+            ax.set_ylabel(gettext(axis_labels[1], lang))
     if title:
-        fig.suptitle(title, fontsize="x-large")
+        fig.suptitle(gettext(title, lang), fontsize="x-large")
     return fig
 
 
-def filter_grid(filters, *, columns=8, title=None):
+def filter_grid(filters, *, columns=8, title=None, lang=None):
     """Draw convolution kernels as small images, on one colour scale centred on 0 (red positive, blue negative).
 
     Parameters
@@ -643,6 +729,8 @@ def filter_grid(filters, *, columns=8, title=None):
         Kernels per row.
     title : str, optional
         Title of the figure.
+    lang : str, optional
+        The language of the title and of the colour bar's label.
 
     Returns
     -------
@@ -663,13 +751,13 @@ def filter_grid(filters, *, columns=8, title=None):
         if index < len(filters):
             shown = ax.imshow(filters[index], cmap="RdBu_r", vmin=-limit, vmax=limit)
             ax.set_title(str(index), fontsize="small")
-    fig.colorbar(shown, ax=axes, shrink=0.8, label="weight")
+    fig.colorbar(shown, ax=axes, shrink=0.8, label=gettext("weight", lang))
     if title:
-        fig.suptitle(title)
+        fig.suptitle(gettext(title, lang))
     return fig
 
 
-def feature_maps(stages, *, columns=16, title=None):
+def feature_maps(stages, *, columns=16, title=None, lang=None):
     """Draw the channels of one image at several stages of a network, one row of maps per stage.
 
     Parameters
@@ -680,6 +768,8 @@ def feature_maps(stages, *, columns=16, title=None):
         At most this many maps per row (the first channels).
     title : str, optional
         Title of the figure.
+    lang : str, optional
+        The language of the titles.
 
     Returns
     -------
@@ -695,14 +785,14 @@ def feature_maps(stages, *, columns=16, title=None):
     fig = Figure(figsize=(0.9 * n_columns + 0.4, 1.3 * len(named) + (0.6 if title else 0.0)), layout="constrained")
     subfigures = fig.subfigures(len(named), 1, squeeze=False)[:, 0]
     for subfigure, (name, maps) in zip(subfigures, named):
-        subfigure.suptitle(name, fontsize="medium")
+        subfigure.suptitle(gettext(name, lang), fontsize="medium")
         low, high = float(maps.min()), float(maps.max())
         for column, image in enumerate(maps[:n_columns]):
             ax = subfigure.add_subplot(1, n_columns, column + 1)
             ax.imshow(image, cmap="gray", vmin=low, vmax=high if high > low else low + 1.0)
             ax.set_axis_off()
     if title:
-        fig.suptitle(title, fontsize="large")
+        fig.suptitle(gettext(title, lang), fontsize="large")
     return fig
 
 
@@ -780,7 +870,7 @@ def _class_name(label, class_names):
     return str(label) if class_names is None else str(class_names[int(label)])
 
 
-def _scatter_classes(ax, points, labels, classes, class_names, axis_labels=("t-SNE component 1", "t-SNE component 2")):
+def _scatter_classes(ax, points, labels, classes, class_names, axis_labels, lang):
     """Scatter the points on ``ax``, coloured by class; return the scatter and one legend handle per class."""
     cmap = _class_colors(len(classes))
     # Colour by the index of each point's class, with one colour bin per class: the colour bar then shows
@@ -788,15 +878,20 @@ def _scatter_classes(ax, points, labels, classes, class_names, axis_labels=("t-S
     norm = BoundaryNorm(np.arange(len(classes) + 1) - 0.5, cmap.N)
     scatter = ax.scatter(points[:, 0], points[:, 1], c=np.searchsorted(classes, labels), cmap=cmap, norm=norm,
                          s=10, alpha=0.8)
-    ax.set_xlabel(axis_labels[0])
-    ax.set_ylabel(axis_labels[1])
-    handles = [Line2D([], [], linestyle="", marker="o", color=cmap(index), label=_class_name(label, class_names))
+    ax.set_xlabel(gettext(axis_labels[0], lang))
+    ax.set_ylabel(gettext(axis_labels[1], lang))
+    handles = [Line2D([], [], linestyle="", marker="o", color=cmap(index),
+                      label=gettext(_class_name(label, class_names), lang))
                for index, label in enumerate(classes)]
     return scatter, handles
 
 
-def latent_scatter(points, labels, *, title="t-SNE of the latent space", legend=True, colorbar=False,
-                   class_names=None, axis_labels=("t-SNE component 1", "t-SNE component 2")):
+#: The axes of a t-SNE plot (the second notebook's "Componente t-SNE 1" and "2").
+TSNE_AXES = (N_("t-SNE component 1"), N_("t-SNE component 2"))
+
+
+def latent_scatter(points, labels, *, title=N_("t-SNE of the latent space"), legend=True, colorbar=False,
+                   class_names=None, axis_labels=TSNE_AXES, lang=None):
     """Scatter 2-D points (e.g. from :func:`tsne_embedding`) coloured by class.
 
     The first notebook keys the colours with a colour bar, the second with a legend; either or both can be drawn.
@@ -818,6 +913,8 @@ def latent_scatter(points, labels, *, title="t-SNE of the latent space", legend=
         by default.
     axis_labels : (str, str)
         What the two coordinates are (t-SNE components, or the two numbers of a 2-d code).
+    lang : str, optional
+        The language of the title, the axes, the legend and the class names.
 
     Returns
     -------
@@ -832,18 +929,18 @@ def latent_scatter(points, labels, *, title="t-SNE of the latent space", legend=
     classes = np.unique(labels)
     fig = Figure(figsize=(10, 8), layout="constrained")
     ax = fig.add_subplot()
-    scatter, handles = _scatter_classes(ax, points, labels, classes, class_names, axis_labels)
-    ax.set_title(title)
+    scatter, handles = _scatter_classes(ax, points, labels, classes, class_names, axis_labels, lang)
+    ax.set_title(gettext(title, lang))
     ax.grid(True, alpha=0.3)
     if legend:
-        ax.legend(handles=handles, title="class", loc="best", markerscale=1.5)
+        ax.legend(handles=handles, title=gettext("class", lang), loc="best", markerscale=1.5)
     if colorbar:
         bar = fig.colorbar(scatter, ax=ax, ticks=np.arange(len(classes)))
         bar.ax.set_yticklabels([handle.get_label() for handle in handles])
     return fig
 
 
-def side_by_side_scatter(panels, labels, *, title=None, class_names=None):
+def side_by_side_scatter(panels, labels, *, title=None, class_names=None, lang=None):
     """Scatter several 2-D embeddings of the same samples side by side, with one shared legend.
 
     The second notebook sets the classifier's latent space (trained to separate the digits) beside the
@@ -859,6 +956,8 @@ def side_by_side_scatter(panels, labels, *, title=None, class_names=None):
         Title of the whole figure.
     class_names : sequence of str, optional
         As in :func:`latent_scatter`.
+    lang : str, optional
+        The language of the titles, the axes and the legend.
 
     Returns
     -------
@@ -872,12 +971,12 @@ def side_by_side_scatter(panels, labels, *, title=None, class_names=None):
     fig = Figure(figsize=(7 * len(checked) + 1.5, 6.5), layout="constrained")
     axes = fig.subplots(1, len(checked), squeeze=False)[0]
     for ax, (name, (points, panel_labels)) in zip(axes, checked.items()):
-        _, handles = _scatter_classes(ax, points, panel_labels, classes, class_names)
-        ax.set_title(name)
+        _, handles = _scatter_classes(ax, points, panel_labels, classes, class_names, TSNE_AXES, lang)
+        ax.set_title(gettext(name, lang))
         ax.grid(True, alpha=0.3)
-    fig.legend(handles=handles, title="class", loc="outside right center", markerscale=1.5)
+    fig.legend(handles=handles, title=gettext("class", lang), loc="outside right center", markerscale=1.5)
     if title:
-        fig.suptitle(title, fontsize="x-large")
+        fig.suptitle(gettext(title, lang), fontsize="x-large")
     return fig
 
 
@@ -886,7 +985,7 @@ def side_by_side_scatter(panels, labels, *, title=None, class_names=None):
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def code_distributions(codes, *, title="Code values", bins=50):
+def code_distributions(codes, *, title=N_("Code values"), bins=50, lang=None):
     """Histograms of the values of two or more latent codes on one axis (a plain code against a sparse one).
 
     Parameters
@@ -897,6 +996,8 @@ def code_distributions(codes, *, title="Code values", bins=50):
     title : str
     bins : int
         Bins shared by every code, from the smallest value of all to the largest.
+    lang : str, optional
+        The language of the title, the axes and the legend.
 
     Returns
     -------
@@ -910,17 +1011,17 @@ def code_distributions(codes, *, title="Code values", bins=50):
     fig = Figure(figsize=(8, 5), layout="constrained")
     ax = fig.add_subplot()
     for label, values in named:
-        ax.hist(values, bins=edges, histtype="step", linewidth=1.8, label=label)
+        ax.hist(values, bins=edges, histtype="step", linewidth=1.8, label=gettext(label, lang))
     ax.set_yscale("log")
-    ax.set_xlabel("Code value")
-    ax.set_ylabel("Count (log scale)")
-    ax.set_title(title)
+    ax.set_xlabel(gettext("Code value", lang))
+    ax.set_ylabel(gettext("Count (log scale)", lang))
+    ax.set_title(gettext(title, lang))
     ax.legend()
     return fig
 
 
-def score_histogram(normal_scores, anomalous_scores, *, threshold=None, score_label="Anomaly score",
-                    title="Anomaly scores", bins=60, threshold_label="threshold"):
+def score_histogram(normal_scores, anomalous_scores, *, threshold=None, score_label=N_("Anomaly score"),
+                    title=N_("Anomaly scores"), bins=60, threshold_label=N_("threshold"), lang=None):
     """Histograms of the scores of normal and of anomalous images, each normalised to an area of 1 (there are often
     many more anomalies than normal images), with a threshold as a vertical line.
 
@@ -930,6 +1031,8 @@ def score_histogram(normal_scores, anomalous_scores, *, threshold=None, score_la
     threshold : float, optional
         Drawn as a dashed line labelled ``threshold_label``.
     score_label, title : str
+    lang : str, optional
+        The language of the title, the axes and the legend.
 
     Returns
     -------
@@ -944,19 +1047,21 @@ def score_histogram(normal_scores, anomalous_scores, *, threshold=None, score_la
                         bins + 1)
     fig = Figure(figsize=(8, 5), layout="constrained")
     ax = fig.add_subplot()
-    ax.hist(normal, bins=edges, density=True, alpha=0.6, color="tab:blue", label=f"normal ({normal.size:,})")
-    ax.hist(anomalous, bins=edges, density=True, alpha=0.6, color="tab:red", label=f"anomalous ({anomalous.size:,})")
+    ax.hist(normal, bins=edges, density=True, alpha=0.6, color="tab:blue",
+            label=format_text("normal ({n:,})", lang, n=normal.size))
+    ax.hist(anomalous, bins=edges, density=True, alpha=0.6, color="tab:red",
+            label=format_text("anomalous ({n:,})", lang, n=anomalous.size))
     if threshold is not None:
-        ax.axvline(threshold, color="black", linestyle="--", label=threshold_label)
-    ax.set_xlabel(score_label)
-    ax.set_ylabel("Density")
-    ax.set_title(title)
+        ax.axvline(threshold, color="black", linestyle="--", label=gettext(threshold_label, lang))
+    ax.set_xlabel(gettext(score_label, lang))
+    ax.set_ylabel(gettext("Density", lang))
+    ax.set_title(gettext(title, lang))
     ax.legend()
     return fig
 
 
-def roc_curve(false_positive_rates, true_positive_rates, *, auroc=None, title="ROC curve", point=None,
-              point_label=None):
+def roc_curve(false_positive_rates, true_positive_rates, *, auroc=None, title=N_("ROC curve"), point=None,
+              point_label=None, lang=None):
     """A receiver operating characteristic: the fraction of anomalies caught against the fraction of normal images
     flagged, as the threshold falls, with the diagonal of a score that knows nothing.
 
@@ -968,6 +1073,8 @@ def roc_curve(false_positive_rates, true_positive_rates, *, auroc=None, title="R
         Written in the legend.
     point : (float, float), optional
         One operating point (false alarm rate, detection rate) to mark, labelled ``point_label``.
+    lang : str, optional
+        The language of the title, the axes and the legend.
 
     Returns
     -------
@@ -980,16 +1087,18 @@ def roc_curve(false_positive_rates, true_positive_rates, *, auroc=None, title="R
     fig = Figure(figsize=(6, 6), layout="constrained")
     ax = fig.add_subplot()
     ax.plot(fpr, tpr, color="tab:red", linewidth=2,
-            label="model" if auroc is None else f"model (AUROC {auroc:.3f})")
-    ax.plot([0, 1], [0, 1], color="gray", linestyle=":", label="chance (AUROC 0.5)")
+            label=gettext("model", lang) if auroc is None else format_text("model (AUROC {auroc:.3f})", lang,
+                                                                             auroc=auroc))
+    ax.plot([0, 1], [0, 1], color="gray", linestyle=":", label=gettext("chance (AUROC 0.5)", lang))
     if point is not None:
-        ax.plot([point[0]], [point[1]], "o", color="black", label=point_label)
+        ax.plot([point[0]], [point[1]], "o", color="black",
+                label=None if point_label is None else gettext(point_label, lang))
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.01)
     ax.set_aspect("equal")
-    ax.set_xlabel("False alarm rate (normal images flagged)")
-    ax.set_ylabel("Detection rate (anomalies flagged)")
-    ax.set_title(title)
+    ax.set_xlabel(gettext("False alarm rate (normal images flagged)", lang))
+    ax.set_ylabel(gettext("Detection rate (anomalies flagged)", lang))
+    ax.set_title(gettext(title, lang))
     ax.legend(loc="lower right")
     return fig
 

@@ -66,3 +66,15 @@ def _assert_checks_pass(checks, tolerance: float) -> None:
 @pytest.fixture
 def check_gradients():
     return _assert_checks_pass
+
+
+@pytest.fixture(autouse=True)
+def english_unless_asked(monkeypatch):
+    """Figures, captions and pages speak the locale's language (LANGUAGE, LC_ALL, LC_MESSAGES, LANG); the tests read
+    their English words, so they run in English on any machine, and a test of another language asks for it."""
+    from scratchae import i18n
+
+    monkeypatch.setenv("LANGUAGE", "en")
+    i18n.use_language(None)
+    yield
+    i18n.use_language(None)

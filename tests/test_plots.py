@@ -403,3 +403,158 @@ def test_side_by_side_mosaics_tile_each_panel_row_by_row():
 def test_side_by_side_mosaics_refuse_images_that_do_not_fill_the_rows():
     with pytest.raises(ValueError, match="do not fill rows of 4"):
         plots.side_by_side_mosaics({"a": _images(6)}, SHAPE, columns=4)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Languages
+# --------------------------------------------------------------------------------------------------------------------
+
+
+def _texts(fig):
+    """Every text the figure draws: titles, suptitles of rows, axis labels, legend entries, tick labels."""
+    from matplotlib.text import Text
+
+    texts = {text.get_text() for text in fig.findobj(Text) if text.get_text()}
+    cells = {cell.get_text().get_text() for ax in fig.axes for table in ax.tables for cell in table.get_celld().values()}
+    return texts | cells
+
+
+def _title(fig):
+    """The figure's main title, read from matplotlib: its suptitle, the first row's, or its first axis's title."""
+    for owner in (fig, *fig.subfigs[:1]):  # the figure's suptitle, or the first row's (a one-row image figure)
+        if owner._suptitle is not None and owner._suptitle.get_text():
+            return owner._suptitle.get_text()
+    return fig.axes[0].get_title()
+
+
+#: Every figure of plots, drawn with lang: (call, the English title, the Portuguese one, other words drawn in pt).
+FIGURES_IN_BOTH_LANGUAGES = {
+    "image_grid": (lambda lang: plots.image_grid(
+        {"Noisy": _images(3), "Reconstructed (clean)": _images(3), "Original": _images(3)}, SHAPE,
+        title="Images generated from random samples of the latent space", lang=lang),
+        "Images generated from random samples of the latent space",
+        "Imagens Geradas a Partir de Amostras Aleatórias do Latent Space",
+        {"Ruidoso", "Reconstruído (Limpo)", "Original"}),
+    "image_row": (lambda lang: plots.image_row(_images(4), SHAPE, title="MNIST samples", lang=lang),
+                  "MNIST samples", "Amostras do MNIST", set()),
+    "compare_reconstructions": (lambda lang: plots.compare_reconstructions(
+        _images(3), {"deep": _images(3)}, SHAPE, losses={"deep": 0.01234}, lang=lang),
+        "Originals and reconstructions", "Originais e reconstruções", {"Originais", "profunda (loss 0,0123)"}),
+    "reconstructions": (lambda lang: plots.reconstructions(
+        _images(3), _images(3), SHAPE, title="Originals and reconstructions", originals_title="Original images",
+        row_title="Reconstructed images", lang=lang),
+        "Originals and reconstructions", "Originais e reconstruções", {"Imagens Originais", "Imagens Reconstruídas"}),
+    "interpolation_strip": (lambda lang: plots.interpolation_strip(_images(3), SHAPE, [0.0, 0.5, 1.0], lang=lang),
+                            "Linear interpolation in the latent space", "Interpolação Linear no Espaço Latente",
+                            {"t = 0,50"}),
+    "loss_curves": (lambda lang: plots.loss_curves(_history(), lang=lang), "Loss during training",
+                    "Loss durante o treinamento", {"Época", "Loss", "loss de treinamento", "loss de validação"}),
+    "compare_loss_curves": (lambda lang: plots.compare_loss_curves(
+        {"deep": _history(), "single hidden layer": _history(start=0.2)}, difference_to="single hidden layer",
+        lang=lang),
+        "Loss of several models", "Loss de vários modelos", {"profunda: loss de treinamento", "Diferença de loss"}),
+    "loss_table": (lambda lang: plots.loss_table({"deep": _history()}, lang=lang), "Final losses", "Losses finais",
+                   {"loss de validação", "profunda"}),
+    "history_panels": (lambda lang: plots.history_panels(
+        {"loss": [3.0, 2.0], "val_loss": [3.5, 2.5]}, ["loss"], titles=["negative ELBO (nats per image)"],
+        title="The VAE's loss and its two terms", lang=lang),
+        "The VAE's loss and its two terms", "A loss do VAE e seus dois termos",
+        {"ELBO negativo (nats por imagem)", "treinamento", "validação", "Época"}),
+    "image_mosaic": (lambda lang: plots.image_mosaic(
+        _images(4), SHAPE, columns=2, title="Digits decoded across the 2-d latent space", ticks=([-0.5, 0.5],) * 2,
+        lang=lang),
+        "Digits decoded across the 2-d latent space", "Dígitos decodificados através do espaço latente 2-d",
+        {"-0,50"}),
+    "side_by_side_mosaics": (lambda lang: plots.side_by_side_mosaics(
+        {"dense VAE": _images(4), "conv VAE": _images(4)}, SHAPE, columns=2, title="Two 2-d latent spaces, decoded",
+        lang=lang),
+        "Two 2-d latent spaces, decoded", "Dois espaços latentes 2-d, decodificados",
+        {"VAE denso", "VAE convolucional"}),
+    "filter_grid": (lambda lang: plots.filter_grid(
+        np.ones((2, 3, 3)), title="The 16 learned 3 x 3 kernels of the first layer", lang=lang),
+        "The 16 learned 3 x 3 kernels of the first layer", "Os 16 kernels 3 x 3 aprendidos pela primeira camada",
+        {"peso"}),
+    "feature_maps": (lambda lang: plots.feature_maps(
+        {"input": np.ones((1, 4, 4))}, title="A test {label} through the convolutional encoder", lang=lang),
+        "A test {label} through the convolutional encoder", "Um {label} de teste pelo encoder convolucional",
+        {"entrada"}),
+    "latent_scatter": (lambda lang: plots.latent_scatter(
+        np.arange(8.0).reshape(4, 2), np.array([0, 1, 0, 1]), title="Visualization of the latent space with t-SNE",
+        lang=lang),
+        "Visualization of the latent space with t-SNE", "Visualização do Espaço Latente com t-SNE",
+        {"Componente t-SNE 1", "Componente t-SNE 2", "classe"}),
+    "side_by_side_scatter": (lambda lang: plots.side_by_side_scatter(
+        {"Autoencoder's encoder (reconstruction, no labels)": np.arange(8.0).reshape(4, 2)}, np.array([0, 1, 0, 1]),
+        title="t-SNE of the latent space", lang=lang),
+        "t-SNE of the latent space", "t-SNE do espaço latente",
+        {"Encoder do autoencoder (reconstrução, sem rótulos)", "classe"}),
+    "code_distributions": (lambda lang: plots.code_distributions(
+        {"plain": np.arange(6.0), "sparse": np.zeros(6)}, lang=lang), "Code values", "Valores do código",
+        {"Valor do código", "Contagem (escala logarítmica)"}),
+    "score_histogram": (lambda lang: plots.score_histogram(np.arange(5.0), np.arange(5.0) + 3, threshold=4.0,
+                                                           lang=lang),
+                        "Anomaly scores", "Pontuações de anomalia", {"normais (5)", "anômalas (5)", "limiar"}),
+    "roc_curve": (lambda lang: plots.roc_curve(np.array([0.0, 0.5, 1.0]), np.array([0.0, 0.9, 1.0]), auroc=0.95,
+                                               lang=lang),
+                  "ROC curve", "Curva ROC", {"modelo (AUROC 0,950)", "acaso (AUROC 0,5)"}),
+}
+
+
+def test_every_figure_is_covered_in_both_languages():
+    drawing = {name for name, value in vars(plots).items() if callable(value) and not name.startswith("_")
+               and getattr(value, "__module__", None) == plots.__name__} - {"tsne_embedding", "save_figure"}
+    assert drawing == set(FIGURES_IN_BOTH_LANGUAGES)
+
+
+@pytest.mark.parametrize("name", sorted(FIGURES_IN_BOTH_LANGUAGES))
+def test_every_figure_draws_its_title_and_words_in_english_and_in_portuguese(name):
+    draw, english, portuguese, words = FIGURES_IN_BOTH_LANGUAGES[name]
+    assert _title(draw("en")) == english
+    fig = draw("pt")
+    assert _title(fig) == portuguese != english
+    assert words <= _texts(fig)
+
+
+def test_figures_follow_use_language_and_the_environment(monkeypatch):
+    from scratchae import i18n
+
+    monkeypatch.setenv("LANGUAGE", "pt_BR")
+    i18n.use_language(None)
+    assert _title(plots.loss_curves(_history())) == "Loss durante o treinamento"
+    i18n.use_language("en")
+    try:
+        assert _title(plots.loss_curves(_history())) == "Loss during training"
+        assert _title(plots.loss_curves(_history(), lang="pt")) == "Loss durante o treinamento"
+    finally:
+        i18n.use_language(None)
+
+
+def test_the_notebooks_titles_in_portuguese_are_their_own_word_for_word():
+    fig = plots.loss_curves(_history(), lang="pt")
+    assert (fig.axes[0].get_title(), fig.axes[0].get_xlabel(), fig.axes[0].get_ylabel()) == \
+        ("Loss durante o treinamento", "Época", "Loss")
+    rows = plots.reconstructions(_images(2), _images(2), SHAPE, lang="pt")
+    assert [subfigure._suptitle.get_text() for subfigure in rows.subfigs] == ["Originais", "Reconstruções"]
+    tsne = plots.latent_scatter(np.arange(8.0).reshape(4, 2), np.array([0, 1, 0, 1]),
+                                title="t-SNE of the latent space (32D -> 2D)", lang="pt")
+    assert tsne.axes[0].get_title() == "t-SNE do Espaço Latente (32D -> 2D)"
+    noisy = plots.image_row(_images(2), SHAPE, title="Noisy input", lang="pt")
+    assert noisy.subfigs[0]._suptitle.get_text() == "Entrada Ruidosa"
+
+
+def test_a_title_the_catalog_does_not_know_is_drawn_as_given():
+    assert _title(plots.loss_curves(_history(), title="My own run", lang="pt")) == "My own run"
+
+
+def test_compare_loss_curves_draws_the_differences_to_one_run_below():
+    deep, single = _history(start=0.1), _history(start=0.12)
+    fig = plots.compare_loss_curves({"deep": deep, "single": single}, difference_to="single", log=True)
+    top, bottom = fig.axes
+    assert top.get_yscale() == "log" and len(top.lines) == 4
+    by_label = {line.get_label(): line.get_ydata() for line in bottom.lines}
+    np.testing.assert_allclose(by_label["deep: training loss"], np.subtract(deep["loss"], single["loss"]))
+    np.testing.assert_allclose(by_label["deep: validation loss"], np.subtract(deep["val_loss"], single["val_loss"]))
+    shown = {label for label in by_label if not label.startswith("_")}  # the line at 0 has no label
+    assert shown == {"deep: training loss", "deep: validation loss"}  # no line for the reference itself
+    with pytest.raises(ValueError, match="difference_to='other' is not one of the runs"):
+        plots.compare_loss_curves({"deep": deep}, difference_to="other")

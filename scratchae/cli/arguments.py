@@ -27,6 +27,23 @@ def count(minimum: int):
     return parse
 
 
+def language(text: str) -> str:
+    """An argparse type for ``--lang``: a language with a message catalog (``pt``, ``pt_BR``) or English (``en``)."""
+    from scratchae.i18n import resolve
+
+    try:
+        return resolve(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def add_language_option(parser) -> None:
+    """``--lang``: the language of the figures, captions and pages (the commands' own messages stay English)."""
+    parser.add_argument("--lang", type=language, default=None, metavar="LANG",
+                        help="the language of figures, captions and pages: en, pt (default: the locale's, as gettext "
+                             "reads LANGUAGE, LC_ALL, LC_MESSAGES and LANG)")
+
+
 def shape(text: str) -> tuple[int, ...]:
     """An argparse type for an array shape written as sizes and commas: ``4,10`` -> (4, 10)."""
     parts = [part.strip() for part in text.strip("() ").split(",") if part.strip()]

@@ -34,7 +34,7 @@ import sys
 import time
 from pathlib import Path
 
-from scratchae.cli.arguments import add_run_options
+from scratchae.cli.arguments import add_language_option, add_run_options
 from scratchae.cli.demo_folder import ChapterLog, chapter_run, locked_output, one_run_problems
 from scratchae.cli.gallery import (DEMOS, INDEX, LOG, METRICS, PAGES, PNG_SIGNATURE, read_metrics, read_text,
                                    write_index)
@@ -59,6 +59,7 @@ def add_demo_command(commands) -> None:
                                        "quick pass never overwrites a full one)")
     demo.add_argument("--only", nargs="+", choices=list(DEMOS), metavar="NAME",
                       help=f"run only these demos ({', '.join(DEMOS)})")
+    add_language_option(demo)
     demo.add_argument("--check", metavar="DIR", default=None,
                       help="run nothing: check that DIR holds every expected figure as a real PNG image, and that "
                            "each chapter's figures and metrics come from one run")
@@ -80,17 +81,19 @@ def run_demo_command(arguments) -> int:
         options.append("--quick")
     if arguments.threads is not None:
         options += ["--threads", str(arguments.threads)]
+    if arguments.lang is not None:
+        options += ["--lang", arguments.lang]
     started = time.perf_counter()
     command = shlex.join(["scratchae", "demo", *_shown_options(arguments)])
     with locked_output(out, names, overwrite=arguments.overwrite):
         try:
             runs = run_demos(names, out, options)
         except KeyboardInterrupt:
-            index = _write_gallery(out, command=command)
+            index = _write_gallery(out, command=command, lang=arguments.lang)
             print("\nscratchae: interrupted; the chapters that had not finished keep their earlier figures"
                   + (f"; the gallery of what had finished is {index}" if index else ""), file=sys.stderr)
             return 130
-        index = _write_gallery(out, runs=runs, command=command)
+        index = _write_gallery(out, runs=runs, command=command, lang=arguments.lang)
     total = time.perf_counter() - started
     print(f"\n{'demo':<22}{'status':<10}{'seconds':>9}")
     for name, run in runs.items():
@@ -134,6 +137,8 @@ def _shown_options(arguments) -> list[str]:
         shown += ["--threads", str(arguments.threads)]
     if arguments.only:
         shown += ["--only", *arguments.only]
+    if arguments.lang is not None:
+        shown += ["--lang", arguments.lang]
     return shown
 
 

@@ -36,7 +36,9 @@ from scratchae.cli import own_files
 from scratchae.cli.run_folder import CHECKPOINT, MANIFEST, RUN_FILES
 from scratchae.cli.train import RUN_DEFAULTS, RunError, _load_data, _recorded_settings
 from scratchae.data import DATASETS, DIGIT_NAMES, DataError
+from scratchae.i18n import format_text, gettext, resolve
 from scratchae.layers import Dense, Identity, ReLU, Sequential, Sigmoid
+from scratchae.message_sources import PAGE_MESSAGE, page_message
 from scratchae.models import VariationalAutoencoder
 
 #: The page's file name in a run folder, when ``--out`` is not given.
@@ -69,7 +71,7 @@ class ExploreError(RunError):
 
 def add_explore_command(commands) -> None:
     """Register ``scratchae explore`` on the sub-command parsers of the ``scratchae`` command."""
-    from scratchae.cli.arguments import count
+    from scratchae.cli.arguments import add_language_option, count
 
     explore = commands.add_parser("explore", help="write a page to explore a 2-d latent space in the browser",
                                   description="Write one HTML file that opens from the disk: the codes of the run's "
@@ -85,6 +87,7 @@ def add_explore_command(commands) -> None:
                               "given here again)")
     explore.add_argument("--overwrite", action="store_true",
                          help="replace a page at --out that scratchae did not write (never a run's own files)")
+    add_language_option(explore)
     explore.set_defaults(run=run_explore)
 
 
@@ -105,9 +108,13 @@ def run_explore(arguments) -> int:
     n = min(arguments.points, len(dataset.x_test))
     settings = _recorded_settings(saved.meta)  # None for a checkpoint saved from Python
     model_name = settings["model"] if settings else type(saved.model).__name__
-    title = f"{model_name} on {dataset.name}" + (f", {len(saved.history)} epochs" if saved.history else "")
+    title = format_text("{model} on {data}", arguments.lang, model=model_name, data=dataset.name)
+    if saved.history:
+        epochs = len(saved.history)
+        title += ", " + (gettext("1 epoch", arguments.lang) if epochs == 1
+                         else format_text("{n} epochs", arguments.lang, n=epochs))
     page = explorer_page(saved.model, dataset.x_test[:n], dataset.y_test[:n], image_shape=dataset.image_shape,
-                         class_names=dataset.class_names, title=title)
+                         class_names=dataset.class_names, title=title, lang=arguments.lang)
     own_files.write_text(out, page, command="scratchae explore", overwrite=arguments.overwrite)
     print(f"saved {out} ({format_size(len(page.encode()))}, {n:,} test images): open it in a browser")
     return 0
@@ -166,7 +173,8 @@ def explorable_decoder(model, *, what: str = "the model") -> Sequential:
     return decoder
 
 
-def explorer_page(model, images, labels, *, image_shape, class_names=DIGIT_NAMES, title: str) -> str:
+def explorer_page(model, images, labels, *, image_shape, class_names=DIGIT_NAMES, title: str,
+                  lang: str | None = None) -> str:
     """The explorer page of ``model`` as HTML text, with the codes of ``images`` on its plane.
 
     Parameters
@@ -183,7 +191,10 @@ def explorer_page(model, images, labels, *, image_shape, class_names=DIGIT_NAMES
         The legend's name for each label.
     title : str
         What the model is, for the page's heading.
+    lang : str, optional
+        The page's language (see :mod:`scratchae.i18n`): its every ``{{_ text _}}`` is looked up in the catalogs.
     """
+    lang = resolve(lang)
     decoder = explorable_decoder(model)
     rows, columns = (int(size) for size in image_shape)
     if decoder.output_features(2) != rows * columns:
@@ -198,23 +209,30 @@ def explorer_page(model, images, labels, *, image_shape, class_names=DIGIT_NAMES
         codes = to_numpy(model.encode(to_device(numpy.asarray(images, dtype=model.dtype), model.device)))  # (n, 2)
     _refuse_non_finite(decoder, codes, model.device)
     layers = [_layer_description(layer) for layer in decoder.layers]
+    words = {"walk": gettext("From A = ({from}) to B = ({to}), {steps} codes z(t) = (1 - t) A + t B, decoded. Click "
+                             "again to start another walk.", lang),
+             "second": gettext("Now click a second point: the end of the walk.", lang)}
     data = {"decoder": layers, "image_shape": [rows, columns], "class_names": [str(name) for name in class_names],
             "codes": _base64(codes.astype("<f4")), "labels": _base64(labels.astype(numpy.uint8)),
-            "view": _view(codes), "plot": PLOT, "steps": WALK_STEPS}
+            "view": _view(codes), "plot": PLOT, "steps": WALK_STEPS, "words": words}
     weights = sum(len(layer.get("W", "")) + len(layer.get("b", "")) for layer in layers)  # bytes of base64 text
     points = len(data["codes"]) + len(data["labels"])
     n_weights = sum(parameter.size for parameter in decoder.parameters())
-    code_words = "its mean code mu" if isinstance(model, VariationalAutoencoder) else "its code z"
-    fields = {"TITLE": html.escape(title), "CODE_WORDS": code_words, "STEPS": str(WALK_STEPS),
-              "ARCHITECTURE": html.escape(_architecture(decoder)),
+    code_words = gettext("its mean code mu", lang) if isinstance(model, VariationalAutoencoder) \
+        else gettext("its code z", lang)
+    fields = {"TITLE": html.escape(title), "CODE_WORDS": html.escape(code_words), "STEPS": str(WALK_STEPS),
+              "ARCHITECTURE": html.escape(_architecture(decoder, lang)), "LANG": lang.replace("_", "-"),
               "DATA": script_safe_json(data)}
 
     def size_words(page_bytes: int) -> str:
-        return (f"This page is {format_size(page_bytes)} ({page_bytes:,} bytes), all in this one file: nothing is "
-                f"loaded from elsewhere. The decoder's {n_weights:,} weights take {format_size(weights)} of it "
-                f"(float32, base64), the {len(codes):,} codes and their labels {format_size(points)}.")
+        return format_text("This page is {size} ({bytes:,} bytes), all in this one file: nothing is loaded from "
+                           "elsewhere. The decoder's {n_weights:,} weights take {weights_size} of it (float32, "
+                           "base64), the {n_codes:,} codes and their labels {codes_size}.", lang,
+                           size=format_size(page_bytes, lang), bytes=page_bytes, n_weights=n_weights,
+                           weights_size=format_size(weights, lang), n_codes=len(codes),
+                           codes_size=format_size(points, lang))
 
-    return _with_its_own_size(_template(), fields, size_words)
+    return _with_its_own_size(_translated(_template(), lang), fields, size_words)
 
 
 def script_safe_json(data) -> str:
@@ -268,7 +286,7 @@ def _view(codes: numpy.ndarray) -> dict:
     return view
 
 
-def _architecture(decoder: Sequential) -> str:
+def _architecture(decoder: Sequential, lang: str | None = None) -> str:
     features, parts = 2, []
     for layer in decoder.layers:
         if isinstance(layer, Dense):
@@ -276,11 +294,16 @@ def _architecture(decoder: Sequential) -> str:
             features = layer.out_features
         else:
             parts.append(type(layer).__name__)
-    return "Decoder: " + " \u2192 ".join(parts)
+    return gettext("Decoder: ", lang) + " \u2192 ".join(parts)
 
 
 def _template() -> str:
     return importlib.resources.files("scratchae.cli").joinpath("explorer.html").read_text(encoding="utf-8")
+
+
+def _translated(template: str, lang: str) -> str:
+    """The template with each ``{{_ text _}}`` replaced by the text in ``lang`` (its lines joined by spaces)."""
+    return PAGE_MESSAGE.sub(lambda match: gettext(page_message(match.group(1)), lang), template)
 
 
 def _fill(template: str, fields: dict) -> str:
@@ -300,10 +323,11 @@ def _with_its_own_size(template: str, fields: dict, size_words) -> str:
     raise RuntimeError("the page's size did not settle")  # the digits of the size settle in two or three rounds
 
 
-def format_size(n_bytes: int) -> str:
-    """1234567 -> '1.23 MB', 45678 -> '45.7 kB' (decimal units, as browsers and file managers show them)."""
+def format_size(n_bytes: int, lang: str | None = "en") -> str:
+    """1234567 -> '1.23 MB', 45678 -> '45.7 kB' (decimal units, as browsers and file managers show them); in
+    ``lang``'s number style (English by default: the command's own messages are English)."""
     if n_bytes >= 1_000_000:
-        return f"{n_bytes / 1_000_000:.2f} MB"
+        return format_text("{size:.2f} MB", lang, size=n_bytes / 1_000_000)
     if n_bytes >= 1_000:
-        return f"{n_bytes / 1_000:.1f} kB"
-    return f"{n_bytes} bytes"
+        return format_text("{size:.1f} kB", lang, size=n_bytes / 1_000)
+    return format_text("{size} bytes", lang, size=n_bytes)

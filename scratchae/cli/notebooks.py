@@ -2,6 +2,7 @@
 
     scratchae notebooks notebooks                   every demo, each run with the chapter's own settings
     scratchae notebooks notebooks --quick           the same, each notebook set to a quick run
+    scratchae notebooks notebooks --lang pt         the same in Portuguese: its text, figures and captions
     jupyter execute --inplace notebooks/vae.ipynb   run one from the command line, its outputs saved in it
 
 Each demo is a percent-format script (``# %%`` cells); jupytext turns its cells into notebook cells, and the
@@ -9,7 +10,9 @@ notebook names the ``python3`` kernel, so it opens and runs in Jupyter, JupyterL
 here (``--quick``, ``--data``, ``--device``, ``--epochs``, ``--seed``) are written into the notebook's first cell,
 ``Demo.start("vae", ["--quick"])``, where a learner sees them and can change them; a notebook written without
 options reads them from the environment variable ``SCRATCHAE_DEMO_OPTIONS`` instead. Figures are shown in the
-notebook and written to ``outputs/NAME/`` (``outputs-quick/NAME/`` for a quick run) beside it.
+notebook and written to ``outputs/NAME/`` (``outputs-quick/NAME/`` for a quick run) beside it. With ``--lang``, each
+markdown cell is the chapter's text in that language (its translation in the message catalogs of
+:mod:`scratchae.i18n`), and ``--lang`` goes into the first cell so that figures and captions follow.
 
 A notebook is replaced only as scratchae wrote it: one that was edited (a new cell, or outputs saved by ``jupyter
 execute --inplace``) or that scratchae did not write is kept, and the command refuses with one line naming it, unless
@@ -27,7 +30,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from scratchae.cli.arguments import add_run_options
+from scratchae.cli.arguments import add_language_option, add_run_options
 from scratchae.cli.demo import demo_script
 from scratchae.cli.gallery import DEMOS
 from scratchae.cli import own_files
@@ -55,6 +58,7 @@ def add_notebooks_command(commands) -> None:
     add_run_options(parser, epochs=None, epochs_help="epochs of every model (default: each demo's own)",
                     out=None, out_help="the notebooks' output folder, one subfolder per demo (default: outputs, or "
                                        "outputs-quick with --quick, beside each notebook)")
+    add_language_option(parser)
     parser.add_argument("--only", nargs="+", choices=list(DEMOS), metavar="NAME",
                         help=f"write only these demos ({', '.join(DEMOS)})")
     parser.add_argument("--overwrite", action="store_true",
@@ -67,7 +71,7 @@ def run_notebooks_command(arguments: argparse.Namespace) -> int:
     """``scratchae notebooks DIR``: write the notebooks and say where; status 2 with one line if that fails."""
     try:
         written = write_notebooks(arguments.dir, arguments.only or list(DEMOS), demo_options(arguments),
-                                  overwrite=arguments.overwrite)
+                                  overwrite=arguments.overwrite, lang=arguments.lang)
     except NotebookError as error:
         print(f"scratchae: error: {error}", file=sys.stderr)
         return 2
@@ -91,6 +95,8 @@ def demo_options(arguments: argparse.Namespace) -> dict[str, list[str]]:
         options += ["--epochs", str(arguments.epochs)]
     if arguments.seed != 0:
         options += ["--seed", str(arguments.seed)]
+    if getattr(arguments, "lang", None) is not None:
+        options += ["--lang", arguments.lang]
     names = arguments.only or list(DEMOS)
     if arguments.out is None:
         return {name: options for name in names}
@@ -98,13 +104,15 @@ def demo_options(arguments: argparse.Namespace) -> dict[str, list[str]]:
 
 
 def write_notebooks(folder, names, options: dict[str, list[str]] | None = None, *,
-                    overwrite: bool = False) -> list[Path]:
+                    overwrite: bool = False, lang: str | None = None) -> list[Path]:
     """Write each demo of ``names`` as ``folder/NAME.ipynb`` (atomically), with its ``options`` (demo name -> a
-    list of command-line options) in its first cell; returns their paths.
+    list of command-line options) in its first cell and its markdown cells in ``lang``; returns their paths.
 
     Every notebook is checked before any is written: one that was edited or that scratchae did not write is a
     :class:`scratchae.cli.own_files.NotOursError` (nothing written) unless ``overwrite``.
     """
+    from scratchae.i18n import gettext
+
     try:
         import jupytext
     except ImportError:
@@ -119,6 +127,9 @@ def write_notebooks(folder, names, options: dict[str, list[str]] | None = None, 
             notebook = jupytext.read(script)
         if options and options.get(name):
             _write_options(notebook, name, options[name])
+        for cell in notebook.cells:
+            if cell.cell_type == "markdown":
+                cell.source = gettext(cell.source, lang)  # the chapter's text, looked up whole
         notebook.metadata["kernelspec"] = dict(KERNELSPEC)
         notebook.metadata["language_info"] = {"name": "python"}
         notebook.metadata.pop("jupytext", None)  # a plain notebook, not one paired with a script
