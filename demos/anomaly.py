@@ -26,7 +26,7 @@ from scratchae import anomaly, builders, plots
 from scratchae.backend import to_numpy
 from scratchae.demos._common import QUICK_EPOCHS, Demo
 from scratchae.losses import MSELoss
-from scratchae.optim import Adam
+from scratchae.engine.adam import FastAdam
 from scratchae.sparse import SparseLoss
 from scratchae.training import fit
 
@@ -56,9 +56,9 @@ else:
     epochs = math.ceil(600 / steps_per_epoch)
 print(f"{len(x_normal):,} training images of class {NORMAL_CLASS}; {int((~is_anomaly).sum()):,} normal and "
       f"{int(is_anomaly.sum()):,} anomalous test images; {epochs} epochs of {steps_per_epoch} steps")
-model = builders.simple_autoencoder(32, input_dim=dataset.n_features, seed=demo.seed).to(demo.device)
+model = builders.simple_autoencoder(32, input_dim=dataset.n_features, seed=demo.seed, fast=True).to(demo.device)
 with demo.timed("train one-class AE"):
-    history = fit(model, MSELoss(), Adam(model.parameters(), lr=1e-3), x_normal, epochs=epochs, batch_size=BATCH,
+    history = fit(model, MSELoss(), FastAdam(model.parameters(), lr=1e-3), x_normal, epochs=epochs, batch_size=BATCH,
                   seed=demo.seed, progress=False, on_epoch_end=demo.print_epoch)
 demo.record(f"AE trained on class {NORMAL_CLASS}", history, batch_size=BATCH)
 
@@ -185,9 +185,10 @@ demo.save(plots.side_by_side_mosaics({f"the {len(most_normal)} most normal": dat
 codes, errors = {}, {}
 sparse_epochs = QUICK_EPOCHS if demo.quick else (demo.requested_epochs or 20)
 for label, l1 in (("plain", 0.0), ("sparse", 1e-4)):
-    network = builders.sparse_autoencoder(32, l1=l1, input_dim=dataset.n_features, seed=demo.seed).to(demo.device)
+    network = builders.sparse_autoencoder(32, l1=l1, input_dim=dataset.n_features, seed=demo.seed,
+                                          fast=True).to(demo.device)
     with demo.timed(f"train {label} code"):
-        trained = fit(network, SparseLoss(network.l1, "bce"), Adam(network.parameters(), lr=1e-3), dataset.x_train,
+        trained = fit(network, SparseLoss(network.l1, "bce"), FastAdam(network.parameters(), lr=1e-3), dataset.x_train,
                       epochs=sparse_epochs, batch_size=BATCH, seed=demo.seed, validation=dataset.x_test,
                       progress=False, on_epoch_end=demo.print_epoch)
     codes[label] = to_numpy(network.encode(demo.to_device(dataset.x_test)))

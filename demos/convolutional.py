@@ -33,7 +33,7 @@ from scratchae.demos._common import Demo
 from scratchae.i18n import format_text as _f
 from scratchae.layers import ReLU
 from scratchae.losses import BCELoss, VAELoss
-from scratchae.optim import Adam
+from scratchae.engine.adam import FastAdam
 from scratchae.training import fit
 
 demo = Demo.start("convolutional")
@@ -56,7 +56,7 @@ def weights(model) -> int:
 def train(model, loss, label, validation=None, lr=1e-3):
     """Adam (lr 1e-3 unless told) on the training digits, batches of 128, the chapter's schedule."""
     with demo.timed(f"train {label}"):
-        history = fit(model, loss, Adam(model.parameters(), lr=lr), x_train, epochs=schedule.epochs,
+        history = fit(model, loss, FastAdam(model.parameters(), lr=lr), x_train, epochs=schedule.epochs,
                       batch_size=BATCH, validation=x_test if validation is None else validation, seed=demo.seed,
                       progress=False, on_epoch_end=demo.print_epoch)
     demo.record(label, history, batch_size=BATCH, parameters=weights(model))
@@ -80,7 +80,7 @@ def test_mse(model, inputs, targets) -> float:
 # same call as in every chapter.
 
 # %%
-conv = builders.conv_autoencoder(image_shape=image_shape, seed=demo.seed).to(demo.device)
+conv = builders.conv_autoencoder(image_shape=image_shape, seed=demo.seed, fast=True).to(demo.device)
 print(conv.summary())
 conv_history = train(conv, BCELoss(), "conv AE (16-8-8, code (8, 4, 4))")
 
@@ -132,7 +132,7 @@ demo.save(plots.feature_maps(stages, title=_f("A test {label} through the convol
 # number of steps), and both scored by the mean squared error of their test reconstructions.
 
 # %%
-dense = builders.simple_autoencoder(32, input_dim=dataset.n_features, seed=demo.seed).to(demo.device)
+dense = builders.simple_autoencoder(32, input_dim=dataset.n_features, seed=demo.seed, fast=True).to(demo.device)
 train(dense, BCELoss(), "dense AE (784-128-32-128-784)")
 dense_mse, conv_mse = test_mse(dense, x_test, x_test), test_mse(conv, x_test, x_test)
 demo.record("dense AE (784-128-32-128-784)", test_mse=dense_mse)
@@ -162,9 +162,9 @@ NOISE = 0.5
 x_test_noisy = data.add_gaussian_noise(x_test, NOISE, random_generator(demo.seed + 1), clip=(0.0, 1.0))
 denoisers = {
     _f("dense denoiser"): builders.denoising_autoencoder(32, noise_factor=NOISE, input_dim=dataset.n_features,
-                                                       seed=demo.seed),
+                                                       seed=demo.seed, fast=True),
     _f("conv denoiser"): builders.conv_denoising_autoencoder(image_shape=image_shape, noise_factor=NOISE,
-                                                            seed=demo.seed)}
+                                                            seed=demo.seed, fast=True)}
 dense_denoiser, conv_denoiser = denoisers
 errors = {}
 for name, model in denoisers.items():
@@ -204,8 +204,8 @@ demo.save(plots.image_grid(rows, shape, title=_f("The same noisy digits, denoise
 # the convolutional VAE trains with 3e-3, and the caption measures what is still missing.
 
 # %%
-vaes = {_f("dense VAE"): builders.variational_autoencoder(2, input_dim=dataset.n_features, seed=demo.seed),
-        _f("conv VAE"): builders.conv_variational_autoencoder(2, image_shape=image_shape, seed=demo.seed)}
+vaes = {_f("dense VAE"): builders.variational_autoencoder(2, input_dim=dataset.n_features, seed=demo.seed, fast=True),
+        _f("conv VAE"): builders.conv_variational_autoencoder(2, image_shape=image_shape, seed=demo.seed, fast=True)}
 dense_vae, conv_vae = vaes
 learning_rates = {dense_vae: 1e-3, conv_vae: CONV_VAE_LR}
 print(vaes[conv_vae].summary())

@@ -18,7 +18,7 @@ from scratchae.backend import random_generator, to_numpy
 from scratchae.demos._common import Demo
 from scratchae.i18n import format_text as _f
 from scratchae.losses import MSELoss
-from scratchae.optim import Adam
+from scratchae.engine.adam import FastAdam
 from scratchae.training import fit
 
 demo = Demo.start("denoising")
@@ -53,11 +53,11 @@ demo.save(plots.image_row(x_test_noisy, shape, title=_f("Noisy input"), n=10),
 
 # %%
 model = builders.denoising_autoencoder(latent_dim=32, noise_factor=NOISE_FACTOR, input_dim=dataset.n_features,
-                                     seed=demo.seed).to(demo.device)
+                                     seed=demo.seed, fast=True).to(demo.device)
 print(model.summary())
 schedule = demo.schedule(notebook_epochs=20, notebook_samples=60_000, batch_size=128)
 with demo.timed("train denoising AE"):
-    history = fit(model, MSELoss(), Adam(model.parameters(), lr=1e-3), x_train, epochs=schedule.epochs,
+    history = fit(model, MSELoss(), FastAdam(model.parameters(), lr=1e-3), x_train, epochs=schedule.epochs,
                   batch_size=128, validation=(x_test_noisy, x_test), seed=demo.seed, progress=False,
                   on_epoch_end=demo.print_epoch)
 demo.record("deep denoising AE", history, batch_size=128)

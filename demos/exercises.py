@@ -23,7 +23,7 @@ from scratchae.cli.explore import explorer_page
 from scratchae.demos._common import Demo
 from scratchae.i18n import format_text as _f
 from scratchae.losses import MSELoss
-from scratchae.optim import Adam
+from scratchae.engine.adam import FastAdam
 from scratchae.training import fit
 
 demo = Demo.start("exercises")
@@ -42,7 +42,7 @@ def train(label, model):
     """Train an autoencoder as the first notebook does; return its history."""
     model.to(demo.device)
     with demo.timed(f"train {label}"):
-        history = fit(model, MSELoss(), Adam(model.parameters(), lr=1e-3), x_train, epochs=schedule.epochs,
+        history = fit(model, MSELoss(), FastAdam(model.parameters(), lr=1e-3), x_train, epochs=schedule.epochs,
                       batch_size=256, validation=x_test, seed=demo.seed, progress=False,
                       on_epoch_end=demo.print_epoch)
     demo.record(label, history, batch_size=256)
@@ -67,7 +67,7 @@ latent_sizes = (2, 4, 32)
 histories, reconstructions = {}, {}
 for latent_dim in latent_sizes:
     label = _f("latent {d}", d=latent_dim)
-    model = builders.simple_autoencoder(latent_dim=latent_dim, input_dim=dataset.n_features, seed=demo.seed)
+    model = builders.simple_autoencoder(latent_dim=latent_dim, input_dim=dataset.n_features, seed=demo.seed, fast=True)
     histories[latent_dim] = train(f"simple AE (latent {latent_dim})", model)
     reconstructions[label] = reconstruct(model)
     if latent_dim == 2:  # a code of two numbers is a plane: a page to explore it in the browser
@@ -95,7 +95,7 @@ demo.save(plots.compare_reconstructions(originals, reconstructions, shape, losse
 # Try `--data mnist` or other `--epochs` and compare again.
 
 # %%
-deep = builders.deep_autoencoder(latent_dim=32, input_dim=dataset.n_features, seed=demo.seed)
+deep = builders.deep_autoencoder(latent_dim=32, input_dim=dataset.n_features, seed=demo.seed, fast=True)
 single, deep_name = _f("single hidden layer"), _f("deep")
 runs = {single: histories[32], deep_name: train("deep AE (latent 32)", deep)}
 demo.save(plots.compare_loss_curves(runs, title=_f("Exercise 2: deep and single-hidden-layer autoencoders")),

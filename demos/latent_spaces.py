@@ -25,7 +25,7 @@ from scratchae.backend import to_numpy
 from scratchae.demos._common import Demo
 from scratchae.i18n import format_text as _f
 from scratchae.losses import MSELoss, SoftmaxCrossEntropyLoss
-from scratchae.optim import Adam
+from scratchae.engine.adam import FastAdam
 from scratchae.training import fit
 
 demo = Demo.start("latent_spaces")
@@ -43,11 +43,11 @@ x_train, y_train, x_test, y_test = dataset.x_train, dataset.y_train, dataset.x_t
 
 # %%
 classifier = builders.mlp_classifier(latent_dim=16, n_classes=dataset.n_classes, input_dim=dataset.n_features,
-                                   seed=demo.seed).to(demo.device)
+                                   seed=demo.seed, fast=True).to(demo.device)
 print(classifier.summary())
 schedule = demo.schedule(notebook_epochs=20, notebook_samples=10_000, batch_size=64)
 with demo.timed("train classifier"):
-    classifier_history = fit(classifier, SoftmaxCrossEntropyLoss(), Adam(classifier.parameters(), lr=1e-3), x_train,
+    classifier_history = fit(classifier, SoftmaxCrossEntropyLoss(), FastAdam(classifier.parameters(), lr=1e-3), x_train,
                              y_train, epochs=schedule.epochs, batch_size=64, validation=(x_test, y_test),
                              seed=demo.seed, progress=False, on_epoch_end=demo.print_epoch)
 demo.record("classifier (latent 16)", classifier_history, batch_size=64)
@@ -62,9 +62,9 @@ print(f"test accuracy {accuracy:.1%}")
 
 # %%
 autoencoder = builders.linear_latent_autoencoder(latent_dim=16, input_dim=dataset.n_features,
-                                               seed=demo.seed).to(demo.device)
+                                               seed=demo.seed, fast=True).to(demo.device)
 with demo.timed("train autoencoder"):
-    autoencoder_history = fit(autoencoder, MSELoss(), Adam(autoencoder.parameters(), lr=1e-3, weight_decay=1e-8),
+    autoencoder_history = fit(autoencoder, MSELoss(), FastAdam(autoencoder.parameters(), lr=1e-3, weight_decay=1e-8),
                               x_train, epochs=schedule.epochs, batch_size=64, validation=x_test, seed=demo.seed,
                               progress=False, on_epoch_end=demo.print_epoch)
 demo.record("linear-latent AE (latent 16)", autoencoder_history, batch_size=64)

@@ -22,7 +22,7 @@ from scratchae.backend import to_numpy
 from scratchae.demos._common import Demo
 from scratchae.i18n import format_text as _f
 from scratchae.losses import MSELoss
-from scratchae.optim import Adam
+from scratchae.engine.adam import FastAdam
 from scratchae.training import fit
 
 demo = Demo.start("linear_latent")
@@ -41,11 +41,11 @@ x_train, x_test, y_test = dataset.x_train, dataset.x_test, dataset.y_test
 shape = dataset.image_shape
 
 model = builders.linear_latent_autoencoder(latent_dim=LATENT_DIM, input_dim=dataset.n_features,
-                                         seed=demo.seed).to(demo.device)
+                                         seed=demo.seed, fast=True).to(demo.device)
 print(model.summary())
 schedule = demo.schedule(notebook_epochs=20, notebook_samples=10_000, batch_size=64)
 with demo.timed("train linear-latent AE"):
-    history = fit(model, MSELoss(), Adam(model.parameters(), lr=1e-3, weight_decay=1e-8), x_train,
+    history = fit(model, MSELoss(), FastAdam(model.parameters(), lr=1e-3, weight_decay=1e-8), x_train,
                   epochs=schedule.epochs, batch_size=64, validation=x_test, seed=demo.seed, progress=False,
                   on_epoch_end=demo.print_epoch)
 demo.record("linear-latent AE (latent 16)", history, batch_size=64)

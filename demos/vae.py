@@ -35,7 +35,7 @@ from scratchae.backend import to_numpy
 from scratchae.demos._common import Demo
 from scratchae.i18n import format_text as _f
 from scratchae.losses import MSELoss, VAELoss
-from scratchae.optim import Adam
+from scratchae.engine.adam import FastAdam
 from scratchae.training import fit
 
 demo = Demo.start("vae")
@@ -51,10 +51,10 @@ LATENT = 16  # the plain autoencoder's latent size, so that the very same random
 # 1e-8), batches of 64.
 
 # %%
-plain = builders.linear_latent_autoencoder(LATENT, input_dim=D, seed=demo.seed).to(demo.device)
+plain = builders.linear_latent_autoencoder(LATENT, input_dim=D, seed=demo.seed, fast=True).to(demo.device)
 plain_schedule = demo.schedule(notebook_epochs=20, notebook_samples=10_000, batch_size=64)
 with demo.timed("train plain AE"):
-    plain_history = fit(plain, MSELoss(), Adam(plain.parameters(), lr=1e-3, weight_decay=1e-8), x_train,
+    plain_history = fit(plain, MSELoss(), FastAdam(plain.parameters(), lr=1e-3, weight_decay=1e-8), x_train,
                         epochs=plain_schedule.epochs, batch_size=64, validation=x_test, seed=demo.seed,
                         progress=False, on_epoch_end=demo.print_epoch)
 demo.record("plain AE (linear latent 16)", plain_history, batch_size=64)
@@ -68,11 +68,11 @@ demo.record("plain AE (linear latent 16)", plain_history, batch_size=64)
 # `(x_hat, mu, logvar)`, which `VAELoss` takes whole.
 
 # %%
-vae = builders.variational_autoencoder(LATENT, input_dim=D, seed=demo.seed).to(demo.device)
+vae = builders.variational_autoencoder(LATENT, input_dim=D, seed=demo.seed, fast=True).to(demo.device)
 print(vae.summary())
 schedule = demo.schedule(notebook_epochs=10, notebook_samples=60_000, batch_size=128, source="pytorch/examples")
 with demo.timed("train VAE"):
-    history = fit(vae, VAELoss("bce"), Adam(vae.parameters(), lr=1e-3), x_train, epochs=schedule.epochs,
+    history = fit(vae, VAELoss("bce"), FastAdam(vae.parameters(), lr=1e-3), x_train, epochs=schedule.epochs,
                   batch_size=128, validation=x_test, seed=demo.seed, progress=False, on_epoch_end=demo.print_epoch)
 demo.record("VAE (latent 16)", history, batch_size=128)
 final = history.final()
@@ -140,10 +140,10 @@ demo.save(plots.image_grid(rows, shape, title=_f("The same 12 codes z ~ N(0, I),
 # towards $\mathcal{N}(0, I)$.
 
 # %%
-vae_2d = builders.variational_autoencoder(2, input_dim=D, seed=demo.seed).to(demo.device)
+vae_2d = builders.variational_autoencoder(2, input_dim=D, seed=demo.seed, fast=True).to(demo.device)
 warmup = max(1, schedule.epochs // 10)
 with demo.timed("train 2-d VAE"):
-    history_2d = fit(vae_2d, VAELoss("bce", warmup_epochs=warmup), Adam(vae_2d.parameters(), lr=1e-3), x_train,
+    history_2d = fit(vae_2d, VAELoss("bce", warmup_epochs=warmup), FastAdam(vae_2d.parameters(), lr=1e-3), x_train,
                      epochs=schedule.epochs, batch_size=128, validation=x_test, seed=demo.seed, progress=False,
                      on_epoch_end=demo.print_epoch)
 demo.record("VAE (latent 2)", history_2d, batch_size=128, kl_warmup_epochs=warmup)
