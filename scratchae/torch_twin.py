@@ -67,7 +67,7 @@ def _modules(torch, part, shape: tuple, memory_format=None) -> list:
             if memory_format is not None and len(layer.shape) == 3:
                 modules.append(_InMemoryFormat(torch, memory_format))
         else:
-            modules.append(activations[type(layer)]())
+            modules.append(next(module for kind, module in activations.items() if isinstance(layer, kind))())
         shape = output_shape(layer, shape)
     return modules
 

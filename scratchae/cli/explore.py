@@ -37,6 +37,7 @@ from scratchae.cli.run_folder import CHECKPOINT, MANIFEST, RUN_FILES
 from scratchae.cli.train import RUN_DEFAULTS, RunError, _load_data, _recorded_settings
 from scratchae.data import DATASETS, DIGIT_NAMES, DataError
 from scratchae.i18n import format_text, gettext, resolve
+from scratchae.engine.forms import LESSON_FORMS
 from scratchae.layers import Dense, Identity, ReLU, Sequential, Sigmoid
 from scratchae.message_sources import PAGE_MESSAGE, page_message
 from scratchae.models import VariationalAutoencoder
@@ -161,7 +162,7 @@ def explorable_decoder(model, *, what: str = "the model") -> Sequential:
         raise ExploreError(f"{what}: a {type(model).__name__} has no decoder; the page shows what an autoencoder's "
                            f"decoder makes of a code")
     for index, layer in enumerate(decoder.layers):
-        if type(layer) not in DECODER_LAYERS:
+        if lesson_class(layer) not in DECODER_LAYERS:
             raise ExploreError(f"{what}: the page's decoder knows {', '.join(t.__name__ for t in DECODER_LAYERS)} "
                                f"layers; this decoder's layer {index} is a {type(layer).__name__}")
     first = next((layer for layer in decoder.layers if isinstance(layer, Dense)), None)
@@ -262,9 +263,15 @@ def _refuse_non_finite(decoder: Sequential, codes: numpy.ndarray, device: str) -
                            "the plane; the page would be blank: train the model again, with a smaller --lr")
 
 
+def lesson_class(layer) -> type:
+    """The lesson's class of ``layer``: its own, or the one an engine form stands in for (the page runs the
+    lesson's forward, and both floors compute the same numbers)."""
+    return LESSON_FORMS.get(type(layer), type(layer))
+
+
 def _layer_description(layer) -> dict:
     """A layer as the page's ``decoderFromLayers`` reads it; a Dense layer's W and b as base64 float32."""
-    description = {"type": type(layer).__name__}
+    description = {"type": lesson_class(layer).__name__}
     if isinstance(layer, Dense):
         description.update(in_features=layer.in_features, out_features=layer.out_features,
                            W=_base64(to_numpy(layer.W.data).astype("<f4")),  # (D_in, D_out), row after row
@@ -293,7 +300,7 @@ def _architecture(decoder: Sequential, lang: str | None = None) -> str:
             parts.append(f"Dense({features} \u2192 {layer.out_features})")
             features = layer.out_features
         else:
-            parts.append(type(layer).__name__)
+            parts.append(lesson_class(layer).__name__)
     return gettext("Decoder: ", lang) + " \u2192 ".join(parts)
 
 
