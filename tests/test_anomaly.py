@@ -227,7 +227,7 @@ def test_train_refuses_a_class_that_does_not_exist_or_is_empty(tmp_path, capsys,
 
 def test_anomaly_refuses_bad_input_in_one_line(one_class_run, tmp_path, capsys):
     assert main(["anomaly", str(tmp_path)]) == 2
-    assert f"no model at {tmp_path / 'model.npz'}" in capsys.readouterr().err
+    assert f"no checkpoint at {tmp_path / 'model.npz'}" in capsys.readouterr().err
     numpy.save(tmp_path / "wrong.npy", numpy.zeros((2, 28, 28)))
     assert main(["anomaly", str(one_class_run), str(tmp_path / "wrong.npy"), "--out", str(tmp_path)]) == 2
     assert "do not fit the model, which takes 8 x 8 images" in capsys.readouterr().err

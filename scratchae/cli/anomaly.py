@@ -33,7 +33,7 @@ import numpy
 
 from scratchae import anomaly, checkpoint
 from scratchae.cli import own_files
-from scratchae.cli.run_folder import CHECKPOINT
+from scratchae.cli.run_folder import checkpoint_in
 from scratchae.cli.train import RunError, _load_data, _recorded_settings
 from scratchae.models import Classifier, VariationalAutoencoder
 
@@ -71,11 +71,7 @@ def add_anomaly_command(commands) -> None:
 
 
 def run_anomaly(arguments) -> int:
-    path = Path(arguments.run_dir)
-    if path.is_dir():
-        path = path / CHECKPOINT
-    if not path.is_file():
-        raise FileNotFoundError(f"no model at {path}: give a run folder that 'scratchae train' wrote")
+    path = checkpoint_in(arguments.run_dir, ": give a run folder that 'scratchae train' wrote")
     saved = checkpoint.load(path, fast=True)
     model = saved.model
     if isinstance(model, Classifier):

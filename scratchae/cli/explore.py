@@ -33,7 +33,7 @@ import numpy
 from scratchae import checkpoint
 from scratchae.backend import to_device, to_numpy
 from scratchae.cli import own_files
-from scratchae.cli.run_folder import CHECKPOINT, MANIFEST, RUN_FILES
+from scratchae.cli.run_folder import MANIFEST, RUN_FILES, checkpoint_in
 from scratchae.cli.train import RUN_DEFAULTS, RunError, _load_data, _recorded_settings
 from scratchae.data import DATASETS, DIGIT_NAMES, DataError
 from scratchae.i18n import format_text, gettext, resolve
@@ -93,11 +93,7 @@ def add_explore_command(commands) -> None:
 
 
 def run_explore(arguments) -> int:
-    path = Path(arguments.run_dir)
-    if path.is_dir():
-        path = path / CHECKPOINT
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
+    path = checkpoint_in(arguments.run_dir)
     saved = checkpoint.load(path)
     decoder = explorable_decoder(saved.model, what=str(path))  # refuse before loading any data
     out = Path(arguments.out) if arguments.out else path.parent / PAGE

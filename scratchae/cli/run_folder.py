@@ -250,6 +250,17 @@ class RunFolder:
         _remove_staging(staging, self.files)
 
 
+def checkpoint_in(run_dir, hint: str = "") -> Path:
+    """The checkpoint a command reads: ``run_dir`` itself when it names a file, else the run folder's
+    :data:`CHECKPOINT`; a FileNotFoundError (one line, with ``hint``) when there is none."""
+    path = Path(run_dir)
+    if path.is_dir():
+        path = path / CHECKPOINT
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}{hint}")
+    return path
+
+
 def _read_manifest(path: Path, allowed: tuple[str, ...]) -> dict:
     """A manifest, with only the file names it may name: those of ``allowed``. A manifest is a file on disk
     that anyone can edit, and a name such as ``../notes.txt`` or ``notes.txt`` must never make a commit move or

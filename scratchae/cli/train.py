@@ -17,13 +17,14 @@ import shlex
 import signal
 import sys
 import time
+from pathlib import Path
 
 from scratchae import checkpoint, data
 from scratchae.backend import DEVICES, resolve_device, to_device, to_numpy
 from scratchae.validate import fits, require_float, require_int
 from scratchae.cli.arguments import add_run_options, add_threads_option, count, non_negative_float, positive_float
 from scratchae.cli import own_files
-from scratchae.cli.run_folder import CHECKPOINT, MANIFEST as RUN_MANIFEST, RunFolder
+from scratchae.cli.run_folder import CHECKPOINT, MANIFEST as RUN_MANIFEST, RunFolder, checkpoint_in
 from scratchae.atomic_files import write_text_atomically
 from scratchae.losses import BCELoss, MSELoss, SoftmaxCrossEntropyLoss, VAELoss
 from scratchae.models import Classifier, DenoisingAutoencoder, VariationalAutoencoder
@@ -607,13 +608,7 @@ def _plural(n: int, word: str) -> str:
 
 
 def run_evaluate(arguments) -> int:
-    from pathlib import Path
-
-    path = Path(arguments.checkpoint)
-    if path.is_dir():
-        path = path / CHECKPOINT
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
+    path = checkpoint_in(arguments.checkpoint)
     device = resolve_device(arguments.device)
     saved = checkpoint.load(path, device=device, fast=True)
     recorded = saved.meta.get("extra", {})
