@@ -58,7 +58,7 @@ else:
 print(f"{len(x_normal):,} training images of class {NORMAL_CLASS}; {int((~is_anomaly).sum()):,} normal and "
       f"{int(is_anomaly.sum()):,} anomalous test images; {epochs} epochs of {steps_per_epoch} steps")
 model = builders.simple_autoencoder(32, input_dim=dataset.n_features, seed=demo.seed, fast=True).to(demo.device)
-with demo.timed("train one-class AE"):
+with demo.timed(N_("train one-class AE")):
     history = fit(model, MSELoss(), FastAdam(model.parameters(), lr=1e-3), x_normal, epochs=epochs, batch_size=BATCH,
                   seed=demo.seed, progress=False, on_epoch_end=demo.print_epoch)
 demo.record(_f("AE trained on class {digit}", digit=NORMAL_CLASS), history, batch_size=BATCH)
@@ -71,7 +71,7 @@ demo.record(_f("AE trained on class {digit}", digit=NORMAL_CLASS), history, batc
 # threshold: an image scoring above it is flagged. It is placed so that 95 % of the normal images stay below it.
 
 # %%
-with demo.timed("scores"):
+with demo.timed(N_("scores")):
     scores = anomaly.reconstruction_errors(model, dataset.x_test)
 auroc = anomaly.auroc(scores, is_anomaly)
 threshold = anomaly.threshold_for_recall(scores[~is_anomaly], 0.95)
@@ -194,10 +194,11 @@ demo.save(plots.side_by_side_mosaics({_f("the {n} most normal", n=len(most_norma
 # %%
 codes, errors = {}, {}
 sparse_epochs = QUICK_EPOCHS if demo.quick else (demo.requested_epochs or 20)
-for label, l1 in ((N_("plain"), 0.0), (N_("sparse"), 1e-4)):  # N_: translated where shown
+for label, l1, timing in ((N_("plain"), 0.0, N_("train plain code")),  # N_: translated where shown
+                          (N_("sparse"), 1e-4, N_("train sparse code"))):
     network = builders.sparse_autoencoder(32, l1=l1, input_dim=dataset.n_features, seed=demo.seed,
                                           fast=True).to(demo.device)
-    with demo.timed(f"train {label} code"):
+    with demo.timed(timing):
         trained = fit(network, SparseLoss(network.l1, "bce"), FastAdam(network.parameters(), lr=1e-3), dataset.x_train,
                       epochs=sparse_epochs, batch_size=BATCH, seed=demo.seed, validation=dataset.x_test,
                       progress=False, on_epoch_end=demo.print_epoch)
