@@ -261,7 +261,7 @@ _RESULT_NAMES = {
     "grid_share_of_most_common_digit": N_("share of the grid for the most common digit"), "kl": N_("KL"),
     "kl_warmup_epochs": N_("KL warm-up epochs"), "l1_penalty": N_("L1 penalty"),
     "largest_code_difference": N_("largest code difference"), "learning_rate": N_("learning rate"),
-    "lesson_ms": N_("lesson (ms)"), "loss_after_150": N_("loss after 150 steps"),
+    "lesson_ms": N_("lesson (ms)"), "loss_after_150": N_("loss after 150"),
     "loss_after_one_step": N_("loss after one step"), "loss_before": N_("loss before"),
     "loss_fall_over_last_epochs": N_("loss fall over the last epochs"), "misses": N_("misses"),
     "nearest_code_same_digit": N_("nearest code of the same digit"), "parameters": N_("parameters"),
