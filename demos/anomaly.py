@@ -124,8 +124,8 @@ def _misses(n):
 
 
 paragraph = _f("Keeping 95 % of the normal images below the threshold ({threshold:.4f}) raises {false_alarms} among "
-               "{normal:,} normal test images ({false_alarm_rate:.1%}) and misses {misses:,} of {anomalies:,} anomalies "
-               "({miss_rate:.1%}).", threshold=threshold, false_alarms=_false_alarms(costs["false_alarms"]),
+               "{normal:,} normal test images ({false_alarm_rate:.1%}) and misses {misses:,} of {anomalies:,} "
+               "anomalies ({miss_rate:.1%}).", threshold=threshold, false_alarms=_false_alarms(costs["false_alarms"]),
                normal=costs["normal"], false_alarm_rate=costs["false_alarm_rate"], misses=costs["misses"],
                anomalies=costs["anomalies"], miss_rate=costs["miss_rate"])
 for recall in (0.80, 0.99):
