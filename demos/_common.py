@@ -172,7 +172,7 @@ class Demo:
         if self.quick:
             train_size = min(train_size or QUICK_TRAIN_SIZE, QUICK_TRAIN_SIZE)
             test_size = min(test_size or QUICK_TEST_SIZE, QUICK_TEST_SIZE)
-        with self.timed("load data"):
+        with self.timed(N_("load data")):
             try:
                 dataset = data.load(self.data_name, seed=self.seed)
                 sizes = {}
@@ -240,7 +240,7 @@ class Demo:
     def tsne(self, codes):
         """Latent codes (n, latent_dim), on any device -> 2-D points (n, 2) by t-SNE, as the notebooks compute it."""
         iterations = QUICK_TSNE_ITERATIONS if self.quick else TSNE_ITERATIONS
-        with self.timed("t-SNE"):
+        with self.timed(N_("t-SNE")):
             return plots.tsne_embedding(to_numpy(codes), seed=TSNE_SEED, max_iter=iterations)
 
     @contextlib.contextmanager
@@ -266,7 +266,7 @@ class Demo:
                      ha="right", va="bottom", fontsize="small", color="#b00020")
             caption = _f("Quick run (a few hundred images, {epochs} epochs): {caption}", epochs=QUICK_EPOCHS,
                          caption=caption)
-        with self.timed("figures"):
+        with self.timed(N_("figures")):
             path = plots.save_figure(fig, self.out / filename, dpi=FIGURE_DPI)
         self.figures = [entry for entry in self.figures if entry["file"] != filename]
         self.figures.append({"file": filename, "caption": caption})
@@ -278,7 +278,7 @@ class Demo:
         if self.quick:
             caption = _f("Quick run (a few hundred images, {epochs} epochs): {caption}", epochs=QUICK_EPOCHS,
                          caption=caption)
-        with self.timed("figures"):
+        with self.timed(N_("figures")):
             path = write_text_atomically(self.out / filename, text)
         self.pages = [entry for entry in self.pages if entry["file"] != filename] + [
             {"file": filename, "caption": caption}]

@@ -25,6 +25,7 @@ import numpy
 from scratchae import anomaly, builders, plots
 from scratchae.backend import to_numpy
 from scratchae.demos._common import QUICK_EPOCHS, Demo
+from scratchae.i18n import N_, format_text as _f
 from scratchae.losses import MSELoss
 from scratchae.engine.adam import FastAdam
 from scratchae.sparse import SparseLoss
@@ -57,10 +58,10 @@ else:
 print(f"{len(x_normal):,} training images of class {NORMAL_CLASS}; {int((~is_anomaly).sum()):,} normal and "
       f"{int(is_anomaly.sum()):,} anomalous test images; {epochs} epochs of {steps_per_epoch} steps")
 model = builders.simple_autoencoder(32, input_dim=dataset.n_features, seed=demo.seed, fast=True).to(demo.device)
-with demo.timed("train one-class AE"):
+with demo.timed(N_("train one-class AE")):
     history = fit(model, MSELoss(), FastAdam(model.parameters(), lr=1e-3), x_normal, epochs=epochs, batch_size=BATCH,
                   seed=demo.seed, progress=False, on_epoch_end=demo.print_epoch)
-demo.record(f"AE trained on class {NORMAL_CLASS}", history, batch_size=BATCH)
+demo.record(_f("AE trained on class {digit}", digit=NORMAL_CLASS), history, batch_size=BATCH)
 
 # %% [markdown]
 # ## Scores
@@ -70,21 +71,23 @@ demo.record(f"AE trained on class {NORMAL_CLASS}", history, batch_size=BATCH)
 # threshold: an image scoring above it is flagged. It is placed so that 95 % of the normal images stay below it.
 
 # %%
-with demo.timed("scores"):
+with demo.timed(N_("scores")):
     scores = anomaly.reconstruction_errors(model, dataset.x_test)
 auroc = anomaly.auroc(scores, is_anomaly)
 threshold = anomaly.threshold_for_recall(scores[~is_anomaly], 0.95)
 costs = anomaly.threshold_costs(scores, is_anomaly, threshold)
-demo.record("anomaly detection", auroc=round(auroc, 4), threshold=round(threshold, 6),
+demo.record(_f("anomaly detection"), auroc=round(auroc, 4), threshold=round(threshold, 6),
             false_alarms=costs["false_alarms"], misses=costs["misses"])
 demo.save(plots.score_histogram(scores[~is_anomaly], scores[is_anomaly], threshold=threshold,
-                                score_label="reconstruction MSE", threshold_label="threshold (95 % of normal below)",
-                                title=f"{dataset.name}: class {NORMAL_CLASS} as normal"),
+                                score_label=_f("reconstruction MSE"),
+                                threshold_label=_f("threshold (95 % of normal below)"),
+                                title=_f("{data}: class {digit} as normal", data=dataset.name, digit=NORMAL_CLASS)),
           "28_anomaly_histogram.png",
-          f"Reconstruction errors of the {int((~is_anomaly).sum()):,} normal (class {NORMAL_CLASS}) and "
-          f"{int(is_anomaly.sum()):,} anomalous test images, each histogram of area 1; the dashed threshold "
-          f"{threshold:.4f} keeps 95 % of the normal images below it (an autoencoder trained {epochs} epochs on "
-          f"{len(x_normal):,} images of class {NORMAL_CLASS}).")
+          _f("Reconstruction errors of the {normal:,} normal (class {digit}) and {anomalous:,} anomalous test images, "
+             "each histogram of area 1; the dashed threshold {threshold:.4f} keeps 95 % of the normal images below it "
+             "(an autoencoder trained {epochs} epochs on {n:,} images of class {digit}).",
+             normal=int((~is_anomaly).sum()), anomalous=int(is_anomaly.sum()), digit=NORMAL_CLASS,
+             threshold=threshold, epochs=epochs, n=len(x_normal)))
 
 # %% [markdown]
 # ## The ROC curve
@@ -97,11 +100,12 @@ demo.save(plots.score_histogram(scores[~is_anomaly], scores[is_anomaly], thresho
 # %%
 fpr, tpr, _ = anomaly.roc(scores, is_anomaly)
 demo.save(plots.roc_curve(fpr, tpr, auroc=auroc, point=(costs["false_alarm_rate"], 1 - costs["miss_rate"]),
-                          point_label="the threshold above", title=f"{dataset.name}: class {NORMAL_CLASS} as normal"),
+                          point_label=_f("the threshold above"),
+                          title=_f("{data}: class {digit} as normal", data=dataset.name, digit=NORMAL_CLASS)),
           "29_anomaly_roc.png",
-          f"ROC curve of the reconstruction error with class {NORMAL_CLASS} as normal: AUROC {auroc:.3f}; the dot is "
-          f"the threshold of the histogram ({costs['false_alarm_rate']:.1%} false alarms, "
-          f"{1 - costs['miss_rate']:.1%} of the anomalies caught).")
+          _f("ROC curve of the reconstruction error with class {digit} as normal: AUROC {auroc:.3f}; the dot is the "
+             "threshold of the histogram ({false_alarms:.1%} false alarms, {caught:.1%} of the anomalies caught).",
+             digit=NORMAL_CLASS, auroc=auroc, false_alarms=costs["false_alarm_rate"], caught=1 - costs["miss_rate"]))
 
 # %% [markdown]
 # ## What a threshold costs
@@ -111,20 +115,25 @@ demo.save(plots.roc_curve(fpr, tpr, auroc=auroc, point=(costs["false_alarm_rate"
 # cost the detector exists to avoid). With this run's numbers:
 
 # %%
-def _count(n, word, plural=None):
-    return f"{n:,} {word if n == 1 else plural or word + 's'}"
+def _false_alarms(n):
+    return _f("{n:,} false alarm", n=n) if n == 1 else _f("{n:,} false alarms", n=n)
 
 
-paragraph = (f"Keeping 95 % of the normal images below the threshold ({threshold:.4f}) raises "
-             f"{costs['false_alarms']:,} false alarms among {costs['normal']:,} normal test images "
-             f"({costs['false_alarm_rate']:.1%}) and misses {costs['misses']:,} of {costs['anomalies']:,} anomalies "
-             f"({costs['miss_rate']:.1%}).")
+def _misses(n):
+    return _f("{n:,} miss", n=n) if n == 1 else _f("{n:,} misses", n=n)
+
+
+paragraph = _f("Keeping 95 % of the normal images below the threshold ({threshold:.4f}) raises {false_alarms} among "
+               "{normal:,} normal test images ({false_alarm_rate:.1%}) and misses {misses:,} of {anomalies:,} "
+               "anomalies ({miss_rate:.1%}).", threshold=threshold, false_alarms=_false_alarms(costs["false_alarms"]),
+               normal=costs["normal"], false_alarm_rate=costs["false_alarm_rate"], misses=costs["misses"],
+               anomalies=costs["anomalies"], miss_rate=costs["miss_rate"])
 for recall in (0.80, 0.99):
     other = anomaly.threshold_costs(scores, is_anomaly, anomaly.threshold_for_recall(scores[~is_anomaly], recall))
-    paragraph += (f" Keeping {recall:.0%} instead gives {_count(other['false_alarms'], 'false alarm')} and "
-                  f"{_count(other['misses'], 'miss', 'misses')}.")
+    paragraph += " " + _f("Keeping {recall:.0%} instead gives {false_alarms} and {misses}.", recall=recall,
+                          false_alarms=_false_alarms(other["false_alarms"]), misses=_misses(other["misses"]))
 print(paragraph)
-demo.record("threshold costs", text=paragraph)
+demo.record(_f("threshold costs"), text=paragraph)
 
 # %% [markdown]
 # ## The most normal and the most anomalous
@@ -137,14 +146,15 @@ demo.record("threshold costs", text=paragraph)
 # %%
 most_normal, most_anomalous = anomaly.extremes(scores, 32)
 columns = 8 if len(most_normal) % 8 == 0 else len(most_normal)
-demo.save(plots.side_by_side_mosaics({f"the {len(most_normal)} most normal": dataset.x_test[most_normal],
-                                      f"the {len(most_anomalous)} most anomalous": dataset.x_test[most_anomalous]},
-                                     shape, columns=columns, title=f"Class {NORMAL_CLASS} as normal"),
+demo.save(plots.side_by_side_mosaics({_f("the {n} most normal", n=len(most_normal)): dataset.x_test[most_normal],
+                                      _f("the {n} most anomalous", n=len(most_anomalous)):
+                                          dataset.x_test[most_anomalous]},
+                                     shape, columns=columns, title=_f("Class {digit} as normal", digit=NORMAL_CLASS)),
           "30_most_normal_most_anomalous.png",
-          f"The {len(most_normal)} test images with the lowest reconstruction error (left, "
-          f"{int(numpy.sum(~is_anomaly[most_normal]))} of them of class {NORMAL_CLASS}) and the "
-          f"{len(most_anomalous)} with the highest (right, {int(numpy.sum(is_anomaly[most_anomalous]))} of them "
-          f"anomalies).")
+          _f("The {n_normal} test images with the lowest reconstruction error (left, {normal} of them of class "
+             "{digit}) and the {n_anomalous} with the highest (right, {anomalous} of them anomalies).",
+             n_normal=len(most_normal), normal=int(numpy.sum(~is_anomaly[most_normal])), digit=NORMAL_CLASS,
+             n_anomalous=len(most_anomalous), anomalous=int(numpy.sum(is_anomaly[most_anomalous]))))
 
 # %% [markdown]
 # ## On a harder data set, against classical detectors
@@ -184,28 +194,32 @@ demo.save(plots.side_by_side_mosaics({f"the {len(most_normal)} most normal": dat
 # %%
 codes, errors = {}, {}
 sparse_epochs = QUICK_EPOCHS if demo.quick else (demo.requested_epochs or 20)
-for label, l1 in (("plain", 0.0), ("sparse", 1e-4)):
+for label, l1, timing in ((N_("plain"), 0.0, N_("train plain code")),  # N_: translated where shown
+                          (N_("sparse"), 1e-4, N_("train sparse code"))):
     network = builders.sparse_autoencoder(32, l1=l1, input_dim=dataset.n_features, seed=demo.seed,
                                           fast=True).to(demo.device)
-    with demo.timed(f"train {label} code"):
+    with demo.timed(timing):
         trained = fit(network, SparseLoss(network.l1, "bce"), FastAdam(network.parameters(), lr=1e-3), dataset.x_train,
                       epochs=sparse_epochs, batch_size=BATCH, seed=demo.seed, validation=dataset.x_test,
                       progress=False, on_epoch_end=demo.print_epoch)
     codes[label] = to_numpy(network.encode(demo.to_device(dataset.x_test)))
     rebuilt = to_numpy(network.reconstruct(demo.to_device(dataset.x_test)))
     errors[label] = float(numpy.mean((rebuilt - dataset.x_test) ** 2))
-    demo.record(f"{label} code (l1 = {l1:g})", trained, batch_size=BATCH, test_code_mean=float(codes[label].mean()),
-                test_mse=round(errors[label], 5))
+    demo.record(_f("{code} code (l1 = {l1:g})", code=_f(label), l1=l1), trained, batch_size=BATCH,
+                test_code_mean=float(codes[label].mean()), test_mse=round(errors[label], 5))
 means = {label: float(code.mean()) for label, code in codes.items()}
 zeros = {label: float(numpy.mean(code == 0.0)) for label, code in codes.items()}
-demo.save(plots.code_distributions({f"{label}: mean {means[label]:.2f}, {zeros[label]:.0%} zeros": code
-                                    for label, code in codes.items()},
-                                   title="Code values of the test images, without and with the L1 penalty"),
+demo.save(plots.code_distributions({_f("{code}: mean {mean:.2f}, {zeros:.0%} zeros", code=_f(label), mean=means[label],
+                                       zeros=zeros[label]): code for label, code in codes.items()},
+                                   title=_f("Code values of the test images, without and with the L1 penalty")),
           "31_sparse_code_values.png",
-          f"The 32 code values of every test image, for the 784-32-784 network trained {sparse_epochs} epochs without "
-          f"a penalty (mean code {means['plain']:.2f}, {zeros['plain']:.0%} zeros, test MSE {errors['plain']:.4f}) "
-          f"and with l1 = 1e-4 (mean {means['sparse']:.2f}, {zeros['sparse']:.0%} zeros, test MSE "
-          f"{errors['sparse']:.4f}); Chollet reports a mean of 7.30 falling to 3.33.")
+          _f("The 32 code values of every test image, for the 784-32-784 network trained {epochs} epochs without a "
+             "penalty (mean code {plain_mean:.2f}, {plain_zeros:.0%} zeros, test MSE {plain_mse:.4f}) and with l1 = "
+             "1e-4 (mean {sparse_mean:.2f}, {sparse_zeros:.0%} zeros, test MSE {sparse_mse:.4f}); Chollet reports a "
+             "mean of {chollet_plain:.2f} falling to {chollet_sparse:.2f}.",
+             epochs=sparse_epochs, plain_mean=means["plain"], plain_zeros=zeros["plain"], plain_mse=errors["plain"],
+             sparse_mean=means["sparse"], sparse_zeros=zeros["sparse"], sparse_mse=errors["sparse"],
+             chollet_plain=7.30, chollet_sparse=3.33))
 
 # %%
 demo.finish()

@@ -55,7 +55,7 @@ def weights(model) -> int:
 
 def train(model, loss, label, validation=None, lr=1e-3):
     """Adam (lr 1e-3 unless told) on the training digits, batches of 128, the chapter's schedule."""
-    with demo.timed(f"train {label}"):
+    with demo.timed(_f("train {model}", model=label)):
         history = fit(model, loss, FastAdam(model.parameters(), lr=lr), x_train, epochs=schedule.epochs,
                       batch_size=BATCH, validation=x_test if validation is None else validation, seed=demo.seed,
                       progress=False, on_epoch_end=demo.print_epoch)
@@ -82,7 +82,7 @@ def test_mse(model, inputs, targets) -> float:
 # %%
 conv = builders.conv_autoencoder(image_shape=image_shape, seed=demo.seed, fast=True).to(demo.device)
 print(conv.summary())
-conv_history = train(conv, BCELoss(), "conv AE (16-8-8, code (8, 4, 4))")
+conv_history = train(conv, BCELoss(), _f("conv AE (16-8-8, code (8, 4, 4))"))
 
 # %% [markdown]
 # ## What the first layer learned
@@ -133,10 +133,10 @@ demo.save(plots.feature_maps(stages, title=_f("A test {label} through the convol
 
 # %%
 dense = builders.simple_autoencoder(32, input_dim=dataset.n_features, seed=demo.seed, fast=True).to(demo.device)
-train(dense, BCELoss(), "dense AE (784-128-32-128-784)")
+train(dense, BCELoss(), _f("dense AE (784-128-32-128-784)"))
 dense_mse, conv_mse = test_mse(dense, x_test, x_test), test_mse(conv, x_test, x_test)
-demo.record("dense AE (784-128-32-128-784)", test_mse=dense_mse)
-demo.record("conv AE (16-8-8, code (8, 4, 4))", test_mse=conv_mse)
+demo.record(_f("dense AE (784-128-32-128-784)"), test_mse=dense_mse)
+demo.record(_f("conv AE (16-8-8, code (8, 4, 4))"), test_mse=conv_mse)
 originals = x_test[:10]
 demo.save(plots.compare_reconstructions(originals, {
     _f("dense, {weights:,} weights, code of 32 (test MSE {mse:.4f})", weights=weights(dense), mse=dense_mse):

@@ -56,11 +56,11 @@ model = builders.denoising_autoencoder(latent_dim=32, noise_factor=NOISE_FACTOR,
                                      seed=demo.seed, fast=True).to(demo.device)
 print(model.summary())
 schedule = demo.schedule(notebook_epochs=20, notebook_samples=60_000, batch_size=128)
-with demo.timed("train denoising AE"):
+with demo.timed(_f("train denoising AE")):
     history = fit(model, MSELoss(), FastAdam(model.parameters(), lr=1e-3), x_train, epochs=schedule.epochs,
                   batch_size=128, validation=(x_test_noisy, x_test), seed=demo.seed, progress=False,
                   on_epoch_end=demo.print_epoch)
-demo.record("deep denoising AE", history, batch_size=128)
+demo.record(_f("deep denoising AE"), history, batch_size=128)
 
 # %% [markdown]
 # ## Results
@@ -71,7 +71,7 @@ demo.record("deep denoising AE", history, batch_size=128)
 
 # %%
 noise_error = float(((x_test_noisy - x_test) ** 2).mean())
-demo.record("noisy input, no model (baseline)", val_loss=noise_error)
+demo.record(_f("noisy input, no model (baseline)"), val_loss=noise_error)
 denoised = to_numpy(model.reconstruct(demo.to_device(x_test_noisy[:10])))
 final_error = history["val_loss"][-1]
 rows = {_f("Noisy"): x_test_noisy[:10], _f("Reconstructed (clean)"): denoised, _f("Original"): x_test[:10]}

@@ -41,7 +41,7 @@ schedule = demo.schedule(notebook_epochs=20, notebook_samples=60_000, batch_size
 def train(label, model):
     """Train an autoencoder as the first notebook does; return its history."""
     model.to(demo.device)
-    with demo.timed(f"train {label}"):
+    with demo.timed(_f("train {model}", model=label)):
         history = fit(model, MSELoss(), FastAdam(model.parameters(), lr=1e-3), x_train, epochs=schedule.epochs,
                       batch_size=256, validation=x_test, seed=demo.seed, progress=False,
                       on_epoch_end=demo.print_epoch)
@@ -68,7 +68,7 @@ histories, reconstructions = {}, {}
 for latent_dim in latent_sizes:
     label = _f("latent {d}", d=latent_dim)
     model = builders.simple_autoencoder(latent_dim=latent_dim, input_dim=dataset.n_features, seed=demo.seed, fast=True)
-    histories[latent_dim] = train(f"simple AE (latent {latent_dim})", model)
+    histories[latent_dim] = train(_f("simple AE (latent {d})", d=latent_dim), model)
     reconstructions[label] = reconstruct(model)
     if latent_dim == 2:  # a code of two numbers is a plane: a page to explore it in the browser
         demo.save_page(explorer_page(model, x_test[:1000], dataset.y_test[:1000], image_shape=shape,
@@ -97,7 +97,7 @@ demo.save(plots.compare_reconstructions(originals, reconstructions, shape, losse
 # %%
 deep = builders.deep_autoencoder(latent_dim=32, input_dim=dataset.n_features, seed=demo.seed, fast=True)
 single, deep_name = _f("single hidden layer"), _f("deep")
-runs = {single: histories[32], deep_name: train("deep AE (latent 32)", deep)}
+runs = {single: histories[32], deep_name: train(_f("deep AE (latent 32)"), deep)}
 demo.save(plots.compare_loss_curves(runs, title=_f("Exercise 2: deep and single-hidden-layer autoencoders")),
           "08_deep_vs_single_losses.png",
           _f("Exercise 2: training (solid) and validation (dashed) loss per epoch of the deep autoencoder "

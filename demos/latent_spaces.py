@@ -46,11 +46,11 @@ classifier = builders.mlp_classifier(latent_dim=16, n_classes=dataset.n_classes,
                                    seed=demo.seed, fast=True).to(demo.device)
 print(classifier.summary())
 schedule = demo.schedule(notebook_epochs=20, notebook_samples=10_000, batch_size=64)
-with demo.timed("train classifier"):
+with demo.timed(_f("train classifier")):
     classifier_history = fit(classifier, SoftmaxCrossEntropyLoss(), FastAdam(classifier.parameters(), lr=1e-3), x_train,
                              y_train, epochs=schedule.epochs, batch_size=64, validation=(x_test, y_test),
                              seed=demo.seed, progress=False, on_epoch_end=demo.print_epoch)
-demo.record("classifier (latent 16)", classifier_history, batch_size=64)
+demo.record(_f("classifier (latent 16)"), classifier_history, batch_size=64)
 accuracy = classifier_history["val_accuracy"][-1]
 print(f"test accuracy {accuracy:.1%}")
 
@@ -63,11 +63,11 @@ print(f"test accuracy {accuracy:.1%}")
 # %%
 autoencoder = builders.linear_latent_autoencoder(latent_dim=16, input_dim=dataset.n_features,
                                                seed=demo.seed, fast=True).to(demo.device)
-with demo.timed("train autoencoder"):
+with demo.timed(_f("train autoencoder")):
     autoencoder_history = fit(autoencoder, MSELoss(), FastAdam(autoencoder.parameters(), lr=1e-3, weight_decay=1e-8),
                               x_train, epochs=schedule.epochs, batch_size=64, validation=x_test, seed=demo.seed,
                               progress=False, on_epoch_end=demo.print_epoch)
-demo.record("linear-latent AE (latent 16)", autoencoder_history, batch_size=64)
+demo.record(_f("linear-latent AE (latent 16)"), autoencoder_history, batch_size=64)
 
 # %% [markdown]
 # ## The two latent spaces

@@ -44,11 +44,11 @@ model = builders.linear_latent_autoencoder(latent_dim=LATENT_DIM, input_dim=data
                                          seed=demo.seed, fast=True).to(demo.device)
 print(model.summary())
 schedule = demo.schedule(notebook_epochs=20, notebook_samples=10_000, batch_size=64)
-with demo.timed("train linear-latent AE"):
+with demo.timed(_f("train linear-latent AE")):
     history = fit(model, MSELoss(), FastAdam(model.parameters(), lr=1e-3, weight_decay=1e-8), x_train,
                   epochs=schedule.epochs, batch_size=64, validation=x_test, seed=demo.seed, progress=False,
                   on_epoch_end=demo.print_epoch)
-demo.record("linear-latent AE (latent 16)", history, batch_size=64)
+demo.record(_f("linear-latent AE (latent 16)"), history, batch_size=64)
 
 # %% [markdown]
 # The training loss per epoch, one marker per epoch, as the notebook draws it.
@@ -138,7 +138,7 @@ spread = float(numpy.sqrt(numpy.trace(covariance)))  # typical distance of a rea
 distance = float(numpy.linalg.norm(mean))  # distance from the origin, the centre of N(0, I)
 print(f"real codes: centre {distance:.1f} away from the origin, spread {spread:.1f} (N(0, I): 0 and "
       f"{LATENT_DIM ** 0.5:.1f})")
-demo.record("latent codes of the training digits", distance_of_mean_from_origin=round(distance, 3),
+demo.record(_f("latent codes of the training digits"), distance_of_mean_from_origin=round(distance, 3),
             spread=round(spread, 3))
 rows = {_f("Decoded from z ~ N(0, I)"): to_numpy(model.decode(demo.to_device(z_standard))),
         _f("Decoded from z ~ N(μ, Σ), the mean and covariance of the real codes"):

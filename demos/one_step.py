@@ -78,7 +78,7 @@ for layer in reversed(layers):
 optimizer.step()
 losses = [before] + [train_step(model, loss, optimizer, x) for _ in range(150)]
 print(f"loss before the first step {before:.5f}, after one {losses[1]:.5f}, after 150 {losses[-1]:.5f}")
-demo.record("one batch, 150 steps", loss_before=before, loss_after_one_step=losses[1], loss_after_150=losses[-1])
+demo.record(_f("one batch, 150 steps"), loss_before=before, loss_after_one_step=losses[1], loss_after_150=losses[-1])
 demo.save(plots.loss_curves({"loss": losses}, title=_f("One batch of 64 digits, step after step"), xlabel=_f("Step")),
           "00_one_step.png",
           _f("The mean squared error on one batch of 64 digits, from {before:.4f} before the first Adam step to "

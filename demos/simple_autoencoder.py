@@ -79,10 +79,10 @@ print(model.summary())
 
 # %%
 schedule = demo.schedule(notebook_epochs=20, notebook_samples=60_000, batch_size=256)
-with demo.timed("train simple AE"):
+with demo.timed(_f("train simple AE")):
     history = fit(model, MSELoss(), FastAdam(model.parameters(), lr=1e-3), x_train, epochs=schedule.epochs,
                   batch_size=256, validation=x_test, seed=demo.seed, progress=False, on_epoch_end=demo.print_epoch)
-demo.record("simple AE (latent 32)", history, batch_size=256)
+demo.record(_f("simple AE (latent 32)"), history, batch_size=256)
 demo.save(plots.loss_curves(history, title=_f("Loss during training")), "02_loss.png",
           _f("Training and validation loss (mean squared error) per epoch of the simple autoencoder (latent 32, "
              "batch 256, {schedule}).", schedule=schedule.text))
@@ -118,7 +118,7 @@ distances = squared[:, None] + squared[None, :] - 2 * codes @ codes.T  # (n, n) 
 numpy.fill_diagonal(distances, numpy.inf)  # a code is not its own neighbour
 same_as_nearest = float((y_test[:n][distances.argmin(axis=1)] == y_test[:n]).mean())
 chance = float(((numpy.bincount(y_test[:n]) / n) ** 2).sum())
-demo.record("latent codes of the test digits", nearest_code_same_digit=round(same_as_nearest, 4),
+demo.record(_f("latent codes of the test digits"), nearest_code_same_digit=round(same_as_nearest, 4),
             by_chance=round(chance, 4))
 demo.save(plots.latent_scatter(points, y_test[:n], title=_f("t-SNE of the latent space (32D -> 2D)"),
                                legend=False, colorbar=True, class_names=dataset.class_names),

@@ -28,6 +28,7 @@ from scratchae import builders, plots
 from scratchae.backend import to_numpy
 from scratchae.demos._common import Demo
 from scratchae.engine.forms import fast
+from scratchae.i18n import N_, format_text as _f
 
 demo = Demo.start("two_floors")
 dataset = demo.load_data()
@@ -51,7 +52,7 @@ for name, code in codes.items():  # each code is (8, 4, 4) for MNIST: 128 number
     print(f"{name} code of the first digit: {numpy.array2string(code.reshape(len(code), -1)[0, :6], precision=5)}")
 largest = float(numpy.max(numpy.abs(codes["lesson"] - codes["engine"])))
 print(f"largest difference over the batch's {codes['lesson'].size:,} code values: {largest:.1e}")
-demo.record("same numbers", largest_code_difference=largest)
+demo.record(_f("same numbers"), largest_code_difference=largest)
 
 # %% [markdown]
 # ## What each floor costs
@@ -82,25 +83,31 @@ def layer_times(model) -> dict[str, dict[str, float]]:
             if type(layer).__name__.endswith("Conv2D"):
                 y = layer.forward(out)
                 dy = numpy.ones_like(y) if isinstance(y, numpy.ndarray) else y * 0 + 1
-                name = f"{part_name} conv {layer.in_channels}->{layer.out_channels}"
+                name = _f("{part} conv {inputs}->{outputs}", part=part_name, inputs=layer.in_channels,
+                          outputs=layer.out_channels)
                 rows[name] = {"forward": best_time(lambda layer=layer, out=out: layer.forward(out)),
                               "backward": best_time(lambda layer=layer, dy=dy: layer.backward(dy))}
             out = layer.forward(out)
     return rows
 
 
+#: Each floor's column heading, translated where the table is drawn: "{way}" is forward or backward.
+COLUMNS = {"lesson": N_("lesson {way}"), "engine": N_("engine {way}")}
+
 times = {floor: layer_times(model) for floor, model in (("lesson", lesson_model), ("engine", engine_model))}
-table = {name: {f"{floor} {way}": times[floor][name][way] for floor in times for way in ("forward", "backward")}
+table = {name: {_f(COLUMNS[floor], way=way): times[floor][name][way] for floor in times
+                for way in ("forward", "backward")}
          for name in times["lesson"]}  # one row a convolution: the lesson's times, then the engine's
 total = {floor: sum(row["forward"] + row["backward"] for row in rows.values()) for floor, rows in times.items()}
 print(f"all convolutions, forward and backward: lesson {total['lesson']:.1f} ms, engine {total['engine']:.1f} ms "
       f"({total['lesson'] / total['engine']:.1f} times as long)")
-demo.record("time of the convolutions", lesson_ms=round(total["lesson"], 1), engine_ms=round(total["engine"], 1))
-demo.save(plots.loss_table(table, title="Time of each convolution on a batch of 128 (ms)", digits=1),
+demo.record(_f("time of the convolutions"), lesson_ms=round(total["lesson"], 1), engine_ms=round(total["engine"], 1))
+demo.save(plots.loss_table(table, title=_f("Time of each convolution on a batch of {n} (ms)", n=BATCH), digits=1),
           "27_two_floors.png",
-          f"The conv autoencoder's convolutions on one batch of {BATCH} digits, forward and backward, on each floor: "
-          f"{total['lesson']:.1f} ms in all for the lesson, {total['engine']:.1f} ms for the engine, with codes "
-          f"equal to {largest:.0e}. The lesson is the code to read; the engine is the code to train with.")
+          _f("The conv autoencoder's convolutions on one batch of {n} digits, forward and backward, on each floor: "
+             "{lesson:.1f} ms in all for the lesson, {engine:.1f} ms for the engine, with codes equal to "
+             "{largest:.0e}. The lesson is the code to read; the engine is the code to train with.",
+             n=BATCH, lesson=total["lesson"], engine=total["engine"], largest=largest))
 
 # %%
 demo.finish()

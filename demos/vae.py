@@ -53,11 +53,11 @@ LATENT = 16  # the plain autoencoder's latent size, so that the very same random
 # %%
 plain = builders.linear_latent_autoencoder(LATENT, input_dim=D, seed=demo.seed, fast=True).to(demo.device)
 plain_schedule = demo.schedule(notebook_epochs=20, notebook_samples=10_000, batch_size=64)
-with demo.timed("train plain AE"):
+with demo.timed(_f("train plain AE")):
     plain_history = fit(plain, MSELoss(), FastAdam(plain.parameters(), lr=1e-3, weight_decay=1e-8), x_train,
                         epochs=plain_schedule.epochs, batch_size=64, validation=x_test, seed=demo.seed,
                         progress=False, on_epoch_end=demo.print_epoch)
-demo.record("plain AE (linear latent 16)", plain_history, batch_size=64)
+demo.record(_f("plain AE (linear latent 16)"), plain_history, batch_size=64)
 
 # %% [markdown]
 # ## The VAE
@@ -71,10 +71,10 @@ demo.record("plain AE (linear latent 16)", plain_history, batch_size=64)
 vae = builders.variational_autoencoder(LATENT, input_dim=D, seed=demo.seed, fast=True).to(demo.device)
 print(vae.summary())
 schedule = demo.schedule(notebook_epochs=10, notebook_samples=60_000, batch_size=128, source="pytorch/examples")
-with demo.timed("train VAE"):
+with demo.timed(_f("train VAE")):
     history = fit(vae, VAELoss("bce"), FastAdam(vae.parameters(), lr=1e-3), x_train, epochs=schedule.epochs,
                   batch_size=128, validation=x_test, seed=demo.seed, progress=False, on_epoch_end=demo.print_epoch)
-demo.record("VAE (latent 16)", history, batch_size=128)
+demo.record(_f("VAE (latent 16)"), history, batch_size=128)
 final = history.final()
 reconstruction, kl = history["val_reconstruction"], history["val_kl"]  # per epoch, on the test digits
 demo.save(plots.history_panels(history, ("loss", "reconstruction", "kl"),
@@ -105,7 +105,8 @@ test_inputs = demo.to_device(x_test)
 plain_mse = float(((to_numpy(plain.reconstruct(test_inputs)) - x_test) ** 2).mean())  # over every test pixel
 vae_mse = float(((to_numpy(vae.reconstruct(test_inputs)) - x_test) ** 2).mean())
 print(f"mean squared error over the {len(x_test):,} test digits: plain autoencoder {plain_mse:.4f}, VAE {vae_mse:.4f}")
-demo.record("reconstructions of the test digits", plain_autoencoder_mse=round(plain_mse, 5), vae_mse=round(vae_mse, 5))
+demo.record(_f("reconstructions of the test digits"), plain_autoencoder_mse=round(plain_mse, 5),
+            vae_mse=round(vae_mse, 5))
 demo.save(plots.compare_reconstructions(originals, {
     _f("plain autoencoder (test MSE {mse:.4f})", mse=plain_mse): to_numpy(plain.reconstruct(demo.to_device(originals))),
     _f("VAE, decoded mu (test MSE {mse:.4f})", mse=vae_mse): to_numpy(vae.reconstruct(demo.to_device(originals)))},
@@ -142,11 +143,11 @@ demo.save(plots.image_grid(rows, shape, title=_f("The same 12 codes z ~ N(0, I),
 # %%
 vae_2d = builders.variational_autoencoder(2, input_dim=D, seed=demo.seed, fast=True).to(demo.device)
 warmup = max(1, schedule.epochs // 10)
-with demo.timed("train 2-d VAE"):
+with demo.timed(_f("train 2-d VAE")):
     history_2d = fit(vae_2d, VAELoss("bce", warmup_epochs=warmup), FastAdam(vae_2d.parameters(), lr=1e-3), x_train,
                      epochs=schedule.epochs, batch_size=128, validation=x_test, seed=demo.seed, progress=False,
                      on_epoch_end=demo.print_epoch)
-demo.record("VAE (latent 2)", history_2d, batch_size=128, kl_warmup_epochs=warmup)
+demo.record(_f("VAE (latent 2)"), history_2d, batch_size=128, kl_warmup_epochs=warmup)
 n = min(1000, len(x_test))
 codes = to_numpy(vae_2d.encode(demo.to_device(x_test[:n])))  # (n, 2), the mean codes
 demo.save(plots.latent_scatter(codes, y_test[:n], title=_f("The 2-d latent space: mu of {n:,} test digits", n=n),

@@ -123,7 +123,7 @@ schedule = demo.schedule(notebook_epochs=20, notebook_samples=60_000, batch_size
 histories = {}
 for name, activation in ((_f("LeakyReLU (yours)"), LeakyReLU), (_f("ReLU (the library's)"), ReLU)):
     model = autoencoder(activation)
-    with demo.timed(f"train {name}"):
+    with demo.timed(_f("train {model}", model=name)):
         histories[name] = fit(model, MSELoss(), Adam(model.parameters(), lr=1e-3), dataset.x_train,
                               epochs=schedule.epochs, batch_size=256, validation=dataset.x_test, seed=demo.seed,
                               progress=False, on_epoch_end=demo.print_epoch)

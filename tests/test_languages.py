@@ -187,3 +187,39 @@ def test_use_language_is_part_of_the_package():
     import scratchae
 
     assert scratchae.use_language is i18n.use_language
+
+
+def test_the_gallery_names_recorded_values_and_timings_in_portuguese(tmp_path):
+    fake_demo(tmp_path, "anomaly")
+    metrics = json.loads((tmp_path / "anomaly" / "metrics.json").read_text())
+    metrics["timings"] = {"load data": 1.0, "figures": 2.0}  # metrics.json keeps the English keys
+    metrics["results"] = {"detector": {"test_mse": 0.02, "false_alarms": 3, "first_try_passed": True,
+                                       "text": "uma frase"}}
+    (tmp_path / "anomaly" / "metrics.json").write_text(json.dumps(metrics))
+    portuguese = gallery.render_index(tmp_path, lang="pt")
+    assert "MSE de teste 0,02, alarmes falsos 3, primeira tentativa passou sim, uma frase" in portuguese
+    assert "figuras 2,0\u00a0s, carregar os dados 1,0\u00a0s" in portuguese
+    row = portuguese.split("<td>detector</td>", 1)[1].split("</tr>", 1)[0]
+    assert "test mse" not in row and "True" not in row and "text" not in row
+    assert "load data" not in portuguese.split('id="anomaly"', 1)[1]
+    english = gallery.render_index(tmp_path, lang="en")
+    assert "test MSE 0.02, false alarms 3, first try passed yes, uma frase" in english
+    assert "figures 2.0\u00a0s, load data 1.0\u00a0s" in english
+
+
+def test_the_anomaly_and_two_floors_chapters_in_portuguese(tmp_path, capsys):
+    out = tmp_path / "outputs"
+    assert run(["demo", "--quick", "--lang", "pt", "--data", "digits", "--device", "cpu", "--out", str(out),
+                "--only", "two_floors", "anomaly"]) == 0
+    anomaly = json.loads((out / "anomaly" / "metrics.json").read_text(encoding="utf-8"))
+    assert {"AE treinado na classe 8", "detecção de anomalias", "custos do limiar"} <= set(anomaly["results"])
+    assert anomaly["results"]["custos do limiar"]["text"].startswith("Manter 95 % das imagens normais abaixo do "
+                                                                     "limiar (0,")
+    captions = [figure["caption"] for figure in anomaly["figures"]]
+    assert "Curva ROC do erro de reconstrução com a classe 8 como normal: AUROC 0," in captions[1]
+    assert "Chollet relata uma média que cai de 7,30 para 3,33." in captions[3]
+    two_floors = json.loads((out / "two_floors" / "metrics.json").read_text(encoding="utf-8"))
+    assert {"mesmos números", "tempo das convoluções"} <= set(two_floors["results"])
+    assert "As convoluções do autoencoder convolucional num batch de 128 dígitos" in two_floors["figures"][0]["caption"]
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert "lição (ms)" in page and "alarmes falsos" in page

@@ -175,8 +175,11 @@ def _format_seconds(seconds: float, lang: str | None = None) -> str:
 
 
 def _format_number(value, lang: str | None = None) -> str:
-    """A number for people: whole numbers with thousands separators, others to 4 significant digits."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    """A number for people: whole numbers with thousands separators, others to 4 significant digits, a truth as
+    yes or no."""
+    if isinstance(value, bool):
+        return gettext("yes", lang) if value else gettext("no", lang)
+    if not isinstance(value, (int, float)):
         return str(value)
     if isinstance(value, int):
         return format_text("{value:,}", lang, value=value)
@@ -248,6 +251,34 @@ _RESULT_COLUMNS = (("epochs", N_("epochs")), ("batch_size", N_("batch")), ("loss
                    ("val_accuracy", N_("validation accuracy")), ("seconds", N_("seconds")))
 
 
+#: The other values a chapter records (``demo.record(label, auroc=...)``) and a history's final values, by their
+#: keys in ``metrics.json`` (which stay English): the name each has on the page. ``text`` is a sentence: no name.
+_RESULT_NAMES = {
+    "auroc": N_("AUROC"), "by_chance": N_("by chance"), "code_mean": N_("code mean"),
+    "distance_of_mean_from_origin": N_("distance of the mean from the origin"), "engine_ms": N_("engine (ms)"),
+    "false_alarms": N_("false alarms"), "first_try_passed": N_("first try passed"), "fixed_passed": N_("fixed passed"),
+    "fixed_relative_error": N_("relative error once fixed"),
+    "grid_share_of_most_common_digit": N_("share of the grid for the most common digit"), "kl": N_("KL"),
+    "kl_warmup_epochs": N_("KL warm-up epochs"), "l1_penalty": N_("L1 penalty"),
+    "largest_code_difference": N_("largest code difference"), "learning_rate": N_("learning rate"),
+    "lesson_ms": N_("lesson (ms)"), "loss_after_150": N_("loss after 150"),
+    "loss_after_one_step": N_("loss after one step"), "loss_before": N_("loss before"),
+    "loss_fall_over_last_epochs": N_("loss fall over the last epochs"), "misses": N_("misses"),
+    "nearest_code_same_digit": N_("nearest code of the same digit"), "parameters": N_("parameters"),
+    "plain_autoencoder_mse": N_("plain autoencoder MSE"), "reconstruction": N_("reconstruction"),
+    "second_try_passed": N_("second try passed"), "spread": N_("spread"), "test_code_mean": N_("test code mean"),
+    "test_mse": N_("test MSE"), "text": "", "threshold": N_("threshold"), "val_code_mean": N_("validation code mean"),
+    "val_kl": N_("validation KL"), "val_l1_penalty": N_("validation L1 penalty"),
+    "val_reconstruction": N_("validation reconstruction"), "vae_mse": N_("VAE MSE"),
+}
+
+
+def _result_name(key: str, lang: str | None = None) -> str:
+    """The name of a recorded value on the page: its translation when it is known, else its key in words."""
+    name = _RESULT_NAMES.get(key)
+    return key.replace("_", " ") if name is None else gettext(name, lang) if name else ""
+
+
 def _format_value(key: str, value, lang: str | None = None) -> str:
     if value is None or value == "":
         return ""
@@ -269,7 +300,8 @@ def _results_table(metrics: dict, lang: str | None = None) -> str:
             if not isinstance(values, dict):
                 continue
             known = [_format_value(key, values.get(key), lang) for key, _ in _RESULT_COLUMNS]
-            other = ", ".join(f"{key.replace('_', ' ')} {_format_number(value, lang)}" for key, value in values.items()
+            other = ", ".join(f"{_result_name(key, lang)} {_format_number(value, lang)}".strip()
+                              for key, value in values.items()
                               if key not in dict(_RESULT_COLUMNS) and value is not None)
             rows.append(f"<tr><td><code>{_e(name)}</code></td><td>{_e(label)}</td>"
                         + "".join(f"<td>{_e(cell)}</td>" for cell in known) + f"<td>{_e(other)}</td></tr>")
@@ -289,7 +321,7 @@ def _section(name: str, metrics: dict | None, run: dict | None, lang: str | None
         parts.append('<p class="failed">' + format_text("This demo wrote no results: see {log}.", lang, log=log_link)
                      + "</p>")
     else:
-        where = ", ".join(f"{what} {_format_seconds(value, lang)}" for what, value in
+        where = ", ".join(f"{gettext(what, lang)} {_format_seconds(value, lang)}" for what, value in  # N_ where timed
                           sorted(metrics.get("timings", {}).items(), key=lambda item: -item[1]))
         meta = format_text("{script} on {data}, {device}, {time}", lang, script=f"<code>demos/{_e(name)}.py</code>",
                            data=_e(metrics.get("data", "?")), device=_e(metrics.get("device", "?")),
