@@ -1,4 +1,4 @@
-"""Training beside a busy program: how much one busy neighbour process slows scratchae, at each BLAS thread count.
+"""Training beside a busy program: how much one busy neighbour process slows scratchae, at each thread count.
 
 A learner's laptop always runs something else. OpenBLAS splits every matrix product among its threads, which spin
 while they wait for each other, so when another program holds a core, each product waits for the thread pushed off
@@ -6,7 +6,7 @@ it. This script measures, on an idle machine and beside one busy-loop process th
 
 - ``fit``: the simple autoencoder (784-128-32-128-784, batch 256, Adam) for ``--epochs`` epochs on ``mnist-5k``,
   validated each epoch, as ``scratchae train`` trains it; timed inside one process, after a warm-up, with
-  ``fit(threads=N)``;
+  ``fit(threads=N)``: N training threads, each batch split among them, each with OpenBLAS at one thread;
 - ``demo``: ``scratchae demo --quick --only simple_autoencoder --threads N``, timed from outside (start-up, imports,
   training, t-SNE and figures: what a learner waits for);
 
@@ -115,7 +115,7 @@ def fit_seconds(thread_counts: list[int], epochs: int) -> dict:
 
 def table(seconds: dict, labels: dict) -> tuple[str, list[str]]:
     """The Markdown table of medians, and the targets that were missed."""
-    lines = ["| workload | BLAS threads | idle s | one busy neighbour s | busy / idle | idle / best idle |",
+    lines = ["| workload | threads | idle s | one busy neighbour s | busy / idle | idle / best idle |",
              "| --- | --- | --- | --- | --- | --- |"]
     missed = []
     for workload, by_threads in seconds.items():
