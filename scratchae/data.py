@@ -855,7 +855,8 @@ def _stream(url, file, size, progress) -> str:
 
 def _remove_stale_temporaries(folder: Path, names) -> None:
     """Remove the temporary files that killed downloads of ``names`` by this program left in ``folder`` (and those of
-    pooch, which older versions used, in this program's own cache only: elsewhere ``tmpXXXXXXXX`` may be anyone's).
+    pooch, which older versions used, in this program's own cache only: elsewhere a ``tmp`` name followed by eight
+    random characters may be anyone's).
 
     Only files older than a download can last are removed: a download still running, in another process, writes to
     its file all along and gives up at the deadline, so its file is always younger than that.

@@ -50,6 +50,7 @@ class TrainingRun:
         check_fit_options(shuffle=shuffle, progress=progress, history=history, on_epoch_end=on_epoch_end, stop=stop)
         self.threads = threads_for(model, threads)
         check_optimizer(model, optimizer)
+        optimizer.follow_parameters()  # its state in the parameters' dtype and device, after a Model.to: once, here
         self.target_model, self.target_loss, self.target_optimizer = model, loss, optimizer
         self.history = history if history is not None else History()
         self.count, self.batch_size, self.progress = epochs, batch_size, progress

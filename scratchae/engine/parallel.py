@@ -198,11 +198,8 @@ class DataParallel:
         if not _updates_each_parameter_alone(optimizer):
             optimizer.step()
             return
-        missing = [parameter.path for parameter in optimizer.params if parameter.grad is None]
-        if missing:
-            raise RuntimeError(f"{type(optimizer).__name__}.step: no gradient for parameter(s) {missing}; "
-                               f"call backward before step")
-        optimizer.follow_parameters()
+        if optimizer.steps == 0:  # as Optimizer.step: a parameter no backward reaches is named once, at the start
+            optimizer.require_gradients()
         optimizer.steps += 1
         position = {id(parameter): index for index, parameter in enumerate(optimizer.params)}
 
