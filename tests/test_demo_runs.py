@@ -1,5 +1,5 @@
 """The demo folder stays one run's, however ``scratchae demo`` ends: two demos started together, a demo interrupted
-at random moments and run again, a full disk, a learner's own files in the folder. Processes are real (the quick
+at chosen moments and run again, a full disk, a learner's own files in the folder. Processes are real (the quick
 one-step chapter, a few seconds each), in the style of test_every_ending."""
 
 from __future__ import annotations
@@ -7,11 +7,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -70,24 +68,37 @@ def test_a_demo_into_a_locked_folder_changes_nothing(tmp_path):
         assert listing(out) == before
 
 
-@pytest.mark.parametrize("trial", range(4))
-def test_a_demo_interrupted_at_a_random_moment_keeps_the_earlier_run_and_the_next_run_clears_what_it_left(
-        tmp_path, trial):
+# Moments inside the chapter, named by the line the demo has just printed (it flushes each line). Each leaves a tenth
+# of a second or more of the chapter's work before its files could be committed, so the signal lands mid-chapter on
+# a fast machine as on a slow one, where a sleep of fixed length once outlasted the whole chapter.
+MOMENTS = {"loading its data": "    one_step (quick)", "about to train": "    Dataset(",
+           "trained, drawing its figure": "    loss before the first step"}
+
+
+def read_until(process: subprocess.Popen, start: str) -> None:
+    for line in process.stdout:
+        if line.startswith(start):
+            return
+    pytest.fail(f"the demo ended before printing a line that starts with {start!r}")
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL], ids=["interrupt", "kill"])
+@pytest.mark.parametrize("moment", MOMENTS)
+def test_a_demo_interrupted_at_any_moment_keeps_the_earlier_run_and_the_next_run_clears_what_it_left(
+        tmp_path, moment, stop):
     out = tmp_path / "out"
     assert finished(first := demo(out, cwd=tmp_path)) and first.returncode == 0
     earlier = json.loads((out / "one_step" / "run.json").read_text())["run"]
     stopped = demo(out, cwd=tmp_path)
-    assert stopped.stdout.readline() == "\n" and stopped.stdout.readline() == "[1/1] one_step\n"  # under way
-    time.sleep(random.Random(trial).uniform(0.0, 1.5))  # the chapter takes a few seconds: it is running
-    stop = signal.SIGKILL if trial % 2 else signal.SIGINT  # a kill leaves its staging folder behind
+    read_until(stopped, MOMENTS[moment])  # the chapter is under way
     stopped.send_signal(stop)
     _, stderr = finished(stopped)
     assert stopped.returncode == (-signal.SIGKILL if stop == signal.SIGKILL else 130), stderr  # stopped, not ended
     done = check(out)
     assert done.returncode == 0, done.stderr  # the earlier run whole, or the new one whole: never a mixture
     assert json.loads((out / "one_step" / "run.json").read_text())["run"] == earlier
-    if stop == signal.SIGKILL:  # what the killed run left, for the next run to clear
-        assert any(STAGING_PREFIX in path for path in leftovers(out)), leftovers(out)
+    if stop == signal.SIGKILL:  # what the killed run left, for the next run to clear: its lock and staging folder
+        assert ".scratchae-lock" in leftovers(out) and any(STAGING_PREFIX in path for path in leftovers(out))
     assert finished(again := demo(out, cwd=tmp_path)) and again.returncode == 0
     assert check(out).returncode == 0
     assert leftovers(out) == []

@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 import pytest
-from test_runs import COMMON, assert_same_weights, folder_is_one_consistent_run, in_process, train, wait_for_training
+from test_runs import (COMMON, assert_same_weights, folder_is_one_consistent_run, in_process, some_epochs_later, train,
+                       wait_for_training)
 
 from scratchae import checkpoint
 from scratchae.cli import train as runs
@@ -67,8 +68,8 @@ def last_line(text: str) -> str:
 # ---------------------------------------------------------------------------------------------------- signals
 
 
-#: Epochs asked of the runs that a signal stops: so many that the signal, sent within 0.1 s of the first epoch's
-#: end, always lands during the training (an ending before it would test no resume).
+#: Epochs asked of the runs that a signal stops: so many that the signal, sent within four epochs of the second
+#: epoch's end, always lands during the training (an ending before it would test no resume).
 MANY_EPOCHS = 200
 
 
@@ -79,8 +80,7 @@ def test_sigterm_and_sighup_at_a_random_moment_save_a_state_that_resumes_bit_for
     process = subprocess.Popen([sys.executable, "-m", "scratchae", "train", *COMMON, "--epochs", str(MANY_EPOCHS),
                                 "--out", str(tmp_path / "run")], cwd=tmp_path, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
-    wait_for_training(process)
-    time.sleep(random.Random(trial).uniform(0.0, 0.03))  # in the next epochs: mid-epoch, in validation or a save
+    some_epochs_later(wait_for_training(process), random.Random(trial))
     process.send_signal(stop)
     _, stderr = process.communicate(timeout=120)
     assert "Traceback" not in stderr

@@ -55,12 +55,22 @@ def start(out: Path, *arguments, cwd, epochs: int = EPOCHS) -> subprocess.Popen:
                             text=True)
 
 
-def wait_for_training(process: subprocess.Popen, epochs: int = 1) -> None:
-    """Read the process's output until ``epochs`` epochs have ended (the training is under way)."""
+def wait_for_training(process: subprocess.Popen, epochs: int = 2) -> float:
+    """Read the process's output until ``epochs`` epochs (two at least) have ended: the training is under way.
+    Returns the seconds the last of them took, so that a test can stop the run a chosen number of epochs later on a
+    fast machine as on a slow one."""
+    ended = []
     for line in process.stdout:
-        if line.startswith("epoch") and int(line.split()[1]) >= epochs:
-            return
+        if line.startswith("epoch"):
+            ended.append(time.perf_counter())
+            if int(line.split()[1]) >= max(epochs, 2):
+                return ended[-1] - ended[-2]
     raise AssertionError(f"the training never started: {process.stderr.read()}")
+
+
+def some_epochs_later(epoch_seconds: float, rng: random.Random, most: float = 4.0) -> None:
+    """Sleep until a random moment within the next ``most`` epochs: mid-epoch, in validation or in a save."""
+    time.sleep(rng.uniform(0.0, most) * epoch_seconds)
 
 
 def folder_is_one_consistent_run(folder: Path) -> None:
@@ -94,8 +104,7 @@ def straight_runs(tmp_path_factory):
 def test_ctrl_c_at_a_random_moment_saves_a_state_that_resumes_bit_for_bit(model, trial, tmp_path, straight_runs):
     rng = random.Random(trial)
     process = start(tmp_path / "run", "--model", model, cwd=tmp_path, epochs=MANY_EPOCHS)
-    wait_for_training(process)
-    time.sleep(rng.uniform(0.0, 0.05))  # anywhere in the next epochs (a few: one takes about 20 ms on a fast machine)
+    some_epochs_later(wait_for_training(process), rng)  # 2 + 4 epochs: before the reference's EPOCHS
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
     assert "Traceback" not in stderr
@@ -119,8 +128,8 @@ def test_ctrl_c_at_a_random_moment_saves_a_state_that_resumes_bit_for_bit(model,
 def test_kill_9_at_a_random_moment_leaves_a_folder_that_loads_and_resumes(trial, tmp_path, straight_runs):
     rng = random.Random(100 + trial)
     process = start(tmp_path / "run", "--model", "simple", "--save-every", "0", cwd=tmp_path, epochs=MANY_EPOCHS)
-    wait_for_training(process, epochs=2)  # the state after epoch 1 is saved: a kill from here on leaves a run
-    time.sleep(rng.uniform(0.0, 0.05))  # within the next few epochs, before the reference's EPOCHS
+    epoch_seconds = wait_for_training(process)  # the state after epoch 1 is saved: a kill from here on leaves a run
+    some_epochs_later(epoch_seconds, rng)  # within the next few epochs, before the reference's EPOCHS
     process.kill()
     process.communicate(timeout=60)
     folder = RunFolder(tmp_path / "run")
