@@ -261,13 +261,13 @@ class Demo:
         A quick run's figures are stamped as such, and so are their captions, so that they are never taken for
         the results of a full run.
         """
-        if self.quick:
-            fig.text(0.995, 0.005, _f("quick run: {epochs} epochs on a few hundred images", epochs=QUICK_EPOCHS),
-                     ha="right", va="bottom", fontsize="small", color="#b00020")
+        if self.quick:  # below the figure's edge, where no axis label is: the image grows to hold it
+            fig.text(0.995, 0.0, _f("quick run: {epochs} epochs on a few hundred images", epochs=QUICK_EPOCHS),
+                     ha="right", va="top", fontsize="small", color="#b00020")
             caption = _f("Quick run (a few hundred images, {epochs} epochs): {caption}", epochs=QUICK_EPOCHS,
                          caption=caption)
         with self.timed(N_("figures")):
-            path = plots.save_figure(fig, self.out / filename, dpi=FIGURE_DPI)
+            path = plots.save_figure(fig, self.out / filename, dpi=FIGURE_DPI, tight=self.quick)
         self.figures = [entry for entry in self.figures if entry["file"] != filename]
         self.figures.append({"file": filename, "caption": caption})
         print(f"saved {path}")

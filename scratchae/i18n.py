@@ -58,9 +58,13 @@ def format_text(message: str, /, lang: str | None = None, **values) -> str:
     '1.000 test digits'
     """
     words = translation(lang)
-    decimal_point = words.pgettext("decimal point", ".")
     thousands_separator = words.pgettext("thousands separator", ",")
-    return _NumberFormatter(decimal_point, thousands_separator).format(words.gettext(message), **values)
+    return _NumberFormatter(decimal_point(lang), thousands_separator).format(words.gettext(message), **values)
+
+
+def decimal_point(lang: str | None = None) -> str:
+    """The language's decimal point: ``","`` in Portuguese, ``"."`` in English."""
+    return translation(lang).pgettext("decimal point", ".")
 
 
 def N_(message: str) -> str:

@@ -17,7 +17,8 @@ Every text a figure draws (titles, axis labels, legends, row titles) is looked u
 :mod:`scratchae.i18n`: ``lang="pt"`` draws it in Portuguese, and without ``lang`` the language is the one of
 :func:`scratchae.use_language` or of the environment (``LANGUAGE``, ``LC_ALL``, ``LC_MESSAGES``, ``LANG``). A
 title the catalog knows is translated (the default titles, the notebooks' own titles); any other is drawn as given.
-Numbers that a figure writes (``t = 0.50``, a loss in a row title) take the language's decimal point.
+Numbers that a figure writes (``t = 0.50``, a loss in a row title, the ticks of its axes) take the language's
+decimal point.
 
 The figures, by notebook chapter:
 
@@ -38,6 +39,7 @@ The figures, by notebook chapter:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -46,10 +48,10 @@ from matplotlib import colormaps
 from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import MaxNLocator, ScalarFormatter
 
 from scratchae.atomic_files import write_atomically
-from scratchae.i18n import N_, format_text, gettext
+from scratchae.i18n import N_, decimal_point, format_text, gettext
 
 #: Width and height, in inches, of one image in a grid of images.
 CELL_INCHES = 1.5
@@ -61,6 +63,43 @@ SERIES_LABELS = {
     "accuracy": N_("training accuracy"),
     "val_accuracy": N_("validation accuracy"),
 }
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Numbers on the axes
+# --------------------------------------------------------------------------------------------------------------------
+
+
+class _DecimalPointFormatter(ScalarFormatter):
+    """matplotlib's usual tick labels (``0.02``, ``0.04``, the offset ``1e-5``) with another decimal point."""
+
+    def __init__(self, point: str):
+        super().__init__()
+        self.swap = str.maketrans(".", point)
+
+    def __call__(self, x, pos=None):
+        return super().__call__(x, pos).translate(self.swap)
+
+    def get_offset(self):
+        return super().get_offset().translate(self.swap)
+
+
+def _numbers_in_language(draw):
+    """Make the figure function ``draw`` write the ticks of its axes with the decimal point of its ``lang``.
+
+    The ticks are matplotlib's own (it chooses 0.02, 0.04 ... from the data), so the figure's text cannot translate
+    them: each axis that still has matplotlib's usual formatter gets one that writes the language's decimal point.
+    """
+    @functools.wraps(draw)
+    def drawn(*args, lang=None, **kwargs):
+        fig = draw(*args, lang=lang, **kwargs)
+        point = decimal_point(lang)
+        if point != ".":
+            for axis in (axis for ax in fig.axes for axis in (ax.xaxis, ax.yaxis)):
+                if type(axis.get_major_formatter()) is ScalarFormatter:  # not a log axis, not ticks we wrote
+                    axis.set_major_formatter(_DecimalPointFormatter(point))
+        return fig
+    return drawn
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -400,6 +439,7 @@ def _label_loss_axis(ax, title, grid, log, xlabel, lang):
     ax.grid(grid)
 
 
+@_numbers_in_language
 def loss_curves(history, *, title=N_("Loss during training"), markers=False, grid=False, log=False,
                 xlabel=N_("Epoch"), lang=None):
     """Draw the training and validation loss per epoch.
@@ -436,6 +476,7 @@ def loss_curves(history, *, title=N_("Loss during training"), markers=False, gri
     return fig
 
 
+@_numbers_in_language
 def compare_loss_curves(runs, *, title=N_("Loss of several models"), markers=False, grid=True, log=False,
                         difference_to=None, lang=None):
     """Draw several runs' loss curves on one plot, one colour per run (training solid, validation dashed).
@@ -552,6 +593,7 @@ def loss_table(rows, *, title=N_("Final losses"), digits=4, lang=None):
     return fig
 
 
+@_numbers_in_language
 def history_panels(history, names, *, titles=None, title=None, markers=False, lang=None):
     """Draw several measures of a run side by side, one panel each, training solid and validation dashed.
 
@@ -718,6 +760,7 @@ def side_by_side_mosaics(panels, image_shape, *, columns, title=None, axis_label
     return fig
 
 
+@_numbers_in_language
 def filter_grid(filters, *, columns=8, title=None, lang=None):
     """Draw convolution kernels as small images, on one colour scale centred on 0 (red positive, blue negative).
 
@@ -890,6 +933,7 @@ def _scatter_classes(ax, points, labels, classes, class_names, axis_labels, lang
 TSNE_AXES = (N_("t-SNE component 1"), N_("t-SNE component 2"))
 
 
+@_numbers_in_language
 def latent_scatter(points, labels, *, title=N_("t-SNE of the latent space"), legend=True, colorbar=False,
                    class_names=None, axis_labels=TSNE_AXES, lang=None):
     """Scatter 2-D points (e.g. from :func:`tsne_embedding`) coloured by class.
@@ -940,6 +984,7 @@ def latent_scatter(points, labels, *, title=N_("t-SNE of the latent space"), leg
     return fig
 
 
+@_numbers_in_language
 def side_by_side_scatter(panels, labels, *, title=None, class_names=None, lang=None):
     """Scatter several 2-D embeddings of the same samples side by side, with one shared legend.
 
@@ -985,6 +1030,7 @@ def side_by_side_scatter(panels, labels, *, title=None, class_names=None, lang=N
 # --------------------------------------------------------------------------------------------------------------------
 
 
+@_numbers_in_language
 def code_distributions(codes, *, title=N_("Code values"), bins=50, lang=None):
     """Histograms of the values of two or more latent codes on one axis (a plain code against a sparse one).
 
@@ -1020,6 +1066,7 @@ def code_distributions(codes, *, title=N_("Code values"), bins=50, lang=None):
     return fig
 
 
+@_numbers_in_language
 def score_histogram(normal_scores, anomalous_scores, *, threshold=None, score_label=N_("Anomaly score"),
                     title=N_("Anomaly scores"), bins=60, threshold_label=N_("threshold"), lang=None):
     """Histograms of the scores of normal and of anomalous images, each normalised to an area of 1 (there are often
@@ -1060,6 +1107,7 @@ def score_histogram(normal_scores, anomalous_scores, *, threshold=None, score_la
     return fig
 
 
+@_numbers_in_language
 def roc_curve(false_positive_rates, true_positive_rates, *, auroc=None, title=N_("ROC curve"), point=None,
               point_label=None, lang=None):
     """A receiver operating characteristic: the fraction of anomalies caught against the fraction of normal images
@@ -1108,7 +1156,7 @@ def roc_curve(false_positive_rates, true_positive_rates, *, auroc=None, title=N_
 # --------------------------------------------------------------------------------------------------------------------
 
 
-def save_figure(fig, path, *, dpi=100):
+def save_figure(fig, path, *, dpi=100, tight=False):
     """Write a figure to a file, atomically, creating missing folders.
 
     The image is written with :func:`scratchae.atomic_files.write_atomically`: a crash or an error half-way never leaves
@@ -1122,6 +1170,9 @@ def save_figure(fig, path, *, dpi=100):
         Destination. The format follows the suffix (``.png``, ``.pdf``, ``.svg`` ...); PNG when there is none.
     dpi : int
         Resolution in dots per inch (a 15-inch-wide row of ten digits is 1500 pixels wide at 100 dpi).
+    tight : bool
+        Fit the image to what the figure draws, text placed outside its edges included (a note below it) and
+        empty margins left out.
 
     Returns
     -------
@@ -1138,4 +1189,5 @@ def save_figure(fig, path, *, dpi=100):
         raise IsADirectoryError(f"cannot save a figure to {path}: it is a folder; give a file name such as "
                                 f"{path / 'figure.png'}")
     file_format = path.suffix.lstrip(".").lower() or "png"
-    return write_atomically(path, lambda file: fig.savefig(file, format=file_format, dpi=dpi))
+    bbox = "tight" if tight else None
+    return write_atomically(path, lambda file: fig.savefig(file, format=file_format, dpi=dpi, bbox_inches=bbox))

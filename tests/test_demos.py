@@ -264,3 +264,25 @@ def test_a_demo_run_on_its_own_keeps_the_gallery_beside_it_true(tmp_path):
     assert done.returncode == 0, done.stderr
     text = (out / "index.html").read_text()
     assert "An old caption" not in text and "Quick run" in text  # the page shows the figures beside it now
+
+
+def test_a_quick_runs_stamp_sits_below_the_figure_apart_from_its_axis_labels(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1]))
+    from demos._common import Demo
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.image import imread
+    from matplotlib.text import Text
+
+    from scratchae import plots
+
+    demo = Demo.start("chapter", ["--quick", "--out", str(tmp_path), "--data", "digits"])
+    fig = demo.save(plots.loss_curves({"loss": [0.3, 0.2], "val_loss": [0.31, 0.25]}), "loss.png", "The loss.")
+    stamp = next(text for text in fig.findobj(Text) if text.get_text().startswith("quick run:"))
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    xlabel = fig.axes[0].xaxis.label.get_window_extent(renderer)
+    assert stamp.get_window_extent(renderer).y1 <= xlabel.y0  # wholly below the label "Epoch", never over it
+    pixels = imread(tmp_path / "loss.png")[..., :3]
+    red = (pixels[..., 0] > 0.5) & (pixels[..., 1] < 0.3) & (pixels[..., 2] < 0.3)  # the stamp's colour, #b00020
+    rows = numpy.flatnonzero(red.any(axis=1))
+    assert len(rows) and rows.max() >= 0.9 * len(pixels)  # drawn, in the image's last rows: the image holds it
+    assert demo.figures[-1]["caption"].startswith("Quick run (a few hundred images, ")

@@ -1,5 +1,7 @@
 """Figures: what each one draws, bad input, and atomic saving."""
 
+import re
+
 import matplotlib.image
 import numpy as np
 import pytest
@@ -513,6 +515,29 @@ def test_every_figure_draws_its_title_and_words_in_english_and_in_portuguese(nam
     fig = draw("pt")
     assert _title(fig) == portuguese != english
     assert words <= _texts(fig)
+
+
+def _tick_labels(fig) -> list[str]:
+    """Every tick label and axis offset text that the figure shows (matplotlib writes them at draw time)."""
+    fig.draw_without_rendering()
+    return [text.get_text() for ax in fig.axes if ax.axison for axis in (ax.xaxis, ax.yaxis) if axis.get_visible()
+            for text in (*axis.get_ticklabels(), axis.get_offset_text()) if text.get_visible() and text.get_text()]
+
+
+@pytest.mark.parametrize("name", sorted(FIGURES_IN_BOTH_LANGUAGES))
+def test_every_figures_tick_labels_take_the_languages_decimal_point(name):
+    draw = FIGURES_IN_BOTH_LANGUAGES[name][0]
+    decimal = re.compile(r"\d\.\d")
+    assert not [label for label in _tick_labels(draw("pt")) if decimal.search(label)]
+    assert not [label for label in _tick_labels(draw("en")) if re.search(r"\d,\d", label)]
+
+
+def test_matplotlibs_own_ticks_are_written_with_a_decimal_comma_in_portuguese():
+    english, portuguese = (_tick_labels(plots.loss_curves(_history(), lang=lang)) for lang in ("en", "pt"))
+    assert any(re.fullmatch(r"0\.\d+", label) for label in english)
+    assert [label.replace(".", ",") for label in english] == portuguese
+    colour_bar = _tick_labels(plots.filter_grid(np.linspace(-0.5, 0.5, 18).reshape(2, 3, 3), lang="pt"))
+    assert any(re.fullmatch(r"[−-]?0,\d+", label) for label in colour_bar), colour_bar
 
 
 def test_figures_follow_use_language_and_the_environment(monkeypatch):
