@@ -21,6 +21,7 @@ raises a false alarm on 5 % of normal images.
 from __future__ import annotations
 
 import math
+import zipfile
 
 import numpy
 
@@ -238,7 +239,7 @@ def _read_png_files(files, image_shape) -> numpy.ndarray:
         try:
             with Image.open(file) as image:
                 grey = numpy.asarray(image.convert("L"), dtype=numpy.float32) / 255.0  # (H, W) in [0, 1]
-        except (UnidentifiedImageError, OSError, ValueError) as error:
+        except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as error:
             raise AnomalyError(f"{file}: not a readable PNG image ({error})") from None
         if grey.shape != tuple(image_shape):
             raise AnomalyError(f"{file}: the image is {grey.shape[1]} x {grey.shape[0]} pixels, but the model takes "
@@ -248,20 +249,31 @@ def _read_png_files(files, image_shape) -> numpy.ndarray:
 
 
 def _read_array(path) -> numpy.ndarray:
+    """The images of an ``.npy`` file or an ``.npz`` archive (whatever its suffix says: NumPy reads which it is)."""
     try:
-        if path.suffix.lower() == ".npy":
-            return numpy.load(path, allow_pickle=False)
-        with numpy.load(path, allow_pickle=False) as archive:
-            names = list(archive.files)
-            chosen = next((name for name in ("images", "x") if name in names), names[0] if len(names) == 1 else None)
-            if chosen is None:
-                raise AnomalyError(f"{path}: the archive holds {len(names)} arrays ({', '.join(names[:5])}); name the "
-                                   f"images 'images' or 'x', or save one array")
-            return archive[chosen]
+        with open(path, "rb") as file:  # closed here whatever NumPy makes of it
+            loaded = numpy.load(file, allow_pickle=False)
+            if isinstance(loaded, numpy.ndarray):
+                return loaded
+            with loaded as archive:
+                return _images_of_archive(path, archive)
     except AnomalyError:
         raise
-    except (OSError, ValueError, EOFError) as error:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        if "allow_pickle" in str(error):  # NumPy's words for a file of Python objects, or of text
+            raise AnomalyError(f"{path}: not an array of numbers (it holds text or pickled Python objects, which "
+                               f"scratchae does not load); save the images with numpy.save") from None
         raise AnomalyError(f"{path}: not a readable NumPy file ({str(error).splitlines()[0]})") from None
+
+
+def _images_of_archive(path, archive) -> numpy.ndarray:
+    """The array of an ``.npz`` archive that holds the images: ``images``, ``x``, or its only one."""
+    names = list(archive.files)
+    chosen = next((name for name in ("images", "x") if name in names), names[0] if len(names) == 1 else None)
+    if chosen is None:
+        raise AnomalyError(f"{path}: the archive holds {len(names)} arrays ({', '.join(names[:5])}); name the images "
+                           f"'images' or 'x', or save one array")
+    return archive[chosen]
 
 
 def _as_rows(array: numpy.ndarray, image_shape, what: str) -> numpy.ndarray:
@@ -270,6 +282,8 @@ def _as_rows(array: numpy.ndarray, image_shape, what: str) -> numpy.ndarray:
     pixels = height * width
     if array.dtype.kind not in "fiub":
         raise AnomalyError(f"{what}: the images must be numbers, got an array of {array.dtype}")
+    if array.size == 0:
+        raise AnomalyError(f"{what}: holds no images (an array of shape {array.shape})")
     if array.ndim == 2 and array.shape == (height, width) and array.shape[1] != pixels:
         array = array[None]  # one image
     if array.ndim == 3 and array.shape[1:] == (height, width):

@@ -54,7 +54,10 @@ class WriteError(OSError):
         self.path = Path(path)  # not ``filename``, which would make the message "path: reason" without the rest
         name = Path(path).name
         kept = f"the {name} that was there is kept as it was" if existed else "nothing was written"
-        self.message = f"cannot write {path}: {error.strerror or error}; {kept}"
+        why = error.strerror or str(error)
+        if isinstance(error, FileExistsError) and error.filename and not Path(error.filename).is_dir():
+            why = f"{error.filename} is a file, not a folder"  # a folder on the way is a file (mkdir says "exists")
+        self.message = f"cannot write {path}: {why}; {kept}"
 
     def __str__(self) -> str:
         return self.message
@@ -75,6 +78,14 @@ def is_temporary_of(candidate: str, name: str) -> bool:
     """Whether the file name ``candidate`` is one that :func:`temporary_path` gives a temporary of ``name``."""
     pattern = re.escape(f".{_kept_part(name)}.") + "[0-9a-f]{8}" + re.escape(TEMPORARY_SUFFIX)
     return re.fullmatch(pattern, candidate) is not None
+
+
+def _is_special(path: Path) -> bool:
+    """Whether ``path`` is a device, a pipe or a socket (a link is not followed: a rename replaces the link)."""
+    try:
+        return not stat.S_ISREG(mode := os.lstat(path).st_mode) and not stat.S_ISLNK(mode)
+    except OSError:  # nothing there (or nothing that can be looked at): a new file
+        return False
 
 
 def write_atomically(path, write, *, text: bool = False) -> Path:
@@ -107,6 +118,9 @@ def write_atomically(path, write, *, text: bool = False) -> Path:
     try:
         if path.is_dir():
             raise IsADirectoryError(f"cannot write {path}: it is a folder")
+        if _is_special(path):  # a rename would put a file where a device or a pipe was
+            raise IsADirectoryError(f"cannot write {path}: it is not a plain file (a device, a pipe or a socket); it "
+                                    f"is kept as it is")
         existed = path.exists()  # a name too long for the file system fails here
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:

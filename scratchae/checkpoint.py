@@ -202,6 +202,8 @@ class _Archive:
         self.claimed = 0  # bytes of the file that the entries read so far take
         try:
             self.zip = zipfile.ZipFile(path)
+        except PermissionError:  # a file that cannot be read is not a damaged one: its own error says so
+            raise
         except READ_ERRORS as error:
             raise CheckpointError(f"the file is damaged or truncated, or is not a .npz checkpoint ({error})") from error
 

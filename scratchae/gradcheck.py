@@ -116,8 +116,9 @@ def check_layer(layer, x=None, *, input_shape=None, seed: int = 0, tolerance: fl
     rng = numpy.random.default_rng(seed)
     name = type(layer).__name__
     report = CheckedCase(name, tolerance, [])
-    x = _float64_input(x, input_shape or _default_input_shape(layer), rng)
     try:
+        _has_the_layer_protocol(layer, report)
+        x = _float64_input(x, input_shape or _default_input_shape(layer, report), rng)
         twin = _float64_copy(layer)
         named = parameter_names(twin)
         _watch_sublayers(twin, report)
@@ -133,7 +134,29 @@ def check_layer(layer, x=None, *, input_shape=None, seed: int = 0, tolerance: fl
         _float32_stays_float32(layer, x, rng, report)
     except _Stop:
         pass
+    except KeyboardInterrupt:
+        raise
+    except BaseException as error:  # the reader's code, run again by the numerical check: a sentence, not a traceback
+        report.mistakes.append(describe(f"{name} (in the numerical check)", error))
     return report
+
+
+def _has_the_layer_protocol(layer, report) -> None:
+    """A layer has ``forward``, ``backward`` and ``parameters()``, the last giving Parameters (objects with an
+    array ``data``); anything else is named before the check starts."""
+    name = type(layer).__name__
+    missing = [method for method in ("forward", "backward", "parameters") if not callable(getattr(layer, method, None))]
+    if missing:
+        report.mistakes.append(f"{name} has no {', '.join(f'{method}()' for method in missing)}: a layer is a class "
+                               f"derived from scratchae.Layer (class {name}(Layer)), with forward and backward")
+        raise _Stop
+    parameters = _call(report, f"{name}.parameters", lambda: list(layer.parameters()))
+    for position, parameter in enumerate(parameters):
+        if not hasattr(getattr(parameter, "data", None), "shape") or not hasattr(parameter, "grad"):
+            report.mistakes.append(f"{name}.parameters() gave {type(parameter).__name__} at position {position}; "
+                                   f"it must give the layer's Parameter objects (scratchae.Parameter), each holding "
+                                   f"its array in .data")
+            raise _Stop
 
 
 def _protocol_of_layer(twin, named, x, rng, report):
@@ -193,7 +216,9 @@ def _call(report, what: str, function, *arguments, expected: Expected | None = N
     the reader's words where :mod:`scratchae.mistakes` can read them (``expected``: what the result must be)."""
     try:
         return function(*arguments)
-    except Exception as error:  # the reader's code may raise anything: it becomes a sentence, not a traceback
+    except KeyboardInterrupt:  # Ctrl-C is the reader's wish to stop, not a mistake
+        raise
+    except BaseException as error:  # the reader's code may raise anything, sys.exit too: a sentence, not a traceback
         report.mistakes.append(describe(what, error, function, expected))
         raise _Stop from error
 
@@ -423,11 +448,14 @@ def _owner(module, parameter) -> str:
     return type(module).__name__
 
 
-def _default_input_shape(layer) -> tuple[int, ...]:
-    if isinstance(getattr(layer, "in_features", None), int):
-        return (4, layer.in_features)
-    if isinstance(getattr(layer, "in_channels", None), int):
-        return (2, layer.in_channels, 6, 6)
+def _default_input_shape(layer, report) -> tuple[int, ...]:
+    for attribute, shape in (("in_features", lambda n: (4, n)), ("in_channels", lambda n: (2, n, 6, 6))):
+        size = getattr(layer, attribute, None)
+        if isinstance(size, int):
+            if size < 1:
+                report.mistakes.append(f"{type(layer).__name__}.{attribute} is {size}; it must be at least 1")
+                raise _Stop
+            return shape(size)
     return (4, 10)
 
 

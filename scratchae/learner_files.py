@@ -38,9 +38,12 @@ def load_file(path) -> types.ModuleType:
     sys.path.insert(0, str(path.parent.resolve()))
     try:
         exec(code, module.__dict__)
-    except Exception as error:  # anything their file raises while it runs is theirs: one line, no traceback
+    except KeyboardInterrupt:
         del sys.modules[name]
-        raise OwnCodeError(f"{located(error, path)}: {type(error).__name__}: {error}") from None
+        raise
+    except BaseException as error:  # anything their file raises while it runs, sys.exit too: one line, no traceback
+        del sys.modules[name]
+        raise OwnCodeError(f"{located(error, path)}: {_raised(error)}") from None
     finally:
         sys.path.remove(str(path.parent.resolve()))
     return module
@@ -92,6 +95,15 @@ def build(spec: str):
         raise OwnCodeError(f"{path} has no class {class_name}{found}")
     try:
         return cls(*args, **kwargs)
-    except Exception as error:  # their constructor: one line naming where it failed
+    except KeyboardInterrupt:
+        raise
+    except BaseException as error:  # their constructor: one line naming where it failed
         call = f"{class_name}({', '.join([*map(repr, args), *(f'{k}={v!r}' for k, v in kwargs.items())])})"
-        raise OwnCodeError(f"{located(error, path)}: {call} failed: {type(error).__name__}: {error}") from None
+        raise OwnCodeError(f"{located(error, path)}: {call} failed: {_raised(error)}") from None
+
+
+def _raised(error: BaseException) -> str:
+    """``"NameError: name 'x' is not defined"``, or ``"called sys.exit(0)"``: what the reader's code did."""
+    if isinstance(error, SystemExit):
+        return f"called sys.exit({error.code!r}); a file of layers must define them, not end the program"
+    return f"{type(error).__name__}: {error}"

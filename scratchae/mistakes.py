@@ -55,6 +55,8 @@ def describe(what: str, error: BaseException, function=None, expected: Expected 
 
     ``function`` is the function that was called: a ``return`` on its own lines computes ``expected``.
     """
+    if isinstance(error, SystemExit):  # sys.exit() in a layer would end the check itself, passing nothing
+        return f"{what} called sys.exit({error.code!r}); a layer's method must return{where_raised(error)}"
     return f"{what} raised {type(error).__name__}: {explain(error, function, expected) or error}{where_raised(error)}"
 
 

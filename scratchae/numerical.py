@@ -147,7 +147,7 @@ def compare(name: str, f, x: numpy.ndarray, analytic, upstream=None, *, rng=None
     """Compare ``analytic`` (the hand-written gradient of ``sum(f(x) * upstream)``) with a numerical one.
 
     Small arrays are checked element by element; arrays larger than ``directional_above`` along
-    ``n_directions`` random unit directions drawn from ``rng``.
+    ``n_directions`` random directions drawn from ``rng`` (each number moved by about ``h``).
     """
     analytic = numpy.asarray(analytic, dtype=numpy.float64)
     if analytic.shape != x.shape:
@@ -161,7 +161,9 @@ def compare(name: str, f, x: numpy.ndarray, analytic, upstream=None, *, rng=None
                              _relation(analytic, numeric))
     rng = numpy.random.default_rng(rng)
     directions = rng.standard_normal((n_directions, *x.shape))
-    directions /= numpy.sqrt(numpy.sum(directions**2, axis=tuple(range(1, directions.ndim)), keepdims=True))
+    # Each number moves by about h, however many there are: a unit-length direction would move each of a million
+    # numbers by h / 1000, a step lost in the rounding of x + step.
+    directions /= numpy.sqrt(numpy.mean(directions**2, axis=tuple(range(1, directions.ndim)), keepdims=True))
     numeric = directional_derivatives(f, x, directions, upstream, h)
     along = numpy.asarray([numpy.sum(analytic * direction) for direction in directions])
     errors = _compared_errors(along, numeric)

@@ -40,4 +40,4 @@ class Snapshot:
         else:
             where = f"the end of epoch {self.epochs}" if self.epochs else "its weights before training"
         return TrainingDiverged(f"{what_happened}; the model is back at {where}, the last state whose weights were "
-                                f"all finite (try a smaller learning rate)")
+                                f"all finite (try a smaller learning rate, or a smaller weight on a term of the loss)")

@@ -37,6 +37,10 @@ DEFAULT_THREADS = 1
 #: ``benchmarks/README.md``, "Scaling beyond two cores", has the model and what was measured on two cores.
 MOST_USEFUL_THREADS = 8
 
+#: The most threads a count may ask for: far more than any batch has parts worth a thread, and few enough that a
+#: mistyped count cannot exhaust the threads the system lends a process.
+MOST_THREADS = 256
+
 _chosen: int | None = None  # the process's explicit choice, made by use(): a command's or a demo's --threads
 _active: list[int] = []  # the counts of the blas_threads blocks running now, innermost last
 
@@ -57,7 +61,7 @@ def training_threads(threads: int | None = None) -> int:
     """The training threads to run with: ``threads`` if given, else the count :func:`use` chose for this process,
     else :func:`default_training_threads`."""
     if threads is not None:
-        return require_int("threads", threads, minimum=1)
+        return require_int("threads", threads, minimum=1, maximum=MOST_THREADS)
     return _chosen if _chosen is not None else default_training_threads()
 
 
@@ -72,7 +76,7 @@ def resolve(threads: int | None = None) -> int:
     :func:`use` chose for this process, else :data:`DEFAULT_THREADS`."""
     if threads is None:
         return _chosen if _chosen is not None else DEFAULT_THREADS
-    return require_int("threads", threads, minimum=1)
+    return require_int("threads", threads, minimum=1, maximum=MOST_THREADS)
 
 
 @contextlib.contextmanager
@@ -93,7 +97,7 @@ def use(threads: int | None = None) -> int:
     training threads and runs BLAS outside training with as many; None keeps the defaults (every core for training,
     one BLAS thread). Returns the training thread count."""
     global _chosen
-    _chosen = None if threads is None else require_int("threads", threads, minimum=1)
+    _chosen = None if threads is None else require_int("threads", threads, minimum=1, maximum=MOST_THREADS)
     _blas().limit(limits=resolve(), user_api="blas")  # not used as a context: the limit stays
     return training_threads()
 
@@ -105,7 +109,7 @@ def chosen(threads: int | None = None):
     global _chosen
     before = _chosen
     if threads is not None:
-        _chosen = require_int("threads", threads, minimum=1)
+        _chosen = require_int("threads", threads, minimum=1, maximum=MOST_THREADS)
     try:
         yield training_threads()
     finally:

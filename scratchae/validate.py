@@ -12,10 +12,13 @@ import math
 import numbers
 
 
-def require_int(name: str, value, minimum: int | None = None) -> int:
-    """``value`` as an ``int`` if it is a whole number (a Python or NumPy integer, not a bool) ``>= minimum``."""
-    wanted = "a whole number" + ("" if minimum is None else f" >= {minimum}")
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or (minimum is not None and value < minimum):
+def require_int(name: str, value, minimum: int | None = None, maximum: int | None = None) -> int:
+    """``value`` as an ``int`` if it is a whole number (a Python or NumPy integer, not a bool) ``>= minimum`` and
+    ``<= maximum`` (each bound only when given)."""
+    wanted = ("a whole number" + ("" if minimum is None else f" >= {minimum}")
+              + ("" if maximum is None else f"{' and' if minimum is not None else ''} <= {maximum}"))
+    if (isinstance(value, bool) or not isinstance(value, numbers.Integral) or (minimum is not None and value < minimum)
+            or (maximum is not None and value > maximum)):
         raise ValueError(f"{name} must be {wanted}, got {value!r}")
     return int(value)
 

@@ -134,7 +134,11 @@ def test_own_images_from_png_files_and_arrays(tmp_path):
     (lambda p: numpy.save(p / "x.npy", numpy.full((2, 64), 300)), "must lie in 0 to 255"),
     (lambda p: numpy.save(p / "x.npy", numpy.full((2, 64), numpy.nan)), "NaN"),
     (lambda p: numpy.savez(p / "x.npz", a=numpy.zeros((1, 64)), b=numpy.zeros(1)), "name the images"),
-    (lambda p: (p / "x.npy").write_text("not numpy"), "not a readable NumPy file"),
+    (lambda p: (p / "x.npy").write_text("not numpy"), "not an array of numbers (it holds text or pickled"),
+    (lambda p: numpy.save(p / "x.npy", numpy.array([{"a": 1}], dtype=object)), "not an array of numbers"),
+    (lambda p: numpy.save(p / "x.npy", numpy.zeros((0, 8, 8))), "holds no images (an array of shape (0, 8, 8))"),
+    (lambda p: (p / "x.npz").write_bytes(b"PK\x03\x04" + b"junk" * 20), "not a readable NumPy file"),
+    (lambda p: (p / "x.npz").write_bytes(b"\x93NUMPY" + b"\x00" * 20), "not a readable NumPy file"),
 ])
 def test_wrong_own_images_are_named_in_one_line(tmp_path, make, words):
     make(tmp_path)
@@ -142,6 +146,24 @@ def test_wrong_own_images_are_named_in_one_line(tmp_path, make, words):
     with pytest.raises(AnomalyError) as raised:
         anomaly.read_images(path, (8, 8))
     assert words in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_an_npy_file_named_npz_is_read_as_what_it_is(tmp_path):
+    images = numpy.full((2, 8, 8), 0.5, dtype=numpy.float32)
+    numpy.save(tmp_path / "x.npy", images)
+    (tmp_path / "x.npy").rename(tmp_path / "renamed.npz")
+    numpy.testing.assert_array_equal(anomaly.read_images(tmp_path / "renamed.npz", (8, 8))[0], images.reshape(2, 64))
+
+
+def test_an_image_too_large_to_open_safely_is_named_in_one_line(tmp_path, monkeypatch):
+    from PIL import Image
+
+    folder = tmp_path / "pngs"
+    folder.mkdir()
+    Image.fromarray(numpy.zeros((64, 64), dtype=numpy.uint8)).save(folder / "big.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # PIL refuses images of more than twice this many pixels
+    with pytest.raises(AnomalyError, match=r"big.png: not a readable PNG image \(.*decompression bomb"):
+        anomaly.read_images(folder, (8, 8))
 
 
 def test_pngs_of_the_wrong_size_and_empty_folders_are_refused(tmp_path):

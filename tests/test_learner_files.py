@@ -97,3 +97,100 @@ def test_a_missing_file_and_a_bad_shape_are_one_line(tmp_path, capsys):
     assert "cannot read" in capsys.readouterr().err
     assert run(["gradcheck", "--layer", "x.py:A", "--input-shape", "4,x"]) == 2
     assert "expected sizes separated by commas" in capsys.readouterr().err
+
+
+BROKEN = '''
+import sys
+
+import numpy
+from scratchae.layers import Layer
+
+
+class ExitsInForward(Layer):
+    def forward(self, x):
+        sys.exit(0)
+
+    def backward(self, dy, input_grad=True):
+        return dy
+
+
+class ExitsInBackward(Layer):
+    def forward(self, x):
+        return x
+
+    def backward(self, dy, input_grad=True):
+        raise SystemExit(0)
+
+
+class NotALayer:
+    def forward(self, x):
+        return x
+
+    def backward(self, dy):
+        return dy
+
+
+class NumbersForParameters(Layer):
+    def parameters(self):
+        return [1, 2]
+
+    def forward(self, x):
+        return x
+
+    def backward(self, dy, input_grad=True):
+        return dy
+
+
+class NegativeSize(Layer):
+    in_features = -3
+
+    def forward(self, x):
+        return x
+
+    def backward(self, dy, input_grad=True):
+        return dy
+'''
+
+
+@pytest.mark.parametrize("spec, mistake", [
+    ("ExitsInForward", "ExitsInForward.forward called sys.exit(0); a layer's method must return (my_layers.py, line 10)"),
+    ("ExitsInBackward", "ExitsInBackward.backward called sys.exit(0); a layer's method must return (my_layers.py, "
+                        "line 21)"),
+    ("NotALayer", "NotALayer has no parameters(): a layer is a class derived from scratchae.Layer"),
+    ("NumbersForParameters", "NumbersForParameters.parameters() gave int at position 0; it must give the layer's "
+                             "Parameter objects"),
+    ("NegativeSize", "NegativeSize.in_features is -3; it must be at least 1"),
+])
+def test_a_layer_that_exits_or_breaks_the_protocol_fails_with_its_mistake_named(tmp_path, capsys, spec, mistake):
+    path = tmp_path / "my_layers.py"
+    path.write_text(BROKEN, encoding="utf-8")
+    assert run(["gradcheck", "--layer", f"{path}:{spec}"]) == 1  # never 0: a teacher's CI reads the status
+    out, err = capsys.readouterr()
+    assert f"  mistake: {mistake}" in out and "FAILED" in out
+    assert "Traceback" not in out + err
+
+
+def test_a_file_that_exits_while_it_loads_is_one_line_and_exit_2(tmp_path, capsys):
+    path = tmp_path / "my_layers.py"
+    path.write_text("import sys\nsys.exit(0)\n", encoding="utf-8")
+    assert run(["gradcheck", "--layer", f"{path}:A"]) == 2
+    assert capsys.readouterr().err == (f"scratchae: error: {path}, line 2: called sys.exit(0); a file of layers must "
+                                       f"define them, not end the program\n")
+
+
+def test_sizes_below_one_are_named(capsys):
+    for sizes in ("0,10", "-1,10"):
+        assert run(["gradcheck", "--layer", "x.py:A", f"--input-shape={sizes}"]) == 2
+        assert f"every size must be at least 1, got '{sizes}'" in capsys.readouterr().err
+
+
+def test_a_right_layer_passes_at_the_largest_input_the_check_allows(tmp_path, capsys):
+    from scratchae.cli import GRADCHECK_BYTES, GRADCHECK_COPIES
+
+    path = tmp_path / "relu.py"
+    path.write_text("from scratchae.layers import Layer\n\n\nclass ReLU(Layer):\n    def forward(self, x):\n"
+                    "        self.x = x\n        return x * (x > 0)\n\n    def backward(self, dy):\n"
+                    "        return dy * (self.x > 0)\n", encoding="utf-8")
+    largest = GRADCHECK_BYTES // (8 * GRADCHECK_COPIES)  # each number is moved by the step, however many there are
+    assert run(["gradcheck", "--layer", f"{path}:ReLU", "--input-shape", f"{largest},1"]) == 0
+    assert "passed: every gradient matches" in capsys.readouterr().out

@@ -86,10 +86,13 @@ def main(argv: list[str] | None = None) -> int:
 def _message(error: Exception) -> str:
     """The whole message of an error (a data set that is not found says where it looked and what to do), without
     NumPy's advice to load untrusted files with pickles."""
+    if isinstance(error, FileExistsError) and error.filename:  # a folder was to be made where a file is
+        return f"{error.filename} is a file, not a folder; give a folder"
     if isinstance(error, OSError) and error.strerror and error.filename and not str(error).startswith("--out"):
         return f"{error.filename}: {error.strerror}"
     text = str(error) or type(error).__name__
-    return "\n".join(line for line in text.splitlines() if "allow_pickle" not in line)
+    kept = "\n".join(line for line in text.splitlines() if "allow_pickle" not in line)
+    return kept or text  # a message that is only NumPy's advice is kept as it is, never left empty
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,17 +12,19 @@ import argparse
 from scratchae.backend import DEVICES
 from scratchae.validate import require_float, require_int
 from scratchae.data import DATASETS
+from scratchae.threads import MOST_THREADS
 
 
-def count(minimum: int):
-    """An argparse type for whole numbers >= ``minimum`` (``count(1)`` for sizes, ``count(0)`` for epochs)."""
+def count(minimum: int, maximum: int | None = None):
+    """An argparse type for whole numbers >= ``minimum`` (``count(1)`` for sizes, ``count(0)`` for epochs), and
+    <= ``maximum`` when given."""
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        return _checked(require_int, "the value", value, minimum=minimum)
+        return _checked(require_int, "the value", value, minimum=minimum, maximum=maximum)
 
     return parse
 
@@ -47,14 +49,25 @@ def add_language_option(parser) -> None:
 def shape(text: str) -> tuple[int, ...]:
     """An argparse type for an array shape written as sizes and commas: ``4,10`` -> (4, 10)."""
     parts = [part.strip() for part in text.strip("() ").split(",") if part.strip()]
-    if not parts or not all(part.isdigit() and int(part) > 0 for part in parts):
+    if not parts or not all(part.lstrip("-").isdigit() for part in parts):
         raise argparse.ArgumentTypeError(f"expected sizes separated by commas, such as 4,10, got {text!r}")
+    if any(int(part) < 1 for part in parts):
+        raise argparse.ArgumentTypeError(f"every size must be at least 1, got {text!r}")
     return tuple(int(part) for part in parts)
 
 
 def positive_float(text: str) -> float:
     """An argparse type for finite numbers > 0 (learning rates)."""
     return _checked(require_float, "the value", _number(text), above=0.0)
+
+
+def bounded_float(**bounds):
+    """An argparse type for finite numbers within ``bounds`` (those of :func:`scratchae.validate.require_float`)."""
+
+    def parse(text: str) -> float:
+        return _checked(require_float, "the value", _number(text), **bounds)
+
+    return parse
 
 
 def non_negative_float(text: str) -> float:
@@ -93,7 +106,7 @@ def add_run_options(parser: argparse.ArgumentParser, *, epochs: int | None, epoc
 
 def add_threads_option(parser: argparse.ArgumentParser) -> None:
     """Add ``--threads``: the threads that train (default: see :func:`scratchae.training_run.threads_for`)."""
-    parser.add_argument("--threads", type=count(1), default=None,
+    parser.add_argument("--threads", type=count(1, maximum=MOST_THREADS), default=None,
                         help="threads that train, each on a part of every batch (default: every core for the "
                              "convolutional models, one for the dense ones); "
                              "the count changes the last bits of the results")

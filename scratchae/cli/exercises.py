@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import shlex
 import sys
+from pathlib import Path
 
 from scratchae import exercises
-from scratchae.cli.arguments import positive_float
-from scratchae.exercises.sandbox import DEFAULT_TIMEOUT
+from scratchae.cli.arguments import bounded_float
+from scratchae.exercises.sandbox import DEFAULT_TIMEOUT, LONGEST_TIMEOUT
 
 
 def add_exercises_command(commands) -> None:
@@ -33,7 +34,8 @@ def add_exercises_command(commands) -> None:
     check = actions.add_parser("check", help="check the exercises in DIR (all, or those named)")
     check.add_argument("folder", metavar="DIR")
     check.add_argument("names", nargs="*", metavar="NAME", help=f"among: {', '.join(exercises.names())}")
-    check.add_argument("--timeout", type=positive_float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+    check.add_argument("--timeout", type=bounded_float(above=0.0, below=LONGEST_TIMEOUT), default=DEFAULT_TIMEOUT,
+                       metavar="SECONDS",
                        help="how long each exercise's check may run before it is stopped and judged wrong "
                             f"(default: {DEFAULT_TIMEOUT:g})")
     check.set_defaults(run=run_check)
@@ -59,6 +61,7 @@ def run_check(arguments) -> int:
     """One line per exercise as its check ends; status 0 only when every exercise asked for is right, 130 on
     Ctrl-C (after the lines reached)."""
     asked = exercises.find(arguments.names)
+    _require_exercises_folder(Path(arguments.folder))
     numbers = {exercise.name: number for number, exercise in enumerate(exercises.EXERCISES, start=1)}
     checks = exercises.check_each(arguments.folder, arguments.names, timeout=arguments.timeout)
     results = []
@@ -78,3 +81,15 @@ def run_check(arguments) -> int:
     right = sum(result.right for result in results)
     print(f"{right} of {len(results)} right")
     return 0 if right == len(results) == len(asked) else 1
+
+
+def _require_exercises_folder(folder: Path) -> None:
+    """A folder that is missing, or holds none of the exercise files, is a wrong DIR, not fifteen exercises not
+    started: one line says so."""
+    start = f"scratchae exercises start {shlex.quote(str(folder))} writes them there"
+    if folder.exists() and not folder.is_dir():
+        raise OSError(f"{folder} is a file, not a folder of exercises")
+    if not folder.is_dir():
+        raise OSError(f"{folder}: no such folder; {start}")
+    if not any((folder / exercise.file).exists() for exercise in exercises.EXERCISES):
+        raise OSError(f"{folder} holds none of the exercise files; {start}")

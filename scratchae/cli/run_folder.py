@@ -184,6 +184,10 @@ class RunFolder:
         """What ``run.json`` says of the run in the folder (empty if it has none or it cannot be read)."""
         return _read_manifest(self.path / MANIFEST, self.files)
 
+    def manifest_unreadable(self) -> bool:
+        """Whether the folder has a ``run.json`` that cannot be read as a run's manifest (damaged, or not JSON)."""
+        return os.path.lexists(self.path / MANIFEST) and not self.manifest()
+
     def foreign_files(self) -> list[str]:
         """The names of :attr:`files` that are in the folder but not of its run (its manifest does not list them):
         a learner's own ``loss.png``, say, which a commit would replace."""

@@ -155,11 +155,11 @@ def _refuse_foreign_files(folder: RunFolder, arguments) -> None:
     only with --overwrite; the checkpoint that --resume continues is the run's, whatever its manifest says."""
     foreign = [name for name in folder.foreign_files() if not (arguments.resume and name == CHECKPOINT)]
     if foreign and not arguments.overwrite:
-        files = ", ".join(foreign)
-        raise RunError(f"{folder.path} holds {files}, which scratchae train did not write (its {RUN_MANIFEST} does "
-                       f"not list {'it' if len(foreign) == 1 else 'them'}); nothing was changed: move "
-                       f"{'it' if len(foreign) == 1 else 'them'} away, give another --out, or --overwrite to replace "
-                       f"{'it' if len(foreign) == 1 else 'them'}")
+        files, them = ", ".join(foreign), "it" if len(foreign) == 1 else "them"
+        why = (f"its {RUN_MANIFEST} cannot be read: damaged, or not scratchae's" if folder.manifest_unreadable()
+               else f"its {RUN_MANIFEST} does not list {them}")
+        raise RunError(f"{folder.path} holds {files}, which scratchae train did not write ({why}); nothing was "
+                       f"changed: move {them} away, give another --out, or --overwrite to replace {them}")
 
 
 class _Run:
@@ -190,8 +190,9 @@ def _resumed_run(folder: RunFolder, given: dict, device: str) -> _Run:
     for option, value in given.items():
         if option not in CHANGEABLE_ON_RESUME and value != settings[option]:
             flag = "--" + option.replace("_", "-")
-            raise RunError(f"--resume continues the run as it was trained, with {flag} {settings[option]}, not "
-                           f"{value}; start again with --overwrite to change it")
+            trained = f"without {flag} (its default)" if settings[option] is None else f"with {flag} {settings[option]}"
+            raise RunError(f"--resume continues the run as it was trained, {trained}, not {flag} {value}; start "
+                           f"again with --overwrite to change it")
     if "lr" in given and given["lr"] != settings["lr"]:
         print(f"note: the learning rate changes from {settings['lr']:g} to {given['lr']:g}; from here on the run no "
               f"longer repeats one that was never stopped")

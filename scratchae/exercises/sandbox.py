@@ -43,6 +43,10 @@ from scratchae.exercises.judge import Result
 #: takes well under one).
 DEFAULT_TIMEOUT = 5.0
 
+#: Seconds a time limit may be at most (eleven days): the alarm behind it (``faulthandler.dump_traceback_later``)
+#: overflows on far larger counts.
+LONGEST_TIMEOUT = 1e6
+
 #: Seconds a child may take to import the library and say it is ready (not the learner's time).
 START_LIMIT = 120.0
 
