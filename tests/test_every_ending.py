@@ -17,8 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_runs import (COMMON, assert_same_weights, folder_is_one_consistent_run, in_process, some_epochs_later, train,
-                       wait_for_training)
+from test_runs import COMMON, assert_same_weights, folder_is_one_consistent_run, in_process, stop_moment, train
 
 from scratchae import checkpoint
 from scratchae.cli import train as runs
@@ -68,8 +67,8 @@ def last_line(text: str) -> str:
 # ---------------------------------------------------------------------------------------------------- signals
 
 
-#: Epochs asked of the runs that a signal stops: so many that the signal, sent within four epochs of the second
-#: epoch's end, always lands during the training (an ending before it would test no resume).
+#: Epochs asked of the runs that a signal stops: so many that the signal, sent a few epochs in (test_runs.stop_moment),
+#: always lands during the training (an ending before it would test no resume).
 MANY_EPOCHS = 200
 
 
@@ -80,7 +79,7 @@ def test_sigterm_and_sighup_at_a_random_moment_save_a_state_that_resumes_bit_for
     process = subprocess.Popen([sys.executable, "-m", "scratchae", "train", *COMMON, "--epochs", str(MANY_EPOCHS),
                                 "--out", str(tmp_path / "run")], cwd=tmp_path, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
-    some_epochs_later(wait_for_training(process), random.Random(trial))
+    stop_moment(process, random.Random(trial))
     process.send_signal(stop)
     _, stderr = process.communicate(timeout=120)
     assert "Traceback" not in stderr

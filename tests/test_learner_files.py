@@ -153,7 +153,8 @@ class NegativeSize(Layer):
 
 
 @pytest.mark.parametrize("spec, mistake", [
-    ("ExitsInForward", "ExitsInForward.forward called sys.exit(0); a layer's method must return (my_layers.py, line 10)"),
+    ("ExitsInForward", "ExitsInForward.forward called sys.exit(0); a layer's method must return (my_layers.py, "
+                       "line 10)"),
     ("ExitsInBackward", "ExitsInBackward.backward called sys.exit(0); a layer's method must return (my_layers.py, "
                         "line 21)"),
     ("NotALayer", "NotALayer has no parameters(): a layer is a class derived from scratchae.Layer"),
