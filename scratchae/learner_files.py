@@ -38,12 +38,12 @@ def load_file(path) -> types.ModuleType:
     sys.path.insert(0, str(path.parent.resolve()))
     try:
         exec(code, module.__dict__)
-    except KeyboardInterrupt:
-        del sys.modules[name]
-        raise
-    except BaseException as error:  # anything their file raises while it runs, sys.exit too: one line, no traceback
+    except Exception as error:  # anything their file raises while it runs is theirs: one line, no traceback
         del sys.modules[name]
         raise OwnCodeError(f"{located(error, path)}: {_raised(error)}") from None
+    except BaseException:  # sys.exit or Ctrl-C: what it means is the caller's to say (an exercise's verdict...)
+        del sys.modules[name]
+        raise
     finally:
         sys.path.remove(str(path.parent.resolve()))
     return module
@@ -86,7 +86,10 @@ def parse_spec(spec: str) -> tuple[Path, str, tuple, dict]:
 def build(spec: str):
     """The object ``spec`` describes (``"my_layers.py:LeakyReLU(0.1)"``), built from the reader's file."""
     path, class_name, args, kwargs = parse_spec(spec)
-    module = load_file(path)
+    try:
+        module = load_file(path)
+    except SystemExit as error:  # would end the command with its status, as if the check had run
+        raise OwnCodeError(f"{located(error, path)}: {_raised(error)}") from None
     cls = getattr(module, class_name, None)
     if not isinstance(cls, type):
         defined = sorted(name for name, value in vars(module).items()

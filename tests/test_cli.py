@@ -228,3 +228,17 @@ def test_device_gpu_without_a_gpu_exits_2(command, capsys, tmp_path, monkeypatch
     assert_one_line_error(captured.err)
     assert "gpu" in captured.err
     assert sorted(os.listdir(tmp_path)) == ["model.npz"]
+
+
+def test_a_ctrl_c_while_the_command_loads_is_one_line_and_status_130(monkeypatch, capsys):
+    import types
+
+    from scratchae.__main__ import run as command
+
+    class Loading(types.ModuleType):
+        def __getattr__(self, name):
+            raise KeyboardInterrupt  # as if Ctrl-C came while the command's modules were being imported
+
+    monkeypatch.setitem(sys.modules, "scratchae.cli", Loading("scratchae.cli"))
+    assert command() == 130
+    assert capsys.readouterr().err == "scratchae: interrupted\n"

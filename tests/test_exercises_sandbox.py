@@ -92,6 +92,9 @@ def test_ctrl_c_keeps_the_verdicts_reached_and_ends_with_130(tmp_path):
     process = subprocess.Popen([sys.executable, "-m", "scratchae", "exercises", "check", str(tmp_path), "--timeout",
                                 "100"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     shown = [process.stdout.readline() for _ in range(3)]  # the heading and two verdicts, printed as they came
+    deadline = time.monotonic() + 60
+    while not _children_checking(tmp_path) and time.monotonic() < deadline:  # dense's check has begun
+        time.sleep(0.05)
     time.sleep(1.0)  # inside the endless loop of dense
     process.send_signal(signal.SIGINT)
     rest, stderr = process.communicate(timeout=30)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import shlex
 import sys
-from pathlib import Path
 
 from scratchae import exercises
 from scratchae.cli.arguments import bounded_float
@@ -61,7 +60,6 @@ def run_check(arguments) -> int:
     """One line per exercise as its check ends; status 0 only when every exercise asked for is right, 130 on
     Ctrl-C (after the lines reached)."""
     asked = exercises.find(arguments.names)
-    _require_exercises_folder(Path(arguments.folder))
     numbers = {exercise.name: number for number, exercise in enumerate(exercises.EXERCISES, start=1)}
     checks = exercises.check_each(arguments.folder, arguments.names, timeout=arguments.timeout)
     results = []
@@ -82,14 +80,3 @@ def run_check(arguments) -> int:
     print(f"{right} of {len(results)} right")
     return 0 if right == len(results) == len(asked) else 1
 
-
-def _require_exercises_folder(folder: Path) -> None:
-    """A folder that is missing, or holds none of the exercise files, is a wrong DIR, not fifteen exercises not
-    started: one line says so."""
-    start = f"scratchae exercises start {shlex.quote(str(folder))} writes them there"
-    if folder.exists() and not folder.is_dir():
-        raise OSError(f"{folder} is a file, not a folder of exercises")
-    if not folder.is_dir():
-        raise OSError(f"{folder}: no such folder; {start}")
-    if not any((folder / exercise.file).exists() for exercise in exercises.EXERCISES):
-        raise OSError(f"{folder} holds none of the exercise files; {start}")

@@ -110,10 +110,7 @@ def check(folder, requested: list[str] | None = None) -> list[Result]:
     """Check the exercises named (all by default) in ``folder``, in this process; one :class:`Result` each, in
     reading order. A learner's file runs here unguarded (pytest guards its own tests); the command uses
     :func:`check_each`."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise OwnCodeError(f"{folder} is not a folder of exercises (make one with: scratchae exercises start "
-                           f"{shlex.quote(str(folder))})")
+    folder = _exercises_folder(folder)
     return [exercise.run(folder) for exercise in find(requested)]
 
 
@@ -124,13 +121,20 @@ def check_each(folder, requested: list[str] | None = None, *, timeout: float = s
     Unlike :func:`check`, a learner's file that exits, raises ``BaseException``, loops forever or crashes the
     interpreter cannot stop the checking: each of those is a "wrong" verdict.
     """
-    folder = Path(folder)
     asked = find(requested)
-    if not folder.is_dir():
-        raise OwnCodeError(f"{folder} is not a folder of exercises (make one with: scratchae exercises start "
-                           f"{shlex.quote(str(folder))})")
+    folder = _exercises_folder(folder)
     for exercise in asked:
         yield exercise, sandbox.check_in_child(folder, exercise, timeout=timeout)
+
+
+def _exercises_folder(folder) -> Path:
+    """``folder`` as a Path, if it is a folder that holds at least one exercise file; else an OwnCodeError (a wrong
+    DIR is one line, not every exercise "not started")."""
+    folder = Path(folder)
+    if not folder.is_dir() or not any((folder / exercise.file).exists() for exercise in EXERCISES):
+        raise OwnCodeError(f"{folder} is not a folder of exercises (make one with: scratchae exercises start "
+                           f"{shlex.quote(str(folder))})")
+    return folder
 
 
 def check_one(folder, name: str) -> Result:

@@ -50,8 +50,8 @@ LONGEST_TIMEOUT = 1e6
 #: Seconds a child may take to import the library and say it is ready (not the learner's time).
 START_LIMIT = 120.0
 
-#: Seconds a child that ran past its limit is given to write where it was before it is killed.
-TRACE_GRACE = 0.5
+#: Seconds a child that ran past its limit is given, at most, to write where it was before it is killed.
+TRACE_GRACE = 5.0
 
 #: ``File "PATH", line N in NAME``: one frame of the traceback faulthandler writes.
 _FRAME = re.compile(r'^\s*File "(?P<file>.*)", line (?P<line>\d+) in (?P<function>.+?)\s*$')
@@ -87,6 +87,15 @@ def check_in_child(folder, exercise, *, timeout: float = DEFAULT_TIMEOUT) -> Res
             _stop(child)
 
 
+def _wait_for_trace(trace: Path, limit: float) -> None:
+    """Wait until the child has written where it was into ``trace`` (faulthandler writes it in one go), or for
+    ``limit`` seconds: a busy machine may take a while to run the child's signal handler."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline and not (trace.is_file() and trace.stat().st_size):
+        time.sleep(0.02)
+    time.sleep(0.05)  # the last of its lines
+
+
 def _verdict(name: str, path: Path, child: subprocess.Popen, messages, trace: Path, timeout: float) -> Result:
     received = _read_until(messages, b"ready\n", START_LIMIT)
     if received is None:
@@ -98,7 +107,7 @@ def _verdict(name: str, path: Path, child: subprocess.Popen, messages, trace: Pa
         if received is None:  # still running at the limit: ask it where it is, then stop it
             with contextlib.suppress(ProcessLookupError):
                 child.send_signal(signal.SIGUSR1)
-            time.sleep(TRACE_GRACE)
+            _wait_for_trace(trace, TRACE_GRACE)
             _stop(child)
             where = _where(trace, path)
             return Result(name, "wrong", f"did not finish within {timeout:g} s" + (f"; it was{where}" if where else ""))
