@@ -128,3 +128,11 @@ def test_a_layer_file_that_exits_fails_the_check_in_a_separate_process(tmp_path)
     done = subprocess.run([sys.executable, "-m", "scratchae", "gradcheck", "--layer", "mine.py:Quits"], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 1 and "Quits.forward called sys.exit(0)" in done.stdout  # a CI sees the failure
+
+
+@pytest.mark.parametrize("argv", [["train", "--out="], ["evaluate", "x.npz", "--out="], ["explore", "run", "--out="],
+                                  ["anomaly", "run", "--out="], ["notebooks", ""], ["exercises", "check", ""],
+                                  ["exercises", "start", ""], ["demo", "--check="]])
+def test_an_empty_name_is_refused_not_taken_for_the_default(argv, capsys):
+    assert run(argv) == 2
+    assert "expected a file or folder name, got an empty one" in one_line(capsys.readouterr().err)

@@ -51,7 +51,7 @@ FILES = {"json": "anomaly.json", "roc": "anomaly_roc.png", "histogram": "anomaly
 
 def add_anomaly_command(commands) -> None:
     """Register ``scratchae anomaly`` on the sub-command parsers of the ``scratchae`` command."""
-    from scratchae.cli.arguments import add_threads_option
+    from scratchae.cli.arguments import add_threads_option, path_name
 
     command = commands.add_parser("anomaly", help="score a one-class run's test images (and your own) as normal or "
                                                   "anomalous",
@@ -62,7 +62,7 @@ def add_anomaly_command(commands) -> None:
                                                             "--normal-class")
     command.add_argument("images", metavar="IMAGES", nargs="?", default=None,
                          help="also score these: a folder of PNG images or an .npy / .npz file")
-    command.add_argument("--out", metavar="DIR", default=None, help="where the files go (default: RUN_DIR)")
+    command.add_argument("--out", metavar="DIR", type=path_name, default=None, help="where the files go (default: RUN_DIR)")
     command.add_argument("--data-dir", default=None, help="where the data files are")
     command.add_argument("--overwrite", action="store_true",
                          help="replace files of the same names that scratchae did not write")

@@ -56,6 +56,13 @@ def shape(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in parts)
 
 
+def path_name(text: str) -> str:
+    """An argparse type for a file or folder name: not empty (an empty ``--out ""`` is a slip, not "the default")."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a file or folder name, got an empty one")
+    return text
+
+
 def positive_float(text: str) -> float:
     """An argparse type for finite numbers > 0 (learning rates)."""
     return _checked(require_float, "the value", _number(text), above=0.0)
@@ -100,7 +107,7 @@ def add_run_options(parser: argparse.ArgumentParser, *, epochs: int | None, epoc
     parser.add_argument("--seed", type=count(0), default=0, help="seeds the data split, the weights, the batches and "
                                                                 "the noise (default: 0)")
     parser.add_argument("--epochs", type=count(min_epochs), default=epochs, help=epochs_help)
-    parser.add_argument("--out", default=out, help=out_help)
+    parser.add_argument("--out", type=path_name, default=out, help=out_help)
     add_threads_option(parser)
 
 

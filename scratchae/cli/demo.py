@@ -34,7 +34,7 @@ import sys
 import time
 from pathlib import Path
 
-from scratchae.cli.arguments import add_language_option, add_run_options
+from scratchae.cli.arguments import add_language_option, add_run_options, path_name
 from scratchae.cli.demo_folder import ChapterLog, chapter_run, locked_output, one_run_problems
 from scratchae.cli.gallery import (DEMOS, INDEX, LOG, METRICS, PAGES, PNG_SIGNATURE, read_metrics, read_text,
                                    write_index)
@@ -60,7 +60,7 @@ def add_demo_command(commands) -> None:
     demo.add_argument("--only", nargs="+", choices=list(DEMOS), metavar="NAME",
                       help=f"run only these demos ({', '.join(DEMOS)})")
     add_language_option(demo)
-    demo.add_argument("--check", metavar="DIR", default=None,
+    demo.add_argument("--check", metavar="DIR", type=path_name, default=None,
                       help="run nothing: check that DIR holds every expected figure as a real PNG image, and that "
                            "each chapter's figures and metrics come from one run")
     demo.add_argument("--overwrite", action="store_true",

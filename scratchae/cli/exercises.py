@@ -15,7 +15,7 @@ import shlex
 import sys
 
 from scratchae import exercises
-from scratchae.cli.arguments import bounded_float
+from scratchae.cli.arguments import bounded_float, path_name
 from scratchae.exercises.sandbox import DEFAULT_TIMEOUT, LONGEST_TIMEOUT
 
 
@@ -28,10 +28,10 @@ def add_exercises_command(commands) -> None:
     listing = actions.add_parser("list", help="list the exercises")
     listing.set_defaults(run=run_list)
     start = actions.add_parser("start", help="write the exercise files into DIR (existing files are kept)")
-    start.add_argument("folder", metavar="DIR")
+    start.add_argument("folder", metavar="DIR", type=path_name)
     start.set_defaults(run=run_start)
     check = actions.add_parser("check", help="check the exercises in DIR (all, or those named)")
-    check.add_argument("folder", metavar="DIR")
+    check.add_argument("folder", metavar="DIR", type=path_name)
     check.add_argument("names", nargs="*", metavar="NAME", help=f"among: {', '.join(exercises.names())}")
     check.add_argument("--timeout", type=bounded_float(above=0.0, below=LONGEST_TIMEOUT), default=DEFAULT_TIMEOUT,
                        metavar="SECONDS",

@@ -72,7 +72,7 @@ class ExploreError(RunError):
 
 def add_explore_command(commands) -> None:
     """Register ``scratchae explore`` on the sub-command parsers of the ``scratchae`` command."""
-    from scratchae.cli.arguments import add_language_option, count
+    from scratchae.cli.arguments import add_language_option, count, path_name
 
     explore = commands.add_parser("explore", help="write a page to explore a 2-d latent space in the browser",
                                   description="Write one HTML file that opens from the disk: the codes of the run's "
@@ -80,7 +80,7 @@ def add_explore_command(commands) -> None:
                                               "pointer.")
     explore.add_argument("run_dir", metavar="RUN_DIR",
                          help="a run folder (or its model.npz) whose model has a 2-d code")
-    explore.add_argument("--out", metavar="FILE", default=None, help=f"the page (default: RUN_DIR/{PAGE})")
+    explore.add_argument("--out", metavar="FILE", type=path_name, default=None, help=f"the page (default: RUN_DIR/{PAGE})")
     explore.add_argument("--points", type=count(1), default=DEFAULT_POINTS,
                          help=f"test images to draw on the plane (default: {DEFAULT_POINTS:,})")
     explore.add_argument("--data-dir", default=None,

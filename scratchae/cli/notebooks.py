@@ -30,7 +30,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from scratchae.cli.arguments import add_language_option, add_run_options
+from scratchae.cli.arguments import add_language_option, add_run_options, path_name
 from scratchae.cli.demo import demo_script
 from scratchae.cli.gallery import DEMOS
 from scratchae.cli import own_files
@@ -52,7 +52,7 @@ def add_notebooks_command(commands) -> None:
                                  description="Write every demo as a Jupyter notebook (DIR/NAME.ipynb) that opens in "
                                              "Jupyter, JupyterLab, VS Code or Colab. Options given here are "
                                              "written into each notebook's first cell.")
-    parser.add_argument("dir", metavar="DIR", help="folder for the notebooks (made if missing)")
+    parser.add_argument("dir", metavar="DIR", type=path_name, help="folder for the notebooks (made if missing)")
     parser.add_argument("--quick", action="store_true", help="set every notebook to a quick run (a few hundred "
                                                              "images, 2 epochs)")
     add_run_options(parser, epochs=None, epochs_help="epochs of every model (default: each demo's own)",

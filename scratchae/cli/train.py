@@ -22,7 +22,8 @@ from pathlib import Path
 from scratchae import checkpoint, data
 from scratchae.backend import DEVICES, resolve_device, to_device, to_numpy
 from scratchae.validate import fits, require_float, require_int
-from scratchae.cli.arguments import add_run_options, add_threads_option, count, non_negative_float, positive_float
+from scratchae.cli.arguments import (add_run_options, add_threads_option, count, non_negative_float, path_name,
+                                     positive_float)
 from scratchae.cli import own_files
 from scratchae.cli.run_folder import CHECKPOINT, MANIFEST as RUN_MANIFEST, RunFolder, checkpoint_in
 from scratchae.atomic_files import write_text_atomically
@@ -114,7 +115,7 @@ def add_evaluate_command(commands) -> None:
     _add_data_arguments(evaluate_)
     evaluate_.add_argument("--seed", type=count(0), default=None, help="default: the run's")
     evaluate_.add_argument("--device", choices=DEVICES, default="auto")
-    evaluate_.add_argument("--out", default=None, help="folder for the figure (default: the checkpoint's folder)")
+    evaluate_.add_argument("--out", type=path_name, default=None, help="folder for the figure (default: the checkpoint's folder)")
     evaluate_.add_argument("--overwrite", action="store_true",
                            help="replace a figure of the same name that scratchae did not write")
     add_threads_option(evaluate_)
