@@ -198,7 +198,8 @@ def extremes(scores: numpy.ndarray, n: int = 32) -> tuple[numpy.ndarray, numpy.n
 def read_images(path, image_shape: tuple[int, int]) -> tuple[numpy.ndarray, list[str]]:
     """Images from a folder of PNG files or an ``.npy`` / ``.npz`` file -> ((N, H * W) float32 in [0, 1], names).
 
-    PNG files are read as grey levels (colour is averaged by Pillow's "L" conversion) and divided by 255. An array
+    PNG files are read as grey levels (colour is averaged by Pillow's "L" conversion) and divided by 255 (a 16-bit
+    PNG by 65535). An array
     holds (N, H, W) or (N, H * W) images (one (H, W) image too): floats in [0, 1], or whole numbers 0 to 255. An
     ``.npz`` file holds one array, or names it ``images`` or ``x``.
 
@@ -213,8 +214,11 @@ def read_images(path, image_shape: tuple[int, int]) -> tuple[numpy.ndarray, list
     path = Path(path)
     if path.is_dir():
         return _read_png_folder(path, image_shape)
-    if not path.is_file():
+    if not path.exists():
         raise AnomalyError(f"{path}: no such file or folder (give a folder of PNG images or an .npy / .npz file)")
+    if not path.is_file():
+        raise AnomalyError(f"{path}: not a plain file (a pipe or a device?): give a folder of PNG images or an .npy "
+                           f"/ .npz file")
     if path.suffix.lower() == ".png":
         return _read_png_files([path], image_shape), [path.name]
     if path.suffix.lower() not in (".npy", ".npz"):
@@ -228,6 +232,9 @@ def _read_png_folder(folder, image_shape) -> tuple[numpy.ndarray, list[str]]:
     files = sorted(file for file in folder.iterdir() if file.suffix.lower() == ".png")
     if not files:
         raise AnomalyError(f"{folder}: the folder holds no PNG images")
+    for file in files:
+        if not file.is_file():  # a pipe named like an image would block the read forever
+            raise AnomalyError(f"{file}: not a plain file (a folder, a pipe or a device named .png)")
     return _read_png_files(files, image_shape), [file.name for file in files]
 
 
@@ -238,7 +245,7 @@ def _read_png_files(files, image_shape) -> numpy.ndarray:
     for file in files:
         try:
             with Image.open(file) as image:
-                grey = numpy.asarray(image.convert("L"), dtype=numpy.float32) / 255.0  # (H, W) in [0, 1]
+                grey = _grey_levels(image)  # (H, W) in [0, 1]
         except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as error:
             raise AnomalyError(f"{file}: not a readable PNG image ({error})") from None
         if grey.shape != tuple(image_shape):
@@ -246,6 +253,14 @@ def _read_png_files(files, image_shape) -> numpy.ndarray:
                                f"{image_shape[1]} x {image_shape[0]}")
         rows.append(grey.reshape(-1))
     return numpy.stack(rows)
+
+
+def _grey_levels(image) -> numpy.ndarray:
+    """A Pillow image -> (H, W) float32 grey levels in [0, 1]: 16-bit grey divided by 65535 (Pillow's "L" conversion
+    would clip it to black and white), everything else converted to 8-bit grey and divided by 255."""
+    if image.mode.startswith("I"):  # "I;16", "I;16B", "I": PNG's 16-bit grey
+        return numpy.clip(numpy.asarray(image, dtype=numpy.float32) / 65535.0, 0.0, 1.0)
+    return numpy.asarray(image.convert("L"), dtype=numpy.float32) / 255.0
 
 
 def _read_array(path) -> numpy.ndarray:
@@ -259,6 +274,8 @@ def _read_array(path) -> numpy.ndarray:
                 return _images_of_archive(path, archive)
     except AnomalyError:
         raise
+    except MemoryError:
+        raise AnomalyError(f"{path}: the array its header announces does not fit in memory (a damaged file?)") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         if "allow_pickle" in str(error):  # NumPy's words for a file of Python objects, or of text
             raise AnomalyError(f"{path}: not an array of numbers (it holds text or pickled Python objects, which "

@@ -8,7 +8,7 @@ import json
 import numpy
 import pytest
 
-from scratchae import anomaly, builders
+from scratchae import anomaly, builders, checkpoint
 from scratchae.anomaly import AnomalyError
 from scratchae.backend import random_generator, standard_normal_like
 from scratchae.cli import main
@@ -287,3 +287,52 @@ def test_anomaly_never_replaces_a_file_it_did_not_write_unless_told(one_class_ru
     assert main(["anomaly", str(one_class_run), "--out", str(out), "--overwrite"]) == 0
     assert (out / "anomaly_roc.png").read_bytes().startswith(b"\x89PNG")
     assert main(["anomaly", str(one_class_run), "--out", str(out)]) == 0  # its own files: replaced on a rerun
+
+
+def test_a_16_bit_png_reads_as_the_same_grey_levels_as_an_8_bit_one(tmp_path):
+    from PIL import Image
+
+    pixels = numpy.arange(64, dtype=numpy.uint8).reshape(8, 8) * 4
+    for bits, array in ((8, pixels), (16, pixels.astype(numpy.uint16) * 257)):  # 257 maps 0..255 onto 0..65535
+        (tmp_path / str(bits)).mkdir()
+        Image.fromarray(array).save(tmp_path / str(bits) / "a.png")
+    eight, sixteen = (anomaly.read_images(tmp_path / bits, (8, 8))[0] for bits in ("8", "16"))
+    numpy.testing.assert_allclose(sixteen, eight, atol=1e-6)
+    assert len(numpy.unique(sixteen)) == 64  # every grey level kept, not clipped to black and white
+
+
+def test_a_pipe_named_like_an_image_is_refused_not_read_forever(tmp_path):
+    import os
+
+    from PIL import Image
+
+    Image.fromarray(numpy.zeros((8, 8), dtype=numpy.uint8)).save(tmp_path / "a.png")
+    os.mkfifo(tmp_path / "z.png")
+    with pytest.raises(AnomalyError, match=r"z.png: not a plain file"):
+        anomaly.read_images(tmp_path, (8, 8))
+    with pytest.raises(AnomalyError, match=r"z.png: not a plain file"):
+        anomaly.read_images(tmp_path / "z.png", (8, 8))
+
+
+def test_an_npy_header_announcing_more_than_memory_is_named_in_one_line(tmp_path, monkeypatch):
+    def too_large(*_, **__):
+        raise MemoryError  # what NumPy raises for a header that announces 10**11 rows
+
+    numpy.save(tmp_path / "x.npy", numpy.zeros((2, 64)))
+    monkeypatch.setattr(numpy, "load", too_large)
+    with pytest.raises(AnomalyError, match=r"x.npy: the array its header announces does not fit in memory"):
+        anomaly.read_images(tmp_path / "x.npy", (8, 8))
+
+
+@pytest.mark.parametrize("recorded", ["3", -1, 3.5, True])
+def test_a_normal_class_edited_in_the_checkpoint_is_named_as_damaged_settings(one_class_run, tmp_path, capsys,
+                                                                              recorded):
+    saved = checkpoint.load(one_class_run / "model.npz")
+    extra = saved.meta["extra"]
+    extra["settings"]["normal_class"] = recorded
+    edited = tmp_path / "edited"
+    checkpoint.save(edited / "model.npz", saved.model, saved.optimizer, saved.history, extra=extra)
+    assert main(["anomaly", str(edited)]) == 2
+    error = capsys.readouterr().err
+    assert "holds no settings that scratchae train recorded (or they are damaged)" in error
+    assert "trained on every class" not in error and len(error.strip().splitlines()) == 1

@@ -60,10 +60,10 @@ def test_exercises_check_on_a_folder_that_is_not_one_says_so_in_one_line(tmp_pat
 
 def test_demo_check_on_a_missing_folder_or_a_file_says_so_in_one_line(tmp_path, capsys):
     (tmp_path / "afile").write_text("mine")
-    assert run(["demo", "--check", str(tmp_path / "missing")]) == 1
-    assert one_line(capsys.readouterr().err).endswith("missing: no such folder; give the --out folder of a scratchae "
-                                                      "demo")
-    assert run(["demo", "--check", str(tmp_path / "afile")]) == 1
+    assert run(["demo", "--check", str(tmp_path / "missing")]) == 2
+    assert one_line(capsys.readouterr().err) == (f"scratchae: error: {tmp_path / 'missing'}: no such folder; give the "
+                                                 f"--out folder of a scratchae demo")
+    assert run(["demo", "--check", str(tmp_path / "afile")]) == 2
     assert "afile: not a folder" in one_line(capsys.readouterr().err)
 
 
@@ -132,7 +132,8 @@ def test_a_layer_file_that_exits_fails_the_check_in_a_separate_process(tmp_path)
 
 @pytest.mark.parametrize("argv", [["train", "--out="], ["evaluate", "x.npz", "--out="], ["explore", "run", "--out="],
                                   ["anomaly", "run", "--out="], ["notebooks", ""], ["exercises", "check", ""],
-                                  ["exercises", "start", ""], ["demo", "--check="]])
+                                  ["exercises", "start", ""], ["demo", "--check="], ["evaluate", ""], ["explore", ""],
+                                  ["anomaly", ""], ["anomaly", "run", ""]])
 def test_an_empty_name_is_refused_not_taken_for_the_default(argv, capsys):
     assert run(argv) == 2
     assert "expected a file or folder name, got an empty one" in one_line(capsys.readouterr().err)

@@ -58,11 +58,12 @@ def add_anomaly_command(commands) -> None:
                                   description="Score every test image of a run trained with --normal-class by its "
                                               "reconstruction error: AUROC, ROC curve, histogram, the most normal "
                                               "and most anomalous images.")
-    command.add_argument("run_dir", metavar="RUN_DIR", help="a run folder (or its model.npz) trained with "
-                                                            "--normal-class")
-    command.add_argument("images", metavar="IMAGES", nargs="?", default=None,
+    command.add_argument("run_dir", metavar="RUN_DIR", type=path_name,
+                         help="a run folder (or its model.npz) trained with --normal-class")
+    command.add_argument("images", metavar="IMAGES", nargs="?", type=path_name, default=None,
                          help="also score these: a folder of PNG images or an .npy / .npz file")
-    command.add_argument("--out", metavar="DIR", type=path_name, default=None, help="where the files go (default: RUN_DIR)")
+    command.add_argument("--out", metavar="DIR", type=path_name, default=None,
+                         help="where the files go (default: RUN_DIR)")
     command.add_argument("--data-dir", default=None, help="where the data files are")
     command.add_argument("--overwrite", action="store_true",
                          help="replace files of the same names that scratchae did not write")
@@ -77,9 +78,12 @@ def run_anomaly(arguments) -> int:
     if isinstance(model, Classifier):
         raise RunError(f"{path} holds a classifier; anomaly scores come from an autoencoder's reconstructions")
     settings = _recorded_settings(saved.meta)
-    if settings is None or settings["normal_class"] is None:
+    if settings is None:  # another program's checkpoint, or settings edited into what train never records
+        raise RunError(f"{path} holds no settings that scratchae train recorded (or they are damaged), so its normal "
+                       f"class is not known: give a run folder that 'scratchae train --normal-class K' wrote")
+    if settings["normal_class"] is None:
         raise RunError(f"{path} was trained on every class, so no class is normal: train one with --normal-class K "
-                       f"(scratchae train --model {settings['model'] if settings else 'simple'} --normal-class 0)")
+                       f"(scratchae train --model {settings['model']} --normal-class 0)")
     out = Path(arguments.out) if arguments.out else path.parent
     keys = ["json", "roc", "histogram", "extremes"] + (["images"] if arguments.images is not None else [])
     for key in keys:  # before anything is computed: a learner's file of one of these names is never replaced

@@ -269,10 +269,10 @@ def _png_problem(path: Path, imread) -> str | None:
 
 
 def _report_check(out: Path, names) -> int:
-    if not out.is_dir():  # one line, not a line for each of the figures a folder would hold
-        print(f"scratchae: {out}: {'not a folder' if out.exists() else 'no such folder'}; give the --out folder of a "
-              f"scratchae demo", file=sys.stderr)
-        return 1
+    if not out.is_dir():  # a wrong DIR: one line, not a line for each of the figures a folder would hold
+        print(f"scratchae: error: {out}: {'not a folder' if out.exists() else 'no such folder'}; give the --out "
+              f"folder of a scratchae demo", file=sys.stderr)
+        return 2
     problems = check_outputs(out, names)
     for problem in problems:
         print(f"scratchae: {problem}", file=sys.stderr)

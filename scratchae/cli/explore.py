@@ -78,9 +78,10 @@ def add_explore_command(commands) -> None:
                                   description="Write one HTML file that opens from the disk: the codes of the run's "
                                               "test images, and the image the decoder makes of the code under the "
                                               "pointer.")
-    explore.add_argument("run_dir", metavar="RUN_DIR",
+    explore.add_argument("run_dir", metavar="RUN_DIR", type=path_name,
                          help="a run folder (or its model.npz) whose model has a 2-d code")
-    explore.add_argument("--out", metavar="FILE", type=path_name, default=None, help=f"the page (default: RUN_DIR/{PAGE})")
+    explore.add_argument("--out", metavar="FILE", type=path_name, default=None,
+                         help=f"the page (default: RUN_DIR/{PAGE})")
     explore.add_argument("--points", type=count(1), default=DEFAULT_POINTS,
                          help=f"test images to draw on the plane (default: {DEFAULT_POINTS:,})")
     explore.add_argument("--data-dir", default=None,

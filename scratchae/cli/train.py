@@ -109,13 +109,14 @@ def add_train_command(commands) -> None:
 
 def add_evaluate_command(commands) -> None:
     evaluate_ = commands.add_parser("evaluate", help="test loss (and accuracy) of a saved model")
-    evaluate_.add_argument("checkpoint", help="a run folder or its model.npz")
+    evaluate_.add_argument("checkpoint", type=path_name, help="a run folder or its model.npz")
     evaluate_.add_argument("--data", choices=data.DATASETS, default=None,
                            help="the data set (default: the one the model was trained on)")
     _add_data_arguments(evaluate_)
     evaluate_.add_argument("--seed", type=count(0), default=None, help="default: the run's")
     evaluate_.add_argument("--device", choices=DEVICES, default="auto")
-    evaluate_.add_argument("--out", type=path_name, default=None, help="folder for the figure (default: the checkpoint's folder)")
+    evaluate_.add_argument("--out", type=path_name, default=None,
+                           help="folder for the figure (default: the checkpoint's folder)")
     evaluate_.add_argument("--overwrite", action="store_true",
                            help="replace a figure of the same name that scratchae did not write")
     add_threads_option(evaluate_)
