@@ -231,6 +231,12 @@ def test_anomaly_scores_a_learners_images(one_class_run, tmp_path, capsys):
     assert [image["name"] for image in record["images"]] == ["mine.npy[0]", "mine.npy[1]", "mine.npy[2]"]
     assert record["images"][2]["anomalous"] and record["images"][2]["score"] > record["images"][0]["score"]
     assert "mine.npy[2]" in capsys.readouterr().out
+    assert main(["anomaly", str(one_class_run), "--out", str(tmp_path)]) == 0  # again, without the images
+    assert not (tmp_path / "anomaly_images.json").exists()  # their scores, against the earlier threshold, are gone
+    assert f"removed {tmp_path / 'anomaly_images.json'}" in capsys.readouterr().out
+    (tmp_path / "anomaly_images.json").write_text("my own notes")
+    assert main(["anomaly", str(one_class_run), "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "anomaly_images.json").read_text() == "my own notes"  # a learner's file of that name stays
 
 
 @pytest.mark.parametrize("arguments, words", [

@@ -104,6 +104,8 @@ def run_anomaly(arguments) -> int:
     if own is not None:
         written.append(score_own_images(model, own, costs["threshold"], out, overwrite=arguments.overwrite,
                                         **_score_options(model, saved.meta)))
+    elif own_files.remove_if_ours(out / FILES["images"]):  # an earlier run's scores, against another threshold
+        print(f"removed {out / FILES['images']}, an earlier run's scores of images not given this time")
     print(f"saved {', '.join(str(file) for file in written)}")
     return 0
 

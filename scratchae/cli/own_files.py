@@ -78,6 +78,22 @@ def record(path, command: str) -> Path:
     return path
 
 
+def remove_if_ours(path) -> bool:
+    """Delete ``path`` if it is as scratchae wrote it (a result the new run does not make again, which would be
+    taken for one of its own), and drop it from the list; a file of the learner's, or one they edited, stays.
+    Returns whether it was deleted."""
+    path = Path(path)
+    if not is_ours(path):
+        return False
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    with contextlib.suppress(OSError):
+        ledger = _read(path.parent)
+        ledger.pop(path.name, None)
+        write_text_atomically(path.parent / LEDGER, json.dumps({"files": ledger}, indent=1, sort_keys=True) + "\n")
+    return True
+
+
 def write_text(path, text: str, *, command: str, overwrite: bool = False, how: str | None = None) -> Path:
     """Write ``text`` to ``path`` atomically if it may be replaced (:func:`check_replaceable`), and list it."""
     check_replaceable(path, overwrite=overwrite, how=how)
