@@ -9,18 +9,11 @@ import subprocess
 import sys
 
 import pytest
+from test_cli import run
 
 from scratchae.atomic_files import write_atomically
-from scratchae.cli import main
 
 TRAIN = ["train", "--data", "digits", "--epochs", "1", "--batch-size", "128", "--device", "cpu"]
-
-
-def run(argv) -> int:
-    try:
-        return main(argv)
-    except SystemExit as stop:
-        return stop.code
 
 
 def one_line(err: str) -> str:
