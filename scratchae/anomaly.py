@@ -305,7 +305,7 @@ def _as_rows(array: numpy.ndarray, image_shape, what: str) -> numpy.ndarray:
         array = array[None]  # one image
     if array.ndim == 3 and array.shape[1:] == (height, width):
         array = array.reshape(len(array), pixels)
-    if array.ndim != 2 or array.shape[1] != pixels or len(array) == 0:
+    if array.ndim != 2 or array.shape[1] != pixels:
         raise AnomalyError(f"{what}: images of shape {array.shape} do not fit the model, which takes {height} x "
                            f"{width} images: give (N, {height}, {width}) or (N, {pixels})")
     if array.dtype.kind == "f" and not numpy.isfinite(array).all():

@@ -98,7 +98,8 @@ def _learner_frame(error: BaseException):
         return None
     library = _library_folders()
     pairs = list(zip(entries, summaries))
-    outside = [pair for pair in pairs if not str(Path(pair[1].filename).resolve()).startswith(library)]
+    outside = [pair for pair in pairs
+               if not any(Path(pair[1].filename).resolve().is_relative_to(folder) for folder in library)]
     return (outside or pairs)[-1]
 
 

@@ -6,7 +6,7 @@ model cast or moved with ``Model.to`` after training has its optimizer's state c
 :meth:`Optimizer.follow_parameters`, which ``fit`` and ``checkpoint.save`` call once, at their door, not at every
 step. Hyperparameters are kept as Python floats, so float32 arrays stay float32.
 
-These are the lesson's forms: ``Adam.step`` is its docstring's formula line by line. The engine's
+These are the lesson's forms: ``Adam.update`` is its docstring's formula line by line. The engine's
 :class:`scratchae.engine.adam.FastAdam` computes the same update with fewer passes over memory.
 """
 

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 from test_every_ending import listing, small_disk  # noqa: F401 (small_disk is a fixture)
 
-from scratchae.cli import demo as demo_command
 from scratchae.cli.run_folder import STAGING_PREFIX, RunFolder
 
 QUICK = ["--quick", "--data", "digits", "--device", "cpu", "--only", "one_step"]

@@ -447,3 +447,15 @@ def test_check_loss_names_the_shapes_of_a_one_hot_of_the_wrong_size(tmp_path, ca
     verdict = exercise_verdict(tmp_path / "exercises", "softmax_cross_entropy", capsys)
     assert verdict.endswith(said.replace("my_losses.py", "07_softmax_cross_entropy.py").replace(
         f"line {grad_line}", f"line {line_of(stub, 'grad = numpy.exp(log_probs) - one_hot')}"))
+
+
+def test_a_learners_folder_whose_name_begins_like_the_librarys_is_still_the_learners(tmp_path, monkeypatch):
+    from scratchae import mistakes
+
+    library, learner = tmp_path / "scratchae", tmp_path / "scratchae_work"  # side by side, one name a prefix
+    library.mkdir()
+    learner.mkdir()
+    monkeypatch.setattr(mistakes, "_library_folders", lambda: (str(library),))
+    path, line = write(learner, "my_layers.py", DENSE, "self.W.grad = self.x.T @ dy", "self.W.grad = dy @ self.x")
+    [said] = check_layer(load_file(path).Dense(5, 3)).mistakes
+    assert said.endswith(f"(my_layers.py, line {line})")

@@ -6,6 +6,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
+from matplotlib.ticker import ScalarFormatter
 
 from scratchae import plots
 
@@ -527,9 +528,20 @@ def _tick_labels(fig) -> list[str]:
 @pytest.mark.parametrize("name", sorted(FIGURES_IN_BOTH_LANGUAGES))
 def test_every_figures_tick_labels_take_the_languages_decimal_point(name):
     draw = FIGURES_IN_BOTH_LANGUAGES[name][0]
-    decimal = re.compile(r"\d\.\d")
-    assert not [label for label in _tick_labels(draw("pt")) if decimal.search(label)]
-    assert not [label for label in _tick_labels(draw("en")) if re.search(r"\d,\d", label)]
+    english, portuguese = draw("en"), draw("pt")
+    assert [label.replace(".", ",") for label in _tick_labels(english)] == _tick_labels(portuguese)
+    for en_axis, pt_axis in zip(_axes(english), _axes(portuguese), strict=True):  # whatever ticks the data gives
+        if isinstance(en_axis.get_major_formatter(), ScalarFormatter):
+            written = []
+            for axis in (en_axis, pt_axis):
+                axis.get_major_formatter().set_locs([0.0, 0.25, 0.5])  # ticks of quarters, as data could give
+                written.append(axis.get_major_formatter()(0.25))
+            assert written == ["0.25", "0,25"]
+
+
+def _axes(fig) -> list:
+    """Every x and y axis that the figure shows, in order."""
+    return [axis for ax in fig.axes if ax.axison for axis in (ax.xaxis, ax.yaxis) if axis.get_visible()]
 
 
 def test_matplotlibs_own_ticks_are_written_with_a_decimal_comma_in_portuguese():

@@ -79,4 +79,3 @@ def run_check(arguments) -> int:
     right = sum(result.right for result in results)
     print(f"{right} of {len(results)} right")
     return 0 if right == len(results) == len(asked) else 1
-

@@ -234,7 +234,7 @@ def _check_unfinished_epoch(history, batch_size: int, n_samples: int, path) -> N
 def _say_if_threads_change(recorded, now: int, device: str) -> None:
     """On the CPU, a run resumed with another training thread count than it trained with sums its gradients in
     another order: say that its bits may differ from here on (as for a change of device)."""
-    if device != "cpu" or not fits(require_int, recorded, minimum=1) or now is None or recorded == now:
+    if device != "cpu" or not fits(require_int, recorded, minimum=1) or recorded == now:
         return
     print(f"note: the run trained with {_plural(recorded, 'thread')} and resumes with {now}, which add up the "
           f"gradients in another order; from here on its last bits may differ from a run that was never "
