@@ -337,8 +337,8 @@ class ConvTranspose2D(ShapedLayer):
         cols = xp.matrix_transpose(weights) @ x_rows  # (N, C_out KH KW, H W): each pixel's kernel, weighted
         y_full = col2im(cols, full_shape, self.kernel_size, self.stride)  # (N, C_out, H_full, W_full)
         self.cache = (x_rows, full_shape, (height, width))
-        p, (_, out_h, out_w) = self.padding, self.output_shape(x.shape[1:])
-        y = y_full[:, :, p:p + out_h, p:p + out_w]  # (N, C_out, H_out, W_out): the padding cut
+        p = self.padding
+        y = y_full[:, :, p:full_shape[2] - p, p:full_shape[3] - p]  # (N, C_out, H_out, W_out): the padding cut
         return y + xp.reshape(self.b.data, (-1, 1, 1))  # (N, C_out, H_out, W_out)
 
     def backward(self, dy, input_grad: bool = True):
