@@ -30,11 +30,16 @@ class Optimizer(abc.ABC):
 
     def step(self) -> None:
         """Apply the gradients that the last backward set, to every parameter."""
-        if self.steps == 0:  # once, at the first step: a parameter that backward never reaches is named
-            self.require_gradients()
-        self.steps += 1
+        self.count_step()
         for index, parameter in enumerate(self.params):
             self.update(index, parameter)
+
+    def count_step(self) -> None:
+        """Count one more step; at the first, name any parameter that backward never reaches (a check once, at the
+        door, not at every step)."""
+        if self.steps == 0:
+            self.require_gradients()
+        self.steps += 1
 
     def require_gradients(self) -> None:
         """Raise a RuntimeError naming every parameter that has no gradient (backward was not called, or does not

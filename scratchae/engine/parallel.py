@@ -44,6 +44,7 @@ import threading
 import numpy
 
 from scratchae.engine.denormals import flushing_denormals
+from scratchae.optim import Optimizer
 
 
 class WorkerPool:
@@ -139,7 +140,7 @@ class DataParallel:
         self.pool = WorkerPool(threads)
         self.reduced_by = _balance([parameter.size for parameter in self.parameters], threads)
         self.model, self.loss, self.optimizer = SplitModel(self), SplitLoss(self), SplitOptimizer(self)
-        self.bounds, self.draws, self.values, self.x = [], {}, [], None
+        self.bounds, self.draws, self.x = [], {}, None
 
     def start(self, x) -> None:
         """Split the batch ``x`` (N, D): draw its random numbers once, point every replica at the current weights."""
@@ -168,7 +169,6 @@ class DataParallel:
                 self.replicas[k].backward(self.losses[k].backward())
 
         self.pool.run(part, len(self.bounds))
-        self.values = values
         return sum((stop - start) / n * value for (start, stop), value in zip(self.bounds, values))
 
     def backward(self) -> None:
@@ -198,9 +198,7 @@ class DataParallel:
         if not _updates_each_parameter_alone(optimizer):
             optimizer.step()
             return
-        if optimizer.steps == 0:  # as Optimizer.step: a parameter no backward reaches is named once, at the start
-            optimizer.require_gradients()
-        optimizer.steps += 1
+        optimizer.count_step()  # as Optimizer.step does
         position = {id(parameter): index for index, parameter in enumerate(optimizer.params)}
 
         def update(k):
